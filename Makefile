@@ -1,0 +1,54 @@
+# mpesa-bridge — the verbs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mpesa-bridge needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the locked dependencies
+
+.PHONY: run
+run: $(STAMP) ## Migrate the SQLite database and start the bridge with the built-in simulator on :8000
+	@$(BIN)/mpesa-bridge serve --dev
+
+.PHONY: test
+test: $(STAMP) ## Run the whole test suite (PostgreSQL/Redis tests skip loudly when unreachable)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff, mypy and the import-linter contracts
+	@$(BIN)/ruff check src tests
+	@$(BIN)/ruff format --check src tests
+	@$(BIN)/mypy
+	@$(BIN)/lint-imports
+
+.PHONY: format
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	@$(BIN)/ruff check --fix src tests
+	@$(BIN)/ruff format src tests
+
+.PHONY: lock
+lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml
+	@$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o requirements.lock -q
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks (arrive with the performance issue)
+	@echo "No benchmarks yet: they arrive with the performance work (bench/)."
+
+.PHONY: clean
+clean: ## Remove the virtual environment and local data
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

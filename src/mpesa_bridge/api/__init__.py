@@ -1,0 +1,1 @@
+"""The HTTP adapter: the public v1 API, the admin API and the Daraja callback routes."""

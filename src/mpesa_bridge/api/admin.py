@@ -1,0 +1,114 @@
+"""/v1/admin: projects and their keys, for the operator (admin token from the environment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from mpesa_bridge.api.deps import AdminDep, RuntimeDep
+from mpesa_bridge.api.responses import JSONResponse
+from mpesa_bridge.api.schemas import (
+    DarajaSettings,
+    DarajaSettingsPublic,
+    ErrorResponse,
+    KeyCreated,
+    ProjectCreate,
+    ProjectCreated,
+    ProjectList,
+)
+from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
+from mpesa_bridge.core.payments.public import iso
+from mpesa_bridge.core.projects import (
+    DarajaConfig,
+    DarajaEnvironment,
+    DarajaSettingsInput,
+    Mode,
+    Project,
+    ShortcodeType,
+)
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
+_ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}}
+
+
+def to_input(given: DarajaSettings) -> DarajaSettingsInput:
+    return DarajaSettingsInput(
+        environment=DarajaEnvironment(given.environment),
+        consumer_key=given.consumer_key,
+        consumer_secret=given.consumer_secret,
+        short_code=given.short_code,
+        passkey=given.passkey,
+        shortcode_type=ShortcodeType(given.shortcode_type),
+        till_number=given.till_number,
+    )
+
+
+def simulator_settings(settings: Settings) -> DarajaSettingsInput:
+    """Test-mode defaults: the built-in simulator with Safaricom's public sandbox shortcode."""
+    return DarajaSettingsInput(
+        environment=DarajaEnvironment.SIMULATOR,
+        consumer_key=settings.simulator_consumer_key,
+        consumer_secret=settings.simulator_consumer_secret.get_secret_value(),
+        short_code=SANDBOX_SHORTCODE,
+        passkey=SANDBOX_PASSKEY,
+    )
+
+
+def project_public(project: Project, configs: dict[Mode, DarajaConfig]) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "object": "project",
+        "name": project.name,
+        "created_at": iso(project.created_at),
+        "daraja": {
+            mode.value: {
+                "environment": str(c.environment),
+                "short_code": c.short_code,
+                "shortcode_type": str(c.shortcode_type),
+                "till_number": c.till_number,
+                "updated_at": iso(c.updated_at),
+            }
+            for mode, c in configs.items()
+        },
+    }
+
+
+@router.post("/projects", status_code=201, response_model=ProjectCreated, responses=_ERRORS)
+async def create_project(runtime: RuntimeDep, body: ProjectCreate) -> JSONResponse:
+    """Create a project with its test and live secret keys (shown once, in this response only)."""
+    daraja: dict[Mode, DarajaSettingsInput] = {}
+    if body.test is not None:
+        daraja[Mode.TEST] = to_input(body.test)
+    elif runtime.settings.resolved_simulator_url:
+        daraja[Mode.TEST] = simulator_settings(runtime.settings)
+    if body.live is not None:
+        daraja[Mode.LIVE] = to_input(body.live)
+    project, keys = await runtime.projects.create_project(body.name, daraja)
+    configs = await runtime.projects.daraja_configs(project.id)
+    out = project_public(project, configs)
+    out["secret_keys"] = {mode.value: issued.secret for mode, issued in keys.items()}
+    return JSONResponse(out, status_code=201)
+
+
+@router.get("/projects", response_model=ProjectList, responses=_ERRORS)
+async def list_projects(runtime: RuntimeDep) -> JSONResponse:
+    projects = await runtime.projects.list_projects()
+    data = [project_public(p, await runtime.projects.daraja_configs(p.id)) for p in projects]
+    return JSONResponse({"object": "list", "data": data})
+
+
+@router.put("/projects/{project_id}/daraja/{mode}", response_model=DarajaSettingsPublic, responses=_ERRORS)
+async def put_daraja_settings(runtime: RuntimeDep, project_id: str, mode: Mode, body: DarajaSettings) -> JSONResponse:
+    """Set one mode's Daraja settings. Credentials are sealed under the master key; never returned."""
+    config = await runtime.projects.set_daraja(project_id, mode, to_input(body))
+    return JSONResponse(project_public(Project(project_id, "", config.updated_at), {mode: config})["daraja"][mode])
+
+
+@router.post("/projects/{project_id}/keys/{mode}", status_code=201, response_model=KeyCreated, responses=_ERRORS)
+async def create_key(runtime: RuntimeDep, project_id: str, mode: Mode) -> JSONResponse:
+    """Issue another secret key for a mode (shown once). Rotation and revocation come with security."""
+    issued = await runtime.projects.issue_key(project_id, mode)
+    return JSONResponse(
+        {"object": "api_key", "id": issued.key.id, "mode": mode.value, "secret_key": issued.secret}, status_code=201
+    )

@@ -1,0 +1,91 @@
+"""The composition root of the HTTP server: `create_app(settings)`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from mpesa_bridge import __version__
+from mpesa_bridge.api import admin, callbacks, health
+from mpesa_bridge.api.errors import install_error_handlers
+from mpesa_bridge.api.middleware import BridgeMiddleware
+from mpesa_bridge.api.v1 import payments
+from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
+from mpesa_bridge.core.clock import Clock
+from mpesa_bridge.logging import get_logger
+from mpesa_bridge.runtime import build_runtime
+from mpesa_bridge.simulator import Simulator, SimulatorConfig
+
+log = get_logger("mpesa_bridge.app")
+
+DESCRIPTION = """
+Collect money by M-Pesa STK Push through Safaricom's Daraja API.
+
+Authenticate with `Authorization: Bearer sk_test_…` (or `sk_live_…`): the key's mode decides
+whether the request goes to the simulator/sandbox or to production. Every error has the shape
+`{"error": {"type", "code", "message", "param", "request_id"}}`.
+"""
+
+
+def simulator_config(settings: Settings) -> SimulatorConfig:
+    return SimulatorConfig(
+        credentials={settings.simulator_consumer_key: settings.simulator_consumer_secret.get_secret_value()},
+        shortcodes={SANDBOX_SHORTCODE: SANDBOX_PASSKEY},
+        callback_delay=settings.simulator_callback_delay,
+        late_callback_delay=settings.simulator_late_callback_delay,
+    )
+
+
+def simulator_for(settings: Settings) -> Simulator:
+    return Simulator(simulator_config(settings))
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    daraja_transport: httpx.AsyncBaseTransport | None = None,
+    simulator: Simulator | None = None,
+) -> FastAPI:
+    """Build the bridge. The lifespan wires storage, Daraja, the workers and the simulator."""
+    if simulator is None and settings.mount_simulator:
+        simulator = simulator_for(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await build_runtime(settings, clock=clock, daraja_transport=daraja_transport)
+        app.state.runtime = runtime
+        if simulator is not None:
+            await simulator.start()
+        if settings.reconcile_enabled:
+            await runtime.start_workers()
+        log.info("bridge.started", env=settings.env, database=runtime.db.dialect, simulator=simulator is not None)
+        try:
+            yield
+        finally:
+            if simulator is not None:
+                await simulator.aclose()
+            await runtime.aclose()
+            log.info("bridge.stopped")
+
+    app = FastAPI(
+        title="mpesa-bridge",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    app.include_router(payments.router)
+    app.include_router(callbacks.router)
+    app.include_router(admin.router)
+    app.include_router(health.router)
+    if simulator is not None:
+        app.mount("/simulator", simulator.app)
+    app.add_middleware(BridgeMiddleware, max_body_bytes=settings.max_body_bytes, json_only_prefixes=("/v1/",))
+    return app

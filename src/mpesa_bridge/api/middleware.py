@@ -1,0 +1,113 @@
+"""ASGI middleware: request ids, body size limit, JSON-only bodies, security headers.
+
+Pure ASGI (no BaseHTTPMiddleware) so that streaming and the callback hot path stay cheap.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mpesa_bridge.api.errors import ApiError
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def _reply(status: int, code: str, message: str, request_id: str) -> tuple[Message, Message]:
+    body = orjson.dumps(
+        {
+            "error": {
+                "type": "invalid_request_error",
+                "code": code,
+                "message": message,
+                "param": None,
+                "request_id": request_id,
+            }
+        }
+    )
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            *_SECURITY_HEADERS,
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+class BridgeMiddleware:
+    """Assigns a request id; refuses oversized (413) and non-JSON (415) bodies before routing."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, json_only_prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.json_only_prefixes = json_only_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + secrets.token_hex(12)
+        scope.setdefault("state", {})["request_id"] = request_id
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            for message in _reply(*refusal, request_id):
+                await send(message)
+            return
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, self._limited(receive), self._stamped(send, request_id))
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str, str] | None:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return 413, "body_too_large", f"request body is larger than {self.max_body_bytes} bytes"
+        path: str = scope.get("path", "")
+        if scope.get("method") in _BODY_METHODS and path.startswith(self.json_only_prefixes):
+            has_body = declared not in (None, "0") or "transfer-encoding" in headers
+            media = headers.get("content-type", "").split(";")[0].strip().lower()
+            if has_body and media != "application/json":
+                return 415, "unsupported_media_type", "request body must be application/json"
+        return None
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
+            return message
+
+        return limited
+
+    def _stamped(self, send: Send, request_id: str) -> Send:
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[Any] = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(_SECURITY_HEADERS)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return stamped

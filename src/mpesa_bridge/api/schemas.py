@@ -1,0 +1,165 @@
+"""Request and response models — the OpenAPI contract. Validation rules live in the core."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(examples=["invalid_request_error"])
+    code: str = Field(examples=["invalid_phone"])
+    message: str
+    param: str | None = None
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class PaymentCreate(BaseModel):
+    """Start an STK Push. `phone` may be written 07…, 01…, +254…, 254…, 7… (spaces and dashes allowed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Any = Field(
+        description="Kenyan mobile number of the payer", examples=["0708374149"], json_schema_extra={"type": "string"}
+    )
+    amount: Any = Field(
+        description="whole shillings, 1 to 250000 (configurable maximum)",
+        examples=[100],
+        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
+    )
+    account_reference: Any = Field(
+        description="shown to the customer in the prompt; ≤ 12 letters, digits, spaces, . - _ /",
+        examples=["INV00042"],
+        json_schema_extra={"type": "string", "maxLength": 12},
+    )
+    description: Any = Field(
+        None,
+        description="≤ 13 letters, digits, spaces, . - _ /; default 'Payment'",
+        examples=["Order 42"],
+        json_schema_extra={"type": "string", "maxLength": 13},
+    )
+    metadata: Any = Field(
+        None,
+        description="your own JSON object, kept with the payment (≤ 4 KB)",
+        json_schema_extra={"type": "object"},
+    )
+
+
+PaymentStatusName = Literal["pending", "unknown", "succeeded", "failed", "cancelled", "expired"]
+
+
+class PaymentPublic(BaseModel):
+    id: str = Field(examples=["pay_01jz5m3k6q8w2d1c4b7n9p0r5t"])
+    object: Literal["payment"]
+    mode: Literal["test", "live"]
+    status: PaymentStatusName
+    amount: int
+    currency: Literal["KES"]
+    phone: str = Field(examples=["254708374149"])
+    account_reference: str
+    description: str
+    metadata: dict[str, Any]
+    failure_code: str | None = Field(description="stable reason code, e.g. user_cancelled, insufficient_funds")
+    failure_message: str | None = Field(description="Safaricom's own text where there is one")
+    result_code: str | None
+    result_desc: str | None
+    mpesa_receipt_number: str | None
+    merchant_request_id: str | None
+    checkout_request_id: str | None
+    business_short_code: str
+    needs_attention: bool = Field(description="true when something about this payment needs a human look")
+    attention_reason: str | None
+    transaction_date: str | None
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+
+
+class PaymentList(BaseModel):
+    object: Literal["list"]
+    data: list[PaymentPublic]
+    has_more: bool
+    next_cursor: str | None = Field(description="pass as starting_after to get the next page")
+
+
+class EvidencePublic(BaseModel):
+    id: str
+    source: str
+    verdict: str
+    result_code: str | None
+    result_desc: str | None
+    callback_id: str | None
+    note: str | None
+    created_at: str
+
+
+class EvidenceList(BaseModel):
+    object: Literal["list"]
+    data: list[EvidencePublic]
+
+
+class CallbackAck(BaseModel):
+    ResultCode: int = 0
+    ResultDesc: str = "Accepted"
+
+
+class DarajaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    environment: Literal["simulator", "sandbox", "production"]
+    consumer_key: str
+    consumer_secret: str
+    short_code: str = Field(description="paybill number, or for a till its store (head office) number")
+    passkey: str
+    shortcode_type: Literal["paybill", "till"] = "paybill"
+    till_number: str | None = None
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    test: DarajaSettings | None = Field(None, description="default: the built-in simulator when it is enabled")
+    live: DarajaSettings | None = None
+
+
+class DarajaSettingsPublic(BaseModel):
+    environment: str
+    short_code: str
+    shortcode_type: str
+    till_number: str | None
+    updated_at: str
+
+
+class ProjectPublic(BaseModel):
+    id: str
+    object: Literal["project"]
+    name: str
+    created_at: str
+    daraja: dict[str, DarajaSettingsPublic]
+
+
+class ProjectCreated(ProjectPublic):
+    secret_keys: dict[str, str] = Field(description="shown once: store them now")
+
+
+class ProjectList(BaseModel):
+    object: Literal["list"]
+    data: list[ProjectPublic]
+
+
+class KeyCreated(BaseModel):
+    object: Literal["api_key"]
+    id: str
+    mode: str
+    secret_key: str = Field(description="shown once")
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}

@@ -1,0 +1,136 @@
+"""/v1/payments: start an STK Push, read payments, ask Daraja now."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+
+from mpesa_bridge.api.deps import RuntimeDep, TenantDep
+from mpesa_bridge.api.responses import JSONResponse
+from mpesa_bridge.api.schemas import ErrorResponse, EvidenceList, PaymentCreate, PaymentList, PaymentPublic
+from mpesa_bridge.core.clock import ensure_utc
+from mpesa_bridge.core.errors import InvalidRequest
+from mpesa_bridge.core.payments.public import iso, payment_public
+from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.payments.validation import validate_payment_create
+from mpesa_bridge.core.phone import normalise_phone
+from mpesa_bridge.core.ports import PaymentFilter
+
+router = APIRouter(prefix="/v1/payments", tags=["payments"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "invalid request (the `param` names the field)"},
+    401: {"model": ErrorResponse, "description": "missing or wrong secret key"},
+    404: {"model": ErrorResponse, "description": "no such payment for this key's project and mode"},
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PaymentPublic,
+    responses={**_ERRORS, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},
+    summary="Start an STK Push payment",
+)
+async def create_payment(
+    runtime: RuntimeDep, tenant: TenantDep, body: Annotated[PaymentCreate, Body()]
+) -> JSONResponse:
+    """Records the payment, sends the prompt to the customer's phone and returns at once.
+
+    The outcome arrives later (callback or reconciliation); watch `status`. A push Daraja refuses
+    returns a `failed` payment with `failure_code`; one whose answer was lost returns `unknown`."""
+    request = validate_payment_create(
+        phone=body.phone,
+        amount=body.amount,
+        account_reference=body.account_reference,
+        description=body.description,
+        metadata=body.metadata,
+        limits=runtime.limits,
+    )
+    payment = await runtime.payments.create(tenant, request)
+    return JSONResponse(payment_public(payment), status_code=201)
+
+
+@router.get("", response_model=PaymentList, responses=_ERRORS, summary="List payments, newest first")
+async def list_payments(
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    status: Annotated[PaymentStatus | None, Query(description="only payments in this status")] = None,
+    phone: Annotated[str | None, Query(description="payer phone in any Kenyan form")] = None,
+    reference: Annotated[str | None, Query(description="exact account_reference")] = None,
+    created_gte: Annotated[datetime | None, Query(description="created at or after (ISO 8601 with zone)")] = None,
+    created_lte: Annotated[datetime | None, Query(description="created at or before (ISO 8601 with zone)")] = None,
+    starting_after: Annotated[str | None, Query(description="cursor: next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JSONResponse:
+    query = PaymentFilter(
+        status=status,
+        phone=normalise_phone(phone) if phone is not None else None,
+        account_reference=reference,
+        created_gte=_aware(created_gte, "created_gte"),
+        created_lte=_aware(created_lte, "created_lte"),
+        starting_after=starting_after,
+        limit=limit,
+    )
+    rows = list(await runtime.payments.list(tenant, query))
+    has_more = len(rows) > limit
+    page = rows[:limit]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [payment_public(p) for p in page],
+            "has_more": has_more,
+            "next_cursor": page[-1].id if has_more and page else None,
+        }
+    )
+
+
+@router.get("/{payment_id}", response_model=PaymentPublic, responses=_ERRORS, summary="Read a payment")
+async def get_payment(runtime: RuntimeDep, tenant: TenantDep, payment_id: str) -> JSONResponse:
+    return JSONResponse(payment_public(await runtime.payments.get(tenant, payment_id)))
+
+
+@router.post(
+    "/{payment_id}/refresh",
+    response_model=PaymentPublic,
+    responses=_ERRORS,
+    summary="Ask Daraja (STK Query) now",
+)
+async def refresh_payment(runtime: RuntimeDep, tenant: TenantDep, payment_id: str) -> JSONResponse:
+    """Queries Daraja for this payment's outcome and applies it under the usual evidence rules
+    (a query never overrides a callback). Daraja throttles queries; do not poll this in a loop."""
+    return JSONResponse(payment_public(await runtime.payments.refresh(tenant, payment_id)))
+
+
+@router.get(
+    "/{payment_id}/evidence",
+    response_model=EvidenceList,
+    responses=_ERRORS,
+    summary="Every outcome report received for a payment",
+)
+async def payment_evidence(runtime: RuntimeDep, tenant: TenantDep, payment_id: str) -> JSONResponse:
+    rows = await runtime.payments.evidence(tenant, payment_id)
+    data = [
+        {
+            "id": e.id,
+            "source": e.source,
+            "verdict": e.verdict,
+            "result_code": e.result_code,
+            "result_desc": e.result_desc,
+            "callback_id": e.callback_id,
+            "note": e.note,
+            "created_at": iso(e.created_at),
+        }
+        for e in rows
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+def _aware(value: datetime | None, param: str) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidRequest(f"{param} needs a time zone, e.g. 2026-01-31T00:00:00Z", param=param)
+    return ensure_utc(value)

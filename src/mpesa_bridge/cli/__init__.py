@@ -1,0 +1,146 @@
+"""The `mpesa-bridge` command (Typer). Every option can also be set with an MPESA_BRIDGE_* variable."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from mpesa_bridge.config import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="mpesa-bridge",
+    help="A self-hostable M-Pesa (Daraja) payments gateway. Options also read MPESA_BRIDGE_* variables.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+projects_app = typer.Typer(help="Projects, their Daraja settings and secret keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(projects_app, name="projects")
+
+HostOpt = Annotated[str | None, typer.Option(envvar="MPESA_BRIDGE_HOST", help="interface to bind", show_default=False)]
+PortOpt = Annotated[int | None, typer.Option(envvar="MPESA_BRIDGE_PORT", help="port to listen on", show_default=False)]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="MPESA_BRIDGE_DATABASE_URL", help="SQLAlchemy URL", show_default=False),
+]
+
+
+def settings_from(**given: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in given.items() if v is not None})
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    async def _main() -> T:
+        return await coro_fn()
+
+    try:
+        return asyncio.run(_main())
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    database_url: DbOpt = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="create (once) a test project and print its key and a first curl")
+    ] = False,
+) -> None:
+    """Run the HTTP server (API, Daraja callbacks, in-process workers, simulator in development)."""
+    from mpesa_bridge.cli.serve import serve_forever
+
+    settings = settings_from(host=host, port=port, database_url=database_url)
+    run(lambda: serve_forever(settings, dev=dev))
+
+
+@app.command()
+def worker(database_url: DbOpt = None) -> None:
+    """Run the inbox and reconciliation workers without the HTTP server (scale them separately)."""
+    from mpesa_bridge.cli.serve import work_forever
+
+    settings = settings_from(database_url=database_url)
+    run(lambda: work_forever(settings))
+
+
+@app.command()
+def simulator(
+    host: Annotated[str, typer.Option(envvar="MPESA_BRIDGE_SIMULATOR_HOST", help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="MPESA_BRIDGE_SIMULATOR_PORT", help="port to listen on")] = 8001,
+    callback_delay: Annotated[
+        float, typer.Option(envvar="MPESA_BRIDGE_SIMULATOR_CALLBACK_DELAY", help="seconds before the callback")
+    ] = 3.0,
+    late_callback_delay: Annotated[
+        float, typer.Option(envvar="MPESA_BRIDGE_SIMULATOR_LATE_CALLBACK_DELAY", help="delay of the 'late' number")
+    ] = 120.0,
+) -> None:
+    """Run the offline Daraja simulator on its own (OAuth, STK Push, STK Query, callbacks)."""
+    import uvicorn
+
+    from mpesa_bridge.api.app import simulator_config
+    from mpesa_bridge.simulator import create_app
+
+    settings = settings_from(simulator_callback_delay=callback_delay, simulator_late_callback_delay=late_callback_delay)
+    typer.echo(f"Daraja simulator on http://{host}:{port} (consumer key {settings.simulator_consumer_key})")
+    uvicorn.run(create_app(simulator_config(settings)), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new random master key for MPESA_BRIDGE_MASTER_KEY."""
+    from mpesa_bridge.core.crypto import generate_master_key
+
+    typer.echo(generate_master_key())
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: DbOpt = None,
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from mpesa_bridge.storage.migrate import upgrade
+
+    settings = settings_from(database_url=database_url)
+    upgrade(settings.resolved_database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("current")
+def db_current(database_url: DbOpt = None) -> None:
+    """Show the database's migration revision and the code's head."""
+    from mpesa_bridge.storage.db import Database
+    from mpesa_bridge.storage.migrate import current_revision, head_revision
+
+    settings = settings_from(database_url=database_url)
+
+    async def _current() -> str | None:
+        db = Database(settings.resolved_database_url)
+        try:
+            return await current_revision(db)
+        finally:
+            await db.dispose()
+
+    typer.echo(f"current: {run(_current) or 'empty'}  head: {head_revision()}")
+
+
+def main() -> None:
+    from mpesa_bridge.cli import projects  # noqa: F401 - registers the `projects` commands
+
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)

@@ -1,0 +1,72 @@
+"""Development bootstrap: one test project, its key kept in the data directory, and a first curl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mpesa_bridge.api.admin import simulator_settings
+from mpesa_bridge.core.errors import AuthenticationFailed
+from mpesa_bridge.core.projects import Mode
+from mpesa_bridge.runtime import Runtime
+
+DEV_FILE = "dev-project.json"
+
+
+async def ensure_dev_project(runtime: Runtime) -> tuple[str, str]:
+    """Return (project id, test secret key), creating the project the first time."""
+    path: Path = runtime.settings.data_dir / DEV_FILE
+    saved = _load(path)
+    if saved is not None:
+        try:
+            await runtime.projects.authenticate(saved["test_secret_key"])
+            return saved["project_id"], saved["test_secret_key"]
+        except (AuthenticationFailed, KeyError):
+            pass  # the database was reset: make a new project below
+    project, keys = await runtime.projects.create_project(
+        "Development", {Mode.TEST: simulator_settings(runtime.settings)}
+    )
+    secret = keys[Mode.TEST].secret
+    _save(path, {"project_id": project.id, "test_secret_key": secret})
+    return project.id, secret
+
+
+def _load(path: Path) -> dict[str, str] | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _save(path: Path, data: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    path.chmod(0o600)
+
+
+def banner(base_url: str, project_id: str, secret: str) -> str:
+    return f"""
+mpesa-bridge is starting on {base_url}  (sandbox mode, built-in Daraja simulator)
+
+  project          {project_id}
+  test secret key  {secret}
+  API docs         {base_url}/docs
+
+Make a payment (the simulated customer pays within a few seconds):
+
+  curl -s {base_url}/v1/payments \\
+    -H "Authorization: Bearer {secret}" \\
+    -H "Content-Type: application/json" \\
+    -d '{{"phone": "0708374149", "amount": 10, "account_reference": "INV001", "description": "First test"}}'
+
+Then read it (use the id from the answer):
+
+  curl -s {base_url}/v1/payments/<id> -H "Authorization: Bearer {secret}"
+
+Magic numbers choose the outcome: 0700001032 cancelled, 0700000001 insufficient funds,
+0700001037 timeout, 0700002001 wrong PIN, 0700000900 no callback (reconciled by query).
+See README.md for the full table.
+"""

@@ -1,0 +1,165 @@
+"""Configuration: one settings class, every field an `MPESA_BRIDGE_*` variable (or `.env`).
+
+`.env.example` documents each variable. Production refuses to start with a default or missing
+master key, without a public base URL (Daraja must reach our callbacks), or with the simulator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mpesa_bridge.core.crypto import MasterKeyError, generate_master_key, parse_master_key
+
+SANDBOX_URL = "https://sandbox.safaricom.co.ke"
+PRODUCTION_URL = "https://api.safaricom.co.ke"
+SIMULATOR_CONSUMER_KEY = "sim_consumer_key"
+SIMULATOR_CONSUMER_SECRET = "sim_consumer_secret"  # public test value, like Daraja's sandbox ones
+SANDBOX_SHORTCODE = "174379"
+SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"  # published by Safaricom
+_DEV_MASTER_KEY_FILE = "master.key"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    """Everything the bridge reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MPESA_BRIDGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "production"] = Field(
+        "development", description="development (local defaults, simulator) or production (strict)"
+    )
+    host: str = Field("127.0.0.1", description="interface the HTTP server binds to")
+    port: int = Field(8000, ge=1, le=65535, description="port the HTTP server listens on")
+    data_dir: Path = Field(Path(".data"), description="where SQLite and development secrets live")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/bridge.db; postgresql://… for PG"
+    )
+    public_base_url: str | None = Field(
+        None, description="public https URL Daraja reaches us at (callback URLs are built from it)"
+    )
+    master_key: SecretStr | None = Field(
+        None, description="32-byte base64 key sealing Daraja credentials (`mpesa-bridge keygen`)"
+    )
+    admin_token: SecretStr | None = Field(None, description="bearer token for /v1/admin/*; unset disables it")
+    migrate_on_start: bool | None = Field(None, description="run migrations at start; default: development only")
+    simulator_enabled: bool | None = Field(
+        None, description="mount the Daraja simulator at /simulator; default: on in development"
+    )
+    simulator_url: str | None = Field(
+        None, description="base URL of the Daraja simulator; default: <public_base_url>/simulator when mounted"
+    )
+    simulator_callback_delay: float = Field(3.0, ge=0, description="seconds before the simulated customer answers")
+    simulator_late_callback_delay: float = Field(120.0, ge=0, description="delay for the 'late callback' number")
+    simulator_consumer_key: str = Field(SIMULATOR_CONSUMER_KEY, description="consumer key the simulator accepts")
+    simulator_consumer_secret: SecretStr = Field(
+        SecretStr(SIMULATOR_CONSUMER_SECRET), description="consumer secret the simulator accepts"
+    )
+    daraja_sandbox_url: str = Field(SANDBOX_URL, description="Daraja sandbox base URL")
+    daraja_production_url: str = Field(PRODUCTION_URL, description="Daraja production base URL")
+    daraja_connect_timeout: float = Field(5.0, gt=0, description="seconds to connect to Daraja")
+    daraja_timeout: float = Field(30.0, gt=0, description="seconds to wait for Daraja's answer")
+    max_amount: int = Field(250_000, ge=1, le=250_000, description="largest amount a payment may ask for")
+    metadata_max_bytes: int = Field(4096, ge=0, description="largest metadata object, as JSON bytes")
+    max_body_bytes: int = Field(65_536, ge=1024, description="largest request body accepted")
+    reconcile_enabled: bool = Field(True, description="run inbox and reconciliation workers inside the server")
+    reconcile_interval: float = Field(5.0, gt=0, description="seconds between reconciliation passes")
+    reconcile_query_delay: float = Field(60.0, ge=0, description="seconds after a push before the first STK Query")
+    reconcile_max_age: float = Field(600.0, gt=0, description="seconds after which a pending payment expires")
+    reconcile_push_grace: float = Field(120.0, ge=0, description="seconds before an unanswered push is unknown")
+    reconcile_backoff: str = Field("15,30,60", description="comma-separated seconds between STK Queries")
+    inbox_poll_interval: float = Field(2.0, gt=0, description="seconds between sweeps for unprocessed callbacks")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool | None = Field(None, description="JSON log lines; default: on in production")
+    fault_injection: str | None = Field(None, description="testing only, refused in production")
+
+    @model_validator(mode="after")
+    def _production_guard(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = []
+        if self.master_key is None or not self.master_key.get_secret_value().strip():
+            problems.append("MPESA_BRIDGE_MASTER_KEY is required (generate one with `mpesa-bridge keygen`)")
+        if not self.public_base_url:
+            problems.append("MPESA_BRIDGE_PUBLIC_BASE_URL is required (Daraja must reach the callback URLs)")
+        elif urlsplit(self.public_base_url).scheme != "https":
+            problems.append("MPESA_BRIDGE_PUBLIC_BASE_URL must be https in production")
+        if self.simulator_enabled or self.simulator_url:
+            problems.append("the Daraja simulator cannot be used in production (unset MPESA_BRIDGE_SIMULATOR_*)")
+        if self.fault_injection:
+            problems.append("MPESA_BRIDGE_FAULT_INJECTION is for tests only")
+        if problems:
+            raise ValueError("production configuration refused: " + "; ".join(problems))
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'bridge.db').resolve()}"
+
+    @property
+    def resolved_public_base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def mount_simulator(self) -> bool:
+        return (not self.production) if self.simulator_enabled is None else self.simulator_enabled
+
+    @property
+    def resolved_simulator_url(self) -> str | None:
+        if self.simulator_url:
+            return self.simulator_url.rstrip("/")
+        return f"{self.resolved_public_base_url}/simulator" if self.mount_simulator else None
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        return (not self.production) if self.migrate_on_start is None else self.migrate_on_start
+
+    @property
+    def json_logs(self) -> bool:
+        return self.production if self.log_json is None else self.log_json
+
+    @property
+    def backoff_steps(self) -> tuple[float, ...]:
+        try:
+            steps = tuple(float(x) for x in self.reconcile_backoff.split(",") if x.strip())
+        except ValueError as exc:
+            raise ConfigError("MPESA_BRIDGE_RECONCILE_BACKOFF must be comma-separated seconds") from exc
+        if not steps or min(steps) <= 0:
+            raise ConfigError("MPESA_BRIDGE_RECONCILE_BACKOFF must list positive seconds")
+        return steps
+
+    def master_keys(self) -> list[bytes]:
+        """The master key, or in development one generated once and kept in the data directory."""
+        if self.master_key is not None:
+            try:
+                return [parse_master_key(self.master_key.get_secret_value())]
+            except MasterKeyError as exc:
+                raise ConfigError(f"MPESA_BRIDGE_MASTER_KEY is unusable: {exc}") from exc
+        if self.production:  # pragma: no cover - the validator already refused this
+            raise ConfigError("MPESA_BRIDGE_MASTER_KEY is required in production")
+        path = self.data_dir / _DEV_MASTER_KEY_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(generate_master_key() + "\n")
+            path.chmod(0o600)
+        return [parse_master_key(path.read_text())]
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc

@@ -1,0 +1,1 @@
+"""The inbox: Daraja callbacks are stored raw first, then matched and applied."""

@@ -1,0 +1,52 @@
+"""Domain errors. Each carries a stable string `code` and a message, never an HTTP status.
+
+    BridgeError
+    ├── InvalidRequest          (code, message, param) — bad input, named field
+    │   └── ConfigurationMissing — the project/mode is not set up for what was asked
+    ├── AuthenticationFailed    — every auth failure looks the same from outside
+    ├── NotFound                — also what another tenant's ids get
+    ├── Conflict                — the request clashes with current state
+    └── UpstreamUnavailable     — Daraja could not be reached / answered unusably
+
+The API maps these classes to HTTP statuses in one table (`api/errors.py`).
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    code: str = "bridge_error"
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.param = param
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidRequest(BridgeError):
+    code = "invalid_request"
+
+
+class ConfigurationMissing(InvalidRequest):
+    code = "mode_not_configured"
+
+
+class AuthenticationFailed(BridgeError):
+    code = "invalid_api_key"
+
+
+class NotFound(BridgeError):
+    code = "resource_missing"
+
+
+class Conflict(BridgeError):
+    code = "conflict"
+
+
+class UpstreamUnavailable(BridgeError):
+    code = "daraja_unavailable"

@@ -1,0 +1,113 @@
+"""The payment entity and the outbox/evidence records written beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+
+
+@dataclass(eq=False)
+class Payment:
+    """One STK Push collection. Amount is whole shillings; times are aware UTC."""
+
+    id: str
+    project_id: str
+    mode: str
+    status: PaymentStatus
+    amount: int
+    phone: str
+    account_reference: str
+    description: str
+    metadata: dict[str, Any]
+    business_short_code: str
+    party_b: str
+    transaction_type: str
+    daraja_environment: str
+    callback_token_hash: str
+    created_at: datetime
+    updated_at: datetime
+    evidence: Evidence | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    result_code: str | None = None
+    result_desc: str | None = None
+    mpesa_receipt_number: str | None = None
+    merchant_request_id: str | None = None
+    checkout_request_id: str | None = None
+    transaction_date: datetime | None = None
+    completed_at: datetime | None = None
+    needs_attention: bool = False
+    attention_reason: str | None = None
+    query_attempts: int = 0
+    next_query_at: datetime | None = None
+
+
+class EventType:
+    CREATED = "payment.created"
+    SUCCEEDED = "payment.succeeded"
+    FAILED = "payment.failed"
+    CANCELLED = "payment.cancelled"
+    EXPIRED = "payment.expired"
+    UNKNOWN = "payment.unknown"
+
+    ALL = (CREATED, SUCCEEDED, FAILED, CANCELLED, EXPIRED, UNKNOWN)
+
+
+STATUS_EVENT = {
+    PaymentStatus.SUCCEEDED: EventType.SUCCEEDED,
+    PaymentStatus.FAILED: EventType.FAILED,
+    PaymentStatus.CANCELLED: EventType.CANCELLED,
+    PaymentStatus.EXPIRED: EventType.EXPIRED,
+    PaymentStatus.UNKNOWN: EventType.UNKNOWN,
+}
+
+
+@dataclass(eq=False)
+class OutboxEvent:
+    """An event to tell the merchant; written in the same transaction as the state change."""
+
+    id: str
+    project_id: str
+    mode: str
+    type: str
+    payment_id: str
+    data: dict[str, Any]
+    created_at: datetime
+    late_correction: bool = False
+
+
+@dataclass(eq=False)
+class PaymentEvidence:
+    """Every outcome report we received about a payment, applied or not: the audit trail."""
+
+    id: str
+    payment_id: str
+    source: str  # "push", "callback", "query", "timeout"
+    created_at: datetime
+    verdict: str
+    result_code: str | None = None
+    result_desc: str | None = None
+    callback_id: str | None = None
+    note: str | None = None
+
+
+@dataclass(eq=False)
+class InboundCallback:
+    """A callback exactly as it arrived: stored before anything else is done with it."""
+
+    id: str
+    kind: str
+    received_at: datetime
+    body: bytes
+    token_hash: str
+    source_ip: str | None = None
+    state: str = "received"  # received -> applied | duplicate | recorded | flagged
+    flag_reason: str | None = None
+    payment_id: str | None = None
+    checkout_request_id: str | None = None
+    processed_at: datetime | None = None
+    attempts: int = 0
+    headers: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,26 @@
+"""Timing rules for settling payments, as data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ReconcilePolicy:
+    """When to ask Daraja about a payment whose callback has not come, and when to give up.
+
+    Daraja throttles STK Query (spike arrest), so we wait `query_delay` after the push, then back
+    off along `backoff`, repeating its last step. A pending payment is expired only after
+    `max_age` and a last query that still says "being processed".
+    """
+
+    query_delay: float = 60.0
+    max_age: float = 600.0
+    backoff: tuple[float, ...] = (15.0, 30.0, 60.0)
+    unknown_backoff: tuple[float, ...] = (60.0, 300.0, 900.0)
+    push_grace: float = 120.0  # a pending payment with no CheckoutRequestID after this became unknown
+    match_window: float = 86_400.0  # how late a callback may adopt an unknown payment
+
+    def next_delay(self, attempts: int, *, unknown: bool = False) -> float:
+        steps = self.unknown_backoff if unknown else self.backoff
+        return steps[min(attempts, len(steps) - 1)]

@@ -1,0 +1,41 @@
+"""The payment as the API returns it — and as webhooks and live events carry it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mpesa_bridge.core.payments.entity import Payment
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def payment_public(p: Payment) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "object": "payment",
+        "mode": p.mode,
+        "status": str(p.status),
+        "amount": p.amount,
+        "currency": "KES",
+        "phone": p.phone,
+        "account_reference": p.account_reference,
+        "description": p.description,
+        "metadata": p.metadata,
+        "failure_code": p.failure_code,
+        "failure_message": p.failure_message,
+        "result_code": p.result_code,
+        "result_desc": p.result_desc,
+        "mpesa_receipt_number": p.mpesa_receipt_number,
+        "merchant_request_id": p.merchant_request_id,
+        "checkout_request_id": p.checkout_request_id,
+        "business_short_code": p.business_short_code,
+        "needs_attention": p.needs_attention,
+        "attention_reason": p.attention_reason,
+        "transaction_date": iso(p.transaction_date),
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+        "completed_at": iso(p.completed_at),
+    }

@@ -1,0 +1,157 @@
+"""Starting an STK Push, reading payments, and asking Daraja now (refresh)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from mpesa_bridge.core.accounts import ProjectService
+from mpesa_bridge.core.clock import Clock
+from mpesa_bridge.core.errors import NotFound
+from mpesa_bridge.core.ids import new_id, new_token
+from mpesa_bridge.core.payments.entity import EventType, Payment, PaymentEvidence
+from mpesa_bridge.core.payments.outcomes import Outcome, mark_unknown, record_outcome, write_event
+from mpesa_bridge.core.payments.policy import ReconcilePolicy
+from mpesa_bridge.core.payments.reconcile import settle_by_query
+from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.payments.validation import PaymentCreate
+from mpesa_bridge.core.ports import (
+    DarajaGateway,
+    PaymentFilter,
+    PushAccepted,
+    PushNotSent,
+    PushOutcomeUnknown,
+    PushRejected,
+    StkPushCommand,
+    UnitOfWorkFactory,
+)
+from mpesa_bridge.core.projects import DarajaAccount, Tenant
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PaymentService:
+    """The payment use cases the API calls. Services commit through units of work, one per step."""
+
+    def __init__(
+        self,
+        db: UnitOfWorkFactory,
+        daraja: DarajaGateway,
+        projects: ProjectService,
+        clock: Clock,
+        callback_url: Callable[[str], str],
+        policy: ReconcilePolicy | None = None,
+    ) -> None:
+        self._db = db
+        self._daraja = daraja
+        self._projects = projects
+        self._clock = clock
+        self._callback_url = callback_url
+        self._policy = policy or ReconcilePolicy()
+
+    async def create(self, tenant: Tenant, request: PaymentCreate) -> Payment:
+        """Record the payment, then push. A crash between the two leaves a pending payment that
+        reconciliation turns `unknown`: we never know whether a prompt was shown, so never re-push."""
+        account = await self._projects.account(tenant)
+        token = new_token()
+        payment = self._new_payment(tenant, request, account, token_hash(token))
+        async with self._db.write() as uow:
+            await uow.payments.add(payment)
+            await write_event(uow, payment, EventType.CREATED, payment.created_at)
+        command = StkPushCommand(
+            account=account,
+            amount=payment.amount,
+            phone=payment.phone,
+            callback_url=self._callback_url(token),
+            account_reference=payment.account_reference,
+            description=payment.description,
+        )
+        try:
+            accepted = await self._daraja.stk_push(command)
+        except PushOutcomeUnknown as exc:
+            return await self._after_push(payment.id, unknown=exc.code)
+        except (PushRejected, PushNotSent) as exc:
+            return await self._after_push(payment.id, rejected=(exc.code, exc.message))
+        return await self._after_push(payment.id, accepted=accepted)
+
+    async def get(self, tenant: Tenant, payment_id: str) -> Payment:
+        async with self._db.read() as uow:
+            payment = await uow.payments.get(tenant, payment_id)
+        if payment is None:
+            raise NotFound(f"No such payment: '{payment_id}'", param="id")
+        return payment
+
+    async def list(self, tenant: Tenant, query: PaymentFilter) -> Sequence[Payment]:
+        async with self._db.read() as uow:
+            return await uow.payments.list(tenant, query)
+
+    async def evidence(self, tenant: Tenant, payment_id: str) -> Sequence[PaymentEvidence]:
+        await self.get(tenant, payment_id)
+        async with self._db.read() as uow:
+            return await uow.evidence.for_payment(payment_id)
+
+    async def refresh(self, tenant: Tenant, payment_id: str) -> Payment:
+        """Ask Daraja (STK Query) now, and apply what it says under the usual evidence rules."""
+        payment = await self.get(tenant, payment_id)
+        if payment.checkout_request_id is None:
+            return payment
+        account = await self._projects.account(tenant)
+        await settle_by_query(self._db, self._daraja, account, payment.id, self._clock, self._policy)
+        return await self.get(tenant, payment_id)
+
+    def _new_payment(self, tenant: Tenant, req: PaymentCreate, account: DarajaAccount, cb_hash: str) -> Payment:
+        now = self._clock.now()
+        return Payment(
+            id=new_id("pay", now),
+            project_id=tenant.project_id,
+            mode=tenant.mode.value,
+            status=PaymentStatus.PENDING,
+            amount=req.amount,
+            phone=req.phone,
+            account_reference=req.account_reference,
+            description=req.description,
+            metadata=req.metadata,
+            business_short_code=account.short_code,
+            party_b=account.party_b,
+            transaction_type=account.transaction_type,
+            daraja_environment=account.environment.value,
+            callback_token_hash=cb_hash,
+            created_at=now,
+            updated_at=now,
+            next_query_at=now + timedelta(seconds=self._policy.query_delay),
+        )
+
+    async def _after_push(
+        self,
+        payment_id: str,
+        *,
+        accepted: PushAccepted | None = None,
+        rejected: tuple[str, str] | None = None,
+        unknown: str | None = None,
+    ) -> Payment:
+        now = self._clock.now()
+        async with self._db.write() as uow:
+            payment = await uow.payments.lock(payment_id)
+            if payment is None:  # pragma: no cover - we just wrote it
+                raise NotFound(f"No such payment: '{payment_id}'")
+            if accepted is not None:
+                _adopt_ids(payment, accepted, now)
+            elif rejected is not None:
+                code, message = rejected
+                outcome = Outcome(
+                    PaymentStatus.FAILED, Evidence.DARAJA_ANSWER, code, result_desc=message, source="push"
+                )
+                await record_outcome(uow, payment, outcome, now)
+            elif unknown is not None:
+                await mark_unknown(uow, payment, unknown, now)
+            return payment
+
+
+def _adopt_ids(payment: Payment, accepted: PushAccepted, now: datetime) -> None:
+    # The callback may have landed before this write (it carries the ids too); never clobber.
+    payment.checkout_request_id = payment.checkout_request_id or accepted.checkout_request_id
+    payment.merchant_request_id = payment.merchant_request_id or accepted.merchant_request_id
+    payment.updated_at = now

@@ -1,0 +1,178 @@
+"""The small protocols through which the core talks to the world.
+
+    DarajaGateway   — STK push and query (adapter: `daraja.gateway`)
+    UnitOfWork      — one transaction over the repositories (adapter: `storage.uow`)
+    Clock           — `core.clock`
+
+Gateway errors (raised by DarajaGateway, caught by the use cases):
+
+    GatewayError
+    ├── PushRejected        — Daraja refused the push; no prompt was shown (definitive)
+    ├── PushNotSent         — the push never reached Daraja, or was refused before processing
+    ├── PushOutcomeUnknown  — sent, but we could not learn the answer: never retried, reconciled
+    ├── QueryPending        — STK Query: "The transaction is being processed"
+    └── QueryFailed         — STK Query could not be answered now
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from mpesa_bridge.core.errors import BridgeError
+from mpesa_bridge.core.payments.entity import (
+    InboundCallback,
+    OutboxEvent,
+    Payment,
+    PaymentEvidence,
+)
+from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.projects import ApiKey, DarajaAccount, DarajaConfig, Mode, Project, Tenant
+
+
+class GatewayError(BridgeError):
+    code = "daraja_error"
+
+
+class PushRejected(GatewayError):
+    code = "daraja_rejected"
+
+
+class PushNotSent(GatewayError):
+    code = "daraja_unavailable"
+
+
+class PushOutcomeUnknown(GatewayError):
+    code = "daraja_no_answer"
+
+
+class QueryPending(GatewayError):
+    code = "still_processing"
+
+
+class QueryFailed(GatewayError):
+    code = "query_failed"
+
+
+@dataclass(frozen=True)
+class StkPushCommand:
+    account: DarajaAccount
+    amount: int
+    phone: str
+    callback_url: str
+    account_reference: str
+    description: str
+
+
+@dataclass(frozen=True)
+class PushAccepted:
+    merchant_request_id: str
+    checkout_request_id: str
+
+
+@dataclass(frozen=True)
+class QueryAnswer:
+    result_code: str
+    result_desc: str
+
+
+class DarajaGateway(Protocol):
+    async def stk_push(self, command: StkPushCommand) -> PushAccepted: ...
+
+    async def stk_query(self, account: DarajaAccount, checkout_request_id: str) -> QueryAnswer: ...
+
+
+@dataclass(frozen=True)
+class PaymentFilter:
+    status: PaymentStatus | None = None
+    phone: str | None = None
+    account_reference: str | None = None
+    created_gte: datetime | None = None
+    created_lte: datetime | None = None
+    starting_after: str | None = None
+    limit: int = 20
+
+
+class PaymentRepository(Protocol):
+    async def add(self, payment: Payment) -> None: ...
+
+    async def get(self, tenant: Tenant, payment_id: str) -> Payment | None: ...
+
+    async def find(self, payment_id: str) -> Payment | None: ...
+
+    async def lock(self, payment_id: str) -> Payment | None: ...
+
+    async def lock_by_callback_token(self, token_hash: str) -> Payment | None: ...
+
+    async def list(self, tenant: Tenant, query: PaymentFilter) -> Sequence[Payment]: ...
+
+    async def due_for_query(self, now: datetime, limit: int) -> Sequence[str]: ...
+
+    async def stranded(self, before: datetime, limit: int) -> Sequence[str]: ...
+
+
+class EventRepository(Protocol):
+    async def add(self, event: OutboxEvent) -> None: ...
+
+    async def for_payment(self, payment_id: str) -> Sequence[OutboxEvent]: ...
+
+
+class EvidenceRepository(Protocol):
+    async def add(self, evidence: PaymentEvidence) -> None: ...
+
+    async def for_payment(self, payment_id: str) -> Sequence[PaymentEvidence]: ...
+
+
+class CallbackRepository(Protocol):
+    async def add(self, callback: InboundCallback) -> None: ...
+
+    async def lock(self, callback_id: str) -> InboundCallback | None: ...
+
+    async def unprocessed(self, limit: int) -> Sequence[str]: ...
+
+
+class ProjectRepository(Protocol):
+    async def add(self, project: Project) -> None: ...
+
+    async def get(self, project_id: str) -> Project | None: ...
+
+    async def list(self) -> Sequence[Project]: ...
+
+    async def put_daraja_config(self, config: DarajaConfig) -> None: ...
+
+    async def daraja_config(self, project_id: str, mode: Mode) -> DarajaConfig | None: ...
+
+    async def all_daraja_configs(self) -> Sequence[DarajaConfig]: ...
+
+    async def add_key(self, key: ApiKey) -> None: ...
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
+
+    async def keys(self, project_id: str) -> Sequence[ApiKey]: ...
+
+    async def touch_key(self, key_id: str, at: datetime) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the block without error commits; an error rolls back."""
+
+    payments: PaymentRepository
+    events: EventRepository
+    evidence: EvidenceRepository
+    callbacks: CallbackRepository
+    projects: ProjectRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def write(self) -> UnitOfWork: ...
+
+    def read(self) -> UnitOfWork: ...

@@ -1,0 +1,219 @@
+"""Projects, their two modes, Daraja settings per mode, and secret API keys.
+
+A project has a `test` and a `live` mode. Each mode has its own Daraja settings and its own
+secret key (`sk_test_…`, `sk_live_…`); the key's mode decides where a request goes. A test-mode
+key may only reach the simulator or Daraja's sandbox; a live key only Daraja's production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from mpesa_bridge.core.crypto import SecretBox
+from mpesa_bridge.core.errors import ConfigurationMissing, InvalidRequest
+
+
+class Mode(StrEnum):
+    TEST = "test"
+    LIVE = "live"
+
+
+class DarajaEnvironment(StrEnum):
+    SIMULATOR = "simulator"
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+class ShortcodeType(StrEnum):
+    PAYBILL = "paybill"
+    TILL = "till"
+
+
+ALLOWED_ENVIRONMENTS: dict[Mode, frozenset[DarajaEnvironment]] = {
+    Mode.TEST: frozenset({DarajaEnvironment.SIMULATOR, DarajaEnvironment.SANDBOX}),
+    Mode.LIVE: frozenset({DarajaEnvironment.PRODUCTION}),
+}
+
+_SHORTCODE = re.compile(r"^\d{5,8}$")
+_KEY = re.compile(r"^sk_(test|live)_[A-Za-z0-9]{32}$")
+
+
+def check_environment(mode: Mode, environment: DarajaEnvironment) -> None:
+    """A test key never reaches production Daraja; a live key never reaches the simulator."""
+    if environment not in ALLOWED_ENVIRONMENTS[mode]:
+        allowed = ", ".join(sorted(e.value for e in ALLOWED_ENVIRONMENTS[mode]))
+        raise InvalidRequest(
+            f"{mode.value} mode can only use the Daraja environments: {allowed}",
+            code="environment_not_allowed",
+            param="environment",
+        )
+
+
+@dataclass(frozen=True)
+class DarajaAccount:
+    """Decrypted Daraja settings of one project mode, ready for the gateway."""
+
+    environment: DarajaEnvironment
+    consumer_key: str
+    consumer_secret: str = field(repr=False)
+    short_code: str = ""
+    passkey: str = field(default="", repr=False)
+    shortcode_type: ShortcodeType = ShortcodeType.PAYBILL
+    till_number: str | None = None
+
+    @property
+    def transaction_type(self) -> str:
+        if self.shortcode_type is ShortcodeType.TILL:
+            return "CustomerBuyGoodsOnline"
+        return "CustomerPayBillOnline"
+
+    @property
+    def party_b(self) -> str:
+        """Paybill: the shortcode itself; till: the till number (BusinessShortCode is the store)."""
+        if self.shortcode_type is ShortcodeType.TILL and self.till_number:
+            return self.till_number
+        return self.short_code
+
+
+@dataclass(frozen=True)
+class DarajaSettingsInput:
+    """Daraja settings as an operator enters them (validated, still in clear)."""
+
+    environment: DarajaEnvironment
+    consumer_key: str
+    consumer_secret: str = field(repr=False)
+    short_code: str
+    passkey: str = field(repr=False)
+    shortcode_type: ShortcodeType = ShortcodeType.PAYBILL
+    till_number: str | None = None
+
+    def validate(self, mode: Mode) -> None:
+        check_environment(mode, self.environment)
+        for name in ("consumer_key", "consumer_secret", "passkey"):
+            if not getattr(self, name).strip():
+                raise InvalidRequest(f"{name} is required", code="parameter_missing", param=name)
+        if not _SHORTCODE.fullmatch(self.short_code):
+            raise InvalidRequest("short_code must be 5 to 8 digits", code="invalid_short_code", param="short_code")
+        if self.shortcode_type is ShortcodeType.TILL:
+            if not self.till_number or not _SHORTCODE.fullmatch(self.till_number):
+                raise InvalidRequest(
+                    "a till needs till_number (5 to 8 digits); short_code is its store number",
+                    code="invalid_till_number",
+                    param="till_number",
+                )
+        elif self.till_number:
+            raise InvalidRequest("till_number is only for tills", code="invalid_till_number", param="till_number")
+
+
+@dataclass(eq=False)
+class Project:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(eq=False)
+class DarajaConfig:
+    """Stored Daraja settings of one project mode; credentials sealed under the master key."""
+
+    project_id: str
+    mode: Mode
+    environment: DarajaEnvironment
+    short_code: str
+    shortcode_type: ShortcodeType
+    till_number: str | None
+    consumer_key_sealed: str
+    consumer_secret_sealed: str
+    passkey_sealed: str
+    updated_at: datetime
+
+    @classmethod
+    def seal(
+        cls, project_id: str, mode: Mode, given: DarajaSettingsInput, box: SecretBox, at: datetime
+    ) -> DarajaConfig:
+        given.validate(mode)
+        ctx = _context(project_id, mode)
+        return cls(
+            project_id=project_id,
+            mode=mode,
+            environment=given.environment,
+            short_code=given.short_code,
+            shortcode_type=given.shortcode_type,
+            till_number=given.till_number,
+            consumer_key_sealed=box.seal(given.consumer_key, context=ctx),
+            consumer_secret_sealed=box.seal(given.consumer_secret, context=ctx),
+            passkey_sealed=box.seal(given.passkey, context=ctx),
+            updated_at=at,
+        )
+
+    def open(self, box: SecretBox) -> DarajaAccount:
+        check_environment(Mode(self.mode), DarajaEnvironment(self.environment))
+        ctx = _context(self.project_id, Mode(self.mode))
+        return DarajaAccount(
+            environment=DarajaEnvironment(self.environment),
+            consumer_key=box.open(self.consumer_key_sealed, context=ctx),
+            consumer_secret=box.open(self.consumer_secret_sealed, context=ctx),
+            short_code=self.short_code,
+            passkey=box.open(self.passkey_sealed, context=ctx),
+            shortcode_type=ShortcodeType(self.shortcode_type),
+            till_number=self.till_number,
+        )
+
+
+def _context(project_id: str, mode: Mode) -> str:
+    # Binding the ciphertext to its row stops a sealed value being copied onto another project.
+    return f"daraja:{project_id}:{mode.value}"
+
+
+def missing_config(mode: Mode) -> ConfigurationMissing:
+    return ConfigurationMissing(
+        f"{mode.value} mode of this project has no Daraja settings yet",
+        code="mode_not_configured",
+    )
+
+
+@dataclass(eq=False)
+class ApiKey:
+    """A secret key as stored: only its SHA-256 (what verifies it) and a display prefix."""
+
+    id: str
+    project_id: str
+    mode: Mode
+    key_hash: str
+    display: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+def generate_secret_key(mode: Mode) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    body = "".join(secrets.choice(alphabet) for _ in range(32))
+    return f"sk_{mode.value}_{body}"
+
+
+def hash_secret_key(key: str) -> str:
+    # Keys are 190 bits of randomness, so a plain SHA-256 cannot be brute-forced back.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_mode(key: str) -> Mode | None:
+    match = _KEY.fullmatch(key)
+    return Mode(match.group(1)) if match else None
+
+
+def display_key(key: str) -> str:
+    return f"{key[:12]}…{key[-4:]}"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """Who is asking: every query is scoped by project and mode."""
+
+    project_id: str
+    mode: Mode

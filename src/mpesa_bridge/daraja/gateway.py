@@ -1,0 +1,135 @@
+"""The core's `DarajaGateway`, over `DarajaClient`: one shared HTTP pool and token cache.
+
+Client errors become the core's gateway errors here, and only here:
+
+    DarajaValidationError, DarajaRejected          -> PushRejected   (no prompt was shown)
+    DarajaConnectError/ConnectTimeout, Throttled,
+    DarajaAuthError                                -> PushNotSent    (never processed)
+    anything with outcome_unknown (read timeout,
+    5xx after sending)                             -> PushOutcomeUnknown (never retried)
+    STK Query "being processed"                    -> QueryPending
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from mpesa_bridge.core.ports import (
+    PushAccepted,
+    PushNotSent,
+    PushOutcomeUnknown,
+    PushRejected,
+    QueryAnswer,
+    QueryFailed,
+    QueryPending,
+    StkPushCommand,
+)
+from mpesa_bridge.core.projects import DarajaAccount, DarajaEnvironment
+from mpesa_bridge.daraja import (
+    DarajaAuthError,
+    DarajaClient,
+    DarajaCredentials,
+    DarajaError,
+    DarajaRejected,
+    DarajaStillProcessing,
+    DarajaSubscriberLocked,
+    DarajaThrottled,
+    DarajaValidationError,
+    StkPushRequest,
+    TokenCache,
+)
+
+# 500.001.1001 carries several unrelated conditions; name the ones a merchant can act on.
+_REJECTION_REASONS = (
+    ("merchant does not exist", "merchant_not_found"),
+    ("wrong credentials", "invalid_daraja_credentials"),
+)
+
+
+def _rejection_code(exc: DarajaRejected) -> str:
+    if isinstance(exc, DarajaSubscriberLocked):
+        return "subscriber_locked"
+    text = (exc.error_message or "").lower()
+    for needle, code in _REJECTION_REASONS:
+        if needle in text:
+            return code
+    return "daraja_rejected"
+
+
+class DarajaGatewayAdapter:
+    """Implements `core.ports.DarajaGateway` for every project, environment and credential set."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_urls: Mapping[DarajaEnvironment, str | None],
+        *,
+        token_cache: TokenCache | None = None,
+    ) -> None:
+        self._http = http
+        self._base_urls = dict(base_urls)
+        self._tokens = token_cache or TokenCache()
+        self._clients: dict[tuple[DarajaEnvironment, str, str], DarajaClient] = {}
+
+    def client(self, account: DarajaAccount) -> DarajaClient:
+        key = (account.environment, account.consumer_key, account.consumer_secret)
+        client = self._clients.get(key)
+        if client is None:
+            base_url = self._base_urls.get(account.environment)
+            if not base_url:
+                raise PushNotSent(
+                    f"the Daraja environment '{account.environment.value}' is not available on this bridge",
+                    code="environment_unavailable",
+                )
+            credentials = DarajaCredentials(account.consumer_key, account.consumer_secret)
+            client = DarajaClient(base_url, credentials, http=self._http, token_cache=self._tokens)
+            self._clients[key] = client
+        return client
+
+    async def stk_push(self, command: StkPushCommand) -> PushAccepted:
+        account = command.account
+        request = StkPushRequest(
+            business_short_code=account.short_code,
+            passkey=account.passkey,
+            transaction_type="CustomerBuyGoodsOnline"
+            if account.transaction_type == "CustomerBuyGoodsOnline"
+            else "CustomerPayBillOnline",
+            amount=command.amount,
+            party_a=command.phone,
+            party_b=account.party_b,
+            phone_number=command.phone,
+            callback_url=command.callback_url,
+            account_reference=command.account_reference,
+            transaction_desc=command.description,
+        )
+        try:
+            accepted = await self.client(account).stk_push(request)
+        except DarajaValidationError as exc:
+            raise PushRejected(f"refused before sending: {exc}", code="invalid_for_daraja") from exc
+        except DarajaRejected as exc:
+            raise PushRejected(_describe(exc), code=_rejection_code(exc)) from exc
+        except DarajaThrottled as exc:
+            raise PushNotSent("Daraja is throttling requests; try again shortly", code="daraja_throttled") from exc
+        except DarajaAuthError as exc:
+            raise PushNotSent("Daraja refused this project's credentials", code="daraja_auth_failed") from exc
+        except DarajaError as exc:
+            if exc.outcome_unknown:
+                raise PushOutcomeUnknown("Daraja did not answer the push", code="daraja_no_answer") from exc
+            raise PushNotSent("Daraja could not be reached", code="daraja_unreachable") from exc
+        return PushAccepted(accepted.merchant_request_id, accepted.checkout_request_id)
+
+    async def stk_query(self, account: DarajaAccount, checkout_request_id: str) -> QueryAnswer:
+        try:
+            result = await self.client(account).stk_query(account.short_code, account.passkey, checkout_request_id)
+        except DarajaStillProcessing as exc:
+            raise QueryPending("the transaction is being processed") from exc
+        except (DarajaError, PushNotSent) as exc:
+            raise QueryFailed(f"STK Query failed: {exc.__class__.__name__}") from exc
+        return QueryAnswer(result_code=result.result_code, result_desc=result.result_desc)
+
+
+def _describe(exc: DarajaRejected) -> str:
+    message = exc.error_message or "Daraja rejected the request"
+    return f"{message} ({exc.error_code})" if exc.error_code else message

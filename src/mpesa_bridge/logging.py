@@ -1,0 +1,62 @@
+"""Structured logs (structlog): dotted event names, a request id on every line, nothing secret.
+
+Phone numbers are masked wherever they appear in an event's values; keys, tokens, passwords and
+Daraja credentials are dropped by name before rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from mpesa_bridge.core.phone import mask_phone
+
+_MSISDN = re.compile(r"(?<!\d)254[17]\d{8}(?!\d)")
+_SECRET_WORDS = ("secret", "password", "passkey", "token", "authorization", "api_key", "master_key", "credential")
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _MSISDN.sub(lambda m: mask_phone(m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: ("[redacted]" if _is_secret(k) else _scrub_value(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_value(v) for v in value]
+    return value
+
+
+def _is_secret(key: object) -> bool:
+    lowered = str(key).lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        event[key] = "[redacted]" if _is_secret(key) else _scrub_value(event[key])
+    return event
+
+
+def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            scrub,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping().get(level.upper(), 20)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "mpesa_bridge") -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,117 @@
+"""The composition root shared by the server, the worker and the CLI: builds and closes everything."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from mpesa_bridge.config import Settings
+from mpesa_bridge.core.accounts import ProjectService
+from mpesa_bridge.core.clock import Clock, SystemClock
+from mpesa_bridge.core.crypto import SecretBox
+from mpesa_bridge.core.payments.policy import ReconcilePolicy
+from mpesa_bridge.core.payments.reconcile import Reconciler
+from mpesa_bridge.core.payments.stk import PaymentService
+from mpesa_bridge.core.payments.validation import PaymentLimits
+from mpesa_bridge.core.projects import DarajaEnvironment
+from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
+from mpesa_bridge.logging import get_logger
+from mpesa_bridge.storage.db import Database
+from mpesa_bridge.storage.migrate import upgrade
+from mpesa_bridge.workers.inbox import Inbox
+from mpesa_bridge.workers.reconciler import ReconcileLoop
+
+log = get_logger("mpesa_bridge.runtime")
+
+CALLBACK_PATH = "/v1/callbacks/daraja/stk/"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    db: Database
+    box: SecretBox
+    http: httpx.AsyncClient
+    gateway: DarajaGatewayAdapter
+    projects: ProjectService
+    payments: PaymentService
+    policy: ReconcilePolicy
+    limits: PaymentLimits
+    inbox: Inbox
+    reconciler: Reconciler
+    loops: list[Any] = field(default_factory=list)
+
+    async def start_workers(self) -> None:
+        await self.inbox.start()
+        loop = ReconcileLoop(self.reconciler, self.settings.reconcile_interval)
+        await loop.start()
+        self.loops = [self.inbox, loop]
+
+    async def aclose(self) -> None:
+        for loop in self.loops:
+            await loop.stop()
+        await self.http.aclose()
+        await self.db.dispose()
+
+
+def policy_from(settings: Settings) -> ReconcilePolicy:
+    return ReconcilePolicy(
+        query_delay=settings.reconcile_query_delay,
+        max_age=settings.reconcile_max_age,
+        backoff=settings.backoff_steps,
+        push_grace=settings.reconcile_push_grace,
+    )
+
+
+async def migrate(settings: Settings) -> None:
+    await asyncio.to_thread(upgrade, settings.resolved_database_url)
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    daraja_transport: httpx.AsyncBaseTransport | None = None,
+) -> Runtime:
+    """Wire the adapters to the core. `daraja_transport` lets tests route Daraja calls in-process."""
+    clock = clock or SystemClock()
+    if settings.should_migrate_on_start:
+        await migrate(settings)
+    db = Database(settings.resolved_database_url)
+    box = SecretBox(settings.master_keys())
+    timeout = httpx.Timeout(settings.daraja_timeout, connect=settings.daraja_connect_timeout)
+    http = httpx.AsyncClient(
+        transport=daraja_transport,
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+    gateway = DarajaGatewayAdapter(
+        http,
+        {
+            DarajaEnvironment.SIMULATOR: settings.resolved_simulator_url,
+            DarajaEnvironment.SANDBOX: settings.daraja_sandbox_url,
+            DarajaEnvironment.PRODUCTION: settings.daraja_production_url,
+        },
+    )
+    projects = ProjectService(db, box, clock)
+    policy = policy_from(settings)
+    base = settings.resolved_public_base_url
+    payments = PaymentService(db, gateway, projects, clock, lambda token: f"{base}{CALLBACK_PATH}{token}", policy)
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        db=db,
+        box=box,
+        http=http,
+        gateway=gateway,
+        projects=projects,
+        payments=payments,
+        policy=policy,
+        limits=PaymentLimits(max_amount=settings.max_amount, metadata_max_bytes=settings.metadata_max_bytes),
+        inbox=Inbox(db, clock, policy, settings.inbox_poll_interval),
+        reconciler=Reconciler(db, gateway, projects, clock, policy),
+    )

@@ -1,0 +1,1 @@
+"""Storage adapter: SQLAlchemy 2 async over SQLite (aiosqlite, WAL) or PostgreSQL (asyncpg)."""

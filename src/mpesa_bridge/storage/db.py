@@ -1,0 +1,150 @@
+"""Engines, sessions and units of work.
+
+SQLite allows one writer at a time. Writes therefore go through a pool of exactly one
+connection (so writers queue in-process instead of failing with "database is locked"), each
+transaction starts with `BEGIN IMMEDIATE` (so a writer in another process — `mpesa-bridge worker`
+— waits on the busy timeout instead of deadlocking on a lock upgrade), and reads use their own
+pool and see a consistent WAL snapshot. PostgreSQL uses one pool for both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from mpesa_bridge.storage.mapping import map_entities
+from mpesa_bridge.storage.repositories import (
+    SqlCallbackRepository,
+    SqlEventRepository,
+    SqlEvidenceRepository,
+    SqlPaymentRepository,
+    SqlProjectRepository,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs people paste (postgres://, postgresql://, sqlite:///) and pick async drivers."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    """SQLite creates the file but not its folder."""
+    if not is_sqlite(url):
+        return
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
+    ensure_sqlite_dir(url)
+    pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if writer else {"pool_size": 5, "max_overflow": 10}
+    engine = create_async_engine(
+        url,
+        poolclass=AsyncAdaptedQueuePool,
+        pool_timeout=60,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        **pool,
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (pysqlite's legacy mode).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """Owns the engines; hands out units of work (`write()`, `read()`)."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        map_entities()
+        self.url = normalise_url(url)
+        self.sqlite = is_sqlite(self.url)
+        if self.sqlite:
+            self.write_engine = _sqlite_engine(self.url, writer=True)
+            self.read_engine = _sqlite_engine(self.url, writer=False)
+        else:
+            self.write_engine = create_async_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            self.read_engine = self.write_engine
+        self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=True)
+        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.sqlite else "postgresql"
+
+    def write(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._write_sessions, lock=not self.sqlite, commit=True)
+
+    def read(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._read_sessions, lock=False, commit=False)
+
+    async def dispose(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()
+
+
+class SqlUnitOfWork:
+    """One session, one transaction: commit on a clean exit, roll back on an error."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, lock: bool, commit: bool) -> None:
+        self._sessions = sessions
+        self._lock = lock
+        self._commit = commit
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        await self.session.begin()
+        # Row locks (FOR UPDATE) matter on PostgreSQL; SQLite's single writer already serialises.
+        self.payments = SqlPaymentRepository(self.session, lock=self._lock)
+        self.events = SqlEventRepository(self.session)
+        self.evidence = SqlEvidenceRepository(self.session)
+        self.callbacks = SqlCallbackRepository(self.session, lock=self._lock)
+        self.projects = SqlProjectRepository(self.session)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc_type is None and self._commit:
+                await self.session.commit()
+            else:
+                # A rollback expires loaded objects; a reader's results must outlive the session.
+                if exc_type is None:
+                    self.session.expunge_all()
+                await self.session.rollback()
+        finally:
+            await self.session.close()

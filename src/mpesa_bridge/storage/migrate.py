@@ -1,0 +1,51 @@
+"""Alembic, driven from code: `mpesa-bridge db upgrade` and start-up in development call these."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+from mpesa_bridge.storage.db import Database, ensure_sqlite_dir, normalise_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Run migrations up to `revision`. Blocking: call from a thread in async code."""
+    ensure_sqlite_dir(normalise_url(url))
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def _current(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+async def current_revision(db: Database) -> str | None:
+    async with db.read_engine.connect() as conn:
+        return await conn.run_sync(_current)
+
+
+async def at_head(db: Database) -> bool:
+    return await current_revision(db) == head_revision()

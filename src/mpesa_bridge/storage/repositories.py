@@ -1,0 +1,182 @@
+"""All SQL lives here. Every tenant-facing query is scoped by project and mode."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mpesa_bridge.core.payments.entity import InboundCallback, OutboxEvent, Payment, PaymentEvidence
+from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.ports import PaymentFilter
+from mpesa_bridge.core.projects import ApiKey, DarajaConfig, Mode, Project, Tenant
+from mpesa_bridge.storage import tables
+
+
+class SqlPaymentRepository:
+    def __init__(self, session: AsyncSession, *, lock: bool) -> None:
+        self._s = session
+        self._lock = lock
+
+    async def add(self, payment: Payment) -> None:
+        self._s.add(payment)
+        await self._s.flush()
+
+    async def get(self, tenant: Tenant, payment_id: str) -> Payment | None:
+        stmt = sa.select(Payment).where(
+            tables.payments.c.id == payment_id,
+            tables.payments.c.project_id == tenant.project_id,
+            tables.payments.c.mode == tenant.mode.value,
+        )
+        return (await self._s.execute(stmt)).scalar_one_or_none()
+
+    async def find(self, payment_id: str) -> Payment | None:
+        return await self._s.get(Payment, payment_id)
+
+    async def lock(self, payment_id: str) -> Payment | None:
+        stmt = sa.select(Payment).where(tables.payments.c.id == payment_id)
+        return await self._one(stmt)
+
+    async def lock_by_callback_token(self, token_hash: str) -> Payment | None:
+        stmt = sa.select(Payment).where(tables.payments.c.callback_token_hash == token_hash)
+        return await self._one(stmt)
+
+    async def list(self, tenant: Tenant, query: PaymentFilter) -> Sequence[Payment]:
+        c = tables.payments.c
+        stmt = sa.select(Payment).where(c.project_id == tenant.project_id, c.mode == tenant.mode.value)
+        if query.status is not None:
+            stmt = stmt.where(c.status == query.status)
+        if query.phone is not None:
+            stmt = stmt.where(c.phone == query.phone)
+        if query.account_reference is not None:
+            stmt = stmt.where(c.account_reference == query.account_reference)
+        if query.created_gte is not None:
+            stmt = stmt.where(c.created_at >= query.created_gte)
+        if query.created_lte is not None:
+            stmt = stmt.where(c.created_at <= query.created_lte)
+        if query.starting_after is not None:
+            stmt = stmt.where(c.id < query.starting_after)
+        stmt = stmt.order_by(c.id.desc()).limit(query.limit + 1)
+        return (await self._s.execute(stmt)).scalars().all()
+
+    async def due_for_query(self, now: datetime, limit: int) -> Sequence[str]:
+        c = tables.payments.c
+        stmt = (
+            sa.select(c.id)
+            .where(
+                c.next_query_at <= now,
+                c.status.in_([PaymentStatus.PENDING, PaymentStatus.UNKNOWN]),
+                c.checkout_request_id.is_not(None),
+            )
+            .order_by(c.next_query_at)
+            .limit(limit)
+        )
+        return (await self._s.execute(stmt)).scalars().all()
+
+    async def stranded(self, before: datetime, limit: int) -> Sequence[str]:
+        c = tables.payments.c
+        stmt = (
+            sa.select(c.id)
+            .where(
+                c.status == PaymentStatus.PENDING,
+                c.checkout_request_id.is_(None),
+                c.created_at <= before,
+            )
+            .limit(limit)
+        )
+        return (await self._s.execute(stmt)).scalars().all()
+
+    async def _one(self, stmt: sa.Select[tuple[Payment]]) -> Payment | None:
+        if self._lock:
+            stmt = stmt.with_for_update()
+        return (await self._s.execute(stmt)).scalar_one_or_none()
+
+
+class SqlEventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, event: OutboxEvent) -> None:
+        self._s.add(event)
+        await self._s.flush()
+
+    async def for_payment(self, payment_id: str) -> Sequence[OutboxEvent]:
+        stmt = sa.select(OutboxEvent).where(tables.outbox_events.c.payment_id == payment_id)
+        return (await self._s.execute(stmt.order_by(tables.outbox_events.c.id))).scalars().all()
+
+
+class SqlEvidenceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, evidence: PaymentEvidence) -> None:
+        self._s.add(evidence)
+        await self._s.flush()
+
+    async def for_payment(self, payment_id: str) -> Sequence[PaymentEvidence]:
+        stmt = sa.select(PaymentEvidence).where(tables.payment_evidence.c.payment_id == payment_id)
+        return (await self._s.execute(stmt.order_by(tables.payment_evidence.c.id))).scalars().all()
+
+
+class SqlCallbackRepository:
+    def __init__(self, session: AsyncSession, *, lock: bool) -> None:
+        self._s = session
+        self._lock = lock
+
+    async def add(self, callback: InboundCallback) -> None:
+        self._s.add(callback)
+        await self._s.flush()
+
+    async def lock(self, callback_id: str) -> InboundCallback | None:
+        stmt = sa.select(InboundCallback).where(tables.inbound_callbacks.c.id == callback_id)
+        if self._lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return (await self._s.execute(stmt)).scalar_one_or_none()
+
+    async def unprocessed(self, limit: int) -> Sequence[str]:
+        c = tables.inbound_callbacks.c
+        stmt = sa.select(c.id).where(c.state == "received").order_by(c.received_at).limit(limit)
+        return (await self._s.execute(stmt)).scalars().all()
+
+
+class SqlProjectRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, project: Project) -> None:
+        self._s.add(project)
+        await self._s.flush()
+
+    async def get(self, project_id: str) -> Project | None:
+        return await self._s.get(Project, project_id)
+
+    async def list(self) -> Sequence[Project]:
+        stmt = sa.select(Project).order_by(tables.projects.c.created_at)
+        return (await self._s.execute(stmt)).scalars().all()
+
+    async def put_daraja_config(self, config: DarajaConfig) -> None:
+        await self._s.merge(config)
+        await self._s.flush()
+
+    async def daraja_config(self, project_id: str, mode: Mode) -> DarajaConfig | None:
+        return await self._s.get(DarajaConfig, (project_id, mode))
+
+    async def all_daraja_configs(self) -> Sequence[DarajaConfig]:
+        return (await self._s.execute(sa.select(DarajaConfig))).scalars().all()
+
+    async def add_key(self, key: ApiKey) -> None:
+        self._s.add(key)
+        await self._s.flush()
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        stmt = sa.select(ApiKey).where(tables.api_keys.c.key_hash == key_hash)
+        return (await self._s.execute(stmt)).scalar_one_or_none()
+
+    async def keys(self, project_id: str) -> Sequence[ApiKey]:
+        stmt = sa.select(ApiKey).where(tables.api_keys.c.project_id == project_id)
+        return (await self._s.execute(stmt.order_by(tables.api_keys.c.created_at))).scalars().all()
+
+    async def touch_key(self, key_id: str, at: datetime) -> None:
+        await self._s.execute(sa.update(tables.api_keys).where(tables.api_keys.c.id == key_id).values(last_used_at=at))

@@ -1,0 +1,145 @@
+"""The tables. Money is an integer column; every timestamp is aware UTC (`UTCDateTime`)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.projects import DarajaEnvironment, Mode, ShortcodeType
+from mpesa_bridge.storage.types import IntEnumType, JSONType, StrEnumType, UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+daraja_configs = sa.Table(
+    "daraja_configs",
+    metadata,
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("mode", StrEnumType(Mode), primary_key=True),
+    sa.Column("environment", StrEnumType(DarajaEnvironment), nullable=False),
+    sa.Column("short_code", sa.String(16), nullable=False),
+    sa.Column("shortcode_type", StrEnumType(ShortcodeType), nullable=False),
+    sa.Column("till_number", sa.String(16), nullable=True),
+    sa.Column("consumer_key_sealed", sa.Text(), nullable=False),
+    sa.Column("consumer_secret_sealed", sa.Text(), nullable=False),
+    sa.Column("passkey_sealed", sa.Text(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False, index=True),
+    sa.Column("mode", StrEnumType(Mode), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("display", sa.String(40), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("status", StrEnumType(PaymentStatus), nullable=False),
+    sa.Column("amount", sa.Integer(), nullable=False),
+    sa.Column("phone", sa.String(16), nullable=False),
+    sa.Column("account_reference", sa.String(32), nullable=False),
+    sa.Column("description", sa.String(32), nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("business_short_code", sa.String(16), nullable=False),
+    sa.Column("party_b", sa.String(16), nullable=False),
+    sa.Column("transaction_type", sa.String(32), nullable=False),
+    sa.Column("daraja_environment", sa.String(16), nullable=False),
+    sa.Column("callback_token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("evidence", IntEnumType(Evidence), nullable=True),
+    sa.Column("failure_code", sa.String(64), nullable=True),
+    sa.Column("failure_message", sa.String(500), nullable=True),
+    sa.Column("result_code", sa.String(32), nullable=True),
+    sa.Column("result_desc", sa.String(500), nullable=True),
+    sa.Column("mpesa_receipt_number", sa.String(32), nullable=True),
+    sa.Column("merchant_request_id", sa.String(64), nullable=True),
+    sa.Column("checkout_request_id", sa.String(64), nullable=True, unique=True),
+    sa.Column("transaction_date", UTCDateTime(), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Column("needs_attention", sa.Boolean(), nullable=False, default=False),
+    sa.Column("attention_reason", sa.String(64), nullable=True),
+    sa.Column("query_attempts", sa.Integer(), nullable=False, default=0),
+    sa.Column("next_query_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+)
+# Listing is newest first within a tenant; ids sort by creation time, so (tenant, id) serves
+# cursor pages and (tenant, status, id) serves the usual status filter.
+sa.Index("ix_payments_tenant_id", payments.c.project_id, payments.c.mode, payments.c.id)
+sa.Index("ix_payments_tenant_status_id", payments.c.project_id, payments.c.mode, payments.c.status, payments.c.id)
+sa.Index("ix_payments_tenant_phone", payments.c.project_id, payments.c.mode, payments.c.phone)
+sa.Index("ix_payments_tenant_reference", payments.c.project_id, payments.c.mode, payments.c.account_reference)
+sa.Index("ix_payments_next_query_at", payments.c.next_query_at)
+
+payment_evidence = sa.Table(
+    "payment_evidence",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("payment_id", sa.String(40), sa.ForeignKey("payments.id"), nullable=False, index=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("result_code", sa.String(32), nullable=True),
+    sa.Column("result_desc", sa.String(500), nullable=True),
+    sa.Column("callback_id", sa.String(40), nullable=True),
+    sa.Column("note", sa.String(200), nullable=True),
+)
+
+inbound_callbacks = sa.Table(
+    "inbound_callbacks",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("source_ip", sa.String(64), nullable=True),
+    sa.Column("headers", JSONType, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("flag_reason", sa.String(64), nullable=True),
+    sa.Column("payment_id", sa.String(40), nullable=True, index=True),
+    sa.Column("checkout_request_id", sa.String(64), nullable=True),
+    sa.Column("processed_at", UTCDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+)
+sa.Index("ix_inbound_callbacks_state_received", inbound_callbacks.c.state, inbound_callbacks.c.received_at)
+
+outbox_events = sa.Table(
+    "outbox_events",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("payment_id", sa.String(40), nullable=False, index=True),
+    sa.Column("data", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("late_correction", sa.Boolean(), nullable=False, default=False),
+)
+sa.Index("ix_outbox_events_tenant_id", outbox_events.c.project_id, outbox_events.c.mode, outbox_events.c.id)

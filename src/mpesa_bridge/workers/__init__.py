@@ -1,0 +1,1 @@
+"""Background work: applying stored callbacks (inbox) and settling payments (reconciliation)."""
