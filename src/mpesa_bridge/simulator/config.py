@@ -1,0 +1,58 @@
+"""Settings of the offline Daraja: who may log in, which merchants exist, how fast customers answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+# Public sandbox values (daraja.md section 16): the simulator accepts them out of the box so that a
+# client configured for the sandbox works against it unchanged.
+SANDBOX_SHORTCODE = "174379"
+SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+SANDBOX_CONSUMER_KEY = "sim_consumer_key"
+SANDBOX_CONSUMER_SECRET = "sim_consumer_secret"
+
+
+def utc_now() -> datetime:
+    """The default clock: timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _default_credentials() -> Mapping[str, str]:
+    return MappingProxyType({SANDBOX_CONSUMER_KEY: SANDBOX_CONSUMER_SECRET})
+
+
+def _default_shortcodes() -> Mapping[str, str]:
+    return MappingProxyType({SANDBOX_SHORTCODE: SANDBOX_PASSKEY})
+
+
+def _no_tills() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """How the simulated Daraja behaves.
+
+    - `credentials`: consumer key -> consumer secret accepted by OAuth.
+    - `shortcodes`: BusinessShortCode (paybill or store number) -> its STK passkey.
+    - `tills`: till number -> the store number (a BusinessShortCode) allowed to push to it.
+    - `callback_delay`: seconds between the push and the customer's answer (the callback).
+    - `late_callback_delay`: the same for the "late callback" magic number.
+    - `duplicate_callback_gap`: seconds between the two copies of a duplicated callback.
+    - `token_ttl`: access-token lifetime in seconds, measured with `now`.
+    - `callback_timeout`: timeout of each callback POST.
+    - `now`: clock (aware datetimes) for ids, TransactionDate and token expiry.
+    """
+
+    credentials: Mapping[str, str] = field(default_factory=_default_credentials)
+    shortcodes: Mapping[str, str] = field(default_factory=_default_shortcodes)
+    tills: Mapping[str, str] = field(default_factory=_no_tills)
+    callback_delay: float = 2.0
+    late_callback_delay: float = 120.0
+    duplicate_callback_gap: float = 0.2
+    token_ttl: int = 3599
+    callback_timeout: float = 10.0
+    now: Callable[[], datetime] = utc_now

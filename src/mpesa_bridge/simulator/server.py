@@ -1,0 +1,96 @@
+"""`Simulator`: the gateway, its HTTP app and the callback sender, started and stopped together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+
+import httpx
+from starlette.applications import Starlette
+
+from .app import build_app
+from .callbacks import CallbackSender
+from .config import SimulatorConfig
+from .gateway import DarajaGateway
+from .state import PushRecord
+
+
+class Simulator:
+    """An offline Daraja: OAuth, STK Push and STK Query, plus the asynchronous STK callbacks.
+
+    Mount `simulator.app` in another ASGI app (or call it through `httpx.ASGITransport`) and run
+    the callback sender with `async with simulator:` or `start()` / `aclose()`. Pushes accepted
+    before `start()` start the sender on demand; `aclose()` cancels pending callbacks.
+
+    `http` is the client that POSTs callbacks; by default the simulator owns one.
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None, *, http: httpx.AsyncClient | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        self._gateway = DarajaGateway(self.config, on_accept=self._on_accept)
+        self._sender = CallbackSender(self.config, self._gateway.pushes, http)
+        self._app = build_app(self._gateway)
+
+    @property
+    def app(self) -> Starlette:
+        """The ASGI app with Daraja's routes (no lifespan: the host app runs `start()`/`aclose()`)."""
+        return self._app
+
+    async def start(self) -> None:
+        self._sender.start()
+
+    async def aclose(self) -> None:
+        await self._sender.aclose()
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - tests call drain(seconds)
+        """Wait until every scheduled callback has been sent (or skipped); TimeoutError after `timeout`."""
+        await self._sender.drain(timeout)
+
+    def push(self, checkout_request_id: str) -> PushRecord:
+        """The push with this CheckoutRequestID; KeyError if the simulator never issued it."""
+        record = self._gateway.pushes.get(checkout_request_id)
+        if record is None:
+            raise KeyError(checkout_request_id)
+        return record
+
+    def pushes(self) -> list[PushRecord]:
+        """Every accepted push, oldest first."""
+        return list(self._gateway.pushes)
+
+    def _on_accept(self, record: PushRecord) -> None:
+        self._sender.schedule(record)
+
+
+def create_app(config: SimulatorConfig | None = None) -> Starlette:
+    """A standalone simulator app whose lifespan runs the callback sender (`app.state.simulator`)."""
+    simulator = Simulator(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with simulator:
+            yield
+
+    app = build_app(simulator._gateway, lifespan=lifespan)
+    app.state.simulator = simulator
+    return app
+
+
+async def serve(host: str, port: int, config: SimulatorConfig | None = None) -> None:
+    """Run a standalone simulator with uvicorn until cancelled."""
+    import uvicorn  # only the standalone server needs it
+
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_level="info"))
+    await server.serve()
