@@ -45,15 +45,18 @@ class Runtime:
     reconciler: Reconciler
     loops: list[Any] = field(default_factory=list)
 
-    async def start_workers(self) -> None:
+    async def start_workers(self, *, reconcile: bool = True) -> None:
         await self.inbox.start()
-        loop = ReconcileLoop(self.reconciler, self.settings.reconcile_interval)
-        await loop.start()
-        self.loops = [self.inbox, loop]
+        self.loops.append(self.inbox)
+        if reconcile:
+            loop = ReconcileLoop(self.reconciler, self.settings.reconcile_interval)
+            await loop.start()
+            self.loops.append(loop)
 
     async def aclose(self) -> None:
         for loop in self.loops:
             await loop.stop()
+        self.loops = []
         await self.http.aclose()
         await self.db.dispose()
 

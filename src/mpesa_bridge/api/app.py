@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from mpesa_bridge import __version__
 from mpesa_bridge.api import admin, callbacks, health
+from mpesa_bridge.api.docs import install_docs
 from mpesa_bridge.api.errors import install_error_handlers
 from mpesa_bridge.api.middleware import BridgeMiddleware
 from mpesa_bridge.api.v1 import payments
@@ -76,7 +77,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -85,6 +86,7 @@ def create_app(
     app.include_router(callbacks.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    install_docs(app)
     if simulator is not None:
         app.mount("/simulator", simulator.app)
     app.add_middleware(BridgeMiddleware, max_body_bytes=settings.max_body_bytes, json_only_prefixes=("/v1/",))

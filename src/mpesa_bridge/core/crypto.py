@@ -69,10 +69,10 @@ class SecretBox:
         aead = self._by_id.get(kid)
         if version != _VERSION or aead is None:
             raise MasterKeyError(f"a stored secret was sealed under master key {kid}, which is not configured")
-        raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
         try:
+            raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
             return aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
-        except InvalidTag as exc:
+        except (InvalidTag, binascii.Error, ValueError) as exc:
             raise MasterKeyError("a stored secret does not open with the configured master key") from exc
 
     def sealed_with(self, sealed: str) -> str:

@@ -7,7 +7,7 @@ import re
 from mpesa_bridge.core.errors import InvalidRequest
 
 _SEPARATORS = re.compile(r"[\s\-().]")
-_MSISDN = re.compile(r"^254[17]\d{8}$")
+_MSISDN = re.compile(r"^254[17][0-9]{8}$")  # [0-9], not \d: \d also matches other scripts' digits
 
 
 def normalise_phone(raw: object, *, param: str = "phone") -> str:

@@ -39,7 +39,7 @@ ALLOWED_ENVIRONMENTS: dict[Mode, frozenset[DarajaEnvironment]] = {
     Mode.LIVE: frozenset({DarajaEnvironment.PRODUCTION}),
 }
 
-_SHORTCODE = re.compile(r"^\d{5,8}$")
+_SHORTCODE = re.compile(r"^[0-9]{5,8}$")
 _KEY = re.compile(r"^sk_(test|live)_[A-Za-z0-9]{32}$")
 
 

@@ -28,7 +28,8 @@ class Inbox:
         self._sweep_interval = sweep_interval
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self.idle = asyncio.Event()
+        # Held while a callback is being applied, so that stopping never cancels a transaction.
+        self._busy = asyncio.Lock()
 
     def submit(self, callback_id: str) -> None:
         self._queue.put_nowait(callback_id)
@@ -45,7 +46,7 @@ class Inbox:
         return True
 
     async def sweep(self) -> int:
-        async with self._db.read() as uow:
+        async with self._busy, self._db.read() as uow:
             ids = list(await uow.callbacks.unprocessed(500))
         done = 0
         for callback_id in ids:
@@ -59,8 +60,9 @@ class Inbox:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        async with self._busy:
+            for task in self._tasks:
+                task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -68,7 +70,8 @@ class Inbox:
 
     async def _safely(self, callback_id: str) -> int:
         try:
-            return int(await self.process(callback_id))
+            async with self._busy:
+                return int(await self.process(callback_id))
         except Exception:
             log.exception("callback.process_failed", callback_id=callback_id)
             return 0

@@ -16,13 +16,15 @@ class ReconcileLoop:
         self._reconciler = reconciler
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._busy = asyncio.Lock()  # stop() waits for a pass in progress instead of cancelling it
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="reconcile")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            async with self._busy:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -30,7 +32,8 @@ class ReconcileLoop:
     async def _run(self) -> None:
         while True:
             try:
-                report = await self._reconciler.run_once()
+                async with self._busy:
+                    report = await self._reconciler.run_once()
                 if report.queried or report.marked_unknown:
                     log.info("reconcile.pass", **vars(report))
             except Exception:

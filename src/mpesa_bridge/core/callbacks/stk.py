@@ -53,6 +53,8 @@ def parse_stk_callback(body: bytes) -> StkCallback:
         raise MalformedCallback(f"not an STK callback: {exc.__class__.__name__}") from exc
     if not isinstance(checkout, str) or not checkout or len(checkout) > 64:
         raise MalformedCallback("CheckoutRequestID is missing or malformed")
+    if code is None or isinstance(code, bool | dict | list) or not str(code).strip():
+        raise MalformedCallback("ResultCode is missing or malformed")
     items = _metadata_items(cb.get("CallbackMetadata"))
     merchant = cb.get("MerchantRequestID")
     return StkCallback(

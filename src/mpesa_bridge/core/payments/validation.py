@@ -74,7 +74,15 @@ def check_metadata(value: object, limits: PaymentLimits) -> dict[str, Any]:
             code="metadata_too_large",
             param="metadata",
         )
-    if len(orjson.dumps(value)) > limits.metadata_max_bytes:
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError as exc:  # e.g. integers beyond 64 bits
+        raise InvalidRequest(
+            "metadata holds a value that cannot be stored (integers must fit in 64 bits)",
+            code="invalid_metadata",
+            param="metadata",
+        ) from exc
+    if size > limits.metadata_max_bytes:
         raise InvalidRequest(
             f"metadata must be at most {limits.metadata_max_bytes} bytes as JSON",
             code="metadata_too_large",

@@ -1,0 +1,65 @@
+"""An async client for Safaricom's M-Pesa Daraja API.
+
+Standalone: it imports nothing else from mpesa_bridge. The STK ResultCode table lives in the
+public `result_codes` module. Usage::
+
+    cache = TokenCache()
+    async with httpx.AsyncClient() as http:
+        creds = DarajaCredentials(consumer_key, consumer_secret)
+        client = DarajaClient(DarajaClient.SANDBOX_URL, creds, http=http, token_cache=cache)
+        accepted = await client.stk_push(request)
+"""
+
+from ._client import DarajaClient, DarajaEndpoints
+from ._exceptions import (
+    DarajaAuthError,
+    DarajaConnectError,
+    DarajaConnectTimeout,
+    DarajaError,
+    DarajaReadTimeout,
+    DarajaRejected,
+    DarajaResponseError,
+    DarajaServerError,
+    DarajaStillProcessing,
+    DarajaSubscriberLocked,
+    DarajaThrottled,
+    DarajaTimeout,
+    DarajaTransportError,
+    DarajaValidationError,
+)
+from ._models import DarajaCredentials, StkPushAccepted, StkPushRequest, StkQueryResult, TransactionType
+from ._security import stk_password, stk_timestamp
+from ._token_cache import AccessToken, TokenCache, TokenFetcher, TokenKey
+from .result_codes import classify_stk_result, normalise_code
+
+__all__ = [
+    "AccessToken",
+    "DarajaAuthError",
+    "DarajaClient",
+    "DarajaConnectError",
+    "DarajaConnectTimeout",
+    "DarajaCredentials",
+    "DarajaEndpoints",
+    "DarajaError",
+    "DarajaReadTimeout",
+    "DarajaRejected",
+    "DarajaResponseError",
+    "DarajaServerError",
+    "DarajaStillProcessing",
+    "DarajaSubscriberLocked",
+    "DarajaThrottled",
+    "DarajaTimeout",
+    "DarajaTransportError",
+    "DarajaValidationError",
+    "StkPushAccepted",
+    "StkPushRequest",
+    "StkQueryResult",
+    "TokenCache",
+    "TokenFetcher",
+    "TokenKey",
+    "TransactionType",
+    "classify_stk_result",
+    "normalise_code",
+    "stk_password",
+    "stk_timestamp",
+]

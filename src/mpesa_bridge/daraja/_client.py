@@ -1,0 +1,244 @@
+"""The async Daraja client: OAuth, STK push and STK query over a caller-owned httpx.AsyncClient."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar
+
+import httpx
+
+from ._exceptions import DarajaConnectError, DarajaConnectTimeout, map_httpx_errors
+from ._models import DarajaCredentials, StkPushAccepted, StkPushRequest, StkQueryResult
+from ._responses import (
+    Reply,
+    error_for,
+    is_error,
+    is_token_error,
+    oauth_error,
+    parse_access_token,
+    parse_stk_push,
+    parse_stk_query,
+    read_reply,
+)
+from ._security import redact, stk_password, stk_timestamp
+from ._token_cache import AccessToken, TokenCache, TokenKey
+from ._validation import check_non_empty, check_short_code
+
+__all__ = ["DEFAULT_TIMEOUT", "DarajaClient", "DarajaEndpoints", "utc_now"]
+
+# Read is generous: STK push answers can take several seconds under load, and giving up early
+# only turns a push into an "unknown" that must be reconciled.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
+
+# CheckoutRequestIDs are ~32 characters today; stored as text of at most 64.
+_CHECKOUT_REQUEST_ID_MAX = 64
+
+
+@dataclass(frozen=True)
+class DarajaEndpoints:
+    """Paths on the Daraja host. Go-live emails sometimes list others (e.g. STK Query v2)."""
+
+    oauth: str = "/oauth/v1/generate"
+    stk_push: str = "/mpesa/stkpush/v1/processrequest"
+    stk_query: str = "/mpesa/stkpushquery/v1/query"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Secrets:
+    """The secrets one call has handled so far, to scrub from anything Daraja sends back."""
+
+    def __init__(self, *values: str) -> None:
+        self._values = list(values)
+
+    def add(self, value: str) -> None:
+        self._values.append(value)
+
+    def __call__(self, text: str) -> str:
+        return redact(text, self._values)
+
+
+class DarajaClient:
+    """An async client for Safaricom's Daraja API (OAuth, STK push, STK query).
+
+    The client does not own `http`: the caller opens and closes it. Tokens come from the shared
+    `token_cache`, so many clients (or many calls of one) cost one OAuth request per token life.
+
+    Only what is safe is retried: a connect failure (the request never left) up to
+    `connect_retries` times, and a rejected token once after one refresh. A push that timed out,
+    lost its connection or got a 5xx raises with `outcome_unknown=True` and is never re-sent,
+    because Daraja has no idempotency key and a second push is a second prompt.
+    """
+
+    SANDBOX_URL: ClassVar[str] = "https://sandbox.safaricom.co.ke"
+    PRODUCTION_URL: ClassVar[str] = "https://api.safaricom.co.ke"
+    DEFAULT_TIMEOUT: ClassVar[httpx.Timeout] = DEFAULT_TIMEOUT
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: DarajaCredentials,
+        *,
+        http: httpx.AsyncClient,
+        token_cache: TokenCache,
+        now: Callable[[], datetime] = utc_now,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        connect_retries: int = 1,
+        endpoints: DarajaEndpoints = DarajaEndpoints(),
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError("base_url must be an http(s) URL")
+        if connect_retries < 0:
+            raise ValueError("connect_retries must not be negative")
+        self._base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._http = http
+        self._token_cache = token_cache
+        self._now = now
+        self._timeout = timeout
+        self._connect_retries = connect_retries
+        self._endpoints = endpoints
+
+    @property
+    def token_key(self) -> TokenKey:
+        """This client's key in the token cache: one token per environment and consumer key."""
+        return (self._base_url, self._credentials.consumer_key)
+
+    async def stk_push(self, req: StkPushRequest) -> StkPushAccepted:
+        """Send an STK push. The result arrives later by callback; this is only the queueing ack."""
+        req.validate()
+        # One clock reading for both: a timestamp taken twice can straddle a second and the
+        # Password then no longer matches ("[MerchantValidate] - Wrong credentials").
+        timestamp = stk_timestamp(self._now())
+        password = stk_password(req.business_short_code, req.passkey, timestamp)
+        body = _stk_push_body(req, password, timestamp)
+        secrets = _Secrets(self._credentials.consumer_secret, req.passkey, password)
+        reply = await self._call(self._endpoints.stk_push, body, "stk_push", money_moving=True, secrets=secrets)
+        return parse_stk_push(reply)
+
+    async def stk_query(self, business_short_code: str, passkey: str, checkout_request_id: str) -> StkQueryResult:
+        """Ask for the final result of a push. Raises `DarajaStillProcessing` while there is none."""
+        check_short_code("business_short_code", business_short_code)
+        check_non_empty("passkey", passkey)
+        check_non_empty("checkout_request_id", checkout_request_id, max_length=_CHECKOUT_REQUEST_ID_MAX)
+        timestamp = stk_timestamp(self._now())
+        password = stk_password(business_short_code, passkey, timestamp)
+        body = {
+            "BusinessShortCode": int(business_short_code),
+            "Password": password,
+            "Timestamp": timestamp,
+            "CheckoutRequestID": checkout_request_id,
+        }
+        secrets = _Secrets(self._credentials.consumer_secret, passkey, password)
+        reply = await self._call(self._endpoints.stk_query, body, "stk_query", money_moving=False, secrets=secrets)
+        return parse_stk_query(reply, checkout_request_id)
+
+    async def _call(
+        self, path: str, body: Mapping[str, object], operation: str, *, money_moving: bool, secrets: _Secrets
+    ) -> Reply:
+        """POST with a bearer token; on a token error refresh once and retry once, never more."""
+        token = await self._token()
+        secrets.add(token)
+        reply = await self._post(path, body, token, operation, money_moving=money_moving, secrets=secrets)
+        if is_error(reply) and is_token_error(reply, secrets):
+            # The gateway refused the token before M-Pesa saw the request, so re-sending is safe.
+            self._token_cache.invalidate(self.token_key, token)
+            token = await self._token()
+            secrets.add(token)
+            reply = await self._post(path, body, token, operation, money_moving=money_moving, secrets=secrets)
+        if is_error(reply):
+            # A token error that survived the refresh lands here too, as DarajaAuthError.
+            raise error_for(reply, operation=operation, money_moving=money_moving, redact=secrets)
+        return reply
+
+    async def _post(
+        self,
+        path: str,
+        body: Mapping[str, object],
+        token: str,
+        operation: str,
+        *,
+        money_moving: bool,
+        secrets: _Secrets,
+    ) -> Reply:
+        def build() -> httpx.Request:
+            return self._http.build_request(
+                "POST",
+                self._base_url + path,
+                json=body,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                timeout=self._timeout,
+            )
+
+        response = await self._send(build, operation, money_moving=money_moving, secrets=secrets)
+        return read_reply(response, secrets)
+
+    async def _token(self) -> str:
+        return await self._token_cache.get(self.token_key, self._fetch_token)
+
+    async def _fetch_token(self) -> AccessToken:
+        """GET the OAuth endpoint with HTTP Basic (consumer key and secret)."""
+        basic = _basic_credentials(self._credentials)
+        # The encoded pair is the secret too: an echo of the header must be scrubbed as well.
+        secrets = _Secrets(self._credentials.consumer_secret, basic)
+
+        def build() -> httpx.Request:
+            return self._http.build_request(
+                "GET",
+                self._base_url + self._endpoints.oauth,
+                params={"grant_type": "client_credentials"},
+                headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
+                timeout=self._timeout,
+            )
+
+        response = await self._send(build, "oauth", money_moving=False, secrets=secrets)
+        reply = read_reply(response, secrets)
+        if is_error(reply):
+            raise oauth_error(reply, secrets)
+        return parse_access_token(reply, secrets)
+
+    async def _send(
+        self, build: Callable[[], httpx.Request], operation: str, *, money_moving: bool, secrets: _Secrets
+    ) -> httpx.Response:
+        for _ in range(self._connect_retries):
+            try:
+                return await self._send_once(build(), operation, money_moving, secrets)
+            except (DarajaConnectError, DarajaConnectTimeout):
+                continue  # the request never left, so sending it again cannot duplicate anything
+        return await self._send_once(build(), operation, money_moving, secrets)
+
+    async def _send_once(
+        self, request: httpx.Request, operation: str, money_moving: bool, secrets: _Secrets
+    ) -> httpx.Response:
+        # The one place this package touches the network; every httpx error is translated here.
+        # auth=None: our Authorization header must win over any default auth set on `http`.
+        with map_httpx_errors(operation=operation, money_moving=money_moving, redact=secrets):
+            return await self._http.send(request, auth=None, follow_redirects=False)
+
+
+def _basic_credentials(credentials: DarajaCredentials) -> str:
+    pair = f"{credentials.consumer_key}:{credentials.consumer_secret}"
+    return base64.b64encode(pair.encode()).decode("ascii")
+
+
+def _stk_push_body(req: StkPushRequest, password: str, timestamp: str) -> dict[str, object]:
+    # Numbers go out as JSON integers: string PartyA/PhoneNumber has been reported to end in
+    # silent 1037 timeouts in production.
+    return {
+        "BusinessShortCode": int(req.business_short_code),
+        "Password": password,
+        "Timestamp": timestamp,
+        "TransactionType": req.transaction_type,
+        "Amount": req.amount,
+        "PartyA": int(req.party_a),
+        "PartyB": int(req.party_b),
+        "PhoneNumber": int(req.phone_number),
+        "CallBackURL": req.callback_url,
+        "AccountReference": req.account_reference,
+        "TransactionDesc": req.transaction_desc,
+    }

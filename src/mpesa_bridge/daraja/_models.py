@@ -1,0 +1,95 @@
+"""The values the client takes and returns. Secrets are kept out of every repr."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ._validation import (
+    check_amount,
+    check_callback_url,
+    check_free_text,
+    check_msisdn,
+    check_non_empty,
+    check_short_code,
+    check_transaction_type,
+)
+
+__all__ = [
+    "ACCOUNT_REFERENCE_MAX",
+    "TRANSACTION_DESC_MAX",
+    "DarajaCredentials",
+    "StkPushAccepted",
+    "StkPushRequest",
+    "StkQueryResult",
+    "TransactionType",
+]
+
+ACCOUNT_REFERENCE_MAX = 12
+TRANSACTION_DESC_MAX = 13
+
+TransactionType = Literal["CustomerPayBillOnline", "CustomerBuyGoodsOnline"]
+
+
+@dataclass(frozen=True)
+class DarajaCredentials:
+    """A Daraja app's consumer key and secret (one pair per environment)."""
+
+    consumer_key: str
+    consumer_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class StkPushRequest:
+    """One M-Pesa Express (STK push) request, in Daraja's terms.
+
+    For a paybill, `business_short_code` and `party_b` are both the paybill number and the type is
+    CustomerPayBillOnline. For a till, `business_short_code` is the store (head office) number the
+    passkey belongs to, `party_b` is the till number and the type is CustomerBuyGoodsOnline.
+    """
+
+    business_short_code: str
+    passkey: str = field(repr=False)
+    transaction_type: TransactionType
+    amount: int
+    party_a: str
+    party_b: str
+    phone_number: str
+    callback_url: str
+    account_reference: str
+    transaction_desc: str
+
+    def validate(self) -> None:
+        """Raise `DarajaValidationError` for the first field Daraja would refuse or mishandle."""
+        check_short_code("business_short_code", self.business_short_code)
+        check_non_empty("passkey", self.passkey)
+        check_transaction_type("transaction_type", self.transaction_type)
+        check_amount("amount", self.amount)
+        check_msisdn("party_a", self.party_a)
+        check_short_code("party_b", self.party_b)
+        check_msisdn("phone_number", self.phone_number)
+        check_callback_url("callback_url", self.callback_url)
+        check_free_text("account_reference", self.account_reference, max_length=ACCOUNT_REFERENCE_MAX)
+        check_free_text("transaction_desc", self.transaction_desc, max_length=TRANSACTION_DESC_MAX)
+
+
+@dataclass(frozen=True)
+class StkPushAccepted:
+    """Daraja queued the push. Not a payment: the outcome comes by callback or STK Query."""
+
+    merchant_request_id: str
+    checkout_request_id: str
+    response_code: str
+    response_description: str = ""
+    customer_message: str = ""
+
+
+@dataclass(frozen=True)
+class StkQueryResult:
+    """A final STK Query answer; classify `result_code` with `classify_stk_result`."""
+
+    response_code: str
+    merchant_request_id: str
+    checkout_request_id: str
+    result_code: str
+    result_desc: str

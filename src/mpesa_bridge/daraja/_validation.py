@@ -1,0 +1,98 @@
+"""Field rules Daraja enforces (or silently trips over), checked before anything is sent.
+
+Messages never include the offending value: it may be a phone number or a secret.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from ._exceptions import DarajaValidationError
+
+__all__ = [
+    "MAX_AMOUNT",
+    "check_amount",
+    "check_callback_url",
+    "check_free_text",
+    "check_msisdn",
+    "check_non_empty",
+    "check_short_code",
+    "check_transaction_type",
+]
+
+MIN_AMOUNT = 1
+MAX_AMOUNT = 250_000  # per-transaction ceiling (portal FAQ)
+
+TRANSACTION_TYPES = frozenset({"CustomerPayBillOnline", "CustomerBuyGoodsOnline"})
+
+# [0-9], not \d: \d also matches non-ASCII digits that int() would happily accept.
+_MSISDN = re.compile(r"254[71][0-9]{8}")
+# Shortcodes are sent as JSON integers, so a leading zero would silently change the number.
+_SHORT_CODE = re.compile(r"[1-9][0-9]{4,6}")
+# '@', '#', '&', emoji and other symbols make Daraja reject the push or drop the prompt.
+_FREE_TEXT = re.compile(r"[A-Za-z0-9 ._/-]+")
+
+
+def _require_str(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise DarajaValidationError(field, "must be a string")
+    return value
+
+
+def check_amount(field: str, value: object) -> None:
+    """Whole shillings, 1..250000; bool is an int subclass but never an amount."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DarajaValidationError(field, "must be a whole number of shillings")
+    if not MIN_AMOUNT <= value <= MAX_AMOUNT:
+        raise DarajaValidationError(field, f"must be between {MIN_AMOUNT} and {MAX_AMOUNT}")
+
+
+def check_msisdn(field: str, value: object) -> None:
+    """`254` + 7xx/1xx subscriber number: 12 digits, no '+', no leading 0."""
+    if not _MSISDN.fullmatch(_require_str(field, value)):
+        raise DarajaValidationError(field, "must be 254 followed by 7 or 1 and 8 more digits")
+
+
+def check_short_code(field: str, value: object) -> None:
+    """Paybill, till or store number: 5 to 7 digits."""
+    if not _SHORT_CODE.fullmatch(_require_str(field, value)):
+        raise DarajaValidationError(field, "must be 5 to 7 digits, not starting with 0")
+
+
+def check_free_text(field: str, value: object, *, max_length: int) -> None:
+    """AccountReference / TransactionDesc: short, plain ASCII, never blank."""
+    text = _require_str(field, value)
+    if not text.strip():
+        raise DarajaValidationError(field, "must not be empty")
+    if len(text) > max_length:
+        raise DarajaValidationError(field, f"must be at most {max_length} characters")
+    if not _FREE_TEXT.fullmatch(text):
+        raise DarajaValidationError(field, "may contain only letters, digits, spaces and - . _ /")
+
+
+def check_callback_url(field: str, value: object) -> None:
+    """An absolute http(s) URL; stray whitespace makes Daraja reject it or lose the callback."""
+    url = _require_str(field, value)
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise DarajaValidationError(field, "must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        raise DarajaValidationError(field, "must be an absolute http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise DarajaValidationError(field, "must be an absolute http(s) URL")
+
+
+def check_transaction_type(field: str, value: object) -> None:
+    if _require_str(field, value) not in TRANSACTION_TYPES:
+        raise DarajaValidationError(field, "must be CustomerPayBillOnline or CustomerBuyGoodsOnline")
+
+
+def check_non_empty(field: str, value: object, *, max_length: int | None = None) -> None:
+    text = _require_str(field, value)
+    if not text.strip():
+        raise DarajaValidationError(field, "must not be empty")
+    if max_length is not None and len(text) > max_length:
+        raise DarajaValidationError(field, f"must be at most {max_length} characters")
