@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
 from tests.fixtures.bridge import InProcessBridge
 
 
