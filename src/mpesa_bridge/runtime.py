@@ -99,6 +99,7 @@ async def build_runtime(
             DarajaEnvironment.SANDBOX: settings.daraja_sandbox_url,
             DarajaEnvironment.PRODUCTION: settings.daraja_production_url,
         },
+        timeout=timeout,
     )
     projects = ProjectService(db, box, clock)
     policy = policy_from(settings)

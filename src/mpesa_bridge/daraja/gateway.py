@@ -67,8 +67,10 @@ class DarajaGatewayAdapter:
         base_urls: Mapping[DarajaEnvironment, str | None],
         *,
         token_cache: TokenCache | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> None:
         self._http = http
+        self._timeout = timeout or DarajaClient.DEFAULT_TIMEOUT
         self._base_urls = dict(base_urls)
         self._tokens = token_cache or TokenCache()
         self._clients: dict[tuple[DarajaEnvironment, str, str], DarajaClient] = {}
@@ -84,7 +86,9 @@ class DarajaGatewayAdapter:
                     code="environment_unavailable",
                 )
             credentials = DarajaCredentials(account.consumer_key, account.consumer_secret)
-            client = DarajaClient(base_url, credentials, http=self._http, token_cache=self._tokens)
+            client = DarajaClient(
+                base_url, credentials, http=self._http, token_cache=self._tokens, timeout=self._timeout
+            )
             self._clients[key] = client
         return client
 
