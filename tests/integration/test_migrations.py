@@ -1,0 +1,65 @@
+"""Migrations: an empty database upgraded to head equals the models, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from mpesa_bridge.storage.db import normalise_url
+from mpesa_bridge.storage.migrate import downgrade, head_revision, upgrade
+from mpesa_bridge.storage.tables import metadata
+from tests.fixtures.database import create_pg_database, drop_pg_database
+
+
+@pytest.fixture
+def empty_url(engine_name: str, tmp_path: Path) -> Iterator[str]:
+    if engine_name == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    url = asyncio.run(create_pg_database())
+    yield url
+    asyncio.run(drop_pg_database(url))
+
+
+async def _diff_and_revision(url: str) -> tuple[list[object], str | None, set[str]]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(normalise_url(url))
+    try:
+        async with engine.connect() as conn:
+
+            def inspect(sync_conn: sa.Connection) -> tuple[list[object], str | None, set[str]]:
+                context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+                tables = set(sa.inspect(sync_conn).get_table_names())
+                return compare_metadata(context, metadata), context.get_current_revision(), tables
+
+            return await conn.run_sync(inspect)
+    finally:
+        await engine.dispose()
+
+
+def test_upgrade_to_head_matches_the_models(empty_url: str) -> None:
+    upgrade(empty_url)
+
+    diff, revision, tables = asyncio.run(_diff_and_revision(empty_url))
+
+    assert diff == []
+    assert revision == head_revision()
+    assert {"projects", "api_keys", "daraja_configs", "payments", "inbound_callbacks", "outbox_events"} <= tables
+
+
+def test_downgrade_and_upgrade_round_trip(empty_url: str) -> None:
+    upgrade(empty_url)
+    downgrade(empty_url, "base")
+    _, revision, tables = asyncio.run(_diff_and_revision(empty_url))
+    assert revision is None and tables <= {"alembic_version"}
+
+    upgrade(empty_url)
+    diff, revision, _ = asyncio.run(_diff_and_revision(empty_url))
+    assert diff == [] and revision == head_revision()
