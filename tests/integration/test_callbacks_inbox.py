@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.fixtures.bridge import InProcessBridge, Tenant, make_settings, wait_until
 
 from mpesa_bridge.config import Settings
 from mpesa_bridge.storage import tables
+from tests.fixtures.bridge import InProcessBridge, Tenant, make_settings, wait_until
 
 
 @pytest.fixture

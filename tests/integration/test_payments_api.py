@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from tests.fixtures.bridge import InProcessBridge
 
 

@@ -2,7 +2,7 @@
 
 48 bits of milliseconds + 80 random bits in Crockford base32 (26 characters), like a ULID.
 Sorting by id therefore sorts by creation time, which keeps cursor pagination index-only.
-Within one process ids are strictly increasing even within a millisecond (or with a frozen
+Within one process ids are strictly increasing within a millisecond (and under a frozen
 test clock): the random part is then the previous one plus one, as monotonic ULIDs do.
 """
 
@@ -30,7 +30,7 @@ def new_id(prefix: str, at: datetime) -> str:
     global _last
     millis = int(at.timestamp() * 1000) & ((1 << 48) - 1)
     last_millis, last_random = _last
-    if millis <= last_millis and last_random < _RANDOM_MAX:
+    if millis == last_millis and last_random < _RANDOM_MAX:
         millis, random = last_millis, last_random + 1
     else:
         random = secrets.randbits(79)  # leaves room to count up within the millisecond

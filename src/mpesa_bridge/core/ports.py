@@ -159,11 +159,20 @@ class ProjectRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction. Leaving the block without error commits; an error rolls back."""
 
-    payments: PaymentRepository
-    events: EventRepository
-    evidence: EvidenceRepository
-    callbacks: CallbackRepository
-    projects: ProjectRepository
+    @property
+    def payments(self) -> PaymentRepository: ...
+
+    @property
+    def events(self) -> EventRepository: ...
+
+    @property
+    def evidence(self) -> EvidenceRepository: ...
+
+    @property
+    def callbacks(self) -> CallbackRepository: ...
+
+    @property
+    def projects(self) -> ProjectRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -119,6 +119,13 @@ class Database:
 class SqlUnitOfWork:
     """One session, one transaction: commit on a clean exit, roll back on an error."""
 
+    session: AsyncSession
+    payments: SqlPaymentRepository
+    events: SqlEventRepository
+    evidence: SqlEvidenceRepository
+    callbacks: SqlCallbackRepository
+    projects: SqlProjectRepository
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, lock: bool, commit: bool) -> None:
         self._sessions = sessions
         self._lock = lock

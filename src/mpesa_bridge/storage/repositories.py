@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,10 +89,11 @@ class SqlPaymentRepository:
         )
         return (await self._s.execute(stmt)).scalars().all()
 
-    async def _one(self, stmt: sa.Select[tuple[Payment]]) -> Payment | None:
+    async def _one(self, stmt: sa.Select[Any]) -> Payment | None:
         if self._lock:
             stmt = stmt.with_for_update()
-        return (await self._s.execute(stmt)).scalar_one_or_none()
+        payment: Payment | None = (await self._s.execute(stmt)).scalar_one_or_none()
+        return payment
 
 
 class SqlEventRepository:
