@@ -6,11 +6,14 @@ master key, without a public base URL (Daraja must reach our callbacks), or with
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mpesa_bridge.core.crypto import MasterKeyError, generate_master_key, parse_master_key
@@ -22,6 +25,8 @@ SIMULATOR_CONSUMER_SECRET = "sim_consumer_secret"  # public test value, like Dar
 SANDBOX_SHORTCODE = "174379"
 SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"  # published by Safaricom
 _DEV_MASTER_KEY_FILE = "master.key"
+# Hosts that mean "every interface" and the loopback address that reaches them.
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}  # noqa: S104 - not a bind
 
 
 class ConfigError(Exception):
@@ -31,8 +36,9 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     """Everything the bridge reads from its environment."""
 
+    # env_ignore_empty: `MPESA_BRIDGE_LOG_JSON=` (a blank line copied from .env.example) means "unset".
     model_config = SettingsConfigDict(
-        env_prefix="MPESA_BRIDGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="MPESA_BRIDGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
     )
 
     env: Literal["development", "production"] = Field(
@@ -111,7 +117,13 @@ class Settings(BaseSettings):
 
     @property
     def resolved_public_base_url(self) -> str:
-        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        # Bound to every interface: reach it (and let the simulator call back) through loopback.
+        host = _WILDCARD_HOSTS.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def mount_simulator(self) -> bool:
@@ -152,14 +164,55 @@ class Settings(BaseSettings):
             raise ConfigError("MPESA_BRIDGE_MASTER_KEY is required in production")
         path = self.data_dir / _DEV_MASTER_KEY_FILE
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(generate_master_key() + "\n")
-            path.chmod(0o600)
-        return [parse_master_key(path.read_text())]
+            _create_private_file(path, generate_master_key() + "\n")
+        try:
+            return [parse_master_key(path.read_text())]
+        except MasterKeyError as exc:
+            raise ConfigError(
+                f"{path} is not a usable master key ({exc}); delete it or set MPESA_BRIDGE_MASTER_KEY"
+            ) from exc
+
+
+def _create_private_file(path: Path, text: str) -> None:
+    """Create `path` (mode 0600 from the first byte) unless it exists: the first writer wins.
+
+    The text goes to a private temporary file that is then hard-linked into place, so a process
+    starting at the same moment (a server and a worker) never reads a half-written file nor
+    replaces a key that already sealed secrets.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        except OSError:  # a filesystem without hard links: exclusive create, still never a replace
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, naming the variable; never the input values (they may be secrets)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc = [str(part) for part in error["loc"]]
+        lines.append(f"MPESA_BRIDGE_{loc[0].upper()}: {message}" if loc else message)
+    return "; ".join(lines)
 
 
 def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc

@@ -1,7 +1,8 @@
 """Structured logs (structlog): dotted event names, a request id on every line, nothing secret.
 
-Phone numbers are masked wherever they appear in an event's values; keys, tokens, passwords and
-Daraja credentials are dropped by name before rendering.
+Phone numbers (254…, +254… or 07…/01…) are masked wherever they appear in an event's values,
+tracebacks included; API secret keys (sk_test_…, sk_live_…) are redacted wherever they appear;
+keys, tokens, passwords and Daraja credentials are dropped by name before rendering.
 """
 
 from __future__ import annotations
@@ -16,13 +17,31 @@ import structlog
 
 from mpesa_bridge.core.phone import mask_phone
 
-_MSISDN = re.compile(r"(?<!\d)254[17]\d{8}(?!\d)")
-_SECRET_WORDS = ("secret", "password", "passkey", "token", "authorization", "api_key", "master_key", "credential")
+# 2547XXXXXXXX / 2541XXXXXXXX (also after + or 00), or the local 07XXXXXXXX / 01XXXXXXXX: masked as 254….
+_MSISDN = re.compile(r"(?<![0-9])(?:(?:00)?254|0)([17][0-9]{8})(?![0-9])")
+_API_KEY = re.compile(r"\bsk_(?:test|live)_[A-Za-z0-9]+")
+_SECRET_WORDS = (
+    "secret",
+    "password",
+    "passkey",
+    "token",
+    "authorization",
+    "api_key",
+    "master_key",
+    "consumer_key",
+    "credential",
+)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    return mask_phone("254" + match.group(1))
 
 
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _MSISDN.sub(lambda m: mask_phone(m.group(0)), value)
+        return _API_KEY.sub("[redacted]", _MSISDN.sub(_mask_match, value))
+    if isinstance(value, int) and not isinstance(value, bool) and _MSISDN.fullmatch(str(value)):
+        return mask_phone(str(value))
     if isinstance(value, dict):
         return {k: ("[redacted]" if _is_secret(k) else _scrub_value(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -48,8 +67,8 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,  # before scrub: a traceback may quote a phone number
             scrub,
-            structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping().get(level.upper(), 20)),

@@ -209,3 +209,29 @@ def test_killed_between_storing_and_applying_a_callback_is_applied_after_restart
     finally:
         doomed.stop()
         simulator.stop()
+
+
+def test_the_worker_process_reconciles_when_the_server_does_not(database_url: str, tmp_path: Path) -> None:
+    simulator = simulator_process(tmp_path).start(health_path="/oauth/v1/generate")
+    bridge = bridge_process(tmp_path, database_url, simulator.url, MPESA_BRIDGE_RECONCILE_ENABLED="false")
+    worker = ServerProcess(["worker"], dict(bridge.env), 0, tmp_path / "worker.log")
+    try:
+        bridge.start()
+        stack = Stack(bridge, simulator, database_url, create_project(bridge))
+        payment = stack.pay("0700000900")  # no callback: only a query settles it
+        worker._log = worker.log_path.open("ab")
+        worker.process = subprocess.Popen(
+            [sys.executable, "-m", "mpesa_bridge", "worker"],
+            env={**os.environ, **worker.env},
+            stdout=worker._log,
+            stderr=subprocess.STDOUT,
+        )
+        done = stack.wait_status(payment["id"], "succeeded", timeout=30)
+        assert stack.evidence(payment["id"]) == [("query", "apply")]
+        assert done["mpesa_receipt_number"] is None
+        worker.stop()
+        assert "worker.stopped" in worker.output()  # SIGTERM lets it finish and close cleanly
+    finally:
+        worker.stop()
+        bridge.stop()
+        simulator.stop()

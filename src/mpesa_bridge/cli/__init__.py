@@ -57,13 +57,19 @@ def serve(
     port: PortOpt = None,
     database_url: DbOpt = None,
     dev: Annotated[
-        bool, typer.Option("--dev", help="create (once) a test project and print its key and a first curl")
+        bool,
+        typer.Option(
+            "--dev", envvar="MPESA_BRIDGE_DEV", help="create (once) a test project and print its key and a first curl"
+        ),
     ] = False,
 ) -> None:
     """Run the HTTP server (API, Daraja callbacks, in-process workers, simulator in development)."""
     from mpesa_bridge.cli.serve import serve_forever
 
     settings = settings_from(host=host, port=port, database_url=database_url)
+    if dev and settings.production:
+        typer.echo("configuration error: --dev (MPESA_BRIDGE_DEV) is for development, not production", err=True)
+        raise typer.Exit(2)
     run(lambda: serve_forever(settings, dev=dev))
 
 

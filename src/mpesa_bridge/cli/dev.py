@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from mpesa_bridge.api.admin import simulator_settings
@@ -42,9 +43,12 @@ def _load(path: Path) -> dict[str, str] | None:
 
 
 def _save(path: Path, data: dict[str, str]) -> None:
+    """Write the file private (0600) from its first byte: it holds a secret key."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
+    path.chmod(0o600)  # an older file may have been created with wider permissions
 
 
 def banner(base_url: str, project_id: str, secret: str) -> str:

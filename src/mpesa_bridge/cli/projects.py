@@ -27,10 +27,14 @@ async def _with_runtime(settings: Settings, fn: object) -> object:
 
 @projects_app.command("create")
 def create(
-    name: Annotated[str, typer.Option(help="project name")],
+    name: Annotated[str, typer.Option(envvar="MPESA_BRIDGE_PROJECT_NAME", help="project name")],
     database_url: DbOpt = None,
     simulator: Annotated[
-        bool, typer.Option(help="point test mode at the built-in simulator (sandbox shortcode 174379)")
+        bool,
+        typer.Option(
+            envvar="MPESA_BRIDGE_PROJECT_SIMULATOR",
+            help="point test mode at the built-in simulator (sandbox shortcode 174379)",
+        ),
     ] = True,
 ) -> None:
     """Create a project and print its test and live secret keys (shown once)."""
@@ -64,16 +68,39 @@ def list_(database_url: DbOpt = None) -> None:
 @projects_app.command("set-daraja")
 def set_daraja(
     project_id: Annotated[str, typer.Argument(help="project id (proj_…)")],
-    mode: Annotated[Mode, typer.Option(help="test or live")],
-    environment: Annotated[DarajaEnvironment, typer.Option(help="simulator, sandbox or production")],
-    short_code: Annotated[str, typer.Option(help="paybill number, or a till's store number")],
+    mode: Annotated[Mode, typer.Option(envvar="MPESA_BRIDGE_DARAJA_MODE", help="test or live")],
+    environment: Annotated[
+        DarajaEnvironment,
+        typer.Option(envvar="MPESA_BRIDGE_DARAJA_ENVIRONMENT", help="simulator, sandbox or production"),
+    ],
+    short_code: Annotated[
+        str, typer.Option(envvar="MPESA_BRIDGE_DARAJA_SHORT_CODE", help="paybill number, or a till's store number")
+    ],
     consumer_key: Annotated[str, typer.Option(envvar="MPESA_BRIDGE_DARAJA_CONSUMER_KEY", help="Daraja app key")],
     consumer_secret: Annotated[
-        str, typer.Option(envvar="MPESA_BRIDGE_DARAJA_CONSUMER_SECRET", prompt=True, hide_input=True)
+        str,
+        typer.Option(
+            envvar="MPESA_BRIDGE_DARAJA_CONSUMER_SECRET",
+            prompt=True,
+            hide_input=True,
+            help="Daraja app secret (prompted for when not given)",
+        ),
     ],
-    passkey: Annotated[str, typer.Option(envvar="MPESA_BRIDGE_DARAJA_PASSKEY", prompt=True, hide_input=True)],
-    shortcode_type: Annotated[ShortcodeType, typer.Option(help="paybill or till")] = ShortcodeType.PAYBILL,
-    till_number: Annotated[str | None, typer.Option(help="the till number, for tills")] = None,
+    passkey: Annotated[
+        str,
+        typer.Option(
+            envvar="MPESA_BRIDGE_DARAJA_PASSKEY",
+            prompt=True,
+            hide_input=True,
+            help="Lipa Na M-Pesa Online passkey (prompted for when not given)",
+        ),
+    ],
+    shortcode_type: Annotated[
+        ShortcodeType, typer.Option(envvar="MPESA_BRIDGE_DARAJA_SHORTCODE_TYPE", help="paybill or till")
+    ] = ShortcodeType.PAYBILL,
+    till_number: Annotated[
+        str | None, typer.Option(envvar="MPESA_BRIDGE_DARAJA_TILL_NUMBER", help="the till number, for tills")
+    ] = None,
     database_url: DbOpt = None,
 ) -> None:
     """Set a mode's Daraja credentials (sealed under the master key)."""
@@ -98,7 +125,7 @@ def set_daraja(
 @projects_app.command("new-key")
 def new_key(
     project_id: Annotated[str, typer.Argument(help="project id (proj_…)")],
-    mode: Annotated[Mode, typer.Option(help="test or live")],
+    mode: Annotated[Mode, typer.Option(envvar="MPESA_BRIDGE_KEY_MODE", help="test or live")],
     database_url: DbOpt = None,
 ) -> None:
     """Issue another secret key for a mode (shown once)."""

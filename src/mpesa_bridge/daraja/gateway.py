@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from mpesa_bridge.core.phone import mask_phone
 from mpesa_bridge.core.ports import (
     PushAccepted,
     PushNotSent,
@@ -40,6 +41,9 @@ from mpesa_bridge.daraja import (
     StkPushRequest,
     TokenCache,
 )
+from mpesa_bridge.logging import get_logger
+
+log = get_logger("mpesa_bridge.daraja")
 
 # 500.001.1001 carries several unrelated conditions; name the ones a merchant can act on.
 _REJECTION_REASONS = (
@@ -108,6 +112,24 @@ class DarajaGatewayAdapter:
             account_reference=command.account_reference,
             transaction_desc=command.description,
         )
+        fields = {
+            "env": account.environment.value,
+            "short_code": account.short_code,
+            "phone": mask_phone(command.phone),
+        }
+        log.info("daraja.stk_push.sending", amount=command.amount, **fields)
+        try:
+            accepted = await self._push(account, request)
+        except PushRejected as exc:
+            log.warning("daraja.stk_push.rejected", code=exc.code, message=exc.message, **fields)
+            raise
+        except (PushNotSent, PushOutcomeUnknown) as exc:
+            log.warning("daraja.stk_push.failed", code=exc.code, **fields)
+            raise
+        log.info("daraja.stk_push.accepted", checkout_request_id=accepted.checkout_request_id, **fields)
+        return accepted
+
+    async def _push(self, account: DarajaAccount, request: StkPushRequest) -> PushAccepted:
         try:
             accepted = await self.client(account).stk_push(request)
         except DarajaValidationError as exc:
@@ -128,9 +150,12 @@ class DarajaGatewayAdapter:
         try:
             result = await self.client(account).stk_query(account.short_code, account.passkey, checkout_request_id)
         except DarajaStillProcessing as exc:
+            log.info("daraja.stk_query.processing", checkout_request_id=checkout_request_id)
             raise QueryPending("the transaction is being processed") from exc
         except (DarajaError, PushNotSent) as exc:
+            log.warning("daraja.stk_query.failed", checkout_request_id=checkout_request_id, error=type(exc).__name__)
             raise QueryFailed(f"STK Query failed: {exc.__class__.__name__}") from exc
+        log.info("daraja.stk_query.answered", checkout_request_id=checkout_request_id, result_code=result.result_code)
         return QueryAnswer(result_code=result.result_code, result_desc=result.result_desc)
 
 
