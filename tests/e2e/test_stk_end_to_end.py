@@ -219,13 +219,7 @@ def test_the_worker_process_reconciles_when_the_server_does_not(database_url: st
         bridge.start()
         stack = Stack(bridge, simulator, database_url, create_project(bridge))
         payment = stack.pay("0700000900")  # no callback: only a query settles it
-        worker._log = worker.log_path.open("ab")
-        worker.process = subprocess.Popen(
-            [sys.executable, "-m", "mpesa_bridge", "worker"],
-            env={**os.environ, **worker.env},
-            stdout=worker._log,
-            stderr=subprocess.STDOUT,
-        )
+        worker.spawn()
         done = stack.wait_status(payment["id"], "succeeded", timeout=30)
         assert stack.evidence(payment["id"]) == [("query", "apply")]
         assert done["mpesa_receipt_number"] is None
