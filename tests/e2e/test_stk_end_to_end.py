@@ -89,15 +89,26 @@ def create_project(bridge: ServerProcess) -> str:
     return key
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'bridge.db'}"
+def _database(engine: str, folder: Path) -> Iterator[str]:
+    if engine == "sqlite":
+        yield f"sqlite:///{folder / 'bridge.db'}"
         return
     need("PostgreSQL", postgres_available())
     url = asyncio.run(create_pg_database())
     yield url
     asyncio.run(drop_pg_database(url))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Shared by the tests that use the module's running stack."""
+    yield from _database(request.param, tmp_path_factory.mktemp("e2e"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def own_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own, for tests that start their own bridge (no other bridge reconciles it)."""
+    yield from _database(request.param, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +187,9 @@ def test_a_contradicting_callback_after_a_callback_set_state_changes_nothing(sta
 
 
 def test_killed_between_storing_and_applying_a_callback_is_applied_after_restart(
-    database_url: str, tmp_path: Path
+    own_database_url: str, tmp_path: Path
 ) -> None:
+    database_url = own_database_url
     simulator = simulator_process(tmp_path).start(health_path="/oauth/v1/generate")
     # No reconciliation query for a minute: only the stored callback can settle this payment.
     slow_queries = {"MPESA_BRIDGE_RECONCILE_QUERY_DELAY": "60", "MPESA_BRIDGE_RECONCILE_MAX_AGE": "600"}
@@ -211,7 +223,8 @@ def test_killed_between_storing_and_applying_a_callback_is_applied_after_restart
         simulator.stop()
 
 
-def test_the_worker_process_reconciles_when_the_server_does_not(database_url: str, tmp_path: Path) -> None:
+def test_the_worker_process_reconciles_when_the_server_does_not(own_database_url: str, tmp_path: Path) -> None:
+    database_url = own_database_url
     simulator = simulator_process(tmp_path).start(health_path="/oauth/v1/generate")
     bridge = bridge_process(tmp_path, database_url, simulator.url, MPESA_BRIDGE_RECONCILE_ENABLED="false")
     worker = ServerProcess(["worker"], dict(bridge.env), 0, tmp_path / "worker.log")
