@@ -191,3 +191,28 @@ async def test_a_stored_callback_is_applied_by_the_sweep_if_nobody_processed_it(
 
     assert (await bridge.get(shop, payment["id"]))["status"] == "succeeded"
     assert [r["state"] for r in await stored(bridge)] == ["applied"]
+
+
+async def test_a_callback_is_stored_whatever_its_content_type(bridge: InProcessBridge) -> None:
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = await bridge.client.post("/v1/callbacks/daraja/stk/some-token", content=b"{}", headers=headers)
+        assert response.status_code == 200 and response.json() == ACK
+    await wait_until(lambda: settled(bridge))
+    assert len(await stored(bridge)) == 3
+
+
+async def test_an_oversized_chunked_body_is_413_before_parsing(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"metadata": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = await bridge.client.post(
+        "/v1/payments", content=chunks(), headers={**shop.headers(), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"

@@ -137,6 +137,7 @@ async def test_a_push_whose_answer_never_came_becomes_unknown_and_is_never_pushe
     after = await bridge.get(shop, payment["id"])
     assert report.marked_unknown == 1
     assert after["status"] == "unknown" and after["failure_code"] == "push_unanswered"
+    assert after["needs_attention"] and after["attention_reason"] == "outcome_unknown"
     assert len(bridge.simulator.pushes()) == pushes_before  # never a second prompt
     assert ("payment.unknown", False) in await events_of(bridge, payment["id"])
 
@@ -209,6 +210,7 @@ async def test_a_push_that_times_out_is_unknown_and_not_retried(
         payment = await bridge.pay(shop)
 
     assert payment["status"] == "unknown" and payment["failure_code"] == "daraja_no_answer"
+    assert payment["needs_attention"]  # nothing to query: a person (or a late callback) settles it
     assert daraja.pushes == 1
     async with bridge.db.read() as uow:
         stored = await uow.payments.find(payment["id"])

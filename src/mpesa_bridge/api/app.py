@@ -17,7 +17,7 @@ from mpesa_bridge.api.v1 import payments
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.logging import get_logger
-from mpesa_bridge.runtime import build_runtime
+from mpesa_bridge.runtime import CALLBACK_PATH, build_runtime
 from mpesa_bridge.simulator import Simulator, SimulatorConfig
 
 log = get_logger("mpesa_bridge.app")
@@ -89,5 +89,10 @@ def create_app(
     install_docs(app)
     if simulator is not None:
         app.mount("/simulator", simulator.app)
-    app.add_middleware(BridgeMiddleware, max_body_bytes=settings.max_body_bytes, json_only_prefixes=("/v1/",))
+    app.add_middleware(
+        BridgeMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        json_only_prefixes=("/v1/",),
+        any_body_prefixes=(CALLBACK_PATH,),
+    )
     return app

@@ -12,8 +12,6 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mpesa_bridge.api.errors import ApiError
-
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -48,13 +46,39 @@ def _reply(status: int, code: str, message: str, request_id: str) -> tuple[Messa
     return start, {"type": "http.response.body", "body": body}
 
 
+def _too_large(limit: int) -> tuple[int, str, str]:
+    return 413, "body_too_large", f"request body is larger than {limit} bytes"
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: wait for the disconnect, as the server would
+
+    return replay
+
+
 class BridgeMiddleware:
     """Assigns a request id; refuses oversized (413) and non-JSON (415) bodies before routing."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, json_only_prefixes: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        json_only_prefixes: tuple[str, ...],
+        any_body_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.json_only_prefixes = json_only_prefixes
+        # Daraja's callbacks are stored whatever their content type: refusing one would lose it.
+        self.any_body_prefixes = any_body_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,38 +92,48 @@ class BridgeMiddleware:
             for message in _reply(*refusal, request_id):
                 await send(message)
             return
+        if scope.get("method") in _BODY_METHODS:
+            body = await self._read_body(receive)
+            if body is None:
+                for message in _reply(*_too_large(self.max_body_bytes), request_id):
+                    await send(message)
+                return
+            receive = _replay(body, receive)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            await self.app(scope, self._limited(receive), self._stamped(send, request_id))
+            await self.app(scope, receive, self._stamped(send, request_id))
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body (bounded), or None once it passes the limit: 413 before any parsing."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str, str] | None:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return 413, "body_too_large", f"request body is larger than {self.max_body_bytes} bytes"
+            return _too_large(self.max_body_bytes)
         path: str = scope.get("path", "")
+        if path.startswith(self.any_body_prefixes):
+            return None
         if scope.get("method") in _BODY_METHODS and path.startswith(self.json_only_prefixes):
             has_body = declared not in (None, "0") or "transfer-encoding" in headers
             media = headers.get("content-type", "").split(";")[0].strip().lower()
             if has_body and media != "application/json":
                 return 415, "unsupported_media_type", "request body must be application/json"
         return None
-
-    def _limited(self, receive: Receive) -> Receive:
-        seen = 0
-        limit = self.max_body_bytes
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
-            return message
-
-        return limited
 
     def _stamped(self, send: Send, request_id: str) -> Send:
         async def stamped(message: Message) -> None:

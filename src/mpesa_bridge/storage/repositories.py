@@ -44,6 +44,11 @@ class SqlPaymentRepository:
         stmt = sa.select(Payment).where(tables.payments.c.callback_token_hash == token_hash)
         return await self._one(stmt)
 
+    async def by_checkout_request_id(self, checkout_request_id: str) -> Payment | None:
+        stmt = sa.select(Payment).where(tables.payments.c.checkout_request_id == checkout_request_id)
+        payment: Payment | None = (await self._s.execute(stmt)).scalar_one_or_none()
+        return payment
+
     async def list(self, tenant: Tenant, query: PaymentFilter) -> Sequence[Payment]:
         c = tables.payments.c
         stmt = sa.select(Payment).where(c.project_id == tenant.project_id, c.mode == tenant.mode.value)

@@ -17,6 +17,8 @@ from mpesa_bridge.logging import get_logger
 
 log = get_logger("mpesa_bridge.inbox")
 
+MAX_ATTEMPTS = 5
+
 
 class Inbox:
     def __init__(
@@ -32,7 +34,9 @@ class Inbox:
         self._busy = asyncio.Lock()
 
     def submit(self, callback_id: str) -> None:
-        self._queue.put_nowait(callback_id)
+        """Apply soon. Without running workers the row simply waits for a worker's sweep."""
+        if self._tasks:
+            self._queue.put_nowait(callback_id)
 
     async def process(self, callback_id: str) -> bool:
         """Apply one stored callback; False if it was already processed (or is being)."""

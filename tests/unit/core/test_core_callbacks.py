@@ -399,6 +399,9 @@ class FakePayments:
         self.locked_tokens.append(token_hash)
         return next((p for p in self.items.values() if p.callback_token_hash == token_hash), None)
 
+    async def by_checkout_request_id(self, checkout_request_id: str) -> Payment | None:
+        return next((p for p in self.items.values() if p.checkout_request_id == checkout_request_id), None)
+
 
 class FakeEvents:
     def __init__(self) -> None:
@@ -895,3 +898,17 @@ async def test_a_different_failure_over_a_query_answer_is_recorded_only() -> Non
     assert payment.needs_attention is False
     assert uow.events.items == []
     assert [r.verdict for r in uow.evidence.items] == ["record"]
+
+
+async def test_adoption_refused_when_another_payment_holds_the_checkout_id() -> None:
+    holder = make_payment(id="pay_01holder", callback_token_hash="other-token-hash")
+    orphan = make_payment(id="pay_01orphan", status=PaymentStatus.UNKNOWN, checkout_request_id=None)
+    uow = FakeUoW(holder, orphan)
+    callback = make_callback(SUCCESS_BODY)
+
+    await _apply(uow, callback)
+
+    assert (callback.state, callback.flag_reason) == ("flagged", "checkout_request_id_taken")
+    assert orphan.checkout_request_id is None and orphan.status is PaymentStatus.UNKNOWN
+    assert holder.status is PaymentStatus.PENDING
+    assert uow.events.items == []

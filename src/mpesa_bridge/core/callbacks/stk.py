@@ -134,6 +134,9 @@ async def apply_stk_callback(uow: UnitOfWork, callback: InboundCallback, at: dat
         await _flag(uow, payment, callback, parsed, problem, at)
         return
     if payment.checkout_request_id is None:
+        if await uow.payments.by_checkout_request_id(parsed.checkout_request_id) is not None:
+            _mark(callback, "flagged", "checkout_request_id_taken")
+            return
         payment.checkout_request_id = parsed.checkout_request_id
         payment.merchant_request_id = payment.merchant_request_id or parsed.merchant_request_id
     status, reason = classify_result(parsed.result_code)
@@ -157,7 +160,7 @@ async def apply_stk_callback(uow: UnitOfWork, callback: InboundCallback, at: dat
 
 
 # A callback that is not about this payment at all must not touch it, not even its flag.
-_NOT_THIS_PAYMENT = frozenset({"checkout_request_id_mismatch", "outside_match_window"})
+_NOT_THIS_PAYMENT = frozenset({"checkout_request_id_mismatch", "outside_match_window", "checkout_request_id_taken"})
 
 _STATE = {
     Verdict.APPLY: "applied",

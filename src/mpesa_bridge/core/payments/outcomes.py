@@ -125,6 +125,10 @@ async def mark_unknown(uow: UnitOfWork, payment: Payment, reason: str, at: datet
         return False
     payment.status = PaymentStatus.UNKNOWN
     payment.failure_code = reason
+    payment.query_attempts = 0  # unknown payments follow their own, slower schedule from its start
     payment.updated_at = at
+    if payment.checkout_request_id is None:
+        # Nothing to query: only a late callback (matched through its token) or a person settles it.
+        _flag(payment, "outcome_unknown", at)
     await write_event(uow, payment, EventType.UNKNOWN, at)
     return True
