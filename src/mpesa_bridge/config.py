@@ -25,6 +25,25 @@ SIMULATOR_CONSUMER_SECRET = "sim_consumer_secret"  # public test value, like Dar
 SANDBOX_SHORTCODE = "174379"
 SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"  # published by Safaricom
 _DEV_MASTER_KEY_FILE = "master.key"
+# Safaricom's published callback addresses plus two legacy ones (reference §17).
+DEFAULT_CALLBACK_IPS = ",".join(
+    [
+        "196.201.214.200",
+        "196.201.214.206",
+        "196.201.213.114",
+        "196.201.214.207",
+        "196.201.214.208",
+        "196.201.213.44",
+        "196.201.212.127",
+        "196.201.212.138",
+        "196.201.212.129",
+        "196.201.212.136",
+        "196.201.212.74",
+        "196.201.212.69",
+        "196.201.212.128",
+        "196.201.212.132",
+    ]
+)
 # Hosts that mean "every interface" and the loopback address that reaches them.
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}  # noqa: S104 - not a bind
 
@@ -87,6 +106,45 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool | None = Field(None, description="JSON log lines; default: on in production")
     fault_injection: str | None = Field(None, description="testing only, refused in production")
+    # --- security --------------------------------------------------------------------------------
+    old_master_keys: SecretStr | None = Field(
+        None, description="comma-separated previous master keys, still accepted for reading during rotation"
+    )
+    key_rotation_grace: float = Field(
+        86_400.0, ge=0, description="seconds an old secret key keeps working after a rotation (0: stops at once)"
+    )
+    key_cache_ttl: float = Field(
+        1.0, ge=0, description="seconds a verified key is trusted without a database look-up (revocation delay)"
+    )
+    signature_tolerance: float = Field(300.0, gt=0, description="signed requests: accepted clock skew, seconds")
+    idempotency_ttl: float = Field(86_400.0, gt=0, description="seconds an Idempotency-Key is remembered")
+    idempotency_lock_timeout: float = Field(
+        300.0, gt=0, description="seconds after which an unfinished request's Idempotency-Key may be retried"
+    )
+    duplicate_guard_window: float = Field(
+        600.0, ge=0, description="seconds a pending push blocks the same phone+amount+reference (0: off)"
+    )
+    phone_lock_window: float = Field(
+        120.0, ge=0, description="seconds a pending push blocks another push to the same phone and shortcode (0: off)"
+    )
+    callback_allowlist: bool | None = Field(
+        None, description="accept Daraja callbacks only from callback_allowed_ips; default: on in production"
+    )
+    callback_allowed_ips: str = Field(
+        DEFAULT_CALLBACK_IPS, description="comma-separated addresses/CIDRs Safaricom calls back from (reference §17)"
+    )
+    callback_allowlist_action: Literal["reject", "quarantine"] = Field(
+        "reject", description="unlisted source: reject (403, stored flagged) or quarantine (200, stored flagged)"
+    )
+    trusted_proxies: str = Field(
+        "", description="comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed"
+    )
+    redis_url: str | None = Field(None, description="redis://…: shared rate limits (and, later, live fan-out)")
+    rate_limit_enabled: bool = Field(True, description="apply the rate limits below")
+    rate_limit_key: str = Field("100/second", description="requests per secret key (limits syntax)")
+    rate_limit_ip: str = Field("30/second", description="unauthenticated requests per client IP")
+    rate_limit_create: str = Field("20/second", description="payment creations per secret key")
+    rate_limit_phone: str = Field("3/10minutes", description="STK pushes to one phone per project")
 
     @model_validator(mode="after")
     def _production_guard(self) -> Settings:
@@ -153,11 +211,31 @@ class Settings(BaseSettings):
             raise ConfigError("MPESA_BRIDGE_RECONCILE_BACKOFF must list positive seconds")
         return steps
 
+    def _old_keys(self) -> list[bytes]:
+        if self.old_master_keys is None:
+            return []
+        try:
+            return [parse_master_key(k) for k in _split(self.old_master_keys.get_secret_value())]
+        except MasterKeyError as exc:
+            raise ConfigError(f"MPESA_BRIDGE_OLD_MASTER_KEYS is unusable: {exc}") from exc
+
+    @property
+    def callback_allowlist_on(self) -> bool:
+        return self.production if self.callback_allowlist is None else self.callback_allowlist
+
+    @property
+    def callback_networks(self) -> list[str]:
+        return _split(self.callback_allowed_ips)
+
+    @property
+    def proxy_networks(self) -> list[str]:
+        return _split(self.trusted_proxies)
+
     def master_keys(self) -> list[bytes]:
         """The master key, or in development one generated once and kept in the data directory."""
         if self.master_key is not None:
             try:
-                return [parse_master_key(self.master_key.get_secret_value())]
+                return [parse_master_key(self.master_key.get_secret_value()), *self._old_keys()]
             except MasterKeyError as exc:
                 raise ConfigError(f"MPESA_BRIDGE_MASTER_KEY is unusable: {exc}") from exc
         if self.production:  # pragma: no cover - the validator already refused this
@@ -171,6 +249,10 @@ class Settings(BaseSettings):
             raise ConfigError(
                 f"{path} is not a usable master key ({exc}); delete it or set MPESA_BRIDGE_MASTER_KEY"
             ) from exc
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _create_private_file(path: Path, text: str) -> None:

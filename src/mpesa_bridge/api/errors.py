@@ -20,6 +20,8 @@ from mpesa_bridge.core.errors import (
     Conflict,
     InvalidRequest,
     NotFound,
+    RateLimited,
+    Unprocessable,
     UpstreamUnavailable,
 )
 from mpesa_bridge.logging import get_logger
@@ -31,6 +33,8 @@ STATUS_TABLE: dict[type[BaseException], tuple[int, str]] = {
     AuthenticationFailed: (401, "authentication_error"),
     NotFound: (404, "invalid_request_error"),
     Conflict: (409, "invalid_request_error"),
+    Unprocessable: (422, "invalid_request_error"),
+    RateLimited: (429, "rate_limit_error"),
     UpstreamUnavailable: (502, "api_error"),
     BridgeError: (500, "api_error"),
 }
@@ -59,13 +63,30 @@ def request_id(request: Request) -> str | None:
 
 
 def error_body(
-    request: Request, status: int, *, type_: str, code: str, message: str, param: str | None = None
+    request: Request,
+    status: int,
+    *,
+    type_: str,
+    code: str,
+    message: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     body = {
         "error": {"type": type_, "code": code, "message": message, "param": param, "request_id": request_id(request)}
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def rate_limit_headers(exc: RateLimited) -> dict[str, str]:
+    headers = {"Retry-After": str(exc.retry_after), "RateLimit-Remaining": str(exc.remaining)}
+    headers["RateLimit-Reset"] = str(exc.reset)
+    if exc.limit is not None:
+        headers["RateLimit-Limit"] = str(exc.limit)
+    return headers
 
 
 def _lookup(exc: BaseException) -> tuple[int, str]:
@@ -80,7 +101,10 @@ async def _bridge_error(request: Request, exc: Exception) -> Response:
     status, type_ = _lookup(exc)
     if status >= 500:
         log.error("api.error", code=exc.code, error=exc.message)
-    return error_body(request, status, type_=type_, code=exc.code, message=exc.message, param=exc.param)
+    headers = rate_limit_headers(exc) if isinstance(exc, RateLimited) else None
+    return error_body(
+        request, status, type_=type_, code=exc.code, message=exc.message, param=exc.param, headers=headers
+    )
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

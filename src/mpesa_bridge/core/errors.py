@@ -5,7 +5,9 @@
     │   └── ConfigurationMissing — the project/mode is not set up for what was asked
     ├── AuthenticationFailed    — every auth failure looks the same from outside
     ├── NotFound                — also what another tenant's ids get
-    ├── Conflict                — the request clashes with current state
+    ├── Conflict                — the request clashes with current state (e.g. duplicate_in_flight)
+    ├── Unprocessable           — a well-formed request that cannot be honoured (idempotency_key_reused)
+    ├── RateLimited             — too many requests; carries retry_after seconds
     └── UpstreamUnavailable     — Daraja could not be reached / answered unusably
 
 The API maps these classes to HTTP statuses in one table (`api/errors.py`).
@@ -46,6 +48,33 @@ class NotFound(BridgeError):
 
 class Conflict(BridgeError):
     code = "conflict"
+
+
+class Unprocessable(BridgeError):
+    code = "unprocessable"
+
+
+class RateLimited(BridgeError):
+    """Too many requests. `retry_after` in whole seconds; `limit`/`remaining`/`reset` for RateLimit-* headers."""
+
+    code = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int,
+        limit: int | None = None,
+        remaining: int = 0,
+        reset: int | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, param=param)
+        self.retry_after = max(1, retry_after)
+        self.limit = limit
+        self.remaining = remaining
+        self.reset = reset if reset is not None else self.retry_after
 
 
 class UpstreamUnavailable(BridgeError):

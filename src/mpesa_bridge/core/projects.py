@@ -115,6 +115,9 @@ class Project:
     id: str
     name: str
     created_at: datetime
+    require_signed_requests: bool = False
+    signing_secret_sealed: str | None = None
+    confirm_by_query: bool = False
 
 
 @dataclass(eq=False)
@@ -189,6 +192,11 @@ class ApiKey:
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+
+    def usable_at(self, at: datetime) -> bool:
+        """Not revoked, and not past the end of a rotation's grace period."""
+        return self.revoked_at is None and (self.expires_at is None or at < self.expires_at)
 
 
 def generate_secret_key(mode: Mode) -> str:

@@ -24,6 +24,9 @@ projects = sa.Table(
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("require_signed_requests", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("signing_secret_sealed", sa.Text(), nullable=True),
+    sa.Column("confirm_by_query", sa.Boolean(), nullable=False, server_default=sa.false()),
 )
 
 daraja_configs = sa.Table(
@@ -52,6 +55,7 @@ api_keys = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
 )
 
 payments = sa.Table(
@@ -87,6 +91,7 @@ payments = sa.Table(
     sa.Column("attention_reason", sa.String(64), nullable=True),
     sa.Column("query_attempts", sa.Integer(), nullable=False, default=0),
     sa.Column("next_query_at", UTCDateTime(), nullable=True),
+    sa.Column("awaiting_confirmation", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.CheckConstraint("amount > 0", name="amount_positive"),
 )
 # Listing is newest first within a tenant; ids sort by creation time, so (tenant, id) serves
@@ -143,3 +148,16 @@ outbox_events = sa.Table(
     sa.Column("late_correction", sa.Boolean(), nullable=False, default=False),
 )
 sa.Index("ix_outbox_events_tenant_id", outbox_events.c.project_id, outbox_events.c.mode, outbox_events.c.id)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.String(64), primary_key=True),  # "<project id>:<mode>" or "admin"
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # in_progress | completed
+    sa.Column("response_status", sa.Integer(), nullable=True),
+    sa.Column("response_body", sa.LargeBinary(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)

@@ -43,6 +43,7 @@ class Payment:
     attention_reason: str | None = None
     query_attempts: int = 0
     next_query_at: datetime | None = None
+    awaiting_confirmation: bool = False  # confirm-by-query: a success callback waits for STK Query
 
 
 class EventType:
