@@ -182,7 +182,7 @@ def test_the_default_database_is_sqlite_in_the_data_dir(tmp_path: Path, monkeypa
     [
         ({}, "http://127.0.0.1:8000"),
         ({"host": "localhost", "port": 9000}, "http://localhost:9000"),
-        ({"host": "0.0.0.0", "port": 8080}, "http://127.0.0.1:8080"),  # noqa: S104 - bound to all, reached locally
+        ({"host": "0.0.0.0", "port": 8080}, "http://127.0.0.1:8080"),
         ({"host": "::"}, "http://[::1]:8000"),
         ({"host": "::1"}, "http://[::1]:8000"),
         ({"public_base_url": "https://pay.example.co.ke/"}, "https://pay.example.co.ke"),
@@ -275,7 +275,7 @@ def test_dotenv_in_the_working_directory_is_read(monkeypatch: pytest.MonkeyPatch
     )
     s = Settings()
     assert s.port == 9100
-    assert s.host == "0.0.0.0"  # noqa: S104
+    assert s.host == "0.0.0.0"
     assert s.admin_token is not None and s.admin_token.get_secret_value() == "from-dotenv"
     assert s.log_json is None
     monkeypatch.setenv("MPESA_BRIDGE_PORT", "9200")  # the environment wins over .env
