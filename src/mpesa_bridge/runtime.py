@@ -8,15 +8,18 @@ from typing import Any
 
 import httpx
 
+from mpesa_bridge.api.ratelimit import RateLimiter
+from mpesa_bridge.api.replay import replay_guard_for
 from mpesa_bridge.config import Settings
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.clock import Clock, SystemClock
 from mpesa_bridge.core.crypto import SecretBox
-from mpesa_bridge.core.payments.policy import ReconcilePolicy
+from mpesa_bridge.core.payments.policy import GuardPolicy, ReconcilePolicy
 from mpesa_bridge.core.payments.reconcile import Reconciler
 from mpesa_bridge.core.payments.stk import PaymentService
 from mpesa_bridge.core.payments.validation import PaymentLimits
 from mpesa_bridge.core.projects import DarajaEnvironment
+from mpesa_bridge.core.signing import ReplayGuard
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.storage.db import Database
@@ -43,6 +46,8 @@ class Runtime:
     limits: PaymentLimits
     inbox: Inbox
     reconciler: Reconciler
+    replay_guard: ReplayGuard
+    rate_limiter: RateLimiter
     loops: list[Any] = field(default_factory=list)
 
     async def start_workers(self, *, reconcile: bool = True) -> None:
@@ -58,6 +63,10 @@ class Runtime:
             await loop.stop()
         self.loops = []
         await self.http.aclose()
+        await self.rate_limiter.aclose()
+        closer = getattr(self.replay_guard, "aclose", None)
+        if closer is not None:
+            await closer()
         await self.db.dispose()
 
 
@@ -101,10 +110,13 @@ async def build_runtime(
         },
         timeout=timeout,
     )
-    projects = ProjectService(db, box, clock)
+    projects = ProjectService(db, box, clock, key_cache_ttl=settings.key_cache_ttl)
     policy = policy_from(settings)
     base = settings.resolved_public_base_url
-    payments = PaymentService(db, gateway, projects, clock, lambda token: f"{base}{CALLBACK_PATH}{token}", policy)
+    guards = GuardPolicy(duplicate_window=settings.duplicate_guard_window, phone_window=settings.phone_lock_window)
+    payments = PaymentService(
+        db, gateway, projects, clock, lambda token: f"{base}{CALLBACK_PATH}{token}", policy, guards
+    )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -118,4 +130,6 @@ async def build_runtime(
         limits=PaymentLimits(max_amount=settings.max_amount, metadata_max_bytes=settings.metadata_max_bytes),
         inbox=Inbox(db, clock, policy, settings.inbox_poll_interval),
         reconciler=Reconciler(db, gateway, projects, clock, policy),
+        replay_guard=replay_guard_for(settings.redis_url),
+        rate_limiter=RateLimiter.from_settings(settings),
     )

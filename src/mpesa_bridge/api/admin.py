@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
 
 from mpesa_bridge.api.deps import AdminDep, RuntimeDep
 from mpesa_bridge.api.responses import JSONResponse
@@ -16,7 +17,9 @@ from mpesa_bridge.api.schemas import (
     ProjectCreate,
     ProjectCreated,
     ProjectList,
+    ProjectPublic,
 )
+from mpesa_bridge.api.v1.keys import KeyPublic, key_public
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.payments.public import iso
 from mpesa_bridge.core.projects import (
@@ -61,6 +64,9 @@ def project_public(project: Project, configs: dict[Mode, DarajaConfig]) -> dict[
         "object": "project",
         "name": project.name,
         "created_at": iso(project.created_at),
+        "require_signed_requests": project.require_signed_requests,
+        "has_signing_secret": project.signing_secret_sealed is not None,
+        "confirm_by_query": project.confirm_by_query,
         "daraja": {
             mode.value: {
                 "environment": str(c.environment),
@@ -112,3 +118,37 @@ async def create_key(runtime: RuntimeDep, project_id: str, mode: Mode) -> JSONRe
     return JSONResponse(
         {"object": "api_key", "id": issued.key.id, "mode": mode.value, "secret_key": issued.secret}, status_code=201
     )
+
+
+class ProjectUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    require_signed_requests: bool | None = Field(None, description="refuse unsigned secret-key requests")
+    confirm_by_query: bool | None = Field(None, description="declare success only after STK Query agrees")
+    signing_secret: Literal["generate", "none"] | None = Field(
+        None, description="generate: a dedicated signing secret (shown once); none: sign with the secret key"
+    )
+
+
+class ProjectUpdated(ProjectPublic):
+    signing_secret: str | None = Field(None, description="shown once, when generated")
+
+
+@router.patch("/projects/{project_id}", response_model=ProjectUpdated, responses=_ERRORS)
+async def update_project(runtime: RuntimeDep, project_id: str, body: ProjectUpdate) -> JSONResponse:
+    """Security settings of a project: signed requests, its signing secret, confirm-by-query."""
+    project, secret = await runtime.projects.update_security(
+        project_id,
+        require_signed_requests=body.require_signed_requests,
+        confirm_by_query=body.confirm_by_query,
+        signing_secret=body.signing_secret,
+    )
+    out = project_public(project, await runtime.projects.daraja_configs(project_id))
+    out["signing_secret"] = secret
+    return JSONResponse(out)
+
+
+@router.post("/keys/{key_id}/revoke", response_model=KeyPublic, responses=_ERRORS)
+async def revoke_key(runtime: RuntimeDep, key_id: str) -> JSONResponse:
+    """Revoke any key at once (in every instance within MPESA_BRIDGE_KEY_CACHE_TTL)."""
+    return JSONResponse(key_public(await runtime.projects.revoke_key(key_id)))

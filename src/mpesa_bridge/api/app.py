@@ -13,7 +13,8 @@ from mpesa_bridge.api import admin, callbacks, health
 from mpesa_bridge.api.docs import install_docs
 from mpesa_bridge.api.errors import install_error_handlers
 from mpesa_bridge.api.middleware import BridgeMiddleware
-from mpesa_bridge.api.v1 import payments
+from mpesa_bridge.api.ratelimit import RateLimitMiddleware, trusted_proxy_networks
+from mpesa_bridge.api.v1 import keys, payments
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.logging import get_logger
@@ -83,12 +84,15 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(payments.router)
+    app.include_router(keys.router)
     app.include_router(callbacks.router)
     app.include_router(admin.router)
     app.include_router(health.router)
     install_docs(app)
     if simulator is not None:
         app.mount("/simulator", simulator.app)
+    if settings.rate_limit_enabled:  # added first so it runs after BridgeMiddleware (request id, 413/415)
+        app.add_middleware(RateLimitMiddleware, trusted_proxies=trusted_proxy_networks(settings))
     app.add_middleware(
         BridgeMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -98,6 +98,10 @@ def _lookup(exc: BaseException) -> tuple[int, str]:
 
 async def _bridge_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BridgeError)
+    return render_bridge_error(request, exc)
+
+
+def render_bridge_error(request: Request, exc: BridgeError) -> Response:
     status, type_ = _lookup(exc)
     if status >= 500:
         log.error("api.error", code=exc.code, error=exc.message)

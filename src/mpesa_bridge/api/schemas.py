@@ -141,6 +141,9 @@ class ProjectPublic(BaseModel):
     object: Literal["project"]
     name: str
     created_at: str
+    require_signed_requests: bool
+    has_signing_secret: bool
+    confirm_by_query: bool
     daraja: dict[str, DarajaSettingsPublic]
 
 

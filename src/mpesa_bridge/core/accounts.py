@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.crypto import SecretBox
@@ -26,6 +30,16 @@ from mpesa_bridge.core.projects import (
 )
 
 INVALID_KEY_MESSAGE = "Invalid API key provided."
+LAST_USED_EVERY = timedelta(seconds=60)  # last_used_at is recorded at most this often per key
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated request's key and tenant."""
+
+    key: ApiKey
+    tenant: Tenant
+    project: Project
 
 
 @dataclass(frozen=True)
@@ -39,12 +53,24 @@ class IssuedKey:
 class ProjectService:
     """Creates projects, seals their Daraja settings, issues and verifies secret keys."""
 
-    def __init__(self, db: UnitOfWorkFactory, box: SecretBox, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: UnitOfWorkFactory,
+        box: SecretBox,
+        clock: Clock,
+        *,
+        key_cache_ttl: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._box = box
         self._clock = clock
         self._accounts: dict[tuple[str, Mode], DarajaAccount] = {}
-        self._keys: dict[str, ApiKey] = {}
+        # digest -> (key, its project, when it was read): a short TTL bounds how long another
+        # instance's revocation takes to reach this one; this instance's own revocations evict at once.
+        self._keys: dict[str, tuple[ApiKey, Project, float]] = {}
+        self._key_cache_ttl = key_cache_ttl
+        self._monotonic = monotonic
 
     async def create_project(
         self, name: str, daraja: dict[Mode, DarajaSettingsInput] | None = None
@@ -92,18 +118,99 @@ class ProjectService:
             return out
 
     async def authenticate(self, secret: str) -> Tenant:
-        """Resolve a secret key to its tenant. Every failure looks the same."""
+        return (await self.authenticate_key(secret)).tenant
+
+    async def authenticate_key(self, secret: str) -> Caller:
+        """Resolve a secret key. Every failure — malformed, unknown, revoked, expired — looks the same.
+
+        Keys are found by their SHA-256 (an index look-up on a digest, so the comparison cannot
+        leak the key through timing), then compared again in constant time."""
         if key_mode(secret) is None:
             raise AuthenticationFailed(INVALID_KEY_MESSAGE)
         digest = hash_secret_key(secret)
-        key = self._keys.get(digest)
-        if key is None:
-            async with self._db.read() as uow:
-                key = await uow.projects.key_by_hash(digest)
-            if key is None or key.revoked_at is not None:
+        key, project = await self._key(digest)
+        now = self._clock.now()
+        if key is None or project is None or not hmac.compare_digest(key.key_hash, digest) or not key.usable_at(now):
+            raise AuthenticationFailed(INVALID_KEY_MESSAGE)
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY:
+            key.last_used_at = now
+            async with self._db.write() as uow:
+                await uow.projects.touch_key(key.id, now)
+        return Caller(key=key, tenant=Tenant(project_id=key.project_id, mode=Mode(key.mode)), project=project)
+
+    async def _key(self, digest: str) -> tuple[ApiKey | None, Project | None]:
+        cached = self._keys.get(digest)
+        if cached is not None and self._monotonic() - cached[2] < self._key_cache_ttl:
+            return cached[0], cached[1]
+        async with self._db.read() as uow:
+            key = await uow.projects.key_by_hash(digest)
+            project = await uow.projects.get(key.project_id) if key is not None else None
+        if key is not None and project is not None:
+            self._keys[digest] = (key, project, self._monotonic())
+        else:
+            self._keys.pop(digest, None)
+        return key, project
+
+    async def rotate_key(self, caller: Caller, grace_seconds: float) -> tuple[IssuedKey, ApiKey]:
+        """Issue a new key for the caller's mode; the calling key keeps working for `grace_seconds`."""
+        issued = self._new_key(caller.tenant.project_id, caller.tenant.mode)
+        now = self._clock.now()
+        async with self._db.write() as uow:
+            old = await uow.projects.key(caller.key.id)
+            if old is None or not old.usable_at(now):
                 raise AuthenticationFailed(INVALID_KEY_MESSAGE)
-            self._keys[digest] = key
-        return Tenant(project_id=key.project_id, mode=Mode(key.mode))
+            ends = now + timedelta(seconds=grace_seconds)
+            old.expires_at = min(old.expires_at, ends) if old.expires_at else ends
+            await uow.projects.add_key(issued.key)
+        self._forget_key(old.key_hash)
+        return issued, old
+
+    async def revoke_key(self, key_id: str, project_id: str | None = None) -> ApiKey:
+        """Stop a key at once (in this instance now; in others within the key cache TTL)."""
+        async with self._db.write() as uow:
+            key = await uow.projects.key(key_id)
+            if key is None or (project_id is not None and key.project_id != project_id):
+                raise NotFound(f"No such key: '{key_id}'", param="key_id")
+            key.revoked_at = key.revoked_at or self._clock.now()
+        self._forget_key(key.key_hash)
+        return key
+
+    async def list_keys(self, project_id: str, mode: Mode | None = None) -> Sequence[ApiKey]:
+        async with self._db.read() as uow:
+            keys = await uow.projects.keys(project_id)
+        return [k for k in keys if mode is None or Mode(k.mode) is mode]
+
+    def _forget_key(self, digest: str) -> None:
+        self._keys.pop(digest, None)
+
+    async def update_security(
+        self,
+        project_id: str,
+        *,
+        require_signed_requests: bool | None = None,
+        confirm_by_query: bool | None = None,
+        signing_secret: str | None = None,
+    ) -> tuple[Project, str | None]:
+        """Change a project's request-signing and confirmation settings.
+
+        `signing_secret="generate"` issues a dedicated signing secret (returned once); `"none"`
+        goes back to signing with the secret key itself."""
+        new_secret = None
+        async with self._db.write() as uow:
+            project = await uow.projects.get(project_id)
+            if project is None:
+                raise NotFound(f"No such project: '{project_id}'", param="project_id")
+            if require_signed_requests is not None:
+                project.require_signed_requests = require_signed_requests
+            if confirm_by_query is not None:
+                project.confirm_by_query = confirm_by_query
+            if signing_secret == "generate":
+                new_secret = "mbsig_" + secrets.token_urlsafe(32)
+                project.signing_secret_sealed = self._box.seal(new_secret, context=f"signing:{project_id}")
+            elif signing_secret == "none":
+                project.signing_secret_sealed = None
+        self._keys = {d: entry for d, entry in self._keys.items() if entry[1].id != project_id}
+        return project, new_secret
 
     async def account(self, tenant: Tenant) -> DarajaAccount:
         cached = self._accounts.get((tenant.project_id, tenant.mode))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,38 @@ class SqlPaymentRepository:
         stmt = sa.select(Payment).where(tables.payments.c.checkout_request_id == checkout_request_id)
         payment: Payment | None = (await self._s.execute(stmt)).scalar_one_or_none()
         return payment
+
+    async def lock_phone(self, short_code: str, phone: str) -> None:
+        """Serialise pushes to one phone. PostgreSQL: a transaction-scoped advisory lock; SQLite
+        has a single writer already."""
+        if self._lock:
+            key = int.from_bytes(hashlib.sha256(f"{short_code}:{phone}".encode()).digest()[:8], "big", signed=True)
+            await self._s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    async def open_twin(self, payment: Payment, since: datetime) -> Payment | None:
+        c = tables.payments.c
+        stmt = sa.select(Payment).where(
+            c.project_id == payment.project_id,
+            c.mode == payment.mode,
+            c.phone == payment.phone,
+            c.amount == payment.amount,
+            c.account_reference == payment.account_reference,
+            c.status.in_([PaymentStatus.PENDING, PaymentStatus.UNKNOWN]),
+            c.created_at >= since,
+        )
+        twin: Payment | None = (await self._s.execute(stmt.limit(1))).scalar_one_or_none()
+        return twin
+
+    async def open_for_phone(self, short_code: str, phone: str, since: datetime) -> Payment | None:
+        c = tables.payments.c
+        stmt = sa.select(Payment).where(
+            c.phone == phone,
+            c.business_short_code == short_code,
+            c.status.in_([PaymentStatus.PENDING, PaymentStatus.UNKNOWN]),
+            c.created_at >= since,
+        )
+        found: Payment | None = (await self._s.execute(stmt.limit(1))).scalar_one_or_none()
+        return found
 
     async def list(self, tenant: Tenant, query: PaymentFilter) -> Sequence[Payment]:
         c = tables.payments.c
@@ -180,6 +213,9 @@ class SqlProjectRepository:
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
         stmt = sa.select(ApiKey).where(tables.api_keys.c.key_hash == key_hash)
         return (await self._s.execute(stmt)).scalar_one_or_none()
+
+    async def key(self, key_id: str) -> ApiKey | None:
+        return await self._s.get(ApiKey, key_id)
 
     async def keys(self, project_id: str) -> Sequence[ApiKey]:
         stmt = sa.select(ApiKey).where(tables.api_keys.c.project_id == project_id)

@@ -99,6 +99,7 @@ payments = sa.Table(
 sa.Index("ix_payments_tenant_id", payments.c.project_id, payments.c.mode, payments.c.id)
 sa.Index("ix_payments_tenant_status_id", payments.c.project_id, payments.c.mode, payments.c.status, payments.c.id)
 sa.Index("ix_payments_tenant_phone", payments.c.project_id, payments.c.mode, payments.c.phone)
+sa.Index("ix_payments_phone_short_code", payments.c.phone, payments.c.business_short_code, payments.c.created_at)
 sa.Index("ix_payments_tenant_reference", payments.c.project_id, payments.c.mode, payments.c.account_reference)
 sa.Index("ix_payments_next_query_at", payments.c.next_query_at)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Header, Query, Request
+from starlette.responses import Response
 
 from mpesa_bridge.api.deps import RuntimeDep, TenantDep
+from mpesa_bridge.api.idempotency import idempotent
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.schemas import ErrorResponse, EvidenceList, PaymentCreate, PaymentList, PaymentPublic
 from mpesa_bridge.core.clock import ensure_utc
@@ -31,17 +33,32 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     "",
     status_code=201,
     response_model=PaymentPublic,
-    responses={**_ERRORS, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},
+    responses={
+        **_ERRORS,
+        409: {"model": ErrorResponse, "description": "duplicate_in_flight, phone_busy or idempotency_key_in_use"},
+        413: {"model": ErrorResponse},
+        415: {"model": ErrorResponse},
+        422: {"model": ErrorResponse, "description": "idempotency_key_reused"},
+        429: {"model": ErrorResponse, "description": "rate limited (see Retry-After)"},
+    },
     summary="Start an STK Push payment",
 )
 async def create_payment(
-    runtime: RuntimeDep, tenant: TenantDep, body: Annotated[PaymentCreate, Body()]
-) -> JSONResponse:
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    body: Annotated[PaymentCreate, Body()],
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="retry safely: same key, same body, same answer")
+    ] = None,
+) -> Response:
     """Records the payment, sends the prompt to the customer's phone and returns at once.
 
     The outcome arrives later (callback or reconciliation); watch `status`. A push Daraja refuses
-    returns a `failed` payment with `failure_code`; one whose answer was lost returns `unknown`."""
-    request = validate_payment_create(
+    returns a `failed` payment with `failure_code`; one whose answer was lost returns `unknown`.
+    With an `Idempotency-Key`, a retry of the same request returns the same answer and never
+    prompts the customer twice."""
+    payment_request = validate_payment_create(
         phone=body.phone,
         amount=body.amount,
         account_reference=body.account_reference,
@@ -49,8 +66,15 @@ async def create_payment(
         metadata=body.metadata,
         limits=runtime.limits,
     )
-    payment = await runtime.payments.create(tenant, request)
-    return JSONResponse(payment_public(payment), status_code=201)
+
+    async def create() -> Response:
+        limiter = getattr(runtime, "rate_limiter", None)
+        if limiter is not None:
+            await limiter.hit_phone(tenant.project_id, tenant.mode.value, payment_request.phone)
+        payment = await runtime.payments.create(tenant, payment_request)
+        return JSONResponse(payment_public(payment), status_code=201)
+
+    return await idempotent(request, runtime, f"{tenant.project_id}:{tenant.mode.value}", create)
 
 
 @router.get("", response_model=PaymentList, responses=_ERRORS, summary="List payments, newest first")

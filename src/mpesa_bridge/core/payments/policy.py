@@ -24,3 +24,18 @@ class ReconcilePolicy:
     def next_delay(self, attempts: int, *, unknown: bool = False) -> float:
         steps = self.unknown_backoff if unknown else self.backoff
         return steps[min(attempts, len(steps) - 1)]
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    """Refusals before a push, so a customer never gets two prompts by accident.
+
+    `duplicate_window`: an open payment with the same phone, amount and reference in the same
+    project refuses a second one (`duplicate_in_flight`) — a double click, a retry without an
+    Idempotency-Key. `phone_window`: any open push to the same phone on the same shortcode refuses
+    another (`phone_busy`): Daraja locks the subscriber for about a minute anyway (reference §19.8),
+    and a clear answer beats its "Unable to lock subscriber". 0 turns a guard off.
+    """
+
+    duplicate_window: float = 600.0
+    phone_window: float = 120.0

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.clock import Clock
-from mpesa_bridge.core.errors import NotFound
+from mpesa_bridge.core.errors import Conflict, NotFound
 from mpesa_bridge.core.ids import new_id, new_token
 from mpesa_bridge.core.payments.entity import EventType, Payment, PaymentEvidence
 from mpesa_bridge.core.payments.outcomes import Outcome, mark_unknown, record_outcome, write_event
-from mpesa_bridge.core.payments.policy import ReconcilePolicy
+from mpesa_bridge.core.payments.policy import GuardPolicy, ReconcilePolicy
 from mpesa_bridge.core.payments.reconcile import settle_by_query
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 from mpesa_bridge.core.payments.validation import PaymentCreate
@@ -24,6 +24,7 @@ from mpesa_bridge.core.ports import (
     PushOutcomeUnknown,
     PushRejected,
     StkPushCommand,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 from mpesa_bridge.core.projects import DarajaAccount, Tenant
@@ -44,6 +45,7 @@ class PaymentService:
         clock: Clock,
         callback_url: Callable[[str], str],
         policy: ReconcilePolicy | None = None,
+        guards: GuardPolicy | None = None,
     ) -> None:
         self._db = db
         self._daraja = daraja
@@ -51,6 +53,7 @@ class PaymentService:
         self._clock = clock
         self._callback_url = callback_url
         self._policy = policy or ReconcilePolicy()
+        self._guards = guards or GuardPolicy()
 
     async def create(self, tenant: Tenant, request: PaymentCreate) -> Payment:
         """Record the payment, then push. A crash between the two leaves a pending payment that
@@ -59,6 +62,7 @@ class PaymentService:
         token = new_token()
         payment = self._new_payment(tenant, request, account, token_hash(token))
         async with self._db.write() as uow:
+            await self._refuse_if_in_flight(uow, payment)
             await uow.payments.add(payment)
             await write_event(uow, payment, EventType.CREATED, payment.created_at)
         command = StkPushCommand(
@@ -76,6 +80,28 @@ class PaymentService:
         except (PushRejected, PushNotSent) as exc:
             return await self._after_push(payment.id, rejected=(exc.code, exc.message))
         return await self._after_push(payment.id, accepted=accepted)
+
+    async def _refuse_if_in_flight(self, uow: UnitOfWork, payment: Payment) -> None:
+        # Checked inside the inserting transaction, under a per-phone lock, so two concurrent
+        # requests cannot both pass.
+        await uow.payments.lock_phone(payment.business_short_code, payment.phone)
+        now = payment.created_at
+        if self._guards.duplicate_window:
+            since = now - timedelta(seconds=self._guards.duplicate_window)
+            twin = await uow.payments.open_twin(payment, since)
+            if twin is not None:
+                raise Conflict(
+                    f"A payment for this phone, amount and reference is already in progress ({twin.id}).",
+                    code="duplicate_in_flight",
+                )
+        if self._guards.phone_window:
+            since = now - timedelta(seconds=self._guards.phone_window)
+            if await uow.payments.open_for_phone(payment.business_short_code, payment.phone, since) is not None:
+                raise Conflict(
+                    "A payment prompt is already on this phone; wait for it to finish.",
+                    code="phone_busy",
+                    param="phone",
+                )
 
     async def get(self, tenant: Tenant, payment_id: str) -> Payment:
         async with self._db.read() as uow:

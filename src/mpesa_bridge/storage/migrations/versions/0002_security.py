@@ -40,6 +40,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("awaiting_confirmation", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.create_index(
+            "ix_payments_phone_short_code", ["phone", "business_short_code", "created_at"], unique=False
+        )
 
     with op.batch_alter_table("projects", schema=None) as batch_op:
         batch_op.add_column(
@@ -50,13 +53,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     with op.batch_alter_table("projects", schema=None) as batch_op:
         batch_op.drop_column("confirm_by_query")
         batch_op.drop_column("signing_secret_sealed")
         batch_op.drop_column("require_signed_requests")
 
     with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index("ix_payments_phone_short_code")
         batch_op.drop_column("awaiting_confirmation")
 
     with op.batch_alter_table("api_keys", schema=None) as batch_op:

@@ -1,0 +1,400 @@
+"""Rate limits: per API key, per client address, per endpoint class, and per phone for STK pushes.
+
+Strategy: the moving window (`limits`' MovingWindowRateLimiter). A fixed window lets a caller
+spend a whole window's allowance at the end of one window and again at the start of the next —
+twice the limit in a moment. That matters most for the phone guard: "3 pushes per 10 minutes"
+must never become 6 prompts on one customer's phone within a few seconds. The cost is one stored
+timestamp per allowed hit (at most `limit` per key, kept atomically by a Lua script in Redis),
+which is small for these limits.
+
+Storage: in memory (one process), or Redis when `MPESA_BRIDGE_REDIS_URL` is set, so that every
+bridge instance counts against the same limits. If Redis cannot be reached, a request is not let
+through unlimited: the error is logged and the limits are enforced from this process's memory
+instead (per instance, so looser by the number of instances, but never off). Refusing every
+request instead would stop payments whenever Redis hiccups; letting everything through would
+remove the protection exactly when someone may be hammering us. After a failure Redis is left
+alone for a few seconds so that an outage does not add a connect timeout to every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mpesa_bridge.api.errors import rate_limit_headers
+from mpesa_bridge.api.net import IPNetwork, client_ip, parse_networks
+from mpesa_bridge.config import ConfigError, Settings
+from mpesa_bridge.core.errors import RateLimited
+from mpesa_bridge.logging import get_logger
+
+log = get_logger("mpesa_bridge.ratelimit")
+
+T = TypeVar("T")
+
+DEFAULT_KEY_PREFIX = "mpesa-bridge:ratelimit"
+REDIS_TIMEOUT = 0.5  # seconds: a rate-limit check must never hold a payment request for long
+REDIS_RETRY_INTERVAL = 5.0  # seconds after a Redis failure before it is tried again
+_STORAGE_ERRORS = (StorageError, RedisError, OSError)
+_REDIS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
+
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
+CREATE_PATH = "/v1/payments"
+
+
+def parse_limit(value: str, variable: str) -> RateLimitItem:
+    """One rate limit in `limits` notation ("100/second", "3/10minutes"), or a ConfigError naming the variable."""
+    try:
+        items = parse_many(value)
+    except ValueError:
+        items = []
+    if len(items) != 1 or items[0].amount < 1:
+        raise ConfigError(f"{variable}: {value!r} is not one rate limit such as '100/second' or '3/10minutes'")
+    return items[0]
+
+
+def trusted_proxy_networks(settings: Settings) -> list[IPNetwork]:
+    """`MPESA_BRIDGE_TRUSTED_PROXIES` parsed, or a ConfigError naming the bad entry."""
+    try:
+        return parse_networks(settings.proxy_networks)
+    except ValueError as exc:
+        raise ConfigError(f"MPESA_BRIDGE_TRUSTED_PROXIES: {exc}") from exc
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Where a caller stands after an allowed hit: for the RateLimit-* response headers."""
+
+    limit: int
+    remaining: int
+    reset: int  # seconds until the oldest hit in the window expires (a slot frees)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset).encode()),
+        ]
+
+
+class RateLimiter:
+    """Counts hits in moving windows, in Redis (shared by instances) or in this process's memory."""
+
+    def __init__(
+        self,
+        *,
+        key_limit: str = "100/second",
+        ip_limit: str = "30/second",
+        create_limit: str = "20/second",
+        phone_limit: str = "3/10minutes",
+        redis_url: str | None = None,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        redis_timeout: float = REDIS_TIMEOUT,
+        redis_retry_interval: float = REDIS_RETRY_INTERVAL,
+    ) -> None:
+        self.key_limit = parse_limit(key_limit, "MPESA_BRIDGE_RATE_LIMIT_KEY")
+        self.ip_limit = parse_limit(ip_limit, "MPESA_BRIDGE_RATE_LIMIT_IP")
+        self.create_limit = parse_limit(create_limit, "MPESA_BRIDGE_RATE_LIMIT_CREATE")
+        self.phone_limit = parse_limit(phone_limit, "MPESA_BRIDGE_RATE_LIMIT_PHONE")
+        self.redis_retry_interval = redis_retry_interval
+        # Memory: the only storage without Redis, the fallback with it.
+        self._memory = MemoryStorage()
+        self._local = MovingWindowRateLimiter(self._memory)
+        self._pool: aioredis.ConnectionPool | None = None
+        self._shared: MovingWindowRateLimiter | None = None  # Redis, when configured
+        self._redis_down_until = 0.0
+        self._redis_failing = False
+        if redis_url:
+            scheme = redis_url.split("://", 1)[0].lower()
+            if scheme not in _REDIS_SCHEMES:
+                raise ConfigError("MPESA_BRIDGE_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+            # One quick retry (a pooled connection gone stale after a Redis restart), no backoff,
+            # and short timeouts: redis-py's default of 10 retries would stall requests in an outage.
+            self._pool = aioredis.ConnectionPool.from_url(
+                redis_url,
+                socket_connect_timeout=redis_timeout,
+                socket_timeout=redis_timeout,
+                retry=Retry(NoBackoff(), 1),
+            )
+            options: dict[str, Any] = {"connection_pool": self._pool}
+            storage = RedisStorage(
+                _REDIS_SCHEMES[scheme] + "://" + redis_url.split("://", 1)[1],
+                implementation="redispy",
+                key_prefix=key_prefix,
+                wrap_exceptions=True,
+                **options,
+            )
+            self._shared = MovingWindowRateLimiter(storage)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, key_prefix: str = DEFAULT_KEY_PREFIX) -> RateLimiter:
+        return cls(
+            key_limit=settings.rate_limit_key,
+            ip_limit=settings.rate_limit_ip,
+            create_limit=settings.rate_limit_create,
+            phone_limit=settings.rate_limit_phone,
+            redis_url=settings.redis_url,
+            key_prefix=key_prefix,
+        )
+
+    @property
+    def shared(self) -> bool:
+        """True when the limits live in Redis (shared by every instance)."""
+        return self._shared is not None
+
+    async def hit(
+        self,
+        *key_parts: str,
+        limit: RateLimitItem | str,
+        code: str | None = None,
+        param: str | None = None,
+        message: str | None = None,
+    ) -> Quota:
+        """Count one hit against `limit` for `key_parts`; RateLimited (nothing counted) if it is used up."""
+        item = limit if isinstance(limit, RateLimitItem) else parse_limit(limit, "rate limit")
+
+        async def attempt(window: MovingWindowRateLimiter) -> tuple[bool, float, int]:
+            allowed = await window.hit(item, *key_parts)
+            stats = await window.get_window_stats(item, *key_parts)
+            return allowed, stats.reset_time, stats.remaining
+
+        allowed, reset_time, remaining = await self._run(attempt)
+        reset = max(0, math.ceil(reset_time - time.time()))
+        if not allowed:
+            retry_after = max(1, reset)
+            raise RateLimited(
+                message or f"Too many requests: the limit is {_describe(item)}. Retry in {retry_after} s.",
+                retry_after=retry_after,
+                limit=item.amount,
+                remaining=0,
+                reset=retry_after,
+                code=code,
+                param=param,
+            )
+        return Quota(limit=item.amount, remaining=max(0, remaining), reset=reset)
+
+    async def check(self, *key_parts: str, limit: RateLimitItem, message: str | None = None) -> None:
+        """RateLimited if `limit` is used up for `key_parts`, without counting a hit."""
+
+        async def attempt(window: MovingWindowRateLimiter) -> tuple[bool, float]:
+            if await window.test(limit, *key_parts):
+                return True, 0.0
+            return False, (await window.get_window_stats(limit, *key_parts)).reset_time
+
+        allowed, reset_time = await self._run(attempt)
+        if not allowed:
+            retry_after = max(1, math.ceil(reset_time - time.time()))
+            raise RateLimited(
+                message or f"Too many requests: the limit is {_describe(limit)}. Retry in {retry_after} s.",
+                retry_after=retry_after,
+                limit=limit.amount,
+                remaining=0,
+                reset=retry_after,
+            )
+
+    async def hit_phone(self, project_id: str, mode: str, phone: str) -> Quota:
+        """The STK guard: at most `rate_limit_phone` pushes to one phone per project and mode.
+
+        `phone` should be the normalised MSISDN (2547XXXXXXXX) so that 07… and 2547… count together.
+        It is stored only as a SHA-256, never in clear.
+        """
+        return await self.hit(
+            "phone",
+            _digest(project_id, mode, phone),
+            limit=self.phone_limit,
+            code="phone_rate_limited",
+            param="phone",
+            message=(
+                f"Too many payment requests to this phone number: the limit is {_describe(self.phone_limit)}. "
+                "Retry later."
+            ),
+        )
+
+    async def _run(self, attempt: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
+        if self._shared is not None and time.monotonic() >= self._redis_down_until:
+            try:
+                result = await attempt(self._shared)
+            except _STORAGE_ERRORS as exc:
+                self._redis_down_until = time.monotonic() + self.redis_retry_interval
+                self._redis_failing = True
+                log.error(
+                    "ratelimit.redis_unavailable",
+                    error=f"{type(exc).__name__}: {exc}",
+                    fallback="memory (per instance)",
+                    retry_in=self.redis_retry_interval,
+                )
+            else:
+                if self._redis_failing:
+                    self._redis_failing = False
+                    log.info("ratelimit.redis_recovered")
+                return result
+        return await attempt(self._local)
+
+    async def aclose(self) -> None:
+        timer = self._memory.timer  # its expiry sweep, if one is running
+        if timer is not None and not timer.done():
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+        if self._pool is not None:  # the Redis client owns no connection of its own: the pool has them all
+            await self._pool.aclose()
+
+
+def _describe(item: RateLimitItem) -> str:
+    multiples = f"{item.multiples} " if item.multiples != 1 else ""
+    unit = item.GRANULARITY.name + ("s" if item.multiples != 1 else "")
+    return f"{item.amount} per {multiples}{unit}"
+
+
+# --- the middleware ---------------------------------------------------------------------------------
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            text: str = value.decode("latin-1")
+            scheme, _, credentials = text.strip().partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+            return None
+    return None
+
+
+def _refusal(exc: RateLimited, request_id: str | None) -> tuple[Message, Message]:
+    body = orjson.dumps(
+        {
+            "error": {
+                "type": "rate_limit_error",
+                "code": exc.code,
+                "message": exc.message,
+                "param": exc.param,
+                "request_id": request_id,
+            }
+        }
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(exc).items()]
+    return {"type": "http.response.start", "status": 429, "headers": headers}, {
+        "type": "http.response.body",
+        "body": body,
+    }
+
+
+class RateLimitMiddleware:
+    """Refuses over-limit requests with 429 before routing; stamps RateLimit-* on the others.
+
+    - Daraja's callbacks are never limited: Safaricom calls from a handful of addresses, and a
+      refused callback is a payment we only learn about by polling.
+    - `/healthz` and `/readyz` are not limited (load balancers and orchestrators poll them).
+    - `Authorization: Bearer …`: limited per key (by the SHA-256 of the value, never the value),
+      and `POST /v1/payments` also by `rate_limit_create`. Because the key is not verified yet,
+      made-up keys must not escape the per-address limit: a bearer request answered 401 counts
+      against its address's limit, and once that is used up the address's bearer requests are
+      refused too, before any key is looked up.
+    - No bearer: limited per client address (`client_ip`, believing only trusted proxies).
+
+    The limiter is the runtime's (`app.state.runtime.rate_limiter`), looked up per request since
+    the runtime is built in the lifespan, after this middleware; tests may pass one directly.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter | None = None,
+        trusted_proxies: Sequence[IPNetwork] = (),
+        enabled: bool = True,
+    ) -> None:
+        # Imported here: the runtime imports this module (for RateLimiter), so a top-level import would be circular.
+        from mpesa_bridge.runtime import CALLBACK_PATH
+
+        self.app = app
+        self.limiter = limiter
+        self.trusted_proxies = list(trusted_proxies)
+        self.enabled = enabled
+        self.unlimited_prefixes: tuple[str, ...] = (CALLBACK_PATH,)
+
+    def _limiter(self, scope: Scope) -> RateLimiter | None:
+        if self.limiter is not None:
+            return self.limiter
+        app = scope.get("app")
+        runtime = getattr(getattr(app, "state", None), "runtime", None)
+        limiter = getattr(runtime, "rate_limiter", None)
+        return limiter if isinstance(limiter, RateLimiter) else None
+
+    def _limited(self, path: str) -> bool:
+        return path not in UNLIMITED_PATHS and not path.startswith(self.unlimited_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.enabled or not self._limited(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        limiter = self._limiter(scope)
+        if limiter is None:  # no runtime yet (lifespan not run): nothing to count with
+            await self.app(scope, receive, send)
+            return
+        address = client_ip(scope, self.trusted_proxies) or "unknown"
+        bearer = _bearer(scope)
+        try:
+            if bearer is None:
+                quota = await limiter.hit("ip", address, limit=limiter.ip_limit)
+            else:
+                digest = _digest(bearer)
+                await limiter.check(
+                    "ip",
+                    address,
+                    limit=limiter.ip_limit,
+                    message="Too many requests with invalid keys from this address.",
+                )
+                quota = await limiter.hit("key", digest, limit=limiter.key_limit)
+                if scope.get("method") == "POST" and scope.get("path", "").rstrip("/") == CREATE_PATH:
+                    await limiter.hit(
+                        "create",
+                        digest,
+                        limit=limiter.create_limit,
+                        message=f"Too many payment creations with this key: the limit is "
+                        f"{_describe(limiter.create_limit)}.",
+                    )
+        except RateLimited as exc:
+            request_id = scope.get("state", {}).get("request_id")
+            for message in _refusal(exc, request_id):
+                await send(message)
+            return
+
+        status = 0
+
+        async def stamped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                # A route's own 429 (the phone guard) already carries its RateLimit-* headers.
+                if not any(name.lower() == b"ratelimit-limit" for name, _ in headers):
+                    headers.extend(quota.headers())
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, stamped)
+        if bearer is not None and status == 401:
+            with contextlib.suppress(RateLimited):
+                await limiter.hit("ip", address, limit=limiter.ip_limit)
