@@ -61,7 +61,9 @@ def scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableM
 
 
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    # Never rich tracebacks: they print local variables, and locals hold keys and credentials.
+    console = structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    renderer: Any = structlog.processors.JSONRenderer() if json else console
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -17,7 +17,7 @@ from mpesa_bridge.api.ratelimit import RateLimitMiddleware, trusted_proxy_networ
 from mpesa_bridge.api.v1 import keys, payments
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
-from mpesa_bridge.logging import get_logger
+from mpesa_bridge.logging import configure_logging, get_logger
 from mpesa_bridge.runtime import CALLBACK_PATH, build_runtime
 from mpesa_bridge.simulator import Simulator, SimulatorConfig
 
@@ -53,6 +53,7 @@ def create_app(
     simulator: Simulator | None = None,
 ) -> FastAPI:
     """Build the bridge. The lifespan wires storage, Daraja, the workers and the simulator."""
+    configure_logging(settings.log_level, json=settings.json_logs)
     if simulator is None and settings.mount_simulator:
         simulator = simulator_for(settings)
 

@@ -425,6 +425,13 @@ class FakeEvidence:
         return [e for e in self.items if e.payment_id == payment_id]
 
 
+class FakeProjects:
+    """No project asks for confirm-by-query here (the integration tests cover that mode)."""
+
+    async def get(self, project_id: str) -> None:
+        return None
+
+
 class FakeUoW:
     """Just the repositories `apply_stk_callback` touches; anything else would be an AttributeError."""
 
@@ -432,6 +439,7 @@ class FakeUoW:
         self.payments = FakePayments(*payments)
         self.events = FakeEvents()
         self.evidence = FakeEvidence()
+        self.projects = FakeProjects()
 
 
 TOKEN = "tok_reference_token"

@@ -20,10 +20,10 @@ import orjson
 from mpesa_bridge.core.clock import NAIROBI
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import InboundCallback, Payment, PaymentEvidence
-from mpesa_bridge.core.payments.outcomes import Outcome, flag_payment, record_outcome
+from mpesa_bridge.core.payments.outcomes import Outcome, flag_payment, mark_unknown, record_outcome
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.result_codes import classify_result, normalise_code
-from mpesa_bridge.core.payments.status import Evidence, PaymentStatus, Verdict
+from mpesa_bridge.core.payments.status import Evidence, Observation, PaymentStatus, Verdict, decide
 from mpesa_bridge.core.ports import UnitOfWork
 
 
@@ -155,8 +155,53 @@ async def apply_stk_callback(uow: UnitOfWork, callback: InboundCallback, at: dat
         transaction_date=parsed.transaction_date,
         callback_id=callback.id,
     )
+    if status is PaymentStatus.SUCCEEDED and await _must_confirm(uow, payment, outcome):
+        await _await_confirmation(uow, payment, callback, parsed, at)
+        return
+    if payment.awaiting_confirmation and status is not PaymentStatus.SUCCEEDED:
+        # A held success and now a failure for the same push: neither is believed; a person decides.
+        payment.awaiting_confirmation = False
+        await mark_unknown(uow, payment, "confirmation_disagrees", at)
+        await _flag(uow, payment, callback, parsed, "contradicting_callback", at)
+        payment.next_query_at = None
+        return
     verdict = await record_outcome(uow, payment, outcome, at)
     _mark(callback, _STATE[verdict], "contradicts_settled_state" if verdict is Verdict.CONFLICT else None)
+
+
+async def _must_confirm(uow: UnitOfWork, payment: Payment, outcome: Outcome) -> bool:
+    """Confirm-by-query projects declare success only once STK Query agrees with the callback."""
+    verdict = decide(payment.status, payment.evidence, Observation(outcome.status, outcome.evidence))
+    if verdict not in (Verdict.APPLY, Verdict.CORRECT):
+        return False
+    project = await uow.projects.get(payment.project_id)
+    return project is not None and project.confirm_by_query
+
+
+async def _await_confirmation(
+    uow: UnitOfWork, payment: Payment, callback: InboundCallback, cb: StkCallback, at: datetime
+) -> None:
+    # Keep what the callback said; the reconciler queries at once and settles with both.
+    payment.awaiting_confirmation = True
+    payment.mpesa_receipt_number = cb.receipt
+    payment.transaction_date = cb.transaction_date
+    payment.result_code, payment.result_desc = cb.result_code, cb.result_desc
+    payment.next_query_at = at
+    payment.updated_at = at
+    _mark(callback, "confirming", None)
+    await uow.evidence.add(
+        PaymentEvidence(
+            id=new_id("evd", at),
+            payment_id=payment.id,
+            source="callback",
+            created_at=at,
+            verdict="confirming",
+            result_code=cb.result_code,
+            result_desc=cb.result_desc,
+            callback_id=callback.id,
+            note="success callback held until STK Query confirms it",
+        )
+    )
 
 
 # A callback that is not about this payment at all must not touch it, not even its flag.

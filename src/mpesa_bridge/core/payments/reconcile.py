@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.payments.entity import Payment
-from mpesa_bridge.core.payments.outcomes import Outcome, mark_unknown, record_outcome
+from mpesa_bridge.core.payments.outcomes import Outcome, flag_payment, mark_unknown, record_outcome
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.result_codes import classify_result, normalise_code
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
@@ -85,6 +85,9 @@ async def settle_by_query(
 
 async def _apply_answer(uow: UnitOfWork, payment: Payment, answer: QueryAnswer, now: datetime) -> None:
     status, reason = classify_result(answer.result_code)
+    if payment.awaiting_confirmation:
+        await _confirm(uow, payment, status, answer, now)
+        return
     outcome = Outcome(
         status,
         Evidence.DARAJA_ANSWER,
@@ -95,7 +98,38 @@ async def _apply_answer(uow: UnitOfWork, payment: Payment, answer: QueryAnswer, 
     await record_outcome(uow, payment, outcome, now)
 
 
+async def _confirm(
+    uow: UnitOfWork, payment: Payment, status: PaymentStatus, answer: QueryAnswer, now: datetime
+) -> None:
+    """Confirm-by-query: the held success callback and Daraja's answer must agree."""
+    payment.awaiting_confirmation = False
+    if status is PaymentStatus.SUCCEEDED:
+        outcome = Outcome(
+            PaymentStatus.SUCCEEDED,
+            Evidence.CALLBACK,
+            "paid",
+            result_code=payment.result_code,
+            result_desc=payment.result_desc,
+            receipt=payment.mpesa_receipt_number,
+            transaction_date=payment.transaction_date,
+            source="callback+query",
+        )
+        await record_outcome(uow, payment, outcome, now)
+        return
+    # They disagree: never declare it paid, never hide a receipt — a person decides.
+    await mark_unknown(uow, payment, "confirmation_disagrees", now)
+    flag_payment(payment, "confirmation_disagrees", now)
+    payment.next_query_at = None
+
+
 async def _give_up(uow: UnitOfWork, payment: Payment, *, pending: bool, now: datetime, report: ReconcileReport) -> None:
+    if payment.awaiting_confirmation:
+        # A success callback is held: never expire it; without a confirming answer, it is unknown.
+        payment.awaiting_confirmation = False
+        if await mark_unknown(uow, payment, "confirmation_unavailable", now):
+            flag_payment(payment, "confirmation_unavailable", now)
+            report.marked_unknown += 1
+        return
     if pending:
         # Daraja still says "being processed" after max_age: the prompt is long dead.
         outcome = Outcome(PaymentStatus.EXPIRED, Evidence.OWN_TIMEOUT, "no_response", result_desc=None)
