@@ -20,6 +20,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner, Result
 
+import mpesa_bridge.cli.keys
 import mpesa_bridge.cli.projects  # noqa: F401 - registers the `projects` commands, as `main()` does
 from mpesa_bridge.cli import app
 from mpesa_bridge.core.crypto import parse_master_key
@@ -38,6 +39,10 @@ COMMANDS = [
     ["db", "current"],
     ["projects"],
     ["projects", "create"],
+    ["keys"],
+    ["keys", "list"],
+    ["keys", "rotate"],
+    ["keys", "revoke"],
     ["projects", "list"],
     ["projects", "set-daraja"],
     ["projects", "new-key"],
@@ -111,7 +116,7 @@ def _options() -> dict[tuple[str, ...], list[Any]]:
 
 
 def test_the_walk_finds_every_command() -> None:
-    assert set(_options()) == {tuple(c) for c in COMMANDS if c not in ([], ["db"], ["projects"])}
+    assert set(_options()) == {tuple(c) for c in COMMANDS if c not in ([], ["db"], ["projects"], ["keys"])}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
@@ -368,3 +373,17 @@ def test_serve_dev_prints_a_key_and_a_curl_that_works_and_keeps_the_key(
             assert kept.status_code == 200 and kept.json()["status"] == "succeeded"
     finally:
         second.stop()
+
+
+def test_keys_rotate_list_and_revoke(invoke: Any, project: str) -> None:
+    new_key = ok(invoke("keys", "rotate", project, "--mode", "test", "--grace", "0")).strip().splitlines()[0]
+    listed = ok(invoke("keys", "list", project))
+    new_id = next(line.split()[0] for line in listed.splitlines() if new_key[-4:] in line and "active" in line)
+    revoked = ok(invoke("keys", "revoke", new_id))
+
+    assert re.fullmatch(r"sk_test_[A-Za-z0-9]{32}", new_key)
+    assert re.search(r"test .* expires ", listed)  # the previous test key stops at once (grace 0)
+    assert f"{new_id} revoked at" in revoked
+    assert new_key not in listed  # only the visible part is ever listed
+    missing = invoke("keys", "revoke", "key_nope")
+    assert missing.exit_code == 1 and "No such key" in missing.output

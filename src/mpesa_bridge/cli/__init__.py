@@ -23,6 +23,8 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects, their Daraja settings and secret keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(projects_app, name="projects")
+keys_app = typer.Typer(help="Secret keys: list, rotate with a grace period, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 HostOpt = Annotated[str | None, typer.Option(envvar="MPESA_BRIDGE_HOST", help="interface to bind", show_default=False)]
 PortOpt = Annotated[int | None, typer.Option(envvar="MPESA_BRIDGE_PORT", help="port to listen on", show_default=False)]
@@ -144,7 +146,7 @@ def db_current(database_url: DbOpt = None) -> None:
 
 
 def main() -> None:
-    from mpesa_bridge.cli import projects  # noqa: F401 - registers the `projects` commands
+    from mpesa_bridge.cli import keys, projects  # noqa: F401 - registers the `projects` and `keys` commands
 
     try:
         app()

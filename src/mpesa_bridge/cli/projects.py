@@ -14,7 +14,7 @@ from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput, M
 from mpesa_bridge.runtime import Runtime, build_runtime
 
 
-async def _with_runtime(settings: Settings, fn: object) -> object:
+async def with_runtime(settings: Settings, fn: object) -> object:
     runtime = await build_runtime(settings)
     try:
         return await fn(runtime)  # type: ignore[operator]
@@ -48,7 +48,7 @@ def create(
             typer.echo(f"{mode.value:<9} {issued.secret}")
         typer.echo("Store these keys now: they are not shown again.")
 
-    run(lambda: _with_runtime(settings, _create))
+    run(lambda: with_runtime(settings, _create))
 
 
 @projects_app.command("list")
@@ -62,7 +62,7 @@ def list_(database_url: DbOpt = None) -> None:
             modes = ", ".join(f"{m.value}={c.environment} {c.short_code}" for m, c in configs.items()) or "no Daraja"
             typer.echo(f"{project.id}  {project.name}  [{modes}]")
 
-    run(lambda: _with_runtime(settings, _list))
+    run(lambda: with_runtime(settings, _list))
 
 
 @projects_app.command("set-daraja")
@@ -119,7 +119,7 @@ def set_daraja(
         await runtime.projects.set_daraja(project_id, mode, given)
         typer.echo(f"{mode.value} mode of {project_id} now uses {environment.value} shortcode {short_code}")
 
-    run(lambda: _with_runtime(settings, _set))
+    run(lambda: with_runtime(settings, _set))
 
 
 @projects_app.command("new-key")
@@ -135,4 +135,4 @@ def new_key(
         issued = await runtime.projects.issue_key(project_id, mode)
         typer.echo(issued.secret)
 
-    run(lambda: _with_runtime(settings, _key))
+    run(lambda: with_runtime(settings, _key))

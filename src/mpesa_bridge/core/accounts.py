@@ -165,6 +165,24 @@ class ProjectService:
         self._forget_key(old.key_hash)
         return issued, old
 
+    async def rotate_mode_keys(
+        self, project_id: str, mode: Mode, grace_seconds: float
+    ) -> tuple[IssuedKey, list[ApiKey]]:
+        """Operator rotation: a new key for the mode; every key still usable stops after the grace period."""
+        issued = self._new_key(project_id, mode)
+        now = self._clock.now()
+        ends = now + timedelta(seconds=grace_seconds)
+        async with self._db.write() as uow:
+            if await uow.projects.get(project_id) is None:
+                raise NotFound(f"No such project: '{project_id}'", param="project_id")
+            old = [k for k in await uow.projects.keys(project_id) if Mode(k.mode) is mode and k.usable_at(now)]
+            for key in old:
+                key.expires_at = min(key.expires_at, ends) if key.expires_at else ends
+            await uow.projects.add_key(issued.key)
+        for key in old:
+            self._forget_key(key.key_hash)
+        return issued, old
+
     async def revoke_key(self, key_id: str, project_id: str | None = None) -> ApiKey:
         """Stop a key at once (in this instance now; in others within the key cache TTL)."""
         async with self._db.write() as uow:
