@@ -108,6 +108,7 @@ class RateLimiter:
         create_limit: str = "20/second",
         phone_limit: str = "3/10minutes",
         redis_url: str | None = None,
+        enabled: bool = True,
         key_prefix: str = DEFAULT_KEY_PREFIX,
         redis_timeout: float = REDIS_TIMEOUT,
         redis_retry_interval: float = REDIS_RETRY_INTERVAL,
@@ -117,6 +118,7 @@ class RateLimiter:
         self.create_limit = parse_limit(create_limit, "MPESA_BRIDGE_RATE_LIMIT_CREATE")
         self.phone_limit = parse_limit(phone_limit, "MPESA_BRIDGE_RATE_LIMIT_PHONE")
         self.redis_retry_interval = redis_retry_interval
+        self.enabled = enabled  # off (MPESA_BRIDGE_RATE_LIMIT_ENABLED=false): every hit is allowed, none counted
         # Memory: the only storage without Redis, the fallback with it.
         self._memory = MemoryStorage()
         self._local = MovingWindowRateLimiter(self._memory)
@@ -154,6 +156,7 @@ class RateLimiter:
             create_limit=settings.rate_limit_create,
             phone_limit=settings.rate_limit_phone,
             redis_url=settings.redis_url,
+            enabled=settings.rate_limit_enabled,
             key_prefix=key_prefix,
         )
 
@@ -172,6 +175,8 @@ class RateLimiter:
     ) -> Quota:
         """Count one hit against `limit` for `key_parts`; RateLimited (nothing counted) if it is used up."""
         item = limit if isinstance(limit, RateLimitItem) else parse_limit(limit, "rate limit")
+        if not self.enabled:
+            return Quota(limit=item.amount, remaining=item.amount, reset=0)
 
         async def attempt(window: MovingWindowRateLimiter) -> tuple[bool, float, int]:
             allowed = await window.hit(item, *key_parts)
@@ -195,6 +200,8 @@ class RateLimiter:
 
     async def check(self, *key_parts: str, limit: RateLimitItem, message: str | None = None) -> None:
         """RateLimited if `limit` is used up for `key_parts`, without counting a hit."""
+        if not self.enabled:
+            return
 
         async def attempt(window: MovingWindowRateLimiter) -> tuple[bool, float]:
             if await window.test(limit, *key_parts):

@@ -34,6 +34,8 @@ async def serve_forever(settings: Settings, *, dev: bool) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        # Client addresses come from MPESA_BRIDGE_TRUSTED_PROXIES alone, not uvicorn's own rules.
+        proxy_headers=False,
     )
     await uvicorn.Server(config).serve()
 
