@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mpesa_bridge.core.payments.entity import Payment
+from mpesa_bridge.core.payments.entity import OutboxEvent, Payment
 
 
 def iso(value: datetime | None) -> str | None:
@@ -38,4 +38,17 @@ def payment_public(p: Payment) -> dict[str, Any]:
         "created_at": iso(p.created_at),
         "updated_at": iso(p.updated_at),
         "completed_at": iso(p.completed_at),
+    }
+
+
+def event_public(event: OutboxEvent) -> dict[str, Any]:
+    """An event as webhooks, the events API and live streams carry it."""
+    return {
+        "id": event.id,
+        "object": "event",
+        "type": event.type,
+        "created": iso(event.created_at),
+        "mode": event.mode,
+        "late_correction": event.late_correction,
+        "data": event.data,
     }
