@@ -96,7 +96,9 @@ class Settings(BaseSettings):
     max_amount: int = Field(250_000, ge=1, le=250_000, description="largest amount a payment may ask for")
     metadata_max_bytes: int = Field(4096, ge=0, description="largest metadata object, as JSON bytes")
     max_body_bytes: int = Field(65_536, ge=1024, description="largest request body accepted")
-    reconcile_enabled: bool = Field(True, description="run inbox and reconciliation workers inside the server")
+    reconcile_enabled: bool = Field(
+        True, description="run inbox, reconciliation and webhook delivery workers inside the server"
+    )
     reconcile_interval: float = Field(5.0, gt=0, description="seconds between reconciliation passes")
     reconcile_query_delay: float = Field(60.0, ge=0, description="seconds after a push before the first STK Query")
     reconcile_max_age: float = Field(600.0, gt=0, description="seconds after which a pending payment expires")
@@ -139,12 +141,44 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         "", description="comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed"
     )
-    redis_url: str | None = Field(None, description="redis://…: shared rate limits (and, later, live fan-out)")
+    redis_url: str | None = Field(
+        None, description="redis://…: shared rate limits and replay guard, live updates across instances"
+    )
     rate_limit_enabled: bool = Field(True, description="apply the rate limits below")
     rate_limit_key: str = Field("100/second", description="requests per secret key (limits syntax)")
     rate_limit_ip: str = Field("30/second", description="unauthenticated requests per client IP")
     rate_limit_create: str = Field("20/second", description="payment creations per secret key")
     rate_limit_phone: str = Field("3/10minutes", description="STK pushes to one phone per project")
+    # --- webhooks --------------------------------------------------------------------------------
+    webhook_timeout: float = Field(
+        10.0, gt=0, le=60, description="seconds a webhook endpoint has to answer (2xx) before the attempt fails"
+    )
+    webhook_allow_private_urls: bool = Field(
+        False, description="let live-mode webhook URLs reach private, loopback and link-local addresses"
+    )
+    webhook_secret_grace: float = Field(
+        86_400.0, ge=0, description="seconds a webhook endpoint's old secret keeps signing after a rotation"
+    )
+    webhook_poll_interval: float = Field(1.0, gt=0, description="seconds between delivery worker passes")
+    webhook_concurrency: int = Field(10, ge=1, le=100, description="deliveries one worker sends at the same time")
+    event_retention_days: int = Field(
+        30, ge=1, description="days events, their deliveries and attempts are kept before pruning"
+    )
+    # --- live updates (SSE, Socket.IO) -----------------------------------------------------------
+    sse_heartbeat_interval: float = Field(15.0, gt=0, description="seconds between SSE heartbeat comment lines")
+    sse_max_connection_age: float = Field(
+        1800.0, gt=0, description="seconds an SSE stream stays open before the server ends it with a retry: hint"
+    )
+    sse_retry_delay: float = Field(2.0, ge=0, description="seconds SSE clients are told to wait before reconnecting")
+    sse_poll_interval: float = Field(
+        10.0, gt=0, description="seconds between an SSE stream's own reads of the events table when nothing rings"
+    )
+    realtime_cors_origins: str = Field(
+        "*", description="comma-separated browser origins allowed to open SSE streams and Socket.IO connections"
+    )
+    realtime_key_recheck_interval: float = Field(
+        60.0, gt=0, description="seconds between checks that the key behind an open stream or socket still works"
+    )
 
     @model_validator(mode="after")
     def _production_guard(self) -> Settings:
@@ -230,6 +264,10 @@ class Settings(BaseSettings):
     @property
     def proxy_networks(self) -> list[str]:
         return _split(self.trusted_proxies)
+
+    @property
+    def realtime_origins(self) -> list[str]:
+        return _split(self.realtime_cors_origins)
 
     def master_keys(self) -> list[bytes]:
         """The master key, or in development one generated once and kept in the data directory."""

@@ -19,7 +19,12 @@ from mpesa_bridge.core.phone import mask_phone
 
 # 2547XXXXXXXX / 2541XXXXXXXX (also after + or 00), or the local 07XXXXXXXX / 01XXXXXXXX: masked as 254….
 _MSISDN = re.compile(r"(?<![0-9])(?:(?:00)?254|0)([17][0-9]{8})(?![0-9])")
-_API_KEY = re.compile(r"\bsk_(?:test|live)_[A-Za-z0-9]+")
+# Secret keys, payments' client secrets and webhook signing secrets, wherever they appear in text.
+_API_KEY = re.compile(
+    r"\b(?:sk_(?:test|live)_[A-Za-z0-9]+|pay_[A-Za-z0-9]+_secret_[A-Za-z0-9_\-]+|whsec_[A-Za-z0-9+/=]+)"
+)
+# Daraja's CheckoutRequestIDs end with the payer's nine subscriber digits (ws_CO_<time><ms><phone>).
+_CHECKOUT = re.compile(r"\b(ws_CO_[0-9]*?)([0-9]{5})([0-9]{4})\b")
 _SECRET_WORDS = (
     "secret",
     "password",
@@ -39,6 +44,7 @@ def _mask_match(match: re.Match[str]) -> str:
 
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
+        value = _CHECKOUT.sub(lambda m: f"{m.group(1)}*****{m.group(3)}", value)
         return _API_KEY.sub("[redacted]", _MSISDN.sub(_mask_match, value))
     if isinstance(value, int) and not isinstance(value, bool) and _MSISDN.fullmatch(str(value)):
         return mask_phone(str(value))

@@ -8,9 +8,10 @@ from typing import Any
 
 import httpx
 
+from mpesa_bridge.api.net import parse_networks
 from mpesa_bridge.api.ratelimit import RateLimiter
 from mpesa_bridge.api.replay import replay_guard_for
-from mpesa_bridge.config import Settings
+from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.clock import Clock, SystemClock
 from mpesa_bridge.core.crypto import SecretBox
@@ -20,11 +21,20 @@ from mpesa_bridge.core.payments.stk import PaymentService
 from mpesa_bridge.core.payments.validation import PaymentLimits
 from mpesa_bridge.core.projects import DarajaEnvironment
 from mpesa_bridge.core.signing import ReplayGuard
+from mpesa_bridge.core.webhooks.endpoints import EndpointService
+from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.realtime.bus import MemoryBus
+from mpesa_bridge.realtime.hub import Realtime, realtime_for
+from mpesa_bridge.storage import idempotency
 from mpesa_bridge.storage.db import Database
 from mpesa_bridge.storage.migrate import upgrade
+from mpesa_bridge.storage.sealed import check_master_keys
+from mpesa_bridge.storage.webhooks import WebhookStorage
+from mpesa_bridge.workers.delivery import DeliveryLoop, HttpSender, SystemResolver, build_delivery
 from mpesa_bridge.workers.inbox import Inbox
+from mpesa_bridge.workers.maintenance import MaintenanceLoop
 from mpesa_bridge.workers.reconciler import ReconcileLoop
 
 log = get_logger("mpesa_bridge.runtime")
@@ -48,25 +58,41 @@ class Runtime:
     reconciler: Reconciler
     replay_guard: ReplayGuard
     rate_limiter: RateLimiter
+    webhook_endpoints: EndpointService
+    events: EventService
+    delivery: DeliveryLoop
+    webhook_sender: HttpSender
+    # Live updates (SSE, Socket.IO): announced by the database after each commit that wrote events.
+    realtime: Realtime = field(default_factory=lambda: Realtime(MemoryBus()))
     loops: list[Any] = field(default_factory=list)
 
-    async def start_workers(self, *, reconcile: bool = True) -> None:
+    async def start_workers(self, *, reconcile: bool = True, deliver: bool | None = None) -> None:
+        """Start the background loops. `deliver` (webhook delivery) follows `reconcile` unless given:
+        tests that move a manual clock by hand drive both with `run_once()` instead."""
         await self.inbox.start()
         self.loops.append(self.inbox)
         if reconcile:
             loop = ReconcileLoop(self.reconciler, self.settings.reconcile_interval)
             await loop.start()
             self.loops.append(loop)
+        if reconcile if deliver is None else deliver:
+            await self.delivery.start()
+            self.loops.append(self.delivery)
+        housekeeping = MaintenanceLoop([lambda: idempotency.prune(self.db, self.clock.now())])
+        await housekeeping.start()
+        self.loops.append(housekeeping)
 
     async def aclose(self) -> None:
         for loop in self.loops:
             await loop.stop()
         self.loops = []
         await self.http.aclose()
+        await self.webhook_sender.aclose()
         await self.rate_limiter.aclose()
         closer = getattr(self.replay_guard, "aclose", None)
         if closer is not None:
             await closer()
+        await self.realtime.aclose()
         await self.db.dispose()
 
 
@@ -83,6 +109,18 @@ async def migrate(settings: Settings) -> None:
     await asyncio.to_thread(upgrade, settings.resolved_database_url)
 
 
+def _check_networks(settings: Settings) -> None:
+    """A typo in an address list must stop the start, not turn every callback into a 500."""
+    for variable, items in (
+        ("MPESA_BRIDGE_CALLBACK_ALLOWED_IPS", settings.callback_networks),
+        ("MPESA_BRIDGE_TRUSTED_PROXIES", settings.proxy_networks),
+    ):
+        try:
+            parse_networks(items)
+        except ValueError as exc:
+            raise ConfigError(f"{variable}: {exc}") from exc
+
+
 async def build_runtime(
     settings: Settings,
     *,
@@ -91,10 +129,18 @@ async def build_runtime(
 ) -> Runtime:
     """Wire the adapters to the core. `daraja_transport` lets tests route Daraja calls in-process."""
     clock = clock or SystemClock()
+    _check_networks(settings)
     if settings.should_migrate_on_start:
         await migrate(settings)
     db = Database(settings.resolved_database_url)
+    realtime = realtime_for(settings.redis_url)
+    db.on_commit(realtime.announce)
     box = SecretBox(settings.master_keys())
+    try:  # a master key that cannot open the stored secrets is a startup error, never found mid-payment
+        await check_master_keys(db, box)
+    except BaseException:
+        await db.dispose()
+        raise
     timeout = httpx.Timeout(settings.daraja_timeout, connect=settings.daraja_connect_timeout)
     http = httpx.AsyncClient(
         transport=daraja_transport,
@@ -117,6 +163,9 @@ async def build_runtime(
     payments = PaymentService(
         db, gateway, projects, clock, lambda token: f"{base}{CALLBACK_PATH}{token}", policy, guards
     )
+    webhooks = WebhookStorage(db)
+    resolver = SystemResolver()
+    delivery, webhook_sender = build_delivery(settings, webhooks, box, clock, resolver=resolver)
     return Runtime(
         settings=settings,
         clock=clock,
@@ -132,4 +181,11 @@ async def build_runtime(
         reconciler=Reconciler(db, gateway, projects, clock, policy),
         replay_guard=replay_guard_for(settings.redis_url),
         rate_limiter=RateLimiter.from_settings(settings),
+        webhook_endpoints=EndpointService(
+            webhooks, box, clock, resolver, allow_private_urls=settings.webhook_allow_private_urls
+        ),
+        events=EventService(webhooks, clock),
+        delivery=delivery,
+        webhook_sender=webhook_sender,
+        realtime=realtime,
     )

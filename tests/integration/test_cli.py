@@ -20,13 +20,13 @@ import pytest
 import typer.main
 from typer.testing import CliRunner, Result
 
-import mpesa_bridge.cli.keys
-import mpesa_bridge.cli.projects  # noqa: F401 - registers the `projects` commands, as `main()` does
-from mpesa_bridge.cli import app
+from mpesa_bridge.cli import register_commands
 from mpesa_bridge.core.crypto import parse_master_key
 from mpesa_bridge.storage.migrate import head_revision
 from tests.fixtures.bridge import TEST_MASTER_KEY
 from tests.fixtures.servers import ServerProcess, free_port
+
+app = register_commands()
 
 COMMANDS = [
     [],
@@ -43,6 +43,11 @@ COMMANDS = [
     ["keys", "list"],
     ["keys", "rotate"],
     ["keys", "revoke"],
+    ["listen"],
+    ["trigger"],
+    ["secrets"],
+    ["secrets", "rotate-master"],
+    ["secrets", "verify"],
     ["projects", "list"],
     ["projects", "set-daraja"],
     ["projects", "new-key"],
@@ -116,7 +121,7 @@ def _options() -> dict[tuple[str, ...], list[Any]]:
 
 
 def test_the_walk_finds_every_command() -> None:
-    assert set(_options()) == {tuple(c) for c in COMMANDS if c not in ([], ["db"], ["projects"], ["keys"])}
+    assert set(_options()) == {tuple(c) for c in COMMANDS if c not in ([], ["db"], ["projects"], ["keys"], ["secrets"])}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")

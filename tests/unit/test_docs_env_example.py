@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import typer.main
 
-import mpesa_bridge.cli.projects  # noqa: F401 - registers the `projects` commands on the app
-from mpesa_bridge.cli import app
+from mpesa_bridge.cli import register_commands
 from mpesa_bridge.config import Settings
+
+app = register_commands()
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "MPESA_BRIDGE_"

@@ -84,7 +84,7 @@ def test_every_line_has_the_bound_request_id_until_it_is_cleared(capsys: pytest.
         (254712345678, "2547****5678"),  # a phone logged as a number
         ("call 254108374149 or 254712345678", "call 2541****4149 or 2547****5678"),
         ("key sk_live_ZZZ999aaa in text", "key [redacted] in text"),
-        ("ws_CO_191220191020363925", "ws_CO_191220191020363925"),  # long digit runs are not phones
+        ("ws_CO_191220191020363925", "ws_CO_191220191*****3925"),  # ids end with the payer's digits: masked
         ("2547123456789", "2547123456789"),
         (12345, 12345),
         (True, True),

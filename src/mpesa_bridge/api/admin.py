@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mpesa_bridge.api.deps import AdminDep, RuntimeDep
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.schemas import (
+    BODY_REFUSED,
+    RATE_LIMITED,
     DarajaSettings,
     DarajaSettingsPublic,
     ErrorResponse,
@@ -32,7 +34,16 @@ from mpesa_bridge.core.projects import (
 )
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
-_ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse},
+    401: {"model": ErrorResponse},
+    404: {
+        "model": ErrorResponse,
+        "description": "no such project or key (and every route while no admin token is set)",
+    },
+    429: RATE_LIMITED,
+}
+_WRITE_ERRORS = {**_ERRORS, **BODY_REFUSED}
 
 
 def to_input(given: DarajaSettings) -> DarajaSettingsInput:
@@ -80,7 +91,7 @@ def project_public(project: Project, configs: dict[Mode, DarajaConfig]) -> dict[
     }
 
 
-@router.post("/projects", status_code=201, response_model=ProjectCreated, responses=_ERRORS)
+@router.post("/projects", status_code=201, response_model=ProjectCreated, responses=_WRITE_ERRORS)
 async def create_project(runtime: RuntimeDep, body: ProjectCreate) -> JSONResponse:
     """Create a project with its test and live secret keys (shown once, in this response only)."""
     daraja: dict[Mode, DarajaSettingsInput] = {}
@@ -104,14 +115,14 @@ async def list_projects(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse({"object": "list", "data": data})
 
 
-@router.put("/projects/{project_id}/daraja/{mode}", response_model=DarajaSettingsPublic, responses=_ERRORS)
+@router.put("/projects/{project_id}/daraja/{mode}", response_model=DarajaSettingsPublic, responses=_WRITE_ERRORS)
 async def put_daraja_settings(runtime: RuntimeDep, project_id: str, mode: Mode, body: DarajaSettings) -> JSONResponse:
     """Set one mode's Daraja settings. Credentials are sealed under the master key; never returned."""
     config = await runtime.projects.set_daraja(project_id, mode, to_input(body))
     return JSONResponse(project_public(Project(project_id, "", config.updated_at), {mode: config})["daraja"][mode])
 
 
-@router.post("/projects/{project_id}/keys/{mode}", status_code=201, response_model=KeyCreated, responses=_ERRORS)
+@router.post("/projects/{project_id}/keys/{mode}", status_code=201, response_model=KeyCreated, responses=_WRITE_ERRORS)
 async def create_key(runtime: RuntimeDep, project_id: str, mode: Mode) -> JSONResponse:
     """Issue another secret key for a mode (shown once). Rotation and revocation come with security."""
     issued = await runtime.projects.issue_key(project_id, mode)
@@ -134,7 +145,7 @@ class ProjectUpdated(ProjectPublic):
     signing_secret: str | None = Field(None, description="shown once, when generated")
 
 
-@router.patch("/projects/{project_id}", response_model=ProjectUpdated, responses=_ERRORS)
+@router.patch("/projects/{project_id}", response_model=ProjectUpdated, responses=_WRITE_ERRORS)
 async def update_project(runtime: RuntimeDep, project_id: str, body: ProjectUpdate) -> JSONResponse:
     """Security settings of a project: signed requests, its signing secret, confirm-by-query."""
     project, secret = await runtime.projects.update_security(
@@ -148,7 +159,7 @@ async def update_project(runtime: RuntimeDep, project_id: str, body: ProjectUpda
     return JSONResponse(out)
 
 
-@router.post("/keys/{key_id}/revoke", response_model=KeyPublic, responses=_ERRORS)
+@router.post("/keys/{key_id}/revoke", response_model=KeyPublic, responses=_WRITE_ERRORS)
 async def revoke_key(runtime: RuntimeDep, key_id: str) -> JSONResponse:
     """Revoke any key at once (in every instance within MPESA_BRIDGE_KEY_CACHE_TTL)."""
     return JSONResponse(key_public(await runtime.projects.revoke_key(key_id)))

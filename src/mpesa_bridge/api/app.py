@@ -10,14 +10,16 @@ from fastapi import FastAPI
 
 from mpesa_bridge import __version__
 from mpesa_bridge.api import admin, callbacks, health
+from mpesa_bridge.api.demo import install_demo
 from mpesa_bridge.api.docs import install_docs
 from mpesa_bridge.api.errors import install_error_handlers
 from mpesa_bridge.api.middleware import BridgeMiddleware
 from mpesa_bridge.api.ratelimit import RateLimitMiddleware, trusted_proxy_networks
-from mpesa_bridge.api.v1 import keys, payments
+from mpesa_bridge.api.v1 import events, keys, payments, stream, webhooks
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.logging import configure_logging, get_logger
+from mpesa_bridge.realtime.socketio import SocketAuthorizer, SocketGateway
 from mpesa_bridge.runtime import CALLBACK_PATH, build_runtime
 from mpesa_bridge.simulator import Simulator, SimulatorConfig
 
@@ -56,11 +58,19 @@ def create_app(
     configure_logging(settings.log_level, json=settings.json_logs)
     if simulator is None and settings.mount_simulator:
         simulator = simulator_for(settings)
+    origins = settings.realtime_origins
+    sockets = SocketGateway(
+        redis_url=settings.redis_url,
+        cors_origins="*" if "*" in origins else origins,
+        key_recheck_interval=settings.realtime_key_recheck_interval,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings, clock=clock, daraja_transport=daraja_transport)
         app.state.runtime = runtime
+        sockets.bind(SocketAuthorizer(runtime.projects, runtime.payments))
+        await runtime.realtime.use_sockets(sockets)  # closed with the runtime
         if simulator is not None:
             await simulator.start()
         if settings.reconcile_enabled:
@@ -84,14 +94,20 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    app.include_router(stream.router)  # first: /v1/events/stream before events' /v1/events/{event_id}
     app.include_router(payments.router)
     app.include_router(keys.router)
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     app.include_router(callbacks.router)
     app.include_router(admin.router)
     app.include_router(health.router)
     install_docs(app)
+    if not settings.production:
+        install_demo(app)
     if simulator is not None:
         app.mount("/simulator", simulator.app)
+    app.mount("/socket.io", sockets.app)
     if settings.rate_limit_enabled:  # added first so it runs after BridgeMiddleware (request id, 413/415)
         app.add_middleware(RateLimitMiddleware, trusted_proxies=trusted_proxy_networks(settings))
     app.add_middleware(

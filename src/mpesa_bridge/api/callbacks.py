@@ -46,7 +46,13 @@ def _source_allowed(runtime: Runtime, source: str | None) -> bool:
 @router.post(
     CALLBACK_PATH + "{token}",
     summary="Safaricom's STK callback (Daraja calls this, not you)",
-    responses={200: {"content": {"application/json": {"example": {"ResultCode": 0, "ResultDesc": "Accepted"}}}}},
+    responses={
+        200: {"content": {"application/json": {"example": {"ResultCode": 0, "ResultDesc": "Accepted"}}}},
+        403: {
+            "description": "the source address is not on the callback allow-list (the body is still stored)",
+            "content": {"application/json": {"example": {"ResultCode": 1, "ResultDesc": "Rejected"}}},
+        },
+    },
 )
 async def stk_callback(token: str, request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime

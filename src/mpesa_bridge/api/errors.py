@@ -141,8 +141,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code
     code = _HTTP_CODES.get(status, "http_error")
     message = "Unrecognized request URL." if status == 404 else str(exc.detail)
+    headers = dict(exc.headers or {})  # e.g. Allow on a 405
     return error_body(
-        request, status, type_=_HTTP_TYPES.get(status, "invalid_request_error"), code=code, message=message
+        request,
+        status,
+        type_=_HTTP_TYPES.get(status, "invalid_request_error"),
+        code=code,
+        message=message,
+        headers=headers,
     )
 
 

@@ -3,8 +3,8 @@
 Same key + same request within the TTL: the stored response, byte for byte, and nothing runs
 again (no second STK prompt). Same key + a different request: 422 `idempotency_key_reused`. Same
 key while the first request still runs: 409 `idempotency_key_in_use`. Keys are scoped to the
-project and mode (admin requests have their own scope). Responses of 5xx are not stored, so the
-client may retry them.
+project and mode. Responses of 5xx, 409 and 429 are not stored, so the client may retry them
+with the same key.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from mpesa_bridge.runtime import Runtime
 from mpesa_bridge.storage import idempotency
 
 HEADER = "idempotency-key"
+# "Try again later" answers are not remembered: a retry with the same key must be able to succeed.
+RETRYABLE = frozenset({409, 429})
 REPLAYED = "Idempotent-Replayed"
 
 
@@ -59,10 +61,13 @@ async def idempotent(
     )
     if claim.outcome == "replay":
         headers = {REPLAYED: "true"}
-        return Response(claim.body, status_code=claim.status or 200, media_type="application/json", headers=headers)
+        body = _open(runtime, scope, key, claim.body or b"")
+        return Response(body, status_code=claim.status or 200, media_type="application/json", headers=headers)
     if claim.outcome == "reused":
         raise Unprocessable(
-            "This Idempotency-Key was used with a different request.", code="idempotency_key_reused", param=HEADER
+            "This Idempotency-Key was used with a different request.",
+            code="idempotency_key_reused",
+            param="Idempotency-Key",
         )
     if claim.outcome == "in_progress":
         raise Conflict("A request with this Idempotency-Key is still being processed.", code="idempotency_key_in_use")
@@ -79,8 +84,19 @@ async def _run_and_store(
     except BaseException:
         await idempotency.release(runtime.db, scope, key)
         raise
-    if response.status_code >= 500:
+    if response.status_code >= 500 or response.status_code in RETRYABLE:
         await idempotency.release(runtime.db, scope, key)
     else:
-        await idempotency.complete(runtime.db, scope, key, response.status_code, bytes(response.body))
+        sealed = _seal(runtime, scope, key, bytes(response.body))
+        await idempotency.complete(runtime.db, scope, key, response.status_code, sealed)
     return response
+
+
+def _seal(runtime: Runtime, scope: str, key: str, body: bytes) -> bytes:
+    # Stored answers hold phone numbers and, for key rotation, a new secret key: sealed at rest
+    # like every other secret, so a copy of the database alone reveals nothing usable.
+    return runtime.box.seal(body.decode(), context=f"idempotency:{scope}:{key}").encode()
+
+
+def _open(runtime: Runtime, scope: str, key: str, stored: bytes) -> bytes:
+    return runtime.box.open(stored.decode(), context=f"idempotency:{scope}:{key}").encode()

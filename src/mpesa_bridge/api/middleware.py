@@ -12,6 +12,11 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mpesa_bridge.logging import get_logger
+
+log = get_logger("mpesa_bridge.api")
+INTERNAL_ERROR = "Something went wrong on our end."
+
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -21,11 +26,13 @@ _SECURITY_HEADERS = [
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
-def _reply(status: int, code: str, message: str, request_id: str) -> tuple[Message, Message]:
+def _reply(
+    status: int, code: str, message: str, request_id: str, type_: str = "invalid_request_error"
+) -> tuple[Message, Message]:
     body = orjson.dumps(
         {
             "error": {
-                "type": "invalid_request_error",
+                "type": type_,
                 "code": code,
                 "message": message,
                 "param": None,
@@ -100,8 +107,24 @@ class BridgeMiddleware:
                 return
             receive = _replay(body, receive)
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = False
+        stamped = self._stamped(send, request_id)
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await stamped(message)
+
         try:
-            await self.app(scope, receive, self._stamped(send, request_id))
+            await self.app(scope, receive, tracked)
+        except Exception:
+            # Answered here, not by Starlette's outermost error middleware: that one runs outside this
+            # middleware, so its 500 would lack the request id and the security headers.
+            if started:
+                raise
+            log.exception("api.unhandled", path=scope.get("path", ""))
+            for message in _reply(500, "internal_error", INTERNAL_ERROR, request_id, "api_error"):
+                await send(message)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
 
@@ -140,7 +163,8 @@ class BridgeMiddleware:
             if message["type"] == "http.response.start":
                 headers: list[Any] = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
-                headers.extend(_SECURITY_HEADERS)
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in _SECURITY_HEADERS if h[0] not in present)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -198,7 +198,14 @@ class RateLimiter:
             )
         return Quota(limit=item.amount, remaining=max(0, remaining), reset=reset)
 
-    async def check(self, *key_parts: str, limit: RateLimitItem, message: str | None = None) -> None:
+    async def check(
+        self,
+        *key_parts: str,
+        limit: RateLimitItem,
+        message: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
         """RateLimited if `limit` is used up for `key_parts`, without counting a hit."""
         if not self.enabled:
             return
@@ -217,7 +224,22 @@ class RateLimiter:
                 limit=limit.amount,
                 remaining=0,
                 reset=retry_after,
+                code=code,
+                param=param,
             )
+
+    async def check_phone(self, project_id: str, mode: str, phone: str) -> None:
+        """Refuse before pushing if this phone's allowance is used up — without counting this request:
+        only pushes actually attempted count (`hit_phone` after the push), not refused requests."""
+        await self.check(
+            "phone",
+            _digest(project_id, mode, phone),
+            limit=self.phone_limit,
+            code="phone_rate_limited",
+            param="phone",
+            message=f"Too many payment requests to this phone number: the limit is {_describe(self.phone_limit)}. "
+            "Retry later.",
+        )
 
     async def hit_phone(self, project_id: str, mode: str, phone: str) -> Quota:
         """The STK guard: at most `rate_limit_phone` pushes to one phone per project and mode.

@@ -11,12 +11,20 @@ class ErrorDetail(BaseModel):
     type: str = Field(examples=["invalid_request_error"])
     code: str = Field(examples=["invalid_phone"])
     message: str
-    param: str | None = None
-    request_id: str | None = None
+    param: str | None = Field(description="the field or parameter at fault, when there is one")
+    request_id: str | None = Field(description="also in the X-Request-Id header; quote it when asking for help")
 
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+# Answers every /v1 route may give besides its own (`responses=` of the route decorators).
+RATE_LIMITED: dict[str, Any] = {"model": ErrorResponse, "description": "rate limited (see Retry-After, RateLimit-*)"}
+BODY_REFUSED: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "body larger than MPESA_BRIDGE_MAX_BODY_BYTES"},
+    415: {"model": ErrorResponse, "description": "a body that is not application/json"},
+}
 
 
 class PaymentCreate(BaseModel):
@@ -78,6 +86,11 @@ class PaymentPublic(BaseModel):
     created_at: str
     updated_at: str
     completed_at: str | None
+    client_secret: str | None = Field(
+        None,
+        description="only in the answer that creates the payment: lets a browser or app read this payment's "
+        "status (SSE, Socket.IO) and nothing else",
+    )
 
 
 class PaymentList(BaseModel):
@@ -111,13 +124,21 @@ class CallbackAck(BaseModel):
 class DarajaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    environment: Literal["simulator", "sandbox", "production"]
-    consumer_key: str
-    consumer_secret: str
-    short_code: str = Field(description="paybill number, or for a till its store (head office) number")
-    passkey: str
+    # The patterns document what the core checks (its error codes stay: invalid_short_code, …).
+    environment: Literal["simulator", "sandbox", "production"] = Field(
+        description="test mode: simulator or sandbox; live mode: production"
+    )
+    consumer_key: str = Field(json_schema_extra={"pattern": r"\S"})
+    consumer_secret: str = Field(json_schema_extra={"pattern": r"\S"})
+    short_code: str = Field(
+        description="paybill number, or for a till its store (head office) number",
+        json_schema_extra={"pattern": "^[0-9]{5,8}$"},
+    )
+    passkey: str = Field(json_schema_extra={"pattern": r"\S"})
     shortcode_type: Literal["paybill", "till"] = "paybill"
-    till_number: str | None = None
+    till_number: str | None = Field(
+        None, description="tills only (5 to 8 digits)", json_schema_extra={"pattern": "^[0-9]{5,8}$"}
+    )
 
 
 class ProjectCreate(BaseModel):

@@ -77,7 +77,7 @@ def serve(
 
 @app.command()
 def worker(database_url: DbOpt = None) -> None:
-    """Run the inbox and reconciliation workers without the HTTP server (scale them separately)."""
+    """Run the inbox, reconciliation and webhook delivery workers without the HTTP server (scale them separately)."""
     from mpesa_bridge.cli.serve import work_forever
 
     settings = settings_from(database_url=database_url)
@@ -145,9 +145,16 @@ def db_current(database_url: DbOpt = None) -> None:
     typer.echo(f"current: {run(_current) or 'empty'}  head: {head_revision()}")
 
 
-def main() -> None:
-    from mpesa_bridge.cli import keys, projects  # noqa: F401 - registers the `projects` and `keys` commands
+def register_commands() -> typer.Typer:
+    """Import the modules that add their commands to `app` (kept out of import time on purpose)."""
+    from mpesa_bridge.cli import keys, listen, projects  # noqa: F401
+    from mpesa_bridge.cli import secrets as _secrets  # noqa: F401
 
+    return app
+
+
+def main() -> None:
+    register_commands()
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover

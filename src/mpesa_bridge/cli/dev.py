@@ -58,6 +58,7 @@ mpesa-bridge is starting on {base_url}  (sandbox mode, built-in Daraja simulator
   project          {project_id}
   test secret key  {secret}
   API docs         {base_url}/docs
+  demo page        {base_url}/demo#key={secret}
 
 Make a payment (the simulated customer pays within a few seconds):
 

@@ -55,6 +55,11 @@ class SecretBox:
     def current_key_id(self) -> str:
         return key_id(self._current)
 
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The id of every configured key, the current (sealing) one first."""
+        return tuple(self._by_id)
+
     def seal(self, plaintext: str, *, context: str) -> str:
         nonce = os.urandom(12)
         sealed = self._by_id[self.current_key_id].encrypt(nonce, plaintext.encode(), context.encode())

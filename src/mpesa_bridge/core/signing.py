@@ -5,7 +5,7 @@ A project may require every secret-key request to be signed. The client sends
     MB-Timestamp: <unix seconds>
     MB-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>\\n<METHOD>\\n<path?query>\\n" + body bytes)>
 
-keyed by the project's signing secret (`whsk_…`, if one was set) or else by the secret key itself.
+keyed by the project's signing secret (`mbsig_…`, if one was set) or else by the secret key itself.
 Requests outside ±tolerance, with a wrong signature, or replaying a signature already seen inside
 the window are refused.
 """
@@ -61,12 +61,13 @@ async def verify(
     given = headers.get(SIGNATURE_HEADER, "")
     if not timestamp or not given:
         raise _refuse("signature_missing")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise _refuse("signature_timestamp_invalid")
     if abs(now - int(timestamp)) > tolerance:
         raise _refuse("signature_timestamp_out_of_range")
     expected = sign(secret, timestamp, method, path_with_query, body)
-    if not any(hmac.compare_digest(expected, part.strip()) for part in given.split(",")):
+    wanted = expected.encode()
+    if not any(hmac.compare_digest(wanted, part.strip().encode("utf-8", "replace")) for part in given.split(",")):
         raise _refuse("signature_invalid")
     if not await replay.first_use(expected, tolerance * 2):
         raise _refuse("signature_replayed")

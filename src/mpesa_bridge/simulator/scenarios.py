@@ -15,6 +15,7 @@ The table below is data so that the README and tests can render or iterate it:
 | 254700000901   | success, the same callback is sent twice                                 |
 | 254700000902   | success, the callback arrives late (`late_callback_delay`)               |
 | 254700000903   | success, then a contradicting "cancelled" (1032) callback for the same id |
+| 254700001019   | the prompt expires unanswered (1019)                                     |
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ MAGIC_NUMBERS: Mapping[str, Scenario] = MappingProxyType(
         "254700002001": Scenario("wrong_pin", 2001, _WRONG_PIN_DESC, "The customer enters a wrong PIN."),
         "254700001001": Scenario("subscriber_locked", 1001, _LOCKED_DESC, "Another session holds the phone."),
         "254700009999": Scenario("system_error", 9999, _SYSTEM_ERROR_DESC, "The push could not be sent."),
+        "254700001019": Scenario("expired", 1019, "Transaction has expired", "The prompt expires unanswered."),
         "254700000900": Scenario(
             "no_callback",
             0,

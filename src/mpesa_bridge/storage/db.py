@@ -9,6 +9,7 @@ pool and see a consistent WAL snapshot. PostgreSQL uses one pool for both.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -16,8 +17,11 @@ from typing import Any, Self
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.logging import get_logger
 from mpesa_bridge.storage.mapping import map_entities
 from mpesa_bridge.storage.repositories import (
     SqlCallbackRepository,
@@ -28,6 +32,24 @@ from mpesa_bridge.storage.repositories import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+log = get_logger("mpesa_bridge.storage")
+
+# Called with the outbox events of a write right after it committed (`Database.on_commit`).
+CommitListener = Callable[[Sequence[OutboxEvent]], None]
+_FLUSHED_EVENTS = "mpesa_bridge.flushed_events"
+
+
+class _WriteSession(Session):
+    """A write session remembers the outbox events it flushed, whoever added them, so that they can
+    be announced once — and only if — the transaction commits."""
+
+
+@event.listens_for(_WriteSession, "after_flush")
+def _remember_events(session: Session, _context: Any) -> None:
+    flushed = [obj for obj in session.new if isinstance(obj, OutboxEvent)]
+    if flushed:
+        session.info.setdefault(_FLUSHED_EVENTS, []).extend(flushed)
 
 
 def normalise_url(url: str) -> str:
@@ -97,7 +119,10 @@ class Database:
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
-        self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=True)
+        self._write_sessions = async_sessionmaker(
+            self.write_engine, expire_on_commit=False, autoflush=True, sync_session_class=_WriteSession
+        )
+        self._commit_listeners: list[CommitListener] = []
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
 
     @property
@@ -105,7 +130,13 @@ class Database:
         return "sqlite" if self.sqlite else "postgresql"
 
     def write(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._write_sessions, lock=not self.sqlite, commit=True)
+        return SqlUnitOfWork(self._write_sessions, lock=not self.sqlite, commit=True, listeners=self._commit_listeners)
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call `listener` with the outbox events of every committed write, right after the commit
+        (never for a rollback). It must not block; an error it raises is logged, not passed on:
+        the transaction is committed whatever a listener does."""
+        self._commit_listeners.append(listener)
 
     def read(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self._read_sessions, lock=False, commit=False)
@@ -126,10 +157,18 @@ class SqlUnitOfWork:
     callbacks: SqlCallbackRepository
     projects: SqlProjectRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, lock: bool, commit: bool) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        lock: bool,
+        commit: bool,
+        listeners: Sequence[CommitListener] = (),
+    ) -> None:
         self._sessions = sessions
         self._lock = lock
         self._commit = commit
+        self._listeners = listeners
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
@@ -145,9 +184,11 @@ class SqlUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        committed: list[OutboxEvent] = []
         try:
             if exc_type is None and self._commit:
                 await self.session.commit()
+                committed = self.session.info.pop(_FLUSHED_EVENTS, [])
             else:
                 # A rollback expires loaded objects; a reader's results must outlive the session.
                 if exc_type is None:
@@ -155,3 +196,12 @@ class SqlUnitOfWork:
                 await self.session.rollback()
         finally:
             await self.session.close()
+        if committed:
+            self._announce(committed)
+
+    def _announce(self, events: Sequence[OutboxEvent]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("db.on_commit_failed", events=len(events))

@@ -146,6 +146,43 @@ class SqlEventRepository:
         stmt = sa.select(OutboxEvent).where(tables.outbox_events.c.payment_id == payment_id)
         return (await self._s.execute(stmt.order_by(tables.outbox_events.c.id))).scalars().all()
 
+    # --- live streams (realtime.sse): a project mode's events by `position`, their commit order ---
+
+    async def stream_position(
+        self, project_id: str, mode: str, event_id: str, *, payment_id: str | None = None
+    ) -> int | None:
+        """The position of `event_id` in the tenant's (or the payment's) stream; None if it is not in it."""
+        c = tables.outbox_events.c
+        stmt = sa.select(c.position).where(
+            c.id == event_id, c.project_id == project_id, c.mode == mode, c.position.is_not(None)
+        )
+        if payment_id is not None:
+            stmt = stmt.where(c.payment_id == payment_id)
+        position: int | None = (await self._s.execute(stmt)).scalar_one_or_none()
+        return position
+
+    async def stream_tail(self, project_id: str, mode: str) -> int:
+        """The tenant's last committed position (0: none yet): a stream starting there gets what comes next."""
+        c = tables.outbox_events.c
+        stmt = sa.select(sa.func.max(c.position)).where(c.project_id == project_id, c.mode == mode)
+        return int((await self._s.execute(stmt)).scalar() or 0)
+
+    async def stream_after(
+        self, project_id: str, mode: str, position: int, *, payment_id: str | None = None, limit: int = 100
+    ) -> list[tuple[OutboxEvent, int]]:
+        """The events after `position`, in commit order, each with its position.
+
+        Positions become visible in order and without gaps (migration 0004), so a reader that has
+        seen position n has seen everything before it, whatever the events' ids."""
+        c = tables.outbox_events.c
+        stmt = sa.select(OutboxEvent, c.position).where(
+            c.project_id == project_id, c.mode == mode, c.position > position
+        )
+        if payment_id is not None:
+            stmt = stmt.where(c.payment_id == payment_id)
+        rows = (await self._s.execute(stmt.order_by(c.position).limit(limit))).all()
+        return [(event, int(at)) for event, at in rows]
+
 
 class SqlEvidenceRepository:
     def __init__(self, session: AsyncSession) -> None:

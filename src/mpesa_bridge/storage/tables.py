@@ -92,6 +92,8 @@ payments = sa.Table(
     sa.Column("query_attempts", sa.Integer(), nullable=False, default=0),
     sa.Column("next_query_at", UTCDateTime(), nullable=True),
     sa.Column("awaiting_confirmation", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # SHA-256 of the client secret (read-only access to this payment's status); None before 0004.
+    sa.Column("client_secret_hash", sa.String(64), nullable=True),
     sa.CheckConstraint("amount > 0", name="amount_positive"),
 )
 # Listing is newest first within a tenant; ids sort by creation time, so (tenant, id) serves
@@ -143,12 +145,93 @@ outbox_events = sa.Table(
     sa.Column("project_id", sa.String(40), nullable=False),
     sa.Column("mode", sa.String(8), nullable=False),
     sa.Column("type", sa.String(40), nullable=False),
-    sa.Column("payment_id", sa.String(40), nullable=False, index=True),
+    sa.Column("payment_id", sa.String(40), nullable=True, index=True),  # None: not about a payment
     sa.Column("data", JSONType, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("late_correction", sa.Boolean(), nullable=False, default=False),
+    # Set when the webhook dispatcher has made the event's deliveries (core.webhooks.dispatch).
+    sa.Column("dispatched_at", UTCDateTime(), nullable=True, index=True),
+    # 1, 2, 3… per project and mode, in COMMIT order: filled by the database (triggers, see
+    # migration 0004), never by the code. Live streams resume with "position > n" (SqlEventRepository).
+    sa.Column("position", sa.BigInteger(), nullable=True, server_default=sa.FetchedValue()),
 )
 sa.Index("ix_outbox_events_tenant_id", outbox_events.c.project_id, outbox_events.c.mode, outbox_events.c.id)
+sa.Index("ix_outbox_events_created_at", outbox_events.c.created_at)  # retention pruning
+sa.Index("ix_outbox_events_tenant_position", outbox_events.c.project_id, outbox_events.c.mode, outbox_events.c.position)
+
+# The last `outbox_events.position` given in each project mode. A counter of its own, not
+# max(position) + 1: pruning old events must never make the numbers start again.
+outbox_sequence = sa.Table(
+    "outbox_sequence",
+    metadata,
+    sa.Column("project_id", sa.String(40), primary_key=True),
+    sa.Column("mode", sa.String(8), primary_key=True),
+    sa.Column("last", sa.BigInteger(), nullable=False),
+)
+
+# --- webhooks (core.webhooks) -------------------------------------------------------------------------
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("enabled_events", JSONType, nullable=False),
+    sa.Column("description", sa.String(500), nullable=True),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("secret_sealed", sa.Text(), nullable=False),
+    sa.Column("previous_secret_sealed", sa.Text(), nullable=True),
+    sa.Column("previous_secret_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("failing_since", UTCDateTime(), nullable=True),
+    sa.Column("disabled_reason", sa.String(32), nullable=True),
+    sa.Column("disabled_at", UTCDateTime(), nullable=True),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_webhook_endpoints_tenant", webhook_endpoints.c.project_id, webhook_endpoints.c.mode)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("event_id", sa.String(40), sa.ForeignKey("outbox_events.id"), nullable=False, index=True),
+    sa.Column("endpoint_id", sa.String(40), sa.ForeignKey("webhook_endpoints.id"), nullable=False),
+    sa.Column("payment_id", sa.String(40), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("redelivery", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("first_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("last_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("claimed_by", sa.String(100), nullable=True),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+)
+# Claims: pending deliveries by due time; order: the pending deliveries of one (endpoint, payment).
+sa.Index("ix_webhook_deliveries_status_next", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at)
+sa.Index(
+    "ix_webhook_deliveries_endpoint_payment",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.payment_id,
+    webhook_deliveries.c.status,
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("delivery_id", sa.String(40), sa.ForeignKey("webhook_deliveries.id"), nullable=False, index=True),
+    sa.Column("attempted_at", UTCDateTime(), nullable=False),
+    sa.Column("succeeded", sa.Boolean(), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=True),
+    sa.Column("latency_ms", sa.Integer(), nullable=False),
+    sa.Column("response_body", sa.Text(), nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
+)
 
 idempotency_keys = sa.Table(
     "idempotency_keys",

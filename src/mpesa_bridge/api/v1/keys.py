@@ -11,7 +11,7 @@ from starlette.responses import Response
 from mpesa_bridge.api.deps import CallerDep, RuntimeDep
 from mpesa_bridge.api.idempotency import idempotent
 from mpesa_bridge.api.responses import JSONResponse
-from mpesa_bridge.api.schemas import ErrorResponse
+from mpesa_bridge.api.schemas import BODY_REFUSED, RATE_LIMITED, ErrorResponse
 from mpesa_bridge.core.errors import NotFound
 from mpesa_bridge.core.payments.public import iso
 from mpesa_bridge.core.projects import ApiKey
@@ -21,6 +21,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse},
     401: {"model": ErrorResponse},
     404: {"model": ErrorResponse},
+    429: RATE_LIMITED,
 }
 
 
@@ -75,7 +76,18 @@ async def list_keys(runtime: RuntimeDep, caller: CallerDep) -> JSONResponse:
     return JSONResponse({"object": "list", "data": [key_public(k) for k in keys]})
 
 
-@router.post("/rotate", status_code=201, response_model=KeyRotated, responses=_ERRORS, summary="Rotate the key")
+@router.post(
+    "/rotate",
+    status_code=201,
+    response_model=KeyRotated,
+    responses={
+        **_ERRORS,
+        **BODY_REFUSED,
+        409: {"model": ErrorResponse, "description": "idempotency_key_in_use"},
+        422: {"model": ErrorResponse, "description": "idempotency_key_reused"},
+    },
+    summary="Rotate the key",
+)
 async def rotate_key(
     request: Request,
     runtime: RuntimeDep,
@@ -102,7 +114,9 @@ async def rotate_key(
     return await idempotent(request, runtime, f"{caller.tenant.project_id}:{caller.tenant.mode.value}", rotate)
 
 
-@router.post("/{key_id}/revoke", response_model=KeyPublic, responses=_ERRORS, summary="Revoke a key now")
+@router.post(
+    "/{key_id}/revoke", response_model=KeyPublic, responses={**_ERRORS, **BODY_REFUSED}, summary="Revoke a key now"
+)
 async def revoke_key(runtime: RuntimeDep, caller: CallerDep, key_id: str) -> JSONResponse:
     keys = await runtime.projects.list_keys(caller.tenant.project_id, caller.tenant.mode)
     if not any(k.id == key_id for k in keys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,9 +12,17 @@ from starlette.responses import Response
 from mpesa_bridge.api.deps import RuntimeDep, TenantDep
 from mpesa_bridge.api.idempotency import idempotent
 from mpesa_bridge.api.responses import JSONResponse
-from mpesa_bridge.api.schemas import ErrorResponse, EvidenceList, PaymentCreate, PaymentList, PaymentPublic
+from mpesa_bridge.api.schemas import (
+    BODY_REFUSED,
+    RATE_LIMITED,
+    ErrorResponse,
+    EvidenceList,
+    PaymentCreate,
+    PaymentList,
+    PaymentPublic,
+)
 from mpesa_bridge.core.clock import ensure_utc
-from mpesa_bridge.core.errors import InvalidRequest
+from mpesa_bridge.core.errors import InvalidRequest, RateLimited
 from mpesa_bridge.core.payments.public import iso, payment_public
 from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.payments.validation import validate_payment_create
@@ -26,6 +35,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "invalid request (the `param` names the field)"},
     401: {"model": ErrorResponse, "description": "missing or wrong secret key"},
     404: {"model": ErrorResponse, "description": "no such payment for this key's project and mode"},
+    429: RATE_LIMITED,
 }
 
 
@@ -58,20 +68,23 @@ async def create_payment(
     returns a `failed` payment with `failure_code`; one whose answer was lost returns `unknown`.
     With an `Idempotency-Key`, a retry of the same request returns the same answer and never
     prompts the customer twice."""
-    payment_request = validate_payment_create(
-        phone=body.phone,
-        amount=body.amount,
-        account_reference=body.account_reference,
-        description=body.description,
-        metadata=body.metadata,
-        limits=runtime.limits,
-    )
 
     async def create() -> Response:
-        limiter = getattr(runtime, "rate_limiter", None)
-        if limiter is not None:
-            await limiter.hit_phone(tenant.project_id, tenant.mode.value, payment_request.phone)
+        # Validated inside, so that a refusal is remembered under the Idempotency-Key too.
+        payment_request = validate_payment_create(
+            phone=body.phone,
+            amount=body.amount,
+            account_reference=body.account_reference,
+            description=body.description,
+            metadata=body.metadata,
+            limits=runtime.limits,
+        )
+        limiter = runtime.rate_limiter
+        await limiter.check_phone(tenant.project_id, tenant.mode.value, payment_request.phone)
         payment = await runtime.payments.create(tenant, payment_request)
+        # Counted once a push was attempted: refusals (409, 400) do not use up the allowance.
+        with contextlib.suppress(RateLimited):
+            await limiter.hit_phone(tenant.project_id, tenant.mode.value, payment_request.phone)
         return JSONResponse(payment_public(payment), status_code=201)
 
     return await idempotent(request, runtime, f"{tenant.project_id}:{tenant.mode.value}", create)
@@ -119,7 +132,7 @@ async def get_payment(runtime: RuntimeDep, tenant: TenantDep, payment_id: str) -
 @router.post(
     "/{payment_id}/refresh",
     response_model=PaymentPublic,
-    responses=_ERRORS,
+    responses={**_ERRORS, **BODY_REFUSED},
     summary="Ask Daraja (STK Query) now",
 )
 async def refresh_payment(runtime: RuntimeDep, tenant: TenantDep, payment_id: str) -> JSONResponse:

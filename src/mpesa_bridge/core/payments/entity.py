@@ -44,6 +44,10 @@ class Payment:
     query_attempts: int = 0
     next_query_at: datetime | None = None
     awaiting_confirmation: bool = False  # confirm-by-query: a success callback waits for STK Query
+    client_secret_hash: str | None = None  # SHA-256 of the client secret; None for older payments
+    # The client secret in clear: set only on the payment `PaymentService.create` returns (after its
+    # events were written), never stored, never loaded — so only the creation answer carries it.
+    client_secret: str | None = field(default=None, repr=False, compare=False)
 
 
 class EventType:
@@ -74,7 +78,7 @@ class OutboxEvent:
     project_id: str
     mode: str
     type: str
-    payment_id: str
+    payment_id: str | None  # None for events about something else (webhooks' endpoint.disabled)
     data: dict[str, Any]
     created_at: datetime
     late_correction: bool = False

@@ -13,6 +13,13 @@ def iso(value: datetime | None) -> str | None:
 
 
 def payment_public(p: Payment) -> dict[str, Any]:
+    shown = _payment_fields(p)
+    if p.client_secret is not None:  # only on the answer to POST /v1/payments (see Payment.client_secret)
+        shown["client_secret"] = p.client_secret
+    return shown
+
+
+def _payment_fields(p: Payment) -> dict[str, Any]:
     return {
         "id": p.id,
         "object": "payment",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.clock import Clock
-from mpesa_bridge.core.errors import Conflict, NotFound
+from mpesa_bridge.core.errors import AuthenticationFailed, Conflict, NotFound
 from mpesa_bridge.core.ids import new_id, new_token
 from mpesa_bridge.core.payments.entity import EventType, Payment, PaymentEvidence
 from mpesa_bridge.core.payments.outcomes import Outcome, mark_unknown, record_outcome, write_event
@@ -29,9 +30,19 @@ from mpesa_bridge.core.ports import (
 )
 from mpesa_bridge.core.projects import DarajaAccount, Tenant
 
+CLIENT_SECRET_MARK = "_secret_"
+CLIENT_SECRET_MAX_LENGTH = 128
+INVALID_CLIENT_SECRET = "Invalid client secret provided."
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_client_secret(payment_id: str) -> str:
+    """`pay_…_secret_<random>`: lets a browser or app read this one payment's status, nothing else.
+    It carries the payment id so that a single indexed look-up finds what it opens."""
+    return f"{payment_id}{CLIENT_SECRET_MARK}{new_token()}"
 
 
 class PaymentService:
@@ -61,6 +72,8 @@ class PaymentService:
         account = await self._projects.account(tenant)
         token = new_token()
         payment = self._new_payment(tenant, request, account, token_hash(token))
+        client_secret = new_client_secret(payment.id)
+        payment.client_secret_hash = token_hash(client_secret)
         async with self._db.write() as uow:
             await self._refuse_if_in_flight(uow, payment)
             await uow.payments.add(payment)
@@ -76,10 +89,25 @@ class PaymentService:
         try:
             accepted = await self._daraja.stk_push(command)
         except PushOutcomeUnknown as exc:
-            return await self._after_push(payment.id, unknown=exc.code)
+            created = await self._after_push(payment.id, unknown=exc.code)
         except (PushRejected, PushNotSent) as exc:
-            return await self._after_push(payment.id, rejected=(exc.code, exc.message))
-        return await self._after_push(payment.id, accepted=accepted)
+            created = await self._after_push(payment.id, rejected=(exc.code, exc.message))
+        else:
+            created = await self._after_push(payment.id, accepted=accepted)
+        created.client_secret = client_secret  # every event is written: only this answer shows it
+        return created
+
+    async def authenticate_client_secret(self, secret: str) -> Payment:
+        """The payment a client secret opens. Every failure — malformed, unknown, wrong — looks the same."""
+        payment_id, mark, _ = secret.partition(CLIENT_SECRET_MARK)
+        if not mark or not payment_id.startswith("pay_") or len(secret) > CLIENT_SECRET_MAX_LENGTH:
+            raise AuthenticationFailed(INVALID_CLIENT_SECRET, code="invalid_client_secret")
+        async with self._db.read() as uow:
+            payment = await uow.payments.find(payment_id)
+        stored = payment.client_secret_hash if payment is not None else None
+        if payment is None or stored is None or not hmac.compare_digest(stored, token_hash(secret)):
+            raise AuthenticationFailed(INVALID_CLIENT_SECRET, code="invalid_client_secret")
+        return payment
 
     async def _refuse_if_in_flight(self, uow: UnitOfWork, payment: Payment) -> None:
         # Checked inside the inserting transaction, under a per-phone lock, so two concurrent

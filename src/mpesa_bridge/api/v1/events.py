@@ -1,0 +1,173 @@
+"""/v1/events: what happened in this project and mode, where each event was sent, and redelivery."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from mpesa_bridge.api.deps import RuntimeDep, TenantDep
+from mpesa_bridge.api.idempotency import idempotent
+from mpesa_bridge.api.responses import JSONResponse
+from mpesa_bridge.api.schemas import BODY_REFUSED, RATE_LIMITED, ErrorResponse
+from mpesa_bridge.core.clock import ensure_utc
+from mpesa_bridge.core.errors import InvalidRequest
+from mpesa_bridge.core.payments.public import event_public
+from mpesa_bridge.core.webhooks.ports import EventFilter
+from mpesa_bridge.core.webhooks.public import delivery_public, event_detail_public
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "invalid request (the `param` names the field)"},
+    401: {"model": ErrorResponse, "description": "missing or wrong secret key"},
+    404: {"model": ErrorResponse, "description": "no such event (or endpoint) for this key's project and mode"},
+    429: RATE_LIMITED,
+}
+
+
+class EventPublic(BaseModel):
+    """An event, exactly as webhooks carry it (the body of a delivery)."""
+
+    id: str = Field(examples=["evt_01jz5m3k6q8w2d1c4b7n9p0r5t"])
+    object: Literal["event"]
+    type: str = Field(examples=["payment.succeeded"])
+    created: str
+    mode: Literal["test", "live"]
+    late_correction: bool = Field(description="true when stronger evidence overturned an earlier final status")
+    data: dict[str, Any] = Field(description='{"object": the payment (or webhook endpoint) as it was then}')
+
+
+class EventList(BaseModel):
+    object: Literal["list"]
+    data: list[EventPublic]
+    has_more: bool
+    next_cursor: str | None = Field(description="pass as starting_after to get the next page")
+
+
+class AttemptPublic(BaseModel):
+    id: str
+    attempted_at: str
+    succeeded: bool
+    status_code: int | None
+    latency_ms: int
+    response_body: str | None = Field(description="the first 1 KB of the answer")
+    error: str | None = Field(description="why no usable answer came (timeout, connect_error, url_not_allowed, …)")
+
+
+class DeliveryPublic(BaseModel):
+    id: str
+    object: Literal["webhook_delivery"]
+    event_id: str
+    endpoint_id: str
+    status: Literal["pending", "succeeded", "failed", "cancelled"]
+    redelivery: bool
+    attempt_count: int
+    next_attempt_at: str | None
+    created_at: str
+    completed_at: str | None
+    attempts: list[AttemptPublic]
+
+
+class EventDetail(EventPublic):
+    deliveries: list[DeliveryPublic]
+
+
+class DeliveryList(BaseModel):
+    object: Literal["list"]
+    data: list[DeliveryPublic]
+
+
+class Redeliver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_id: str | None = Field(
+        None, description="one endpoint (enabled, subscribed or not); omitted: every enabled endpoint subscribed"
+    )
+
+
+@router.get("", response_model=EventList, responses=_ERRORS, summary="List events, newest first")
+async def list_events(
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    type: Annotated[str | None, Query(description="only events of this type, e.g. payment.succeeded")] = None,
+    payment: Annotated[str | None, Query(description="only events about this payment id")] = None,
+    created_gte: Annotated[datetime | None, Query(description="created at or after (ISO 8601 with zone)")] = None,
+    created_lte: Annotated[datetime | None, Query(description="created at or before (ISO 8601 with zone)")] = None,
+    starting_after: Annotated[str | None, Query(description="cursor: next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JSONResponse:
+    """Events are kept 30 days (`MPESA_BRIDGE_EVENT_RETENTION_DAYS`)."""
+    query = EventFilter(
+        type=type,
+        payment_id=payment,
+        created_gte=_aware(created_gte, "created_gte"),
+        created_lte=_aware(created_lte, "created_lte"),
+        starting_after=starting_after,
+        limit=limit,
+    )
+    rows = list(await runtime.events.list(tenant, query))
+    has_more = len(rows) > limit
+    page = rows[:limit]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [event_public(e) for e in page],
+            "has_more": has_more,
+            "next_cursor": page[-1].id if has_more and page else None,
+        }
+    )
+
+
+@router.get(
+    "/{event_id}",
+    response_model=EventDetail,
+    responses=_ERRORS,
+    summary="Read an event, with its deliveries and their attempts",
+)
+async def get_event(runtime: RuntimeDep, tenant: TenantDep, event_id: str) -> JSONResponse:
+    detail = await runtime.events.get(tenant, event_id)
+    return JSONResponse(event_detail_public(detail.event, detail.deliveries))
+
+
+@router.post(
+    "/{event_id}/redeliver",
+    status_code=201,
+    response_model=DeliveryList,
+    responses={
+        **_ERRORS,
+        **BODY_REFUSED,
+        409: {"model": ErrorResponse, "description": "endpoint_disabled, or idempotency_key_in_use"},
+        422: {"model": ErrorResponse, "description": "idempotency_key_reused"},
+    },
+    summary="Send an event again",
+)
+async def redeliver_event(
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    event_id: str,
+    body: Annotated[Redeliver | None, Body()] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    """Creates new deliveries, sent soon (in order with the payment's other pending deliveries),
+    with the same `webhook-id` as the first time, so receivers that de-duplicate skip it if they
+    already processed it. The list is empty when no enabled endpoint subscribes to the event."""
+    endpoint_id = body.endpoint_id if body is not None else None
+
+    async def redeliver() -> Response:
+        deliveries = await runtime.events.redeliver(tenant, event_id, endpoint_id)
+        return JSONResponse({"object": "list", "data": [delivery_public(d) for d in deliveries]}, status_code=201)
+
+    return await idempotent(request, runtime, f"{tenant.project_id}:{tenant.mode.value}", redeliver)
+
+
+def _aware(value: datetime | None, param: str) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidRequest(f"{param} needs a time zone, e.g. 2026-01-31T00:00:00Z", param=param)
+    return ensure_utc(value)

@@ -1,0 +1,114 @@
+"""Live events over Server-Sent Events: one payment's, or a whole project mode's.
+
+    GET /v1/payments/{payment_id}/events   secret key of the payment's project and mode, or the
+                                           payment's client secret (`?client_secret=` — what a
+                                           browser's EventSource can send — or `Authorization:
+                                           Bearer <client secret>`)
+    GET /v1/events/stream                  secret key: every event of its project and mode
+
+Resume with `Last-Event-ID` (the header EventSource sends on reconnecting, or `?last_event_id=`).
+Not in the OpenAPI document: a stream is not a request/response operation (see docs/realtime.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from mpesa_bridge.api.deps import CallerDep, RuntimeDep, get_caller
+from mpesa_bridge.api.errors import ApiError
+from mpesa_bridge.core.errors import AuthenticationFailed, NotFound
+from mpesa_bridge.core.payments.entity import Payment
+from mpesa_bridge.realtime.bus import Scope
+from mpesa_bridge.realtime.sse import EventStream, StreamOptions, allowed_origin, resume_cursor, sse_response
+from mpesa_bridge.runtime import Runtime
+
+router = APIRouter(tags=["events"])
+
+LastEventIdQuery = Annotated[
+    str | None, Query(description="resume after this event (the Last-Event-ID header wins when both are sent)")
+]
+NO_CREDENTIALS = (
+    "Authenticate with a secret key (Authorization: Bearer sk_…) or, for one payment's events, "
+    "with its client secret (?client_secret=…)."
+)
+
+
+@router.get("/v1/payments/{payment_id}/events", include_in_schema=False)
+async def payment_events(
+    request: Request,
+    runtime: RuntimeDep,
+    payment_id: str,
+    last_event_id: LastEventIdQuery = None,
+    client_secret: Annotated[str | None, Query(description="the client secret POST /v1/payments returned")] = None,
+) -> Response:
+    payment, key = await _readable_payment(request, runtime, payment_id, client_secret)
+    scope = Scope(payment.project_id, payment.mode, payment.id)
+    return await _stream(request, runtime, scope, last_event_id, key)
+
+
+@router.get("/v1/events/stream", include_in_schema=False)
+async def project_events(
+    request: Request, runtime: RuntimeDep, caller: CallerDep, last_event_id: LastEventIdQuery = None
+) -> Response:
+    scope = Scope(caller.tenant.project_id, caller.tenant.mode.value)
+    return await _stream(request, runtime, scope, last_event_id, _bearer(request))
+
+
+async def _readable_payment(
+    request: Request, runtime: Runtime, payment_id: str, client_secret: str | None
+) -> tuple[Payment, str | None]:
+    """The payment, if the caller may read it, and the secret key used (None for a client secret):
+    401 for bad credentials, 404 for someone else's payment."""
+    if client_secret is None:
+        bearer = _bearer(request)
+        if bearer is None:
+            raise ApiError(401, "authentication_required", NO_CREDENTIALS)
+        if bearer.startswith("sk_"):
+            caller = await get_caller(request, runtime)
+            return await runtime.payments.get(caller.tenant, payment_id), bearer
+        client_secret = bearer
+    payment = await runtime.payments.authenticate_client_secret(client_secret)
+    if payment.id != payment_id:  # a client secret opens its own payment only
+        raise NotFound(f"No such payment: '{payment_id}'", param="id")
+    return payment, None
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _key_check(runtime: Runtime, key: str) -> Callable[[], Awaitable[bool]]:
+    """Whether the key that opened a stream still works (not revoked, not expired)."""
+
+    async def still_valid() -> bool:
+        try:
+            await runtime.projects.authenticate_key(key)
+        except AuthenticationFailed:
+            return False
+        return True
+
+    return still_valid
+
+
+async def _stream(
+    request: Request, runtime: Runtime, scope: Scope, last_event_id: str | None, key: str | None
+) -> Response:
+    settings = runtime.settings
+    options = StreamOptions(
+        heartbeat=settings.sse_heartbeat_interval,
+        max_age=settings.sse_max_connection_age,
+        retry=settings.sse_retry_delay,
+        poll_interval=settings.sse_poll_interval,
+        key_recheck=settings.realtime_key_recheck_interval,
+    )
+    cursor = await resume_cursor(runtime.db, scope, request.headers.get("last-event-id") or last_event_id)
+    still_valid = _key_check(runtime, key) if key is not None else None
+    stream = EventStream(runtime.db, runtime.realtime.bus, scope, cursor, options, still_valid=still_valid)
+    # Browsers are for client secrets: a stream opened with a secret key gets no CORS header.
+    origin = allowed_origin(settings.realtime_origins, request.headers.get("origin")) if key is None else None
+    return sse_response(stream, options, origin=origin)

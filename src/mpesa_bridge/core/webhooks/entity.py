@@ -1,0 +1,93 @@
+"""Webhook endpoints, deliveries and attempts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from mpesa_bridge.core.payments.entity import EventType, OutboxEvent
+
+ENDPOINT_DISABLED = "endpoint.disabled"
+# What `enabled_events` may name; "*" alone means every type, present and future.
+EVENT_TYPES: tuple[str, ...] = (*EventType.ALL, ENDPOINT_DISABLED)
+ALL_EVENTS = "*"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # waiting for its next attempt (or for an earlier one of its payment)
+    SUCCEEDED = "succeeded"  # a 2xx answer
+    FAILED = "failed"  # the retry window ended without a 2xx
+    CANCELLED = "cancelled"  # its endpoint was disabled or deleted first
+
+
+@dataclass(eq=False)
+class WebhookEndpoint:
+    """A URL of one project and mode that receives the events it subscribed to, signed."""
+
+    id: str
+    project_id: str
+    mode: str
+    url: str
+    enabled_events: list[str]
+    description: str | None
+    enabled: bool
+    secret_sealed: str = field(repr=False)
+    created_at: datetime
+    updated_at: datetime
+    # After a rotation the old secret keeps signing (beside the new one) until this time.
+    previous_secret_sealed: str | None = field(default=None, repr=False)
+    previous_secret_expires_at: datetime | None = None
+    failing_since: datetime | None = None  # first failed attempt since the last success
+    disabled_reason: str | None = None  # "failing" when the bridge disabled it, None when a person did
+    disabled_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    def subscribes_to(self, event_type: str) -> bool:
+        return ALL_EVENTS in self.enabled_events or event_type in self.enabled_events
+
+
+@dataclass(eq=False)
+class WebhookDelivery:
+    """One event to one endpoint: attempted until a 2xx, the end of the retry window, or cancellation."""
+
+    id: str
+    event_id: str
+    endpoint_id: str
+    payment_id: str | None  # copied from the event: deliveries of one payment go out in order
+    status: DeliveryStatus
+    created_at: datetime
+    next_attempt_at: datetime | None
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    completed_at: datetime | None = None
+    redelivery: bool = False
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(eq=False)
+class WebhookAttempt:
+    """One POST to an endpoint and what came back (or why nothing did)."""
+
+    id: str
+    delivery_id: str
+    attempted_at: datetime
+    succeeded: bool
+    latency_ms: int
+    status_code: int | None = None
+    response_body: str | None = None  # the first RESPONSE_BODY_LIMIT bytes, decoded leniently
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery a worker holds under a lease, with what it needs to send it."""
+
+    delivery: WebhookDelivery
+    endpoint: WebhookEndpoint
+    event: OutboxEvent
+
+
+RESPONSE_BODY_LIMIT = 1024

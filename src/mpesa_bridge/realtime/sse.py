@@ -1,0 +1,201 @@
+"""Server-Sent Events: a project mode's or one payment's events, live and resumable.
+
+Every message is one event: `id: <event id>`, `event: <type>`, `data: <the event as webhooks carry
+it>`. A stream opens with a `retry:` hint (and a comment), sends a comment line every heartbeat,
+and after its maximum age ends with another `retry:` hint: the client reconnects — and
+authenticates again — with `Last-Event-ID`.
+
+Why no event is lost or repeated, even across reconnects: a stream never forwards what the bus
+says. It reads the events table from its cursor — the `position` of the last event it delivered,
+a per-project-mode number given in commit order (migration 0004) — and the bus only rings to say
+"read now" (a timer reads anyway). Ids are time-ordered but written by several processes, so an
+event can commit after one with a larger id: resuming "after this id" would skip it, re-reading a
+time window would repeat others. Its position puts it after everything already delivered, and
+`Last-Event-ID` resumes from the position of that event, so nothing delivered comes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+import anyio
+import orjson
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from mpesa_bridge.core.errors import InvalidRequest
+from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.core.payments.public import event_public
+from mpesa_bridge.realtime.bus import EventBus, Scope, Subscription
+
+EVENT_ID = re.compile(r"^evt_[0-9a-z]{26}$")
+PAGE_SIZE = 100
+FROM_THE_START = 0  # positions start at 1
+SHUTDOWN_GRACE = 1.0  # seconds a stream has, when the server stops, to say goodbye with a retry: hint
+
+
+class StreamEvents(Protocol):
+    """What a stream reads (storage: `SqlEventRepository`)."""
+
+    async def stream_position(
+        self, project_id: str, mode: str, event_id: str, *, payment_id: str | None = None
+    ) -> int | None: ...
+
+    async def stream_tail(self, project_id: str, mode: str) -> int: ...
+
+    async def stream_after(
+        self, project_id: str, mode: str, position: int, *, payment_id: str | None = None, limit: int = 100
+    ) -> list[tuple[OutboxEvent, int]]: ...
+
+
+class StreamReader(Protocol):
+    @property
+    def events(self) -> StreamEvents: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class EventStore(Protocol):
+    def read(self) -> StreamReader: ...
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    heartbeat: float = 15.0  # seconds between comment lines
+    max_age: float = 1800.0  # seconds before the server ends the stream with a retry: hint
+    retry: float = 2.0  # seconds a client should wait before reconnecting
+    poll_interval: float = 10.0  # seconds between reads when the bus stays quiet
+    key_recheck: float = 60.0  # seconds between checks that a key-opened stream's key still works
+    page_size: int = PAGE_SIZE
+
+    @property
+    def retry_ms(self) -> int:
+        return round(self.retry * 1000)
+
+
+async def resume_cursor(store: EventStore, scope: Scope, last_event_id: str | None) -> int:
+    """Where a new connection starts: after `Last-Event-ID`; else a payment's first event, or for a
+    project stream what comes next."""
+    async with store.read() as uow:
+        if last_event_id is None:
+            if scope.payment_id is not None:
+                return FROM_THE_START
+            return await uow.events.stream_tail(scope.project_id, scope.mode)
+        if not EVENT_ID.fullmatch(last_event_id):
+            raise InvalidRequest("Last-Event-ID must be an event id (evt_…)", param="Last-Event-ID")
+        found = await uow.events.stream_position(
+            scope.project_id, scope.mode, last_event_id, payment_id=scope.payment_id
+        )
+    if found is None:  # also what another tenant's (or another payment's) event id gets
+        raise InvalidRequest(
+            f"Last-Event-ID '{last_event_id}' is not an event of this stream (or no longer kept)",
+            code="last_event_id_unknown",
+            param="Last-Event-ID",
+        )
+    return found
+
+
+class EventStream:
+    """One SSE connection's messages, from `cursor` on."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        bus: EventBus,
+        scope: Scope,
+        cursor: int,
+        options: StreamOptions,
+        *,
+        still_valid: Callable[[], Awaitable[bool]] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self.scope = scope
+        self.cursor = cursor
+        self._options = options
+        self._still_valid = still_valid  # a key's stream: ends once the key stops working
+        self._monotonic = monotonic
+        self.stopping = anyio.Event()  # set when the server shuts down (sse-starlette sets it)
+
+    async def messages(self) -> AsyncIterator[ServerSentEvent]:
+        options = self._options
+        ends_at = self._monotonic() + options.max_age
+        check_at = self._monotonic() + options.key_recheck
+        yield ServerSentEvent(comment="stream open", retry=options.retry_ms)
+        with self._bus.subscribe(self.scope) as doorbell, self._ring_when_stopping(doorbell):
+            while True:
+                doorbell.clear()  # a ring while we read means: read again
+                page = await self._next_page()
+                for event, position in page:
+                    yield event_message(event)
+                    self.cursor = position
+                now = self._monotonic()
+                if now >= ends_at or self.stopping.is_set():
+                    reason = "server stopping" if self.stopping.is_set() else "maximum connection age reached"
+                    yield ServerSentEvent(comment=f"{reason}: reconnect", retry=options.retry_ms)
+                    return
+                if self._still_valid is not None and now >= check_at:
+                    if not await self._still_valid():
+                        yield ServerSentEvent(comment="credentials no longer valid")
+                        return  # no retry hint: a reconnect would be refused
+                    check_at = now + options.key_recheck
+                if len(page) < options.page_size:
+                    next_check = check_at if self._still_valid is not None else ends_at
+                    await doorbell.wait(min(options.poll_interval, ends_at - now, next_check - now))
+
+    @contextlib.contextmanager
+    def _ring_when_stopping(self, doorbell: Subscription) -> Iterator[None]:
+        async def ring() -> None:
+            await self.stopping.wait()
+            doorbell.ring()
+
+        watcher = asyncio.create_task(ring(), name="sse-stopping")
+        try:
+            yield
+        finally:
+            watcher.cancel()
+
+    async def _next_page(self) -> list[tuple[OutboxEvent, int]]:
+        scope = self.scope
+        async with self._store.read() as uow:
+            return await uow.events.stream_after(
+                scope.project_id, scope.mode, self.cursor, payment_id=scope.payment_id, limit=self._options.page_size
+            )
+
+
+def event_message(event: OutboxEvent) -> ServerSentEvent:
+    return ServerSentEvent(data=orjson.dumps(event_public(event)).decode(), event=event.type, id=event.id)
+
+
+def allowed_origin(allowed: Sequence[str], origin: str | None) -> str | None:
+    """The Access-Control-Allow-Origin value for a request from `origin` (None: no header)."""
+    if "*" in allowed:
+        return "*"
+    return origin if origin is not None and origin in allowed else None
+
+
+def sse_response(stream: EventStream, options: StreamOptions, *, origin: str | None = None) -> EventSourceResponse:
+    headers = {}
+    if origin is not None:
+        headers["Access-Control-Allow-Origin"] = origin
+        if origin != "*":
+            headers["Vary"] = "Origin"
+    return EventSourceResponse(
+        stream.messages(),
+        headers=headers,
+        ping=options.heartbeat,
+        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
+        shutdown_event=stream.stopping,
+        shutdown_grace_period=SHUTDOWN_GRACE,
+    )

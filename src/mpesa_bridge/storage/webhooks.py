@@ -1,0 +1,345 @@
+"""All SQL of webhooks: endpoints, dispatch, claims under a lease, attempts, the events API, pruning.
+
+`WebhookStorage` hands out units of work over `Database` (the same engines and transactions as
+every other write: one writer on SQLite, row locks on PostgreSQL) with a `webhooks` repository.
+
+Claims (`claim_due`) on PostgreSQL select due rows `FOR UPDATE SKIP LOCKED`, so concurrent workers
+take disjoint batches without waiting, and stamp `claimed_by` / `lease_until` before the commit;
+on SQLite the claim's `BEGIN IMMEDIATE` transaction already excludes every other writer. A due
+delivery is skipped while an earlier delivery (by event id) of the same endpoint and payment is
+still pending, which keeps each payment's events in order per endpoint. The dispatcher is made
+single with a transaction-scoped advisory lock on PostgreSQL (`lock_dispatch`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.core.projects import Tenant
+from mpesa_bridge.core.webhooks.entity import (
+    ClaimedDelivery,
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from mpesa_bridge.core.webhooks.ports import EventFilter
+from mpesa_bridge.storage import tables
+from mpesa_bridge.storage.db import Database, SqlUnitOfWork
+
+_endpoints = tables.webhook_endpoints
+_deliveries = tables.webhook_deliveries
+_attempts = tables.webhook_attempts
+_events = tables.outbox_events
+_PENDING = DeliveryStatus.PENDING.value
+_DISPATCH_LOCK = int.from_bytes(hashlib.sha256(b"mpesa_bridge.webhooks.dispatch").digest()[:8], "big", signed=True)
+# Columns an endpoint's owner or the worker may change after creation.
+_ENDPOINT_MUTABLE = (
+    "url",
+    "enabled_events",
+    "description",
+    "enabled",
+    "secret_sealed",
+    "previous_secret_sealed",
+    "previous_secret_expires_at",
+    "failing_since",
+    "disabled_reason",
+    "disabled_at",
+    "deleted_at",
+    "updated_at",
+)
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if "status" in values:
+        values["status"] = str(values["status"])
+    return values
+
+
+def _endpoint(row: sa.RowMapping) -> WebhookEndpoint:
+    return WebhookEndpoint(**{**row, "enabled_events": list(row["enabled_events"])})
+
+
+def _delivery(row: sa.RowMapping) -> WebhookDelivery:
+    return WebhookDelivery(**{**row, "status": DeliveryStatus(row["status"])})
+
+
+class SqlWebhookRepository:
+    def __init__(self, session: AsyncSession, *, postgres: bool, lock: bool) -> None:
+        self._s = session
+        self._postgres = postgres
+        self._lock = lock  # row locks (FOR UPDATE) in write units on PostgreSQL
+
+    # --- endpoints ------------------------------------------------------------------------------
+
+    async def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        await self._s.execute(sa.insert(_endpoints).values(_row(endpoint)))
+
+    async def endpoint(self, tenant: Tenant, endpoint_id: str, *, lock: bool = False) -> WebhookEndpoint | None:
+        stmt = sa.select(_endpoints).where(
+            _endpoints.c.id == endpoint_id,
+            _endpoints.c.project_id == tenant.project_id,
+            _endpoints.c.mode == tenant.mode.value,
+            _endpoints.c.deleted_at.is_(None),
+        )
+        return await self._one_endpoint(stmt, lock=lock)
+
+    async def endpoints(self, tenant: Tenant) -> Sequence[WebhookEndpoint]:
+        c = _endpoints.c
+        stmt = sa.select(_endpoints).where(
+            c.project_id == tenant.project_id, c.mode == tenant.mode.value, c.deleted_at.is_(None)
+        )
+        rows = (await self._s.execute(stmt.order_by(c.id))).mappings().all()
+        return [_endpoint(r) for r in rows]
+
+    async def save_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        values = {name: getattr(endpoint, name) for name in _ENDPOINT_MUTABLE}
+        await self._s.execute(sa.update(_endpoints).where(_endpoints.c.id == endpoint.id).values(values))
+
+    async def lock_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
+        return await self._one_endpoint(sa.select(_endpoints).where(_endpoints.c.id == endpoint_id), lock=True)
+
+    async def subscribed_endpoints(self, project_id: str, mode: str) -> Sequence[WebhookEndpoint]:
+        c = _endpoints.c
+        stmt = sa.select(_endpoints).where(
+            c.project_id == project_id, c.mode == mode, c.enabled.is_(True), c.deleted_at.is_(None)
+        )
+        rows = (await self._s.execute(stmt.order_by(c.id))).mappings().all()
+        return [_endpoint(r) for r in rows]
+
+    async def endpoint_succeeded(self, endpoint_id: str) -> None:
+        c = _endpoints.c
+        # Conditional, so that a healthy endpoint's row is not rewritten (nor locked) on every success.
+        await self._s.execute(
+            sa.update(_endpoints).where(c.id == endpoint_id, c.failing_since.is_not(None)).values(failing_since=None)
+        )
+
+    async def endpoint_failed(self, endpoint_id: str, at: datetime) -> None:
+        c = _endpoints.c
+        await self._s.execute(
+            sa.update(_endpoints).where(c.id == endpoint_id, c.failing_since.is_(None)).values(failing_since=at)
+        )
+
+    async def _one_endpoint(self, stmt: sa.Select[Any], *, lock: bool) -> WebhookEndpoint | None:
+        if lock and self._lock:
+            # FOR NO KEY UPDATE: deliveries being inserted for this endpoint (their foreign key takes
+            # KEY SHARE) need not wait for it.
+            stmt = stmt.with_for_update(key_share=True)
+        row = (await self._s.execute(stmt)).mappings().first()
+        return _endpoint(row) if row is not None else None
+
+    # --- dispatch -------------------------------------------------------------------------------
+
+    async def lock_dispatch(self) -> bool:
+        if not self._postgres:
+            return True  # SQLite: this write transaction already excludes every other writer
+        result = await self._s.execute(sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _DISPATCH_LOCK})
+        return bool(result.scalar())
+
+    async def undispatched(self, limit: int) -> Sequence[OutboxEvent]:
+        stmt = sa.select(OutboxEvent).where(_events.c.dispatched_at.is_(None)).order_by(_events.c.id).limit(limit)
+        return (await self._s.execute(stmt)).scalars().all()
+
+    async def mark_dispatched(self, event_ids: Sequence[str], at: datetime) -> None:
+        if event_ids:
+            stmt = sa.update(_events).where(_events.c.id.in_(list(event_ids))).values(dispatched_at=at)
+            await self._s.execute(stmt)
+
+    async def add_event(self, event: OutboxEvent) -> None:
+        self._s.add(event)
+        await self._s.flush()
+
+    # --- deliveries -----------------------------------------------------------------------------
+
+    async def add_deliveries(self, deliveries: Sequence[WebhookDelivery]) -> None:
+        if deliveries:
+            await self._s.execute(sa.insert(_deliveries), [_row(d) for d in deliveries])
+
+    def _due(self, now: datetime) -> list[sa.ColumnElement[bool]]:
+        d = _deliveries.c
+        return [
+            d.status == _PENDING,
+            d.next_attempt_at <= now,
+            sa.or_(d.lease_until.is_(None), d.lease_until <= now),
+        ]
+
+    async def any_due(self, now: datetime) -> bool:
+        stmt = sa.select(_deliveries.c.id).where(*self._due(now)).limit(1)
+        return (await self._s.execute(stmt)).first() is not None
+
+    async def claim_due(
+        self, now: datetime, worker_id: str, lease_until: datetime, limit: int
+    ) -> Sequence[ClaimedDelivery]:
+        d = _deliveries.c
+        earlier = _deliveries.alias("earlier")
+        e = earlier.c
+        waits_for_earlier = sa.exists().where(
+            e.endpoint_id == d.endpoint_id,
+            e.payment_id == d.payment_id,  # NULL (not about a payment) never waits
+            e.status == _PENDING,
+            sa.or_(e.event_id < d.event_id, sa.and_(e.event_id == d.event_id, e.id < d.id)),
+        )
+        stmt = (
+            sa.select(d.id)
+            .join(_endpoints, _endpoints.c.id == d.endpoint_id)
+            .where(*self._due(now), _endpoints.c.enabled.is_(True), ~waits_for_earlier)
+            .order_by(d.next_attempt_at, d.id)
+            .limit(limit)
+        )
+        if self._lock:
+            stmt = stmt.with_for_update(skip_locked=True, of=_deliveries)
+        ids = list((await self._s.execute(stmt)).scalars().all())
+        if not ids:
+            return []
+        await self._s.execute(
+            sa.update(_deliveries).where(d.id.in_(ids)).values(claimed_by=worker_id, lease_until=lease_until)
+        )
+        return await self._claimed(ids)
+
+    async def _claimed(self, ids: list[str]) -> list[ClaimedDelivery]:
+        rows = (await self._s.execute(sa.select(_deliveries).where(_deliveries.c.id.in_(ids)))).mappings().all()
+        deliveries = {r["id"]: _delivery(r) for r in rows}
+        endpoint_ids = {d.endpoint_id for d in deliveries.values()}
+        event_ids = {d.event_id for d in deliveries.values()}
+        endpoint_rows = (
+            await self._s.execute(sa.select(_endpoints).where(_endpoints.c.id.in_(endpoint_ids)))
+        ).mappings()
+        endpoints = {r["id"]: _endpoint(r) for r in endpoint_rows.all()}
+        events = (await self._s.execute(sa.select(OutboxEvent).where(_events.c.id.in_(event_ids)))).scalars().all()
+        by_id = {event.id: event for event in events}
+        return [
+            ClaimedDelivery(deliveries[i], endpoints[deliveries[i].endpoint_id], by_id[deliveries[i].event_id])
+            for i in ids
+        ]
+
+    async def release(self, delivery: WebhookDelivery, worker_id: str) -> bool:
+        d = _deliveries.c
+        values = {
+            "status": str(delivery.status),
+            "attempts": delivery.attempts,
+            "first_attempt_at": delivery.first_attempt_at,
+            "last_attempt_at": delivery.last_attempt_at,
+            "next_attempt_at": delivery.next_attempt_at,
+            "completed_at": delivery.completed_at,
+            "claimed_by": None,
+            "lease_until": None,
+        }
+        # Only while still ours: a lease that ran out may have passed the delivery to another worker,
+        # and an endpoint switched off meanwhile has cancelled it.
+        stmt = sa.update(_deliveries).where(d.id == delivery.id, d.claimed_by == worker_id, d.status == _PENDING)
+        result = await self._s.execute(stmt.values(values))
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def add_attempt(self, attempt: WebhookAttempt) -> None:
+        await self._s.execute(sa.insert(_attempts).values(_row(attempt)))
+
+    async def cancel_pending(self, endpoint_id: str, at: datetime) -> int:
+        d = _deliveries.c
+        stmt = (
+            sa.update(_deliveries)
+            .where(d.endpoint_id == endpoint_id, d.status == _PENDING)
+            .values(status=DeliveryStatus.CANCELLED.value, completed_at=at, next_attempt_at=None)
+        )
+        result = await self._s.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    # --- events ---------------------------------------------------------------------------------
+
+    async def event(self, tenant: Tenant, event_id: str) -> OutboxEvent | None:
+        c = _events.c
+        stmt = sa.select(OutboxEvent).where(
+            c.id == event_id, c.project_id == tenant.project_id, c.mode == tenant.mode.value
+        )
+        found: OutboxEvent | None = (await self._s.execute(stmt)).scalar_one_or_none()
+        return found
+
+    async def events(self, tenant: Tenant, query: EventFilter) -> Sequence[OutboxEvent]:
+        c = _events.c
+        stmt = sa.select(OutboxEvent).where(c.project_id == tenant.project_id, c.mode == tenant.mode.value)
+        if query.type is not None:
+            stmt = stmt.where(c.type == query.type)
+        if query.payment_id is not None:
+            stmt = stmt.where(c.payment_id == query.payment_id)
+        if query.created_gte is not None:
+            stmt = stmt.where(c.created_at >= query.created_gte)
+        if query.created_lte is not None:
+            stmt = stmt.where(c.created_at <= query.created_lte)
+        if query.starting_after is not None:
+            stmt = stmt.where(c.id < query.starting_after)
+        stmt = stmt.order_by(c.id.desc()).limit(query.limit + 1)
+        return (await self._s.execute(stmt)).scalars().all()
+
+    async def deliveries_of(self, event_id: str) -> Sequence[WebhookDelivery]:
+        stmt = sa.select(_deliveries).where(_deliveries.c.event_id == event_id).order_by(_deliveries.c.id)
+        return [_delivery(r) for r in (await self._s.execute(stmt)).mappings().all()]
+
+    async def attempts_of(self, delivery_ids: Sequence[str]) -> Sequence[WebhookAttempt]:
+        if not delivery_ids:
+            return []
+        a = _attempts.c
+        stmt = sa.select(_attempts).where(a.delivery_id.in_(list(delivery_ids))).order_by(a.attempted_at, a.id)
+        return [WebhookAttempt(**r) for r in (await self._s.execute(stmt)).mappings().all()]
+
+    async def prune_events(self, before: datetime, limit: int) -> int:
+        c, d = _events.c, _deliveries.c
+        pending = sa.exists().where(d.event_id == c.id, d.status == _PENDING)
+        stmt = (
+            sa.select(c.id)
+            .where(c.created_at < before, c.dispatched_at.is_not(None), ~pending)
+            .order_by(c.created_at)
+            .limit(limit)
+        )
+        if self._lock:
+            stmt = stmt.with_for_update(skip_locked=True, of=_events)
+        ids = list((await self._s.execute(stmt)).scalars().all())
+        if not ids:
+            return 0
+        deliveries = sa.select(d.id).where(d.event_id.in_(ids)).scalar_subquery()
+        await self._s.execute(sa.delete(_attempts).where(_attempts.c.delivery_id.in_(deliveries)))
+        await self._s.execute(sa.delete(_deliveries).where(d.event_id.in_(ids)))
+        await self._s.execute(sa.delete(_events).where(c.id.in_(ids)))
+        return len(ids)
+
+
+class SqlWebhookUnitOfWork:
+    """A `Database` unit of work with the webhook repository on its session."""
+
+    webhooks: SqlWebhookRepository
+
+    def __init__(self, inner: SqlUnitOfWork, *, postgres: bool, lock: bool) -> None:
+        self._inner = inner
+        self._postgres = postgres
+        self._lock = lock
+
+    async def __aenter__(self) -> Self:
+        await self._inner.__aenter__()
+        self.webhooks = SqlWebhookRepository(self._inner.session, postgres=self._postgres, lock=self._lock)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._inner.__aexit__(exc_type, exc, tb)
+
+
+class WebhookStorage:
+    """Units of work for the webhook use cases (`core.webhooks.ports.WebhookUnitOfWorkFactory`)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def write(self) -> SqlWebhookUnitOfWork:
+        return SqlWebhookUnitOfWork(self._db.write(), postgres=not self._db.sqlite, lock=not self._db.sqlite)
+
+    def read(self) -> SqlWebhookUnitOfWork:
+        return SqlWebhookUnitOfWork(self._db.read(), postgres=not self._db.sqlite, lock=False)

@@ -1,0 +1,367 @@
+"""Tenant isolation: no project, and no mode of a project, can see or touch another's objects.
+
+Every route is classified from `app.routes` (a new one fails `test_every_route_is_classified` until
+it is added below, to a probe or to the exemptions with a reason). Each route taking an object id is
+called with ids of another project and of the same project's other mode (a test key on live objects
+and the reverse): the answer is the 404 an id that never existed gets — same status, same error
+shape, same message apart from the id the caller sent, same headers — with none of the owner's data,
+and the object is left as it was. Listings and the project event stream show only the caller's own
+project and mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.routing import BaseRoute
+
+from mpesa_bridge.api.deps import get_caller, get_tenant
+from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SIMULATOR_CONSUMER_KEY, SIMULATOR_CONSUMER_SECRET
+from mpesa_bridge.storage.db import Database
+from tests.fixtures.bridge import ADMIN_TOKEN, InProcessBridge, Tenant, wait_until
+from tests.fixtures.realtime import live_bridge
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+EVERYONE = ("a:test", "a:live", "b:test", "b:live")
+# Live mode on the simulator: the bridge under test sends every Daraja request to it, whatever the host.
+LIVE_DARAJA = {
+    "environment": "production",
+    "consumer_key": SIMULATOR_CONSUMER_KEY,
+    "consumer_secret": SIMULATOR_CONSUMER_SECRET,
+    "short_code": SANDBOX_SHORTCODE,
+    "passkey": SANDBOX_PASSKEY,
+}
+PREFIX = {"payment": "pay_", "key": "key_", "webhook_endpoint": "we_", "event": "evt_"}
+
+# Routes that take the id of a tenant's object: its kind, and a valid body where the route takes one
+# (so that a refusal is about the id, not the body).
+OBJECT_ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
+    ("GET", "/v1/payments/{id}"): ("payment", None),
+    ("POST", "/v1/payments/{id}/refresh"): ("payment", None),
+    ("GET", "/v1/payments/{id}/evidence"): ("payment", None),
+    ("GET", "/v1/payments/{id}/events"): ("payment", None),  # SSE: a leak would stream, hence a timeout
+    ("POST", "/v1/keys/{id}/revoke"): ("key", None),
+    ("GET", "/v1/webhook_endpoints/{id}"): ("webhook_endpoint", None),
+    ("PATCH", "/v1/webhook_endpoints/{id}"): ("webhook_endpoint", {"enabled": False}),
+    ("DELETE", "/v1/webhook_endpoints/{id}"): ("webhook_endpoint", None),
+    ("POST", "/v1/webhook_endpoints/{id}/rotate_secret"): ("webhook_endpoint", None),
+    ("GET", "/v1/events/{id}"): ("event", None),
+    ("POST", "/v1/events/{id}/redeliver"): ("event", None),
+}
+LISTING_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/v1/payments"): "payment",
+    ("GET", "/v1/keys"): "key",
+    ("GET", "/v1/webhook_endpoints"): "webhook_endpoint",
+    ("GET", "/v1/events"): "event",
+}
+# Tenant routes with no id to send: they act in the caller's own project and mode.
+CALLER_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/v1/payments"): "test_creating_a_payment_stays_in_the_callers_project_and_mode",
+    ("POST", "/v1/keys/rotate"): "test_rotating_a_key_touches_only_the_callers_keys",
+    ("POST", "/v1/webhook_endpoints"): "test_listings_show_only_the_callers_project_and_mode",
+    ("GET", "/v1/events/stream"): "test_the_project_event_stream_carries_only_the_callers_events",
+}
+# Tenant routes that authenticate the caller themselves rather than through the secret-key dependency.
+OWN_AUTHENTICATION = {
+    ("GET", "/v1/payments/{id}/events"): "a secret key, or the payment's own client secret",
+}
+EXEMPT: dict[tuple[str, str], str] = {
+    ("POST", "/v1/callbacks/daraja/stk/{token}"): "Daraja's, not a tenant's: the unguessable token names the payment",
+    ("GET", "/v1/admin/projects"): "operator API (admin token): spans every project by design",
+    ("POST", "/v1/admin/projects"): "operator API (admin token)",
+    ("PUT", "/v1/admin/projects/{id}/daraja/{mode}"): "operator API (admin token)",
+    ("POST", "/v1/admin/projects/{id}/keys/{mode}"): "operator API (admin token)",
+    ("PATCH", "/v1/admin/projects/{id}"): "operator API (admin token)",
+    ("POST", "/v1/admin/keys/{id}/revoke"): "operator API (admin token)",
+    ("GET", "/healthz"): "no tenant data",
+    ("GET", "/readyz"): "no tenant data",
+    ("GET", "/openapi.json"): "the public API description",
+    ("HEAD", "/openapi.json"): "the public API description",
+    ("GET", "/docs"): "Swagger UI page, no data",
+    ("*", "/docs/assets"): "Swagger UI static files",
+    ("*", "/simulator"): "the Daraja simulator (development only), no tenant data",
+    ("GET", "/demo"): "demo page (development only): static HTML, it calls the API like any client",
+    ("GET", "/demo/demo.js"): "demo page's script, static",
+    ("GET", "/demo/demo.css"): "demo page's style sheet, static",
+    ("*", "/socket.io"): "Socket.IO gateway (a mount, not routes): authorizes each connection itself; not probed here",
+}
+
+
+def _walk(app: FastAPI) -> list[tuple[str, str, BaseRoute]]:
+    """(method, path, route) for every route, included routers flattened (FastAPI ≥ 0.16x keeps them lazy).
+
+    Path parameters are written `{id}` whatever their name (`{payment_id}`, `{key_id}`, …)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: app.routes is flat already
+        found = [(route, getattr(route, "path", ""), getattr(route, "methods", None)) for route in app.routes]
+    else:
+        found = [(rc.original_route, rc.path or "", rc.methods) for rc in iter_route_contexts(app.routes)]
+    out = []
+    for route, path, methods in found:
+        generic = "/".join("{id}" if p.startswith("{") and p.endswith("_id}") else p for p in path.split("/"))
+        out += [(method, generic, route) for method in sorted(methods or {"*"})]
+    return out
+
+
+def _depends_on_the_caller(route: BaseRoute) -> bool:
+    pending = [getattr(route, "dependant", None)]
+    while pending:
+        dependant = pending.pop()
+        if dependant is None:
+            continue
+        if dependant.call in (get_caller, get_tenant):
+            return True
+        pending.extend(dependant.dependencies)
+    return False
+
+
+def test_every_route_is_classified(bridge: InProcessBridge) -> None:
+    probed = OBJECT_ROUTES.keys() | LISTING_ROUTES.keys() | CALLER_ROUTES.keys()
+    seen = set()
+    for method, path, route in _walk(bridge.app):
+        key = (method, path)
+        seen.add(key)
+        assert key in probed or key in EXEMPT, f"{method} {path}: add it to a probe, or to EXEMPT with a reason"
+        assert not (key in probed and key in EXEMPT), key
+        if _depends_on_the_caller(route):
+            assert key in probed, f"{method} {path} is a tenant route: it needs an isolation probe, not an exemption"
+        elif key in probed:
+            assert key in OWN_AUTHENTICATION, f"{method} {path} no longer takes a secret key: reclassify it"
+    assert probed <= seen, f"probes for routes that no longer exist: {probed - seen}"
+    assert {name for name in CALLER_ROUTES.values() if name not in globals()} == set()
+
+
+@dataclass
+class World:
+    """Projects A and B, each with objects of every kind in both modes. Intruders: the other three keys."""
+
+    a: Tenant
+    b: Tenant
+    objects: dict[str, dict[str, list[dict[str, Any]]]]  # kind -> "a:test", … -> that tenant's objects
+
+    def key(self, who: str) -> dict[str, str]:
+        project, mode = who.split(":")
+        return (self.a if project == "a" else self.b).headers(mode)
+
+    def ids(self, kind: str, who: str) -> list[str]:
+        return [o["id"] for o in self.objects[kind][who]]
+
+    def owner_data(self, owner: str) -> list[str]:
+        """Strings that would give the owner's objects away if an intruder's answer held them."""
+        project = self.a if owner.startswith("a:") else self.b
+        values = [project.project_id, f"metadata-of-{owner}"]
+        for payment in self.objects["payment"][owner]:
+            values += [payment[k] for k in ("phone", "account_reference", "checkout_request_id", "merchant_request_id")]
+            values += [payment["mpesa_receipt_number"]]
+        values += [k["display"] for k in self.objects["key"][owner]]
+        values += [v for e in self.objects["webhook_endpoint"][owner] for v in (e["url"], e["secret"])]
+        return [v for v in values if v]
+
+
+async def _setup(bridge: InProcessBridge) -> World:
+    a, b = await bridge.create_project("Owner"), await bridge.create_project("Intruder")
+    tenants = {"a": a, "b": b}
+    objects: dict[str, dict[str, list[dict[str, Any]]]] = {kind: {} for kind in PREFIX}
+    for tenant in (a, b):
+        response = await bridge.client.put(
+            f"/v1/admin/projects/{tenant.project_id}/daraja/live", json=LIVE_DARAJA, headers=ADMIN
+        )
+        assert response.status_code == 200, response.text
+    phones = {"a:test": "0708374149", "a:live": "0711223344", "b:test": "0722000111", "b:live": "0722000112"}
+    for who in EVERYONE:
+        project, mode = who.split(":")
+        tenant, headers = tenants[project], tenants[project].headers(mode)
+        objects["payment"][who] = [await _pay(bridge, tenant, mode, phones[who], who)]
+        await bridge.client.post(f"/v1/admin/projects/{tenant.project_id}/keys/{mode}", headers=ADMIN)  # a 2nd key
+        objects["key"][who] = (await bridge.client.get("/v1/keys", headers=headers)).json()["data"]
+        assert len(objects["key"][who]) == 2 and {k["mode"] for k in objects["key"][who]} == {mode}
+        host = "http://127.0.0.1:9" if mode == "test" else "https://93.184.216.34"  # live: public addresses only
+        body = {"url": f"{host}/hook-{who.replace(':', '-')}", "enabled_events": ["*"]}
+        created = await bridge.client.post("/v1/webhook_endpoints", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        objects["webhook_endpoint"][who] = [created.json()]
+        events = (await bridge.client.get("/v1/events", headers=headers)).json()["data"]
+        assert events, f"{who}: a payment made no event"
+        objects["event"][who] = events
+    return World(a, b, objects)
+
+
+async def _pay(bridge: InProcessBridge, tenant: Tenant, mode: str, phone: str, who: str) -> dict[str, Any]:
+    reference = "REF-" + who.replace(":", "-")  # each tenant's own reference and metadata: a leak would show
+    body = {"phone": phone, "amount": 77, "account_reference": reference, "metadata": {"note": f"metadata-of-{who}"}}
+    response = await bridge.client.post("/v1/payments", json=body, headers=tenant.headers(mode))
+    assert response.status_code == 201, response.text
+    created = response.json()
+
+    async def settled() -> dict[str, Any] | None:  # so that its ids and receipt exist, and a leak of them would show
+        payment: dict[str, Any] = (
+            await bridge.client.get(f"/v1/payments/{created['id']}", headers=tenant.headers(mode))
+        ).json()
+        return payment if payment["status"] == "succeeded" else None
+
+    result: dict[str, Any] = await wait_until(settled)
+    return result
+
+
+@pytest.fixture
+async def world(bridge: InProcessBridge) -> World:
+    return await _setup(bridge)
+
+
+def _shape(response: httpx.Response, sent: str) -> tuple[int, dict[str, Any], list[str]]:
+    """What a caller learns from a refusal, with the id it sent and the request id blanked out."""
+    body = response.json()
+    assert list(body) == ["error"], body
+    error = body["error"]
+    assert set(error) == {"type", "code", "message", "param", "request_id"}, error
+    assert error["request_id"] == response.headers["x-request-id"]
+    blanked = {**error, "request_id": "…", "message": error["message"].replace(sent, "<id>")}
+    headers = sorted(name for name in response.headers if name not in ("content-length", "ratelimit-reset"))
+    return response.status_code, blanked, headers
+
+
+async def _call(bridge: InProcessBridge, method: str, url: str, body: Any, headers: dict[str, str]) -> httpx.Response:
+    # Bounded: a stream opened by mistake would otherwise never end (the ASGI transport reads whole answers).
+    return await asyncio.wait_for(bridge.client.request(method, url, json=body, headers=headers), timeout=10)
+
+
+@pytest.mark.parametrize(("method", "path"), list(OBJECT_ROUTES))
+async def test_another_projects_or_modes_ids_are_404_and_reveal_nothing(
+    bridge: InProcessBridge, world: World, method: str, path: str
+) -> None:
+    kind, body = OBJECT_ROUTES[(method, path)]
+    for owner in ("a:test", "a:live"):
+        before = await _owner_view(bridge, world, owner, kind)
+        for intruder in (who for who in EVERYONE if who != owner):
+            headers = world.key(intruder)
+            made_up = PREFIX[kind] + secrets.token_hex(13)
+            baseline = await _call(bridge, method, path.format(id=made_up), body, headers)
+            assert baseline.status_code == 404, baseline.text
+            for object_id in world.ids(kind, owner):
+                url = path.format(id=object_id)
+                response = await _call(bridge, method, url, body, headers)
+                where = f"{method} {url} as {intruder} on {owner}'s {kind}"
+                assert response.status_code == 404, (where, response.text)
+                assert _shape(response, object_id) == _shape(baseline, made_up), where
+                assert object_id in response.json()["error"]["message"]  # echoes what was sent, nothing more
+                for value in world.owner_data(owner):
+                    assert value not in response.text, (where, value)
+        assert await _owner_view(bridge, world, owner, kind) == before, f"{owner}'s {kind}s changed"
+
+
+async def _owner_view(bridge: InProcessBridge, world: World, owner: str, kind: str) -> Any:
+    """The owner's objects as the owner sees them: probes by intruders must leave them as they were."""
+    headers = world.key(owner)
+    if kind == "key":
+        keys = (await bridge.client.get("/v1/keys", headers=headers)).json()["data"]
+        return [(k["id"], k["revoked_at"], k["expires_at"]) for k in keys]
+    paths = {
+        "payment": ["/v1/payments/{}", "/v1/payments/{}/evidence"],
+        "webhook_endpoint": ["/v1/webhook_endpoints/{}"],
+        "event": ["/v1/events/{}"],  # with its deliveries: a redelivery would add one
+    }[kind]
+    out = []
+    for object_id in world.ids(kind, owner):
+        for path in paths:
+            response = await bridge.client.get(path.format(object_id), headers=headers)
+            assert response.status_code == 200, response.text
+            out.append(response.json())
+    return out
+
+
+async def test_listings_show_only_the_callers_project_and_mode(bridge: InProcessBridge, world: World) -> None:
+    for caller in EVERYONE:
+        headers = world.key(caller)
+        mode = caller.split(":")[1]
+        for (_, path), kind in LISTING_ROUTES.items():
+            others = {i for who in EVERYONE if who != caller for i in world.ids(kind, who)}
+            queries: list[dict[str, Any]] = [{}]
+            if kind in ("payment", "event"):
+                queries += [{"limit": 100}, {"starting_after": PREFIX[kind] + "~"}]
+                for who in EVERYONE:
+                    queries += [{"starting_after": i} for i in world.ids(kind, who)]
+            if kind == "payment":
+                for payment in (p for who in EVERYONE for p in world.objects["payment"][who]):
+                    queries += [{"phone": payment["phone"]}, {"reference": payment["account_reference"]}]
+                    queries += [{"created_gte": payment["created_at"]}, {"status": "succeeded"}]
+            if kind == "event":
+                queries += [{"payment": i} for who in EVERYONE for i in world.ids("payment", who)]
+            for query in queries:
+                listing = await bridge.client.get(path, params=query, headers=headers)
+                assert listing.status_code == 200, (caller, path, query, listing.text)
+                data = listing.json()["data"]
+                assert not {item["id"] for item in data} & others, (caller, path, query)
+                own = set(world.owner_data(caller))
+                for value in (v for who in EVERYONE if who != caller for v in world.owner_data(who) if v not in own):
+                    assert value not in listing.text, (caller, path, query, value)
+                if kind in ("payment", "key", "webhook_endpoint"):
+                    assert {item["mode"] for item in data} <= {mode}, (caller, path, query)
+            everything = (await bridge.client.get(path, params={"limit": 100}, headers=headers)).json()["data"]
+            assert set(world.ids(kind, caller)) <= {item["id"] for item in everything}, (caller, path)
+
+
+async def test_creating_a_payment_stays_in_the_callers_project_and_mode(bridge: InProcessBridge, world: World) -> None:
+    """Also: an Idempotency-Key is the caller's own — the same key and body elsewhere is a new payment."""
+    body = {"phone": "0708374149", "amount": 5, "account_reference": "IDEM"}
+    retry = {"Idempotency-Key": "shared-key-1"}
+    first = await bridge.client.post("/v1/payments", json=body, headers={**world.key("a:test"), **retry})
+    assert first.status_code == 201, first.text
+    for intruder in ("a:live", "b:test", "b:live"):
+        again = await bridge.client.post("/v1/payments", json=body, headers={**world.key(intruder), **retry})
+        assert again.status_code == 201, again.text
+        assert "idempotent-replayed" not in again.headers
+        assert again.json()["id"] != first.json()["id"] and again.json()["mode"] == intruder.split(":")[1]
+        seen = await bridge.client.get(f"/v1/payments/{first.json()['id']}", headers=world.key(intruder))
+        assert seen.status_code == 404
+    replay = await bridge.client.post("/v1/payments", json=body, headers={**world.key("a:test"), **retry})
+    assert replay.json()["id"] == first.json()["id"] and replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_rotating_a_key_touches_only_the_callers_keys(bridge: InProcessBridge, world: World) -> None:
+    before = {who: await _owner_view(bridge, world, who, "key") for who in ("a:live", "b:test", "b:live")}
+    rotated = await bridge.client.post(
+        "/v1/keys/rotate", json={"grace_period_seconds": 60}, headers=world.key("a:test")
+    )
+    assert rotated.status_code == 201, rotated.text
+    assert rotated.json()["mode"] == "test"
+    for who, view in before.items():
+        assert await _owner_view(bridge, world, who, "key") == view, who
+        assert rotated.json()["id"] not in str(view)
+
+
+async def test_the_project_event_stream_carries_only_the_callers_events(
+    database: Database, db_url: str, tmp_path: Path
+) -> None:
+    """SSE needs a real server (the ASGI transport reads whole answers): the bridge under uvicorn."""
+    async with live_bridge(db_url, tmp_path, simulator_callback_delay=0.05) as live:
+        a, b = await live.create_project("Owner"), await live.create_project("Intruder")
+        for tenant in (a, b):
+            path = f"/v1/admin/projects/{tenant.project_id}/daraja/live"
+            put = await live.http.put(path, json=LIVE_DARAJA, headers=ADMIN)
+            assert put.status_code == 200, put.text
+        body = {"phone": "0708374149", "amount": 10, "account_reference": "STREAM"}
+
+        async def pay(tenant: Tenant, mode: str) -> str:
+            response = await live.http.post("/v1/payments", json=body, headers=tenant.headers(mode))
+            assert response.status_code == 201, response.text
+            payment_id: str = response.json()["id"]
+            return payment_id
+
+        async with live.stream("/v1/events/stream", headers=a.headers()) as stream:
+            others = {await pay(b, "test"), await pay(b, "live"), await pay(a, "live")}
+            own = await pay(a, "test")  # after the others: their events, if leaked, would come first
+            seen: list[str] = []
+            while seen.count(own) < 2:  # payment.created, then its outcome
+                payload = json.loads((await stream.next_event(timeout=10)).data or "{}")
+                seen.append(payload["data"]["object"]["id"])
+        assert not set(seen) & others, seen
+        assert set(seen) == {own}, seen
