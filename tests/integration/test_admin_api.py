@@ -115,3 +115,21 @@ async def test_health_and_readiness(bridge: InProcessBridge) -> None:
     assert health.json() == {"status": "ok", "checks": {}}
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "migrations": "ok"}
+
+
+async def test_admin_creations_are_idempotent(bridge: InProcessBridge) -> None:
+    headers = {**ADMIN, "Idempotency-Key": "onboard-duka-1"}
+    first = await bridge.client.post("/v1/admin/projects", json={"name": "Duka"}, headers=headers)
+    again = await bridge.client.post("/v1/admin/projects", json={"name": "Duka"}, headers=headers)
+    other = await bridge.client.post("/v1/admin/projects", json={"name": "Other"}, headers=headers)
+    listing = (await bridge.client.get("/v1/admin/projects", headers=ADMIN)).json()
+
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content and again.headers["Idempotent-Replayed"] == "true"
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    assert [p["name"] for p in listing["data"]] == ["Duka"]  # one project, not two
+    key_headers = {**ADMIN, "Idempotency-Key": "extra-key-1"}
+    path = f"/v1/admin/projects/{first.json()['id']}/keys/test"
+    k1 = await bridge.client.post(path, headers=key_headers)
+    k2 = await bridge.client.post(path, headers=key_headers)
+    assert k1.content == k2.content and k1.json()["secret_key"].startswith("sk_test_")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
 from mpesa_bridge.api.deps import AdminDep, RuntimeDep
+from mpesa_bridge.api.idempotency import idempotent
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.schemas import (
     BODY_REFUSED,
@@ -32,6 +34,9 @@ from mpesa_bridge.core.projects import (
     Project,
     ShortcodeType,
 )
+from mpesa_bridge.runtime import Runtime
+
+ADMIN_SCOPE = "admin"  # the operator's Idempotency-Keys, apart from every project's
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -92,8 +97,18 @@ def project_public(project: Project, configs: dict[Mode, DarajaConfig]) -> dict[
 
 
 @router.post("/projects", status_code=201, response_model=ProjectCreated, responses=_WRITE_ERRORS)
-async def create_project(runtime: RuntimeDep, body: ProjectCreate) -> JSONResponse:
-    """Create a project with its test and live secret keys (shown once, in this response only)."""
+async def create_project(
+    request: Request,
+    runtime: RuntimeDep,
+    body: ProjectCreate,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    """Create a project with its test and live secret keys (shown once, in this response only).
+    With an `Idempotency-Key`, a retry returns the same project instead of making a second one."""
+    return await idempotent(request, runtime, ADMIN_SCOPE, lambda: _create_project(runtime, body))
+
+
+async def _create_project(runtime: Runtime, body: ProjectCreate) -> Response:
     daraja: dict[Mode, DarajaSettingsInput] = {}
     if body.test is not None:
         daraja[Mode.TEST] = to_input(body.test)
@@ -123,12 +138,21 @@ async def put_daraja_settings(runtime: RuntimeDep, project_id: str, mode: Mode, 
 
 
 @router.post("/projects/{project_id}/keys/{mode}", status_code=201, response_model=KeyCreated, responses=_WRITE_ERRORS)
-async def create_key(runtime: RuntimeDep, project_id: str, mode: Mode) -> JSONResponse:
-    """Issue another secret key for a mode (shown once). Rotation and revocation come with security."""
-    issued = await runtime.projects.issue_key(project_id, mode)
-    return JSONResponse(
-        {"object": "api_key", "id": issued.key.id, "mode": mode.value, "secret_key": issued.secret}, status_code=201
-    )
+async def create_key(
+    request: Request,
+    runtime: RuntimeDep,
+    project_id: str,
+    mode: Mode,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    """Issue another secret key for a mode (shown once); `/v1/keys/rotate` also retires the old one."""
+
+    async def issue() -> Response:
+        issued = await runtime.projects.issue_key(project_id, mode)
+        out = {"object": "api_key", "id": issued.key.id, "mode": mode.value, "secret_key": issued.secret}
+        return JSONResponse(out, status_code=201)
+
+    return await idempotent(request, runtime, ADMIN_SCOPE, issue)
 
 
 class ProjectUpdate(BaseModel):
