@@ -49,6 +49,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     429: RATE_LIMITED,
 }
 _WRITE_ERRORS = {**_ERRORS, **BODY_REFUSED}
+_CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_WRITE_ERRORS,
+    409: {"model": ErrorResponse, "description": "idempotency_key_in_use"},
+    422: {"model": ErrorResponse, "description": "idempotency_key_reused"},
+}
 
 
 def to_input(given: DarajaSettings) -> DarajaSettingsInput:
@@ -96,7 +101,7 @@ def project_public(project: Project, configs: dict[Mode, DarajaConfig]) -> dict[
     }
 
 
-@router.post("/projects", status_code=201, response_model=ProjectCreated, responses=_WRITE_ERRORS)
+@router.post("/projects", status_code=201, response_model=ProjectCreated, responses=_CREATE_ERRORS)
 async def create_project(
     request: Request,
     runtime: RuntimeDep,
@@ -137,7 +142,7 @@ async def put_daraja_settings(runtime: RuntimeDep, project_id: str, mode: Mode, 
     return JSONResponse(project_public(Project(project_id, "", config.updated_at), {mode: config})["daraja"][mode])
 
 
-@router.post("/projects/{project_id}/keys/{mode}", status_code=201, response_model=KeyCreated, responses=_WRITE_ERRORS)
+@router.post("/projects/{project_id}/keys/{mode}", status_code=201, response_model=KeyCreated, responses=_CREATE_ERRORS)
 async def create_key(
     request: Request,
     runtime: RuntimeDep,
