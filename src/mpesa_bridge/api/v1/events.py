@@ -11,10 +11,9 @@ from starlette.responses import Response
 
 from mpesa_bridge.api.deps import RuntimeDep, TenantDep
 from mpesa_bridge.api.idempotency import idempotent
+from mpesa_bridge.api.pagination import aware, list_page
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.schemas import BODY_REFUSED, RATE_LIMITED, ErrorResponse
-from mpesa_bridge.core.clock import ensure_utc
-from mpesa_bridge.core.errors import InvalidRequest
 from mpesa_bridge.core.payments.public import event_public
 from mpesa_bridge.core.webhooks.ports import EventFilter
 from mpesa_bridge.core.webhooks.public import delivery_public, event_detail_public
@@ -104,22 +103,12 @@ async def list_events(
     query = EventFilter(
         type=type,
         payment_id=payment,
-        created_gte=_aware(created_gte, "created_gte"),
-        created_lte=_aware(created_lte, "created_lte"),
+        created_gte=aware(created_gte, "created_gte"),
+        created_lte=aware(created_lte, "created_lte"),
         starting_after=starting_after,
         limit=limit,
     )
-    rows = list(await runtime.events.list(tenant, query))
-    has_more = len(rows) > limit
-    page = rows[:limit]
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": [event_public(e) for e in page],
-            "has_more": has_more,
-            "next_cursor": page[-1].id if has_more and page else None,
-        }
-    )
+    return list_page(list(await runtime.events.list(tenant, query)), limit, event_public)
 
 
 @router.get(
@@ -163,11 +152,3 @@ async def redeliver_event(
         return JSONResponse({"object": "list", "data": [delivery_public(d) for d in deliveries]}, status_code=201)
 
     return await idempotent(request, runtime, f"{tenant.project_id}:{tenant.mode.value}", redeliver)
-
-
-def _aware(value: datetime | None, param: str) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise InvalidRequest(f"{param} needs a time zone, e.g. 2026-01-31T00:00:00Z", param=param)
-    return ensure_utc(value)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from mpesa_bridge.api.deps import RuntimeDep, TenantDep
 from mpesa_bridge.api.idempotency import idempotent
+from mpesa_bridge.api.pagination import aware, list_page
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.schemas import (
     BODY_REFUSED,
@@ -21,8 +22,7 @@ from mpesa_bridge.api.schemas import (
     PaymentList,
     PaymentPublic,
 )
-from mpesa_bridge.core.clock import ensure_utc
-from mpesa_bridge.core.errors import InvalidRequest, RateLimited
+from mpesa_bridge.core.errors import RateLimited
 from mpesa_bridge.core.payments.public import iso, payment_public
 from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.payments.validation import validate_payment_create
@@ -106,22 +106,12 @@ async def list_payments(
         status=status,
         phone=normalise_phone(phone) if phone is not None else None,
         account_reference=reference,
-        created_gte=_aware(created_gte, "created_gte"),
-        created_lte=_aware(created_lte, "created_lte"),
+        created_gte=aware(created_gte, "created_gte"),
+        created_lte=aware(created_lte, "created_lte"),
         starting_after=starting_after,
         limit=limit,
     )
-    rows = list(await runtime.payments.list(tenant, query))
-    has_more = len(rows) > limit
-    page = rows[:limit]
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": [payment_public(p) for p in page],
-            "has_more": has_more,
-            "next_cursor": page[-1].id if has_more and page else None,
-        }
-    )
+    return list_page(list(await runtime.payments.list(tenant, query)), limit, payment_public)
 
 
 @router.get("/{payment_id}", response_model=PaymentPublic, responses=_ERRORS, summary="Read a payment")
@@ -163,11 +153,3 @@ async def payment_evidence(runtime: RuntimeDep, tenant: TenantDep, payment_id: s
         for e in rows
     ]
     return JSONResponse({"object": "list", "data": data})
-
-
-def _aware(value: datetime | None, param: str) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise InvalidRequest(f"{param} needs a time zone, e.g. 2026-01-31T00:00:00Z", param=param)
-    return ensure_utc(value)
