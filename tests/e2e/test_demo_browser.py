@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.fixtures.bridge import ADMIN_TOKEN
-from tests.fixtures.servers import ServerProcess, free_port
+from tests.fixtures.servers import ServerProcess, sandbox_bridge
 from tests.fixtures.services import CHROMIUM, chromium_available, need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -25,26 +23,8 @@ BROWSER_ARGS = [
 
 @pytest.fixture(scope="module")
 def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
-    tmp = tmp_path_factory.mktemp("demo")
-    port = free_port()
-    env = {
-        "MPESA_BRIDGE_PORT": str(port),
-        "MPESA_BRIDGE_DATA_DIR": str(tmp / "data"),
-        "MPESA_BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN,
-        "MPESA_BRIDGE_SIMULATOR_CALLBACK_DELAY": "0.3",
-    }
-    server = ServerProcess(["serve"], env, port, tmp / "bridge.log").start()
-    try:
-        response = httpx.post(
-            f"{server.url}/v1/admin/projects",
-            json={"name": "Demo"},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=10,
-        )
-        assert response.status_code == 201, response.text
-        yield server, response.json()["secret_keys"]["test"]
-    finally:
-        server.stop()
+    with sandbox_bridge(tmp_path_factory.mktemp("demo"), "Demo", callback_delay=0.3) as started:
+        yield started
 
 
 @pytest.mark.parametrize(("phone", "status"), [("254708374149", "succeeded"), ("254700001032", "cancelled")])

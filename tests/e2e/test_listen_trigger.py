@@ -15,35 +15,16 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.fixtures.bridge import ADMIN_TOKEN
 from tests.fixtures.receiver import Receiver
-from tests.fixtures.servers import ServerProcess, free_port
+from tests.fixtures.servers import ServerProcess, sandbox_bridge
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
-    tmp = tmp_path_factory.mktemp("listen")
-    port = free_port()
-    env = {
-        "MPESA_BRIDGE_PORT": str(port),
-        "MPESA_BRIDGE_DATA_DIR": str(tmp / "data"),
-        "MPESA_BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN,
-        "MPESA_BRIDGE_SIMULATOR_CALLBACK_DELAY": "0.1",
-    }
-    server = ServerProcess(["serve"], env, port, tmp / "bridge.log").start()
-    try:
-        response = httpx.post(
-            f"{server.url}/v1/admin/projects",
-            json={"name": "Listen"},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=10,
-        )
-        assert response.status_code == 201, response.text
-        yield server, response.json()["secret_keys"]["test"]
-    finally:
-        server.stop()
+    with sandbox_bridge(tmp_path_factory.mktemp("listen"), "Listen", callback_delay=0.1) as started:
+        yield started
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
