@@ -13,6 +13,7 @@ from mpesa_bridge.cli.dev import banner, ensure_dev_project
 from mpesa_bridge.config import Settings
 from mpesa_bridge.logging import configure_logging, get_logger
 from mpesa_bridge.runtime import build_runtime
+from mpesa_bridge.serving import server_config
 
 log = get_logger("mpesa_bridge.cli")
 
@@ -26,18 +27,7 @@ async def serve_forever(settings: Settings, *, dev: bool) -> None:
         finally:
             await runtime.aclose()
         typer.echo(banner(settings.resolved_public_base_url, project_id, secret))
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-        # Client addresses come from MPESA_BRIDGE_TRUSTED_PROXIES alone, not uvicorn's own rules.
-        proxy_headers=False,
-    )
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(server_config(create_app(settings), settings.host, settings.port)).serve()
 
 
 async def work_forever(settings: Settings) -> None:

@@ -1,0 +1,35 @@
+"""How our HTTP servers run: uvicorn with httptools on uvloop. Light on purpose (the benchmarks'
+bare baseline app is served with exactly this, without importing the bridge)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+
+def server_config(app: Any, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        # Client addresses come from MPESA_BRIDGE_TRUSTED_PROXIES alone, not uvicorn's own rules.
+        proxy_headers=False,
+        # httptools' parser when installed; the loop is `event_loop_factory()`'s.
+        http="auto",
+    )
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop where it is installed (it is on Linux and macOS), the standard loop elsewhere."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency wherever it builds
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
