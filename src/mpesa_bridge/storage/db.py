@@ -30,6 +30,7 @@ from mpesa_bridge.storage.repositories import (
     SqlPaymentRepository,
     SqlProjectRepository,
 )
+from mpesa_bridge.storage.sqlite_inline import inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -77,14 +78,31 @@ def ensure_sqlite_dir(url: str) -> None:
 
 def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     ensure_sqlite_dir(url)
-    pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if writer else {"pool_size": 5, "max_overflow": 10}
-    engine = create_async_engine(
-        url,
-        poolclass=AsyncAdaptedQueuePool,
-        pool_timeout=60,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        **pool,
-    )
+    if writer:
+        # One connection, run on the event loop's thread (storage/sqlite_inline.py): its statements
+        # are short, and a thread hand-over per call cost more than the statements (`make bench`).
+        database = make_url(url).database or ":memory:"
+        engine = create_async_engine(
+            url,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            async_creator=inline_creator(database, SQLITE_BUSY_TIMEOUT_MS / 1000),
+        )
+    else:
+        # Readers: enough kept open for a burst. A connection past the pool is opened and closed again
+        # for one use (a thread and the PRAGMAs each time with aiosqlite), which under load costs more
+        # than the queries.
+        engine = create_async_engine(
+            url,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=16,
+            max_overflow=16,
+            pool_timeout=60,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+    busy_timeout_ms = 0 if writer else SQLITE_BUSY_TIMEOUT_MS  # the writer waits for the lock asynchronously
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -93,7 +111,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -107,7 +125,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
 class Database:
     """Owns the engines; hands out units of work (`write()`, `read()`)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         map_entities()
         self.url = normalise_url(url)
         self.sqlite = is_sqlite(self.url)
