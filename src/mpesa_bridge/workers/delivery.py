@@ -121,7 +121,9 @@ class HttpSender:
 
     def __init__(self, *, timeout: float, allow_private: bool, resolver: Resolver, max_connections: int = 100) -> None:
         self._timeout = timeout
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections // 2)
+        # Every connection stays alive between batches: a dropped one costs a new TCP (and TLS)
+        # handshake on the next batch to the same receiver.
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._clients = {
             mode: _client(AddressRule.for_mode(mode, allow_private=allow_private), resolver, timeout, limits)
             for mode in Mode
@@ -194,12 +196,14 @@ class DeliveryLoop:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._busy = asyncio.Lock()  # held per step: stop() waits for the batch in hand
+        self._saturated = False  # the last pass ran every round and still found work
 
     async def run_once(self) -> DeliveryReport:
         """One pass: dispatch new events, send what is due (again while sending unblocks more), prune."""
         report = DeliveryReport()
         async with self._busy:
             await self.service.dispatch(report)
+        self._saturated = False
         for _ in range(MAX_ROUNDS):
             if self._stopping:
                 break
@@ -208,6 +212,8 @@ class DeliveryLoop:
                 await self.service.deliver_due(report)
             if report.attempted == before:
                 break
+        else:
+            self._saturated = True
         await self._prune_if_due()
         return report
 
@@ -247,7 +253,9 @@ class DeliveryLoop:
                     log.info("webhook.pass", **vars(report))
             except Exception:
                 log.exception("webhook.pass_failed")
-            await asyncio.sleep(self._interval)
+                self._saturated = False
+            # A backlog is worked off without pausing; an idle worker polls every interval.
+            await asyncio.sleep(0 if self._saturated else self._interval)
 
 
 def worker_id() -> str:
@@ -270,6 +278,8 @@ def build_delivery(
         timeout=settings.webhook_timeout,
         allow_private=settings.webhook_allow_private_urls,
         resolver=resolver or SystemResolver(),
+        # No more connections than sends at once: httpcore checks each pooled connection per request.
+        max_connections=max(settings.webhook_concurrency, 10),
     )
     extra: dict[str, Any] = {"rand": rand} if rand is not None else {}
     service = DeliveryService(
