@@ -23,7 +23,14 @@ from mpesa_bridge.api.errors import ApiError
 from mpesa_bridge.core.errors import AuthenticationFailed, NotFound
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.realtime.bus import Scope
-from mpesa_bridge.realtime.sse import EventStream, StreamOptions, allowed_origin, resume_cursor, sse_response
+from mpesa_bridge.realtime.sse import (
+    EventStream,
+    StreamOptions,
+    TenantTails,
+    allowed_origin,
+    resume_cursor,
+    sse_response,
+)
 from mpesa_bridge.runtime import Runtime
 
 router = APIRouter(tags=["events"])
@@ -108,7 +115,10 @@ async def _stream(
     )
     cursor = await resume_cursor(runtime.db, scope, request.headers.get("last-event-id") or last_event_id)
     still_valid = _key_check(runtime, key) if key is not None else None
-    stream = EventStream(runtime.db, runtime.realtime.bus, scope, cursor, options, still_valid=still_valid)
+    tails = getattr(request.app.state, "stream_tails", None)
+    if tails is None:  # one per app: every stream of the process shares its tenants' tails
+        tails = request.app.state.stream_tails = TenantTails(runtime.db, settings.sse_poll_interval)
+    stream = EventStream(runtime.db, runtime.realtime.bus, scope, cursor, options, still_valid=still_valid, tails=tails)
     # Browsers are for client secrets: a stream opened with a secret key gets no CORS header.
     origin = allowed_origin(settings.realtime_origins, request.headers.get("origin")) if key is None else None
     return sse_response(stream, options, origin=origin)
