@@ -68,6 +68,7 @@ CALLER_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/keys/rotate"): "test_rotating_a_key_touches_only_the_callers_keys",
     ("POST", "/v1/webhook_endpoints"): "test_listings_show_only_the_callers_project_and_mode",
     ("GET", "/v1/events/stream"): "test_the_project_event_stream_carries_only_the_callers_events",
+    ("GET", "/v1/payments/totals"): "test_daily_totals_count_only_the_callers_payments",
 }
 # Tenant routes that authenticate the caller themselves rather than through the secret-key dependency.
 OWN_AUTHENTICATION = {
@@ -324,6 +325,31 @@ async def test_creating_a_payment_stays_in_the_callers_project_and_mode(bridge: 
         assert seen.status_code == 404
     replay = await bridge.client.post("/v1/payments", json=body, headers={**world.key("a:test"), **retry})
     assert replay.json()["id"] == first.json()["id"] and replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_daily_totals_count_only_the_callers_payments(bridge: InProcessBridge, world: World) -> None:
+    # Everyone has one payment of 77 (the world); the others get one more, of an amount of their own.
+    phones = {"a:live": "0711223344", "b:test": "0722000111", "b:live": "0722000112"}
+    extra = {"a:live": 300, "b:test": 500, "b:live": 1100}
+    for who, amount in extra.items():
+        body = {"phone": phones[who], "amount": amount, "account_reference": "TOTALS"}
+        created = await bridge.client.post("/v1/payments", json=body, headers=world.key(who))
+        assert created.status_code == 201, created.text
+
+        async def settled(who: str = who, payment_id: str = created.json()["id"]) -> bool:
+            payment = await bridge.client.get(f"/v1/payments/{payment_id}", headers=world.key(who))
+            return bool(payment.json()["status"] == "succeeded")
+
+        await wait_until(settled)
+    for caller in EVERYONE:
+        since = world.objects["payment"][caller][0]["created_at"]
+        for query in ({}, {"days": 1}, {"created_gte": since}):
+            response = await bridge.client.get("/v1/payments/totals", params=query, headers=world.key(caller))
+            assert response.status_code == 200, (caller, query, response.text)
+            total = response.json()["total"]
+            own = 1 + (caller in extra)
+            assert total["count"] == own and total["succeeded_count"] == own, (caller, query, total)
+            assert total["succeeded_amount"] == 77 + extra.get(caller, 0), (caller, query, total)
 
 
 async def test_rotating_a_key_touches_only_the_callers_keys(bridge: InProcessBridge, world: World) -> None:

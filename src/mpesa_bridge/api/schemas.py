@@ -100,6 +100,36 @@ class PaymentList(BaseModel):
     next_cursor: str | None = Field(description="pass as starting_after to get the next page")
 
 
+class PaymentStatusCounts(BaseModel):
+    pending: int
+    unknown: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    expired: int
+
+
+class PaymentTotalsSummary(BaseModel):
+    count: int = Field(description="payments created, in any status")
+    succeeded_count: int
+    succeeded_amount: int = Field(description="sum of the succeeded payments' amounts, whole shillings")
+    by_status: PaymentStatusCounts = Field(description="payments created, by their status now")
+
+
+class PaymentDayTotals(PaymentTotalsSummary):
+    date: str = Field(description="an Africa/Nairobi calendar day (YYYY-MM-DD)", examples=["2026-11-26"])
+
+
+class PaymentTotals(BaseModel):
+    object: Literal["payment_totals"]
+    time_zone: Literal["Africa/Nairobi"] = Field(description="the days are Kenyan calendar days (EAT, UTC+3)")
+    currency: Literal["KES"]
+    created_gte: str = Field(description="the window counted: payments created at or after this time…")
+    created_lte: str = Field(description="…and at or before this one (UTC)")
+    data: list[PaymentDayTotals] = Field(description="every day of the window, oldest first; zeros on quiet days")
+    total: PaymentTotalsSummary = Field(description="the whole window")
+
+
 class EvidencePublic(BaseModel):
     id: str
     source: str

@@ -97,9 +97,20 @@ payments = sa.Table(
     sa.CheckConstraint("amount > 0", name="amount_positive"),
 )
 # Listing is newest first within a tenant; ids sort by creation time, so (tenant, id) serves
-# cursor pages and (tenant, status, id) serves the usual status filter.
+# cursor pages and (tenant, status, id) serves the usual status filter — created_gte/created_lte
+# included, as id bounds (SqlPaymentRepository.list).
 sa.Index("ix_payments_tenant_id", payments.c.project_id, payments.c.mode, payments.c.id)
 sa.Index("ix_payments_tenant_status_id", payments.c.project_id, payments.c.mode, payments.c.status, payments.c.id)
+# Daily totals (GET /v1/payments/totals) read this index alone: the tenant's payments in a time
+# range with their status and amount (migration 0005).
+sa.Index(
+    "ix_payments_tenant_created",
+    payments.c.project_id,
+    payments.c.mode,
+    payments.c.created_at,
+    payments.c.status,
+    payments.c.amount,
+)
 sa.Index("ix_payments_tenant_phone", payments.c.project_id, payments.c.mode, payments.c.phone)
 sa.Index("ix_payments_phone_short_code", payments.c.phone, payments.c.business_short_code, payments.c.created_at)
 sa.Index("ix_payments_tenant_reference", payments.c.project_id, payments.c.mode, payments.c.account_reference)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mpesa_bridge.core.crypto import MasterKeyError, SecretBox
 from mpesa_bridge.core.errors import ConfigurationMissing, InvalidRequest
-from mpesa_bridge.core.ids import new_id, new_token
+from mpesa_bridge.core.ids import id_ceiling, id_floor, new_id, new_token
 from mpesa_bridge.core.projects import (
     ALLOWED_ENVIRONMENTS,
     DarajaAccount,
@@ -90,6 +90,28 @@ def test_the_time_part_encodes_milliseconds_since_the_epoch() -> None:
     for char in body[:10]:
         decoded = decoded * 32 + alphabet.index(char)
     assert decoded == _millis(T0)
+
+
+@settings(max_examples=300)
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)),
+    st.timedeltas(min_value=timedelta(days=-3), max_value=timedelta(days=3)),
+)
+def test_a_time_bound_is_an_id_bound(bound: datetime, offset: timedelta) -> None:
+    """What the list's created_gte/created_lte become: never leaves out an id made inside the range."""
+    made_at = bound + offset
+    made = new_id("pay", made_at)
+    if made_at >= bound:
+        assert made >= id_floor("pay", bound)
+    if made_at <= bound:
+        assert made < id_ceiling("pay", bound)
+
+
+def test_time_bounds_are_tight_to_two_milliseconds() -> None:
+    assert new_id("pay", T0 - timedelta(milliseconds=2)) < id_floor("pay", T0)
+    assert new_id("pay", T0 + timedelta(milliseconds=2)) > id_ceiling("pay", T0)
+    assert id_floor("pay", datetime(1960, 1, 1, tzinfo=UTC)) == "pay_0000000000"  # before the epoch: no bound
+    assert new_id("pay", datetime.max.replace(tzinfo=UTC)) < id_ceiling("pay", datetime.max.replace(tzinfo=UTC))
 
 
 def test_tokens_are_url_safe_and_unique() -> None:

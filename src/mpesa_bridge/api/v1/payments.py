@@ -1,4 +1,4 @@
-"""/v1/payments: start an STK Push, read payments, ask Daraja now."""
+"""/v1/payments: start an STK Push, read payments and their daily totals, ask Daraja now."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ from mpesa_bridge.api.schemas import (
     PaymentCreate,
     PaymentList,
     PaymentPublic,
+    PaymentTotals,
 )
 from mpesa_bridge.core.errors import RateLimited
 from mpesa_bridge.core.payments.public import iso, payment_public
 from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.payments.totals import DEFAULT_DAYS, MAX_DAYS, totals_public
 from mpesa_bridge.core.payments.validation import validate_payment_create
 from mpesa_bridge.core.phone import normalise_phone
 from mpesa_bridge.core.ports import PaymentFilter
@@ -112,6 +114,39 @@ async def list_payments(
         limit=limit,
     )
     return list_page(list(await runtime.payments.list(tenant, query)), limit, payment_public)
+
+
+# Declared before /{payment_id}, which would otherwise take "totals" for an id.
+@router.get(
+    "/totals",
+    response_model=PaymentTotals,
+    responses={code: _ERRORS[code] for code in (400, 401, 429)},
+    summary="Daily totals, by Africa/Nairobi day",
+)
+async def payment_totals(
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    days: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_DAYS, description=f"the last N Nairobi days, today included (default {DEFAULT_DAYS})"),
+    ] = None,
+    created_gte: Annotated[
+        datetime | None, Query(description="instead of days: from this time (ISO 8601 with zone)")
+    ] = None,
+    created_lte: Annotated[
+        datetime | None, Query(description="instead of days: up to this time (default: now)")
+    ] = None,
+) -> JSONResponse:
+    """Per Kenyan calendar day (Africa/Nairobi, UTC+3), the payments created that day: how many, how
+    many are in each status now, and the sum of the succeeded ones in shillings. Every day of the
+    window is listed, oldest first. At most 366 days at a time."""
+    window, totals = await runtime.payments.daily_totals(
+        tenant,
+        days=days,
+        created_gte=aware(created_gte, "created_gte"),
+        created_lte=aware(created_lte, "created_lte"),
+    )
+    return JSONResponse(totals_public(window, totals))
 
 
 @router.get("/{payment_id}", response_model=PaymentPublic, responses=_ERRORS, summary="Read a payment")

@@ -1,4 +1,4 @@
-"""Starting an STK Push, reading payments, and asking Daraja now (refresh)."""
+"""Starting an STK Push, reading payments (one, a page, daily totals), and asking Daraja now (refresh)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mpesa_bridge.core.payments.outcomes import Outcome, mark_unknown, record_ou
 from mpesa_bridge.core.payments.policy import GuardPolicy, ReconcilePolicy
 from mpesa_bridge.core.payments.reconcile import settle_by_query
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.payments.totals import DayTotals, TotalsWindow, fold_days, totals_window
 from mpesa_bridge.core.payments.validation import PaymentCreate
 from mpesa_bridge.core.ports import (
     DarajaGateway,
@@ -141,6 +142,20 @@ class PaymentService:
     async def list(self, tenant: Tenant, query: PaymentFilter) -> Sequence[Payment]:
         async with self._db.read() as uow:
             return await uow.payments.list(tenant, query)
+
+    async def daily_totals(
+        self,
+        tenant: Tenant,
+        *,
+        days: int | None = None,
+        created_gte: datetime | None = None,
+        created_lte: datetime | None = None,
+    ) -> tuple[TotalsWindow, Sequence[DayTotals]]:
+        """Per Africa/Nairobi day, the tenant's payments by status and what succeeded (core.payments.totals)."""
+        window = totals_window(self._clock.now(), days=days, created_gte=created_gte, created_lte=created_lte)
+        async with self._db.read() as uow:
+            rows = await uow.payments.day_totals(tenant, window.since, window.before)
+        return window, fold_days(window, rows)
 
     async def evidence(self, tenant: Tenant, payment_id: str) -> Sequence[PaymentEvidence]:
         await self.get(tenant, payment_id)
