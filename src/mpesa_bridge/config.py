@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     reconcile_max_age: float = Field(600.0, gt=0, description="seconds after which a pending payment expires")
     reconcile_push_grace: float = Field(120.0, ge=0, description="seconds before an unanswered push is unknown")
     reconcile_backoff: str = Field("15,30,60", description="comma-separated seconds between STK Queries")
+    reconcile_query_rate: float = Field(
+        20.0, gt=0, allow_inf_nan=False, description="STK Queries per second one process sends Daraja, evenly spaced"
+    )
     inbox_poll_interval: float = Field(2.0, gt=0, description="seconds between sweeps for unprocessed callbacks")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool | None = Field(None, description="JSON log lines; default: on in production")

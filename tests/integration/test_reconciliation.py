@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,11 +15,15 @@ import pytest
 
 from mpesa_bridge.config import Settings
 from mpesa_bridge.core.payments.entity import Payment
+from mpesa_bridge.core.payments.pacing import Pacer
 from mpesa_bridge.core.payments.reconcile import Reconciler
 from mpesa_bridge.core.payments.status import PaymentStatus
-from mpesa_bridge.core.projects import DarajaEnvironment
+from mpesa_bridge.core.ports import QueryAnswer
+from mpesa_bridge.core.projects import DarajaAccount, DarajaEnvironment
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
-from tests.fixtures.bridge import InProcessBridge, make_settings, wait_until
+from mpesa_bridge.runtime import build_runtime
+from mpesa_bridge.storage.db import Database
+from tests.fixtures.bridge import InProcessBridge, Tenant, make_settings, wait_until
 
 
 @pytest.fixture
@@ -215,3 +222,111 @@ async def test_a_push_that_times_out_is_unknown_and_not_retried(
     async with bridge.db.read() as uow:
         stored = await uow.payments.find(payment["id"])
     assert isinstance(stored, Payment) and stored.checkout_request_id is None
+
+
+# --- paced, concurrent passes (MPESA_BRIDGE_RECONCILE_QUERY_RATE) ----------------------------------
+
+
+class CountingDaraja:
+    """The real gateway (to the simulator), slowed by `latency`, counting who is asked and when."""
+
+    def __init__(self, inner: DarajaGatewayAdapter, latency: float = 0.0) -> None:
+        self._inner = inner
+        self._latency = latency
+        self.asked: list[str] = []
+        self.started: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def stk_query(self, account: DarajaAccount, checkout_request_id: str) -> QueryAnswer:
+        self.asked.append(checkout_request_id)
+        self.started.append(time.monotonic())
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self._latency)
+            return await self._inner.stk_query(account, checkout_request_id)
+        finally:
+            self.in_flight -= 1
+
+
+async def lost_callbacks(bridge: InProcessBridge, count: int) -> tuple[Tenant, list[dict[str, Any]]]:
+    shop = await bridge.create_project()
+    payments = []
+    for _ in range(count):
+        payment = await bridge.pay(shop, phone="0700000900")  # paid, but no callback ever comes
+        await decided(bridge, payment)  # the simulator frees the phone once the customer has acted
+        payments.append(payment)
+    return shop, payments
+
+
+def reconciler(bridge: InProcessBridge, daraja: Any, *, db: Any = None, rate: float = 100.0, **kw: Any) -> Reconciler:
+    runtime = bridge.runtime
+    return Reconciler(db or runtime.db, daraja, runtime.projects, bridge.clock, runtime.policy, pacer=Pacer(rate), **kw)
+
+
+async def test_the_configured_query_rate_reaches_the_reconciler(db_url: str, tmp_path: Path) -> None:
+    settings = make_settings(db_url, tmp_path, reconcile_query_rate=250.0)
+    runtime = await build_runtime(settings)
+    try:
+        assert runtime.reconciler._pacer.rate == 250.0
+        assert runtime.reconciler._batch == 500  # about two seconds of queries per pass
+    finally:
+        await runtime.aclose()
+
+
+async def test_a_pass_paces_its_queries_and_runs_them_side_by_side(bridge: InProcessBridge) -> None:
+    shop, payments = await lost_callbacks(bridge, 10)
+    daraja = CountingDaraja(bridge.runtime.gateway, latency=0.2)
+    bridge.clock.advance(31)
+
+    report = await reconciler(bridge, daraja, rate=20.0).run_once()
+
+    assert report.queried == report.settled == 10
+    assert daraja.started[-1] - daraja.started[0] >= 9 / 20 - 0.01  # never faster than 20 per second
+    assert daraja.max_in_flight >= 2  # a 0.2 s round trip does not hold the next query back
+    assert {(await bridge.get(shop, p["id"]))["status"] for p in payments} == {"succeeded"}
+
+
+async def test_two_reconcilers_on_one_database_never_query_a_payment_twice(
+    bridge: InProcessBridge, db_url: str
+) -> None:
+    _, payments = await lost_callbacks(bridge, 12)
+    daraja = CountingDaraja(bridge.runtime.gateway, latency=0.05)
+    other_db = Database(db_url)  # another pool, as another worker process would have
+    one = reconciler(bridge, daraja, batch=5)
+    two = reconciler(bridge, daraja, db=other_db, batch=5)
+    bridge.clock.advance(31)
+    try:
+        for _ in range(4):
+            await asyncio.gather(one.run_once(), two.run_once())
+    finally:
+        await other_db.dispose()
+
+    assert sorted(daraja.asked) == sorted(p["checkout_request_id"] for p in payments)  # each exactly once
+
+
+async def test_a_pass_that_dies_mid_query_leaves_the_payment_due_again_after_the_hold(
+    bridge: InProcessBridge,
+) -> None:
+    shop, (payment,) = await lost_callbacks(bridge, 1)
+
+    class Crashing:
+        async def stk_query(self, account: DarajaAccount, checkout_request_id: str) -> QueryAnswer:
+            raise RuntimeError("the process died here")
+
+    bridge.clock.advance(31)
+    claimed_at = bridge.clock.now()
+    crashed = await reconciler(bridge, Crashing(), batch=100, hold=60.0).run_once()
+    async with bridge.db.read() as uow:
+        held = await uow.payments.find(payment["id"])
+    soon = await bridge.runtime.reconciler.run_once()
+    bridge.clock.advance(61)
+    later = await bridge.runtime.reconciler.run_once()
+
+    assert crashed.errors == 1 and len(crashed.failures) == 1
+    assert held is not None and held.status is PaymentStatus.PENDING
+    assert held.next_query_at == claimed_at + timedelta(seconds=100 / 100 + 60)  # its slot, plus the hold
+    assert soon.queried == 0  # still claimed
+    assert later.settled == 1
+    assert (await bridge.get(shop, payment["id"]))["status"] == "succeeded"

@@ -111,7 +111,7 @@ class CallbackSender:
                 "result_code": record.result_code,
             },
         )
-        if delivery is Delivery.NEVER:
+        if delivery is Delivery.NEVER or self._config.lose_callbacks:
             return
         body = callback_body(record)
         await self._post(record, body)

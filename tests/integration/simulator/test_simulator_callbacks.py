@@ -258,6 +258,18 @@ async def test_no_callback_number_pays_silently_and_query_says_zero(
     assert record.decided and record.callbacks_sent == 0 and record.receipt_number
 
 
+async def test_lose_callbacks_decides_every_push_and_calls_nobody_back(receiver: CallbackReceiver) -> None:
+    async with Simulator(make_config(lose_callbacks=True)) as simulator, connect(simulator) as client:
+        phones = ("254712345678", "254700001032")  # any number, and a magic one
+        checkout_ids = [await push(client, push_body(phone, receiver.url())) for phone in phones]
+        await simulator.drain(timeout=5)
+        answers = [(await client.post(QUERY, json=query_body(c))).json()["ResultCode"] for c in checkout_ids]
+
+    assert answers == ["0", "1032"]  # each phone's own outcome, told by STK Query alone
+    assert receiver.requests == []
+    assert all(simulator.push(c).decided and simulator.push(c).callbacks_sent == 0 for c in checkout_ids)
+
+
 async def test_twice_number_sends_the_same_body_twice(
     client: httpx.AsyncClient, receiver: CallbackReceiver, simulator: Simulator
 ) -> None:

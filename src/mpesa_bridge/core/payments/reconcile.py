@@ -8,29 +8,41 @@ No lost callback may leave a payment pending forever:
 - a pending payment that never got a CheckoutRequestID (we crashed, or Daraja never answered the
   push) turns `unknown` after `push_grace`: there is nothing to query, and a callback that
   arrives for it later is still matched through its callback token.
+
+A backlog (thousands of lost callbacks) is worked off at the configured query rate: `Reconciler`
+claims what is due, paces its queries (`pacing.Pacer`), runs them concurrently and writes their
+answers in shared transactions, so neither a query's round trip nor a commit per payment sets the pace.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.payments.outcomes import Outcome, flag_payment, mark_unknown, record_outcome
+from mpesa_bridge.core.payments.pacing import Pacer
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.result_codes import classify_result, normalise_code
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 from mpesa_bridge.core.ports import (
     DarajaGateway,
     QueryAnswer,
+    QueryClaim,
     QueryFailed,
     QueryPending,
     UnitOfWork,
     UnitOfWorkFactory,
 )
 from mpesa_bridge.core.projects import DarajaAccount, Mode, Tenant
+
+DEFAULT_QUERY_RATE = 20.0  # STK Queries per second per process (MPESA_BRIDGE_RECONCILE_QUERY_RATE)
 
 
 @dataclass
@@ -40,6 +52,11 @@ class ReconcileReport:
     expired: int = 0
     marked_unknown: int = 0
     errors: int = 0
+    full: bool = False  # the pass claimed a whole batch: more may be due, so the next one starts at once
+    failures: list[Exception] = field(default_factory=list)  # unexpected errors, for the worker to log
+
+    def counts(self) -> dict[str, int | bool]:
+        return {name: value for name, value in vars(self).items() if name != "failures"}
 
 
 async def settle_by_query(
@@ -57,30 +74,69 @@ async def settle_by_query(
         payment = await uow.payments.find(payment_id)
     if payment is None or payment.checkout_request_id is None:
         return
-    answer: QueryAnswer | None = None
-    pending = False
+    answered = await _ask(daraja, account, payment_id, payment.checkout_request_id, report)
+    await _write(db, [answered], clock, policy, report)
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """What STK Query said about one payment: an answer, "still processing", or nothing usable."""
+
+    payment_id: str
+    answer: QueryAnswer | None
+    pending: bool = False
+
+
+async def _ask(
+    daraja: DarajaGateway, account: DarajaAccount, payment_id: str, checkout_request_id: str, report: ReconcileReport
+) -> _Answered:
     try:
-        answer = await daraja.stk_query(account, payment.checkout_request_id)
+        answer = await daraja.stk_query(account, checkout_request_id)
     except QueryPending:
-        pending = True
+        return _Answered(payment_id, None, pending=True)
     except QueryFailed:
         report.errors += 1
-    report.queried += 1
+        return _Answered(payment_id, None)
+    finally:
+        report.queried += 1
+    return _Answered(payment_id, answer)
+
+
+async def _write(
+    db: UnitOfWorkFactory, batch: Sequence[_Answered], clock: Clock, policy: ReconcilePolicy, report: ReconcileReport
+) -> None:
+    """Apply answers in one transaction; the counts reach `report` only once it committed."""
     now = clock.now()
+    done = ReconcileReport()
     async with db.write() as uow:
-        fresh = await uow.payments.lock(payment_id)
-        if fresh is None:  # pragma: no cover - payments are never deleted
-            return
-        if answer is not None:
-            await _apply_answer(uow, fresh, answer, now)
-            report.settled += 1
-        elif fresh.status.is_final:
-            return
-        elif _too_old(fresh, now, policy):
-            await _give_up(uow, fresh, pending=pending, now=now, report=report)
-            _schedule(fresh, now, policy)
-        else:
-            _schedule(fresh, now, policy)
+        payments = {p.id: p for p in await uow.payments.lock_many([a.payment_id for a in batch])}
+        for answered in batch:
+            payment = payments.get(answered.payment_id)
+            if payment is not None:  # payments are never deleted
+                await _apply(uow, payment, answered, now, policy, done)
+    report.settled += done.settled
+    report.expired += done.expired
+    report.marked_unknown += done.marked_unknown
+
+
+async def _apply(
+    uow: UnitOfWork,
+    payment: Payment,
+    answered: _Answered,
+    now: datetime,
+    policy: ReconcilePolicy,
+    report: ReconcileReport,
+) -> None:
+    if answered.answer is not None:
+        await _apply_answer(uow, payment, answered.answer, now)
+        report.settled += 1
+    elif payment.status.is_final:
+        return
+    elif _too_old(payment, now, policy):
+        await _give_up(uow, payment, pending=answered.pending, now=now, report=report)
+        _schedule(payment, now, policy)
+    else:
+        _schedule(payment, now, policy)
 
 
 async def _apply_answer(uow: UnitOfWork, payment: Payment, answer: QueryAnswer, now: datetime) -> None:
@@ -159,7 +215,19 @@ def _schedule(payment: Payment, now: datetime, policy: ReconcilePolicy) -> None:
 
 
 class Reconciler:
-    """One pass over everything due; the worker calls `run_once` on an interval."""
+    """One pass over what is due; the worker calls `run_once` again at once while passes come back full.
+
+    A pass claims up to `batch` due payments (their next query moves `hold` seconds past the last
+    one's pacing slot, so no other pass or process queries them meanwhile, and a crash leaves them
+    due again), then starts their queries one `pacer` slot apart and lets them run concurrently:
+    the Daraja rate, not a query's round trip, sets the pace. Answers are written as they come, all
+    that arrived while the previous write ran in one transaction (group commit): at a high rate a
+    transaction carries many, at a low rate each goes alone. `batch` defaults to about
+    `PASS_SECONDS` of queries at the pacer's rate, and never fewer than 100.
+    """
+
+    PASS_SECONDS = 2.0
+    WRITE_BATCH = 100  # answers per transaction, at most
 
     def __init__(
         self,
@@ -168,34 +236,74 @@ class Reconciler:
         projects: ProjectService,
         clock: Clock,
         policy: ReconcilePolicy,
-        batch: int = 100,
+        batch: int | None = None,
+        *,
+        pacer: Pacer | None = None,
+        hold: float = 120.0,
     ) -> None:
         self._db = db
         self._daraja = daraja
         self._projects = projects
         self._clock = clock
         self._policy = policy
-        self._batch = batch
+        self._pacer = pacer or Pacer(DEFAULT_QUERY_RATE)
+        self._batch = batch or max(100, math.ceil(self.PASS_SECONDS * self._pacer.rate))
+        self._hold = hold
+        self._running: set[asyncio.Task[None]] = set()
 
     async def run_once(self) -> ReconcileReport:
         report = ReconcileReport()
         now = self._clock.now()
         await self._strand_unanswered(now, report)
-        async with self._db.read() as uow:
-            due = list(await uow.payments.due_for_query(now, self._batch))
-        for payment_id in due:
-            async with self._db.read() as uow:
-                payment = await uow.payments.find(payment_id)
-            if payment is None:
-                continue
-            tenant = Tenant(payment.project_id, Mode(payment.mode))
-            try:
-                account = await self._projects.account(tenant)
-            except Exception:
-                report.errors += 1
-                continue
-            await settle_by_query(self._db, self._daraja, account, payment_id, self._clock, self._policy, report)
+        hold_until = now + timedelta(seconds=self._batch * self._pacer.interval + self._hold)
+        async with self._db.write() as uow:
+            claims = list(await uow.payments.claim_due_for_query(now, self._batch, hold_until))
+        report.full = len(claims) >= self._batch
+        writer = _GroupWriter(lambda batch: self._write(batch, report), self.WRITE_BATCH, self._start)
+        queries: list[asyncio.Task[None]] = []
+        try:
+            for claim in claims:
+                await self._pacer.wait()
+                queries.append(self._start(self._query(claim, report, writer)))
+        finally:
+            # Cancelled mid-pass, the queries already started still finish and are written: a write
+            # is never cut off, and the payments not started yet are due again when their hold ends.
+            if queries:
+                await asyncio.wait(queries)
+            await writer.flush()
         return report
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._running.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._running.discard)
+        return task
+
+    async def _query(self, claim: QueryClaim, report: ReconcileReport, writer: _GroupWriter) -> None:
+        # A payment whose query goes wrong stays claimed: it is due again when its hold runs out.
+        try:
+            account = await self._projects.account(Tenant(claim.project_id, Mode(claim.mode)))
+        except Exception:
+            report.errors += 1
+            return
+        try:
+            answered = await _ask(self._daraja, account, claim.payment_id, claim.checkout_request_id, report)
+        except Exception as exc:  # an unexpected failure of one query must not end the pass
+            report.errors += 1
+            report.failures.append(exc)
+            return
+        writer.put(answered)
+
+    async def _write(self, batch: Sequence[_Answered], report: ReconcileReport) -> None:
+        try:
+            await _write(self._db, batch, self._clock, self._policy, report)
+        except Exception as exc:
+            if len(batch) == 1:
+                report.errors += 1
+                report.failures.append(exc)
+                return
+            for answered in batch:  # one payment's trouble must not hold back the others
+                await self._write([answered], report)
 
     async def _strand_unanswered(self, now: datetime, report: ReconcileReport) -> None:
         before = now - timedelta(seconds=self._policy.push_grace)
@@ -205,3 +313,36 @@ class Reconciler:
                 if payment is not None and await mark_unknown(uow, payment, "push_unanswered", now):
                     payment.next_query_at = None
                     report.marked_unknown += 1
+
+
+class _GroupWriter:
+    """Writes what is `put` in the background, everything queued since the last write at once."""
+
+    def __init__(
+        self,
+        write: Callable[[Sequence[_Answered]], Awaitable[None]],
+        limit: int,
+        start: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+    ) -> None:
+        self._write = write
+        self._limit = limit
+        self._start = start
+        self._queue: list[_Answered] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, answered: _Answered) -> None:
+        self._queue.append(answered)
+        if self._task is None:
+            self._task = self._start(self._drain())
+
+    async def flush(self) -> None:
+        while self._task is not None:
+            await asyncio.wait([self._task])
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
+                await self._write(batch)  # never raises: failures are counted in the report
+        finally:
+            self._task = None
