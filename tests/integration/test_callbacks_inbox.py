@@ -216,3 +216,40 @@ async def test_an_oversized_chunked_body_is_413_before_parsing(bridge: InProcess
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "body_too_large"
+
+
+async def test_callbacks_stored_together_are_applied_in_one_batch_exactly_once(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    await bridge.runtime.inbox.stop()  # store everything first, then apply it as one batch
+    payments = [await bridge.pay(shop, phone=f"07000001{i:02d}", amount=100 + i) for i in range(5)]
+    # The simulator's own callbacks land first (stored, not applied: the inbox is stopped) …
+    await wait_until(
+        lambda: len([p for p in payments if bridge.simulator.push(p["checkout_request_id"]).callbacks]) == 5
+    )
+    await wait_until(lambda: _count(bridge, 5))
+    # … then a second copy of each, concurrently: they share transactions (group commit).
+    batches_before = bridge.runtime.callback_store.batches
+    copies = [
+        (
+            await callback_path(bridge, p),
+            json.dumps(bridge.simulator.push(p["checkout_request_id"]).callbacks[0].body).encode(),
+        )
+        for p in payments
+    ]
+    await asyncio.gather(*(post_callback(bridge, path, body) for path, body in copies))
+    assert bridge.runtime.callback_store.batches - batches_before < len(copies)
+    rows = await stored(bridge)
+    assert [r["state"] for r in rows] == ["received"] * 10
+
+    assert await bridge.runtime.inbox.process_many([r["id"] for r in rows]) == 10  # one transaction
+
+    states = [r["state"] for r in await stored(bridge)]
+    assert states.count("applied") == 5 and states.count("duplicate") == 5
+    for payment in payments:
+        assert (await bridge.get(shop, payment["id"]))["status"] == "succeeded"
+        assert await events_of(bridge, payment["id"]) == ["payment.created", "payment.succeeded"]
+    assert await bridge.runtime.inbox.process_many([r["id"] for r in rows]) == 0  # nothing applied twice
+
+
+async def _count(bridge: InProcessBridge, n: int) -> bool:
+    return len(await stored(bridge)) == n

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from mpesa_bridge import __version__
 from mpesa_bridge.api import admin, callbacks, health
+from mpesa_bridge.api.callbacks import CallbackFastPath
 from mpesa_bridge.api.demo import install_demo
 from mpesa_bridge.api.docs import install_docs
 from mpesa_bridge.api.errors import install_error_handlers
@@ -116,4 +117,6 @@ def create_app(
         json_only_prefixes=("/v1/",),
         any_body_prefixes=(CALLBACK_PATH,),
     )
+    # Added last, so it runs first: Daraja's callbacks skip routing (see api/callbacks.py).
+    app.add_middleware(CallbackFastPath, max_body_bytes=settings.max_body_bytes)
     return app

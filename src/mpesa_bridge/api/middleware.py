@@ -26,7 +26,7 @@ _SECURITY_HEADERS = [
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
-def _reply(
+def error_reply(
     status: int, code: str, message: str, request_id: str, type_: str = "invalid_request_error"
 ) -> tuple[Message, Message]:
     body = orjson.dumps(
@@ -53,7 +53,7 @@ def _reply(
     return start, {"type": "http.response.body", "body": body}
 
 
-def _too_large(limit: int) -> tuple[int, str, str]:
+def too_large(limit: int) -> tuple[int, str, str]:
     return 413, "body_too_large", f"request body is larger than {limit} bytes"
 
 
@@ -96,13 +96,13 @@ class BridgeMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         refusal = self._refusal(scope, headers)
         if refusal is not None:
-            for message in _reply(*refusal, request_id):
+            for message in error_reply(*refusal, request_id):
                 await send(message)
             return
         if scope.get("method") in _BODY_METHODS:
             body = await self._read_body(receive)
             if body is None:
-                for message in _reply(*_too_large(self.max_body_bytes), request_id):
+                for message in error_reply(*too_large(self.max_body_bytes), request_id):
                     await send(message)
                 return
             receive = _replay(body, receive)
@@ -123,7 +123,7 @@ class BridgeMiddleware:
             if started:
                 raise
             log.exception("api.unhandled", path=scope.get("path", ""))
-            for message in _reply(500, "internal_error", INTERNAL_ERROR, request_id, "api_error"):
+            for message in error_reply(500, "internal_error", INTERNAL_ERROR, request_id, "api_error"):
                 await send(message)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
@@ -147,7 +147,7 @@ class BridgeMiddleware:
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str, str] | None:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return _too_large(self.max_body_bytes)
+            return too_large(self.max_body_bytes)
         path: str = scope.get("path", "")
         if path.startswith(self.any_body_prefixes):
             return None

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from mpesa_bridge.config import ConfigError, Settings, load_settings
+from mpesa_bridge.serving import event_loop_factory
 
 T = TypeVar("T")
 
@@ -47,7 +48,8 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         return await coro_fn()
 
     try:
-        return asyncio.run(_main())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(_main())
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -94,16 +96,27 @@ def simulator(
     late_callback_delay: Annotated[
         float, typer.Option(envvar="MPESA_BRIDGE_SIMULATOR_LATE_CALLBACK_DELAY", help="delay of the 'late' number")
     ] = 120.0,
+    lose_callbacks: Annotated[
+        bool,
+        typer.Option(
+            "--lose-callbacks",
+            envvar="MPESA_BRIDGE_SIMULATOR_LOSE_CALLBACKS",
+            help="send no callback at all: STK Query alone tells the outcome",
+        ),
+    ] = False,
 ) -> None:
     """Run the offline Daraja simulator on its own (OAuth, STK Push, STK Query, callbacks)."""
+    import dataclasses
+
     import uvicorn
 
     from mpesa_bridge.api.app import simulator_config
     from mpesa_bridge.simulator import create_app
 
     settings = settings_from(simulator_callback_delay=callback_delay, simulator_late_callback_delay=late_callback_delay)
+    config = dataclasses.replace(simulator_config(settings), lose_callbacks=lose_callbacks)
     typer.echo(f"Daraja simulator on http://{host}:{port} (consumer key {settings.simulator_consumer_key})")
-    uvicorn.run(create_app(simulator_config(settings)), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
 
 
 @app.command()

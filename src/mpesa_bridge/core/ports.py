@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -86,6 +86,16 @@ class DarajaGateway(Protocol):
 
 
 @dataclass(frozen=True)
+class QueryClaim:
+    """A payment a reconciler has claimed to query: what the query needs, without a second read."""
+
+    payment_id: str
+    project_id: str
+    mode: str
+    checkout_request_id: str
+
+
+@dataclass(frozen=True)
 class PaymentFilter:
     status: PaymentStatus | None = None
     phone: str | None = None
@@ -94,6 +104,16 @@ class PaymentFilter:
     created_lte: datetime | None = None
     starting_after: str | None = None
     limit: int = 20
+
+
+@dataclass(frozen=True)
+class DayStatusTotal:
+    """The payments of one status created on one Africa/Nairobi calendar day: how many, and their sum."""
+
+    day: date
+    status: PaymentStatus
+    count: int
+    amount: int
 
 
 class PaymentRepository(Protocol):
@@ -105,7 +125,14 @@ class PaymentRepository(Protocol):
 
     async def lock(self, payment_id: str) -> Payment | None: ...
 
+    async def lock_many(self, payment_ids: Sequence[str]) -> Sequence[Payment]: ...
+
     async def lock_by_callback_token(self, token_hash: str) -> Payment | None: ...
+
+    async def lock_by_callback_tokens(self, token_hashes: Sequence[str]) -> None:
+        """Lock the payments of many callback tokens in one statement (in id order), so that the
+        `lock_by_callback_token` calls of this transaction that follow need no round trip."""
+        ...
 
     async def by_checkout_request_id(self, checkout_request_id: str) -> Payment | None: ...
 
@@ -117,7 +144,14 @@ class PaymentRepository(Protocol):
 
     async def list(self, tenant: Tenant, query: PaymentFilter) -> Sequence[Payment]: ...
 
-    async def due_for_query(self, now: datetime, limit: int) -> Sequence[str]: ...
+    async def day_totals(self, tenant: Tenant, since: datetime, before: datetime) -> Sequence[DayStatusTotal]:
+        """Per Nairobi day and status, the payments created at or after `since` and before `before`."""
+        ...
+
+    async def claim_due_for_query(self, now: datetime, limit: int, hold_until: datetime) -> Sequence[QueryClaim]:
+        """Up to `limit` payments whose query is due at `now`, earliest first, their next query moved
+        to `hold_until` in this transaction: another pass (another process too) skips them until then."""
+        ...
 
     async def stranded(self, before: datetime, limit: int) -> Sequence[str]: ...
 
@@ -137,7 +171,13 @@ class EvidenceRepository(Protocol):
 class CallbackRepository(Protocol):
     async def add(self, callback: InboundCallback) -> None: ...
 
+    async def add_many(self, callbacks: Sequence[InboundCallback]) -> None: ...
+
     async def lock(self, callback_id: str) -> InboundCallback | None: ...
+
+    async def lock_many(self, callback_ids: Sequence[str]) -> Sequence[InboundCallback]:
+        """The callbacks among `callback_ids` that no other transaction holds, locked, in id order."""
+        ...
 
     async def unprocessed(self, limit: int) -> Sequence[str]: ...
 

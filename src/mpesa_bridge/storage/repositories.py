@@ -4,23 +4,50 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
+from mpesa_bridge.core.ids import id_ceiling, id_floor
 from mpesa_bridge.core.payments.entity import InboundCallback, OutboxEvent, Payment, PaymentEvidence
 from mpesa_bridge.core.payments.status import PaymentStatus
-from mpesa_bridge.core.ports import PaymentFilter
+from mpesa_bridge.core.ports import DayStatusTotal, PaymentFilter, QueryClaim
 from mpesa_bridge.core.projects import ApiKey, DarajaConfig, Mode, Project, Tenant
 from mpesa_bridge.storage import tables
+
+PAYMENT_ID_PREFIX = "pay"  # core.payments.stk: new_id("pay", created_at)
+
+
+class NairobiDate(FunctionElement[date]):
+    """The Africa/Nairobi calendar date of an aware UTC timestamp column."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(NairobiDate, "postgresql")
+def _nairobi_date_postgresql(element: NairobiDate, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'Africa/Nairobi') AS DATE)"
+
+
+@compiles(NairobiDate, "sqlite")
+def _nairobi_date_sqlite(element: NairobiDate, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps naive UTC text (types.UTCDateTime). Kenya has been UTC+3 all year since 1942.
+    return f"date({compiler.process(element.clauses, **kw)}, '+3 hours')"
 
 
 class SqlPaymentRepository:
     def __init__(self, session: AsyncSession, *, lock: bool) -> None:
         self._s = session
         self._lock = lock
+        # Payments this transaction already locked, by callback token hash (strong references:
+        # the session's identity map alone would let them be collected and loaded again).
+        self._by_token: dict[str, Payment] = {}
 
     async def add(self, payment: Payment) -> None:
         self._s.add(payment)
@@ -41,9 +68,31 @@ class SqlPaymentRepository:
         stmt = sa.select(Payment).where(tables.payments.c.id == payment_id)
         return await self._one(stmt)
 
+    async def lock_many(self, payment_ids: Sequence[str]) -> Sequence[Payment]:
+        """The payments with these ids, locked in id order (two lockers of overlapping sets cannot deadlock)."""
+        c = tables.payments.c
+        stmt = sa.select(Payment).where(c.id.in_(list(payment_ids))).order_by(c.id)
+        if self._lock:
+            stmt = stmt.with_for_update()
+        return (await self._s.execute(stmt)).scalars().all()
+
     async def lock_by_callback_token(self, token_hash: str) -> Payment | None:
+        known = self._by_token.get(token_hash)
+        if known is not None:
+            return known
         stmt = sa.select(Payment).where(tables.payments.c.callback_token_hash == token_hash)
-        return await self._one(stmt)
+        payment = await self._one(stmt)
+        if payment is not None:
+            self._by_token[token_hash] = payment
+        return payment
+
+    async def lock_by_callback_tokens(self, token_hashes: Sequence[str]) -> None:
+        c = tables.payments.c
+        stmt = sa.select(Payment).where(c.callback_token_hash.in_(sorted(set(token_hashes)))).order_by(c.id)
+        if self._lock:
+            stmt = stmt.with_for_update()
+        for payment in (await self._s.execute(stmt)).scalars().all():
+            self._by_token[payment.callback_token_hash] = payment
 
     async def by_checkout_request_id(self, checkout_request_id: str) -> Payment | None:
         stmt = sa.select(Payment).where(tables.payments.c.checkout_request_id == checkout_request_id)
@@ -91,19 +140,46 @@ class SqlPaymentRepository:
             stmt = stmt.where(c.phone == query.phone)
         if query.account_reference is not None:
             stmt = stmt.where(c.account_reference == query.account_reference)
+        # A time bound is also an id bound (ids begin with their creation time, core.ids): with it
+        # the (tenant[, status], id) indexes stop at the window's edge instead of reading every
+        # older payment of the tenant to learn that none matches (the last page of a window).
         if query.created_gte is not None:
-            stmt = stmt.where(c.created_at >= query.created_gte)
+            stmt = stmt.where(c.created_at >= query.created_gte, c.id >= id_floor(PAYMENT_ID_PREFIX, query.created_gte))
         if query.created_lte is not None:
-            stmt = stmt.where(c.created_at <= query.created_lte)
+            stmt = stmt.where(
+                c.created_at <= query.created_lte, c.id < id_ceiling(PAYMENT_ID_PREFIX, query.created_lte)
+            )
         if query.starting_after is not None:
             stmt = stmt.where(c.id < query.starting_after)
         stmt = stmt.order_by(c.id.desc()).limit(query.limit + 1)
         return (await self._s.execute(stmt)).scalars().all()
 
-    async def due_for_query(self, now: datetime, limit: int) -> Sequence[str]:
+    async def day_totals(self, tenant: Tenant, since: datetime, before: datetime) -> Sequence[DayStatusTotal]:
+        # Served by ix_payments_tenant_created alone (it holds status and amount): no table reads.
+        c = tables.payments.c
+        day = NairobiDate(c.created_at)
+        stmt = (
+            sa.select(day, c.status, sa.func.count(), sa.func.coalesce(sa.func.sum(c.amount), 0))
+            .where(
+                c.project_id == tenant.project_id,
+                c.mode == tenant.mode.value,
+                c.created_at >= since,
+                c.created_at < before,
+            )
+            .group_by(day, c.status)
+        )
+        rows = (await self._s.execute(stmt)).all()
+        return [DayStatusTotal(row[0], PaymentStatus(row[1]), int(row[2]), int(row[3])) for row in rows]
+
+    async def claim_due_for_query(self, now: datetime, limit: int, hold_until: datetime) -> Sequence[QueryClaim]:
+        """Take the due payments and move their next query to `hold_until`, in the caller's transaction.
+
+        PostgreSQL: rows another transaction holds (another worker's claim, a callback being applied)
+        are skipped, and a row another worker claimed meanwhile no longer matches once its claim is
+        committed (READ COMMITTED re-checks the WHERE on the newer row). SQLite: writes are serial."""
         c = tables.payments.c
         stmt = (
-            sa.select(c.id)
+            sa.select(c.id, c.project_id, c.mode, c.checkout_request_id)
             .where(
                 c.next_query_at <= now,
                 c.status.in_([PaymentStatus.PENDING, PaymentStatus.UNKNOWN]),
@@ -112,7 +188,14 @@ class SqlPaymentRepository:
             .order_by(c.next_query_at)
             .limit(limit)
         )
-        return (await self._s.execute(stmt)).scalars().all()
+        if self._lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = (await self._s.execute(stmt)).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        await self._s.execute(sa.update(tables.payments).where(c.id.in_(ids)).values(next_query_at=hold_until))
+        return [QueryClaim(row.id, row.project_id, row.mode, row.checkout_request_id) for row in rows]
 
     async def stranded(self, before: datetime, limit: int) -> Sequence[str]:
         c = tables.payments.c
@@ -139,8 +222,7 @@ class SqlEventRepository:
         self._s = session
 
     async def add(self, event: OutboxEvent) -> None:
-        self._s.add(event)
-        await self._s.flush()
+        self._s.add(event)  # written by the next flush (at the latest the commit's), with its siblings
 
     async def for_payment(self, payment_id: str) -> Sequence[OutboxEvent]:
         stmt = sa.select(OutboxEvent).where(tables.outbox_events.c.payment_id == payment_id)
@@ -175,11 +257,16 @@ class SqlEventRepository:
         Positions become visible in order and without gaps (migration 0004), so a reader that has
         seen position n has seen everything before it, whatever the events' ids."""
         c = tables.outbox_events.c
+        if payment_id is not None:
+            # By the payment's own index: with the tenant in the WHERE clause the planners walk the
+            # tenant's whole history after `position` (ix_outbox_events_tenant_position). The tenant
+            # is still checked, on the few rows found.
+            stmt = sa.select(OutboxEvent, c.position).where(c.payment_id == payment_id, c.position > position)
+            rows = (await self._s.execute(stmt.order_by(c.position).limit(limit))).all()
+            return [(e, int(at)) for e, at in rows if e.project_id == project_id and e.mode == mode]
         stmt = sa.select(OutboxEvent, c.position).where(
             c.project_id == project_id, c.mode == mode, c.position > position
         )
-        if payment_id is not None:
-            stmt = stmt.where(c.payment_id == payment_id)
         rows = (await self._s.execute(stmt.order_by(c.position).limit(limit))).all()
         return [(event, int(at)) for event, at in rows]
 
@@ -189,8 +276,7 @@ class SqlEvidenceRepository:
         self._s = session
 
     async def add(self, evidence: PaymentEvidence) -> None:
-        self._s.add(evidence)
-        await self._s.flush()
+        self._s.add(evidence)  # written by the next flush (at the latest the commit's)
 
     async def for_payment(self, payment_id: str) -> Sequence[PaymentEvidence]:
         stmt = sa.select(PaymentEvidence).where(tables.payment_evidence.c.payment_id == payment_id)
@@ -206,11 +292,22 @@ class SqlCallbackRepository:
         self._s.add(callback)
         await self._s.flush()
 
+    async def add_many(self, callbacks: Sequence[InboundCallback]) -> None:
+        self._s.add_all(callbacks)  # flushed as one multi-row INSERT
+        await self._s.flush()
+
     async def lock(self, callback_id: str) -> InboundCallback | None:
         stmt = sa.select(InboundCallback).where(tables.inbound_callbacks.c.id == callback_id)
         if self._lock:
             stmt = stmt.with_for_update(skip_locked=True)
         return (await self._s.execute(stmt)).scalar_one_or_none()
+
+    async def lock_many(self, callback_ids: Sequence[str]) -> Sequence[InboundCallback]:
+        c = tables.inbound_callbacks.c
+        stmt = sa.select(InboundCallback).where(c.id.in_(list(callback_ids))).order_by(c.id)
+        if self._lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return (await self._s.execute(stmt)).scalars().all()
 
     async def unprocessed(self, limit: int) -> Sequence[str]:
         c = tables.inbound_callbacks.c
@@ -221,13 +318,19 @@ class SqlCallbackRepository:
 class SqlProjectRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
+        self._seen: dict[str, Project] = {}  # strong references for this transaction's repeated gets
 
     async def add(self, project: Project) -> None:
         self._s.add(project)
         await self._s.flush()
 
     async def get(self, project_id: str) -> Project | None:
-        return await self._s.get(Project, project_id)
+        project = self._seen.get(project_id)
+        if project is None:
+            project = await self._s.get(Project, project_id)
+            if project is not None:
+                self._seen[project_id] = project
+        return project
 
     async def list(self) -> Sequence[Project]:
         stmt = sa.select(Project).order_by(tables.projects.c.created_at)

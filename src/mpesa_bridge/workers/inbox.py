@@ -2,6 +2,8 @@
 
 The callback route stores the raw body, answers Daraja, and hands the id here. If the process
 dies in between, the sweep finds the row still `received` and applies it after a restart.
+In a burst, the ids that queued up while a transaction ran are applied together in the next one
+(one commit for many callbacks); if that transaction fails, each is retried in one of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from mpesa_bridge.logging import get_logger
 log = get_logger("mpesa_bridge.inbox")
 
 MAX_ATTEMPTS = 5
+MAX_BATCH = 64  # per transaction: bigger batches save little and hold the single SQLite writer longer
 
 
 class Inbox:
@@ -49,12 +52,31 @@ class Inbox:
         log.info("callback.processed", callback_id=callback_id, state=state, reason=reason, payment_id=payment_id)
         return True
 
+    async def process_many(self, callback_ids: list[str]) -> int:
+        """Apply stored callbacks in one transaction; how many were applied by this call."""
+        results = []
+        async with self._db.write() as uow:
+            callbacks = [c for c in await uow.callbacks.lock_many(callback_ids) if c.state == "received"]
+            await uow.payments.lock_by_callback_tokens([c.token_hash for c in callbacks])
+            for callback in callbacks:
+                await apply_stk_callback(uow, callback, self._clock.now(), self._policy)
+                results.append(callback)
+        for callback in results:
+            log.info(
+                "callback.processed",
+                callback_id=callback.id,
+                state=callback.state,
+                reason=callback.flag_reason,
+                payment_id=callback.payment_id,
+            )
+        return len(results)
+
     async def sweep(self) -> int:
         async with self._busy, self._db.read() as uow:
             ids = list(await uow.callbacks.unprocessed(500))
         done = 0
-        for callback_id in ids:
-            done += await self._safely(callback_id)
+        for start in range(0, len(ids), MAX_BATCH):
+            done += await self._safely_many(ids[start : start + MAX_BATCH])
         return done
 
     async def start(self) -> None:
@@ -80,10 +102,22 @@ class Inbox:
             log.exception("callback.process_failed", callback_id=callback_id)
             return 0
 
+    async def _safely_many(self, callback_ids: list[str]) -> int:
+        if len(callback_ids) == 1:
+            return await self._safely(callback_ids[0])
+        try:
+            async with self._busy:
+                return await self.process_many(callback_ids)
+        except Exception:
+            log.warning("callback.batch_failed", size=len(callback_ids), exc_info=True)
+        return sum([await self._safely(callback_id) for callback_id in callback_ids])
+
     async def _consume(self) -> None:
         while True:
-            callback_id = await self._queue.get()
-            await self._safely(callback_id)
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._safely_many(batch)
 
     async def _sweep_forever(self) -> None:
         while True:
