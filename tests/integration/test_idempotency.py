@@ -17,7 +17,7 @@ from mpesa_bridge.config import Settings
 from mpesa_bridge.core.payments.validation import PaymentCreate
 from mpesa_bridge.core.projects import Tenant as Scope
 from mpesa_bridge.storage import idempotency, tables
-from tests.fixtures.bridge import InProcessBridge, Tenant, make_settings
+from tests.fixtures.bridge import InProcessBridge, Tenant, make_settings, wait_until
 
 PAYMENT = {"phone": "0708374149", "amount": 100, "account_reference": "INV001", "description": "Test"}
 REPLAYED = "Idempotent-Replayed"
@@ -190,6 +190,9 @@ async def test_a_key_can_be_reused_after_its_ttl(bridge: InProcessBridge) -> Non
     shop = await bridge.create_project()
     ttl = bridge.settings.idempotency_ttl
     first = await create(bridge, shop, "order-42")
+    # The simulated customer answers the first prompt before the second push (Daraja refuses a
+    # push to a phone with one in progress: subscriber_locked).
+    await wait_until(lambda: all(push.decided for push in bridge.simulator.pushes()))
 
     bridge.clock.advance(ttl - 1)
     too_early = await create(bridge, shop, "order-42", {**PAYMENT, "amount": 200})

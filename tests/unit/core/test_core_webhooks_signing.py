@@ -15,7 +15,13 @@ from mpesa_bridge.core.webhooks.entity import WebhookEndpoint
 from mpesa_bridge.core.webhooks.errors import InvalidEventType
 from mpesa_bridge.core.webhooks.signing import encode_payload, generate_secret, sign_event
 
-NOW = datetime.now(UTC).replace(microsecond=0)  # standardwebhooks checks timestamps against the real clock
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+def real_now() -> datetime:
+    """standardwebhooks checks timestamps against the real clock (±5 min): read it when signing, not at
+    import — a slow suite reaches these tests minutes after collecting them."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def test_secrets_are_whsec_and_32_random_bytes() -> None:
@@ -28,21 +34,22 @@ def test_secrets_are_whsec_and_32_random_bytes() -> None:
 def test_a_signed_event_verifies_with_the_standard_library() -> None:
     secret = generate_secret()
     body = encode_payload({"id": "evt_1", "object": "event", "data": {"object": {"phone": "2547…", "name": "Wanjirū"}}})
-    headers = sign_event([secret], "evt_1", NOW, body)
-    assert headers["webhook-id"] == "evt_1" and headers["webhook-timestamp"] == str(int(NOW.timestamp()))
+    now = real_now()
+    headers = sign_event([secret], "evt_1", now, body)
+    assert headers["webhook-id"] == "evt_1" and headers["webhook-timestamp"] == str(int(now.timestamp()))
     assert Webhook(secret).verify(body, headers)["data"]["object"]["name"] == "Wanjirū"
     with pytest.raises(WebhookVerificationError):
         Webhook(generate_secret()).verify(body, headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(body.replace(b"evt_1", b"evt_2"), headers)
     with pytest.raises(WebhookVerificationError):  # a replayed request, an hour later
-        Webhook(secret).verify(body, sign_event([secret], "evt_1", NOW - timedelta(hours=1), body))
+        Webhook(secret).verify(body, sign_event([secret], "evt_1", real_now() - timedelta(hours=1), body))
 
 
 def test_two_secrets_give_two_signatures_each_accepted() -> None:
     old, new = generate_secret(), generate_secret()
     body = encode_payload({"id": "evt_9"})
-    headers = sign_event([new, old], "evt_9", NOW, body)
+    headers = sign_event([new, old], "evt_9", real_now(), body)
     assert len(headers["webhook-signature"].split(" ")) == 2
     assert Webhook(old).verify(body, headers) == Webhook(new).verify(body, headers) == {"id": "evt_9"}
     with pytest.raises(ValueError):
