@@ -31,23 +31,27 @@ test: $(STAMP) ## Run the whole test suite (PostgreSQL/Redis tests skip loudly w
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy and the import-linter contracts
-	@$(BIN)/ruff check src tests
-	@$(BIN)/ruff format --check src tests
+	@$(BIN)/ruff check src tests bench
+	@$(BIN)/ruff format --check src tests bench
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff's fixes and formatting
-	@$(BIN)/ruff check --fix src tests
-	@$(BIN)/ruff format src tests
+	@$(BIN)/ruff check --fix src tests bench
+	@$(BIN)/ruff format src tests bench
 
 .PHONY: lock
 lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml
 	@$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o requirements.lock -q
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks (arrive with the performance issue)
-	@echo "No benchmarks yet: they arrive with the performance work (bench/)."
+bench: $(STAMP) ## Benchmarks B1–B7 beside a bare ASGI app (~10 min); writes bench/results/ (BENCH_ARGS=--cases B1,B2)
+	@$(BIN)/python -m bench $(BENCH_ARGS)
+
+.PHONY: bench-smoke
+bench-smoke: $(STAMP) ## The same benchmark code with tiny counts: checks that it works, measures nothing
+	@$(BIN)/python -m bench --smoke $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## Remove the virtual environment and local data

@@ -1,0 +1,50 @@
+"""The baseline: a bare ASGI app returning a fixed small JSON, served exactly like the bridge.
+
+    python -m bench.bare --port N
+
+Same uvicorn configuration and event loop (`mpesa_bridge.serving`), nothing else of the bridge
+imported; it reads the request body so that POSTs cost what they cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+BODY = b'{"ResultCode":0,"ResultDesc":"Accepted"}'
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+def main() -> None:
+    import uvicorn
+
+    from mpesa_bridge.serving import event_loop_factory, server_config
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    server = uvicorn.Server(server_config(app, "127.0.0.1", args.port))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(server.serve())
+
+
+if __name__ == "__main__":
+    main()
