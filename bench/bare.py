@@ -33,17 +33,22 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": BODY})
 
 
-def main() -> None:
+def serve(asgi_app: Any, description: str | None) -> None:
+    """`--port N`: serve `asgi_app` on loopback exactly as the bridge is served."""
     import uvicorn
 
     from mpesa_bridge.serving import event_loop_factory, server_config
 
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    server = uvicorn.Server(server_config(app, "127.0.0.1", args.port))
+    server = uvicorn.Server(server_config(asgi_app, "127.0.0.1", args.port))
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(server.serve())
+
+
+def main() -> None:
+    serve(app, __doc__)
 
 
 if __name__ == "__main__":

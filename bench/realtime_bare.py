@@ -13,7 +13,6 @@ same python-socketio server, but with no database, no authentication and nothing
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from typing import Any
@@ -115,16 +114,9 @@ app = socketio.ASGIApp(sio, other_asgi_app=http, socketio_path="socket.io")
 
 
 def main() -> None:
-    import uvicorn
+    from bench.bare import serve
 
-    from mpesa_bridge.serving import event_loop_factory, server_config
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    server = uvicorn.Server(server_config(app, "127.0.0.1", args.port))
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(server.serve())
+    serve(app, __doc__)
 
 
 if __name__ == "__main__":

@@ -212,22 +212,6 @@ def _api(bridge: Server, key: str, method: str, path: str, **kwargs: Any) -> dic
     return body
 
 
-def _wait_started(server: Server, timeout: float = START_TIMEOUT) -> None:
-    """`Server.start()`'s wait, for a server launched with `wait=False` (so that several start at once)."""
-    assert server.process is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.process.returncode}: {server.tail()}")
-        try:
-            if httpx.get(server.url + server.health, timeout=2.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{server.name} did not start in {timeout}s: {server.tail()}")
-
-
 def _alive(worker: Server) -> bool:
     assert worker.process is not None
     if worker.process.poll() is not None:
@@ -377,7 +361,7 @@ def measure(stack: Stack, receiver: Server, setup: Setup, events: int) -> Run:
 
 def run_stack(ctx: Context, stack: Stack, receiver: Server) -> tuple[list[Run], list[Run]]:
     """Start the worker, make the two projects while it starts, then the warm-up and the measured runs."""
-    _wait_started(stack.bridge)
+    stack.bridge.wait_ready(START_TIMEOUT)
     stack.worker.start(wait=False)
     stack.template = template_event(stack.bridge)
     tag = stack.engine[:2]
@@ -420,7 +404,7 @@ def run(ctx: Context) -> None:
         receiver.start(wait=False)
         for stack in stacks:
             stack.bridge.start(wait=False)
-        _wait_started(receiver)
+        receiver.wait_ready(START_TIMEOUT)
         for stack in stacks:
             try:
                 healthy, failing = run_stack(ctx, stack, receiver)
