@@ -33,6 +33,7 @@ from mpesa_bridge.storage.db import Database
 from mpesa_bridge.storage.migrate import upgrade
 from mpesa_bridge.storage.sealed import check_master_keys
 from mpesa_bridge.storage.webhooks import WebhookStorage
+from mpesa_bridge.tls import client_ssl_context
 from mpesa_bridge.workers.delivery import DeliveryLoop, HttpSender, SystemResolver, build_delivery
 from mpesa_bridge.workers.inbox import Inbox
 from mpesa_bridge.workers.ingest import CallbackStore
@@ -147,6 +148,7 @@ async def build_runtime(
     timeout = httpx.Timeout(settings.daraja_timeout, connect=settings.daraja_connect_timeout)
     http = httpx.AsyncClient(
         transport=daraja_transport,
+        verify=client_ssl_context(),
         timeout=timeout,
         # A small pool, all of it kept alive: httpcore checks every pooled connection on each
         # request, so a big pool costs CPU per request, and connections dropped past the keep-alive

@@ -7,8 +7,10 @@ logged and not retried, because Safaricom does not promise retries (daraja.md se
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import ssl
 from typing import Any
 
 import httpx
@@ -19,6 +21,12 @@ from .scenarios import Delivery
 from .state import CallbackAttempt, PushLedger, PushRecord
 
 logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One CA bundle load per process, shared by every simulator's callback client."""
+    return httpx.create_ssl_context(trust_env=False)
 
 
 def callback_body(record: PushRecord) -> dict[str, Any]:
@@ -70,7 +78,7 @@ class CallbackSender:
     def start(self) -> None:
         if self._http is None:
             # No proxies from the environment: Safaricom posts straight to the merchant.
-            self._http = httpx.AsyncClient(timeout=self._config.callback_timeout, trust_env=False)
+            self._http = httpx.AsyncClient(timeout=self._config.callback_timeout, trust_env=False, verify=_tls())
 
     async def aclose(self) -> None:
         tasks = list(self._tasks)

@@ -39,6 +39,7 @@ from mpesa_bridge.core.webhooks.entity import RESPONSE_BODY_LIMIT
 from mpesa_bridge.core.webhooks.ports import SendResult, WebhookUnitOfWorkFactory
 from mpesa_bridge.core.webhooks.retry import RetryPolicy
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.tls import client_ssl_context
 
 log = get_logger("mpesa_bridge.webhooks")
 
@@ -97,11 +98,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 def _client(rule: AddressRule, resolver: Resolver, timeout: float, limits: httpx.Limits) -> httpx.AsyncClient:
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False, verify=client_ssl_context())
     # httpx takes no network backend; its httpcore pool does. Replace the pool with one that
     # connects through the guard (same limits, same TLS verification).
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
+        ssl_context=client_ssl_context(),
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
