@@ -169,11 +169,7 @@ class EvidenceRepository(Protocol):
 
 
 class CallbackRepository(Protocol):
-    async def add(self, callback: InboundCallback) -> None: ...
-
     async def add_many(self, callbacks: Sequence[InboundCallback]) -> None: ...
-
-    async def lock(self, callback_id: str) -> InboundCallback | None: ...
 
     async def lock_many(self, callback_ids: Sequence[str]) -> Sequence[InboundCallback]:
         """The callbacks among `callback_ids` that no other transaction holds, locked, in id order."""

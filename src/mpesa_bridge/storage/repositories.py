@@ -288,19 +288,9 @@ class SqlCallbackRepository:
         self._s = session
         self._lock = lock
 
-    async def add(self, callback: InboundCallback) -> None:
-        self._s.add(callback)
-        await self._s.flush()
-
     async def add_many(self, callbacks: Sequence[InboundCallback]) -> None:
         self._s.add_all(callbacks)  # flushed as one multi-row INSERT
         await self._s.flush()
-
-    async def lock(self, callback_id: str) -> InboundCallback | None:
-        stmt = sa.select(InboundCallback).where(tables.inbound_callbacks.c.id == callback_id)
-        if self._lock:
-            stmt = stmt.with_for_update(skip_locked=True)
-        return (await self._s.execute(stmt)).scalar_one_or_none()
 
     async def lock_many(self, callback_ids: Sequence[str]) -> Sequence[InboundCallback]:
         c = tables.inbound_callbacks.c

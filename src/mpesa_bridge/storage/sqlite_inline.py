@@ -136,11 +136,10 @@ class InlineConnection:
         self._conn.create_function(*args, **kwargs)
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection = None
-            self._conn.close()
+        self.stop()
 
     def stop(self) -> None:
+        """Close now (SQLAlchemy's forced termination; `close` is the same, there is no thread)."""
         if self._connection is not None:
             self._connection = None
             self._conn.close()

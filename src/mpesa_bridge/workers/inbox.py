@@ -43,14 +43,7 @@ class Inbox:
 
     async def process(self, callback_id: str) -> bool:
         """Apply one stored callback; False if it was already processed (or is being)."""
-        async with self._db.write() as uow:
-            callback = await uow.callbacks.lock(callback_id)
-            if callback is None or callback.state != "received":
-                return False
-            await apply_stk_callback(uow, callback, self._clock.now(), self._policy)
-            state, reason, payment_id = callback.state, callback.flag_reason, callback.payment_id
-        log.info("callback.processed", callback_id=callback_id, state=state, reason=reason, payment_id=payment_id)
-        return True
+        return await self.process_many([callback_id]) == 1
 
     async def process_many(self, callback_ids: list[str]) -> int:
         """Apply stored callbacks in one transaction; how many were applied by this call."""
