@@ -37,12 +37,14 @@ def serve(asgi_app: Any, description: str | None) -> None:
     """`--port N`: serve `asgi_app` on loopback exactly as the bridge is served."""
     import uvicorn
 
-    from mpesa_bridge.serving import event_loop_factory, server_config
+    from mpesa_bridge.serving import ConnectionLimits, event_loop_factory, server_config
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    server = uvicorn.Server(server_config(asgi_app, "127.0.0.1", args.port))
+    # The read deadlines as the bridge's; the caps off, as `harness.bridge_env` turns them off.
+    uncapped = ConnectionLimits(max_connections=0, max_connections_per_address=0)
+    server = uvicorn.Server(server_config(asgi_app, "127.0.0.1", args.port, uncapped))
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(server.serve())
 

@@ -140,7 +140,8 @@ def bare_server(log_dir: Path) -> Server:
 
 
 def bridge_env(port: int, data_dir: Path, database_url: str, **extra: str) -> dict[str, str]:
-    """The bridge as the benchmarks run it: defaults (INFO logs as JSON, workers in-process), rate limits off."""
+    """The bridge as the benchmarks run it: defaults (INFO logs as JSON, workers in-process), rate limits
+    and connection caps off (all the load comes from one address; B3 opens 10,000 streams)."""
     return {
         "MPESA_BRIDGE_ENV": "development",
         "MPESA_BRIDGE_HOST": "127.0.0.1",
@@ -152,6 +153,8 @@ def bridge_env(port: int, data_dir: Path, database_url: str, **extra: str) -> di
         "MPESA_BRIDGE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "MPESA_BRIDGE_MIGRATE_ON_START": "true",
         "MPESA_BRIDGE_RATE_LIMIT_ENABLED": "false",
+        "MPESA_BRIDGE_MAX_CONNECTIONS": "0",
+        "MPESA_BRIDGE_MAX_CONNECTIONS_PER_ADDRESS": "0",
         "MPESA_BRIDGE_LOG_LEVEL": "INFO",  # the default: per-request log lines are part of the cost
         "MPESA_BRIDGE_LOG_JSON": "true",
         **extra,

@@ -96,6 +96,19 @@ class Settings(BaseSettings):
     max_amount: int = Field(250_000, ge=1, le=250_000, description="largest amount a payment may ask for")
     metadata_max_bytes: int = Field(4096, ge=0, description="largest metadata object, as JSON bytes")
     max_body_bytes: int = Field(65_536, ge=1024, description="largest request body accepted")
+    header_timeout: float = Field(
+        10.0, gt=0, allow_inf_nan=False, description="seconds a client has to send a complete request head"
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, allow_inf_nan=False, description="seconds a client has to send a request body, after its head"
+    )
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, allow_inf_nan=False, description="seconds an idle kept-alive connection stays open"
+    )
+    max_connections: int = Field(4096, ge=0, description="open connections one server process accepts (0: no cap)")
+    max_connections_per_address: int = Field(
+        256, ge=0, description="open connections per client address; trusted proxies exempt (0: no cap)"
+    )
     reconcile_enabled: bool = Field(
         True, description="run inbox, reconciliation and webhook delivery workers inside the server"
     )

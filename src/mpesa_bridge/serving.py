@@ -9,8 +9,14 @@ from typing import Any
 
 import uvicorn
 
+from mpesa_bridge.serving_limits import ConnectionLimits, bounded_protocol
 
-def server_config(app: Any, host: str, port: int) -> uvicorn.Config:
+__all__ = ["ConnectionLimits", "event_loop_factory", "server_config"]
+
+
+def server_config(app: Any, host: str, port: int, limits: ConnectionLimits | None = None) -> uvicorn.Config:
+    """`limits`: read deadlines and connection caps (serving_limits.py); their defaults when None."""
+    limits = limits or ConnectionLimits()
     return uvicorn.Config(
         app,
         host=host,
@@ -21,8 +27,12 @@ def server_config(app: Any, host: str, port: int) -> uvicorn.Config:
         timeout_graceful_shutdown=10,
         # Client addresses come from MPESA_BRIDGE_TRUSTED_PROXIES alone, not uvicorn's own rules.
         proxy_headers=False,
-        # httptools' parser when installed; the loop is `event_loop_factory()`'s.
-        http="auto",
+        # httptools' parser with our deadlines and caps; the loop is `event_loop_factory()`'s.
+        http=bounded_protocol(limits),
+        timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]  # a float works
+        # No `server: uvicorn` banner on every answer (nothing to tell a scanner); `date` stays
+        # (RFC 9110 asks an origin server with a clock to send it).
+        server_header=False,
     )
 
 

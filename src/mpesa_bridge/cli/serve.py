@@ -9,11 +9,12 @@ import typer
 import uvicorn
 
 from mpesa_bridge.api.app import create_app
+from mpesa_bridge.api.net import parse_networks
 from mpesa_bridge.cli.dev import banner, ensure_dev_project
-from mpesa_bridge.config import Settings
+from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.logging import configure_logging, get_logger
 from mpesa_bridge.runtime import build_runtime
-from mpesa_bridge.serving import server_config
+from mpesa_bridge.serving import ConnectionLimits, server_config
 
 log = get_logger("mpesa_bridge.cli")
 
@@ -27,7 +28,23 @@ async def serve_forever(settings: Settings, *, dev: bool) -> None:
         finally:
             await runtime.aclose()
         typer.echo(banner(settings.resolved_public_base_url, project_id, secret))
-    await uvicorn.Server(server_config(create_app(settings), settings.host, settings.port)).serve()
+    config = server_config(create_app(settings), settings.host, settings.port, connection_limits(settings))
+    await uvicorn.Server(config).serve()
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    try:
+        proxies = tuple(parse_networks(settings.proxy_networks))
+    except ValueError as exc:
+        raise ConfigError(f"MPESA_BRIDGE_TRUSTED_PROXIES: {exc}") from exc
+    return ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        keep_alive_timeout=settings.keep_alive_timeout,
+        max_connections=settings.max_connections,
+        max_connections_per_address=settings.max_connections_per_address,
+        exempt_networks=proxies,
+    )
 
 
 async def work_forever(settings: Settings) -> None:
