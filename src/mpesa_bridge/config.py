@@ -316,7 +316,7 @@ def _create_private_file(path: Path, text: str) -> None:
     starting at the same moment (a server and a worker) never reads a half-written file nor
     replaces a key that already sealed secrets.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data directory: see files.py
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

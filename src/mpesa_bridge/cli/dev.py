@@ -44,7 +44,7 @@ def _load(path: Path) -> dict[str, str] | None:
 
 def _save(path: Path, data: dict[str, str]) -> None:
     """Write the file private (0600) from its first byte: it holds a secret key."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(json.dumps(data, indent=2) + "\n")

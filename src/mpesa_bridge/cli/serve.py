@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 
 import typer
@@ -10,8 +11,9 @@ import uvicorn
 
 from mpesa_bridge.api.app import create_app
 from mpesa_bridge.api.net import parse_networks
-from mpesa_bridge.cli.dev import banner, ensure_dev_project
+from mpesa_bridge.cli.dev import DEV_FILE, banner, ensure_dev_project
 from mpesa_bridge.config import ConfigError, Settings
+from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, tighten
 from mpesa_bridge.logging import configure_logging, get_logger
 from mpesa_bridge.runtime import build_runtime
 from mpesa_bridge.serving import ConnectionLimits, server_config
@@ -21,6 +23,7 @@ log = get_logger("mpesa_bridge.cli")
 
 async def serve_forever(settings: Settings, *, dev: bool) -> None:
     configure_logging(settings.log_level, json=settings.json_logs)
+    keep_files_private(settings)
     if dev:
         runtime = await build_runtime(settings)
         try:
@@ -30,6 +33,18 @@ async def serve_forever(settings: Settings, *, dev: bool) -> None:
         typer.echo(banner(settings.resolved_public_base_url, project_id, secret))
     config = server_config(create_app(settings), settings.host, settings.port, connection_limits(settings))
     await uvicorn.Server(config).serve()
+
+
+def keep_files_private(settings: Settings) -> None:
+    """Whatever this process creates is its user's alone (umask 077: files 0600, folders 0700, whoever
+    creates them: SQLite, a migration, a later feature), and a data directory an older version left
+    readable is tightened. The database files are tightened where they are opened (storage/db.py)."""
+    os.umask(0o077)
+    kept = [(settings.data_dir, PRIVATE_DIR)]
+    kept += [(settings.data_dir / name, PRIVATE_FILE) for name in ("master.key", DEV_FILE)]
+    for path, mode in kept:
+        if tighten(path, mode):
+            log.warning("storage.permissions_tightened", path=str(path), mode=oct(mode))
 
 
 def connection_limits(settings: Settings) -> ConnectionLimits:
@@ -50,6 +65,7 @@ def connection_limits(settings: Settings) -> ConnectionLimits:
 async def work_forever(settings: Settings) -> None:
     """The workers alone: the inbox sweep and reconciliation, in a process of their own."""
     configure_logging(settings.log_level, json=settings.json_logs)
+    keep_files_private(settings)
     runtime = await build_runtime(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

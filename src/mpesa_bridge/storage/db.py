@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, create_private_file, tighten
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.storage.mapping import map_entities
 from mpesa_bridge.storage.repositories import (
@@ -68,12 +69,24 @@ def is_sqlite(url: str) -> bool:
 
 
 def ensure_sqlite_dir(url: str) -> None:
-    """SQLite creates the file but not its folder."""
+    """Create the database's folder (0700) and the database itself (0600) before SQLite does.
+
+    SQLite creates the file but not its folder, and creates it 0644 under the usual umask; its
+    -wal, -shm and -journal files take the database's mode, so a private database keeps them
+    private too. Files an older version left readable are tightened here, at every start.
+    """
     if not is_sqlite(url):
         return
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    create_private_file(path)
+    for name in (database, f"{database}-wal", f"{database}-shm", f"{database}-journal"):
+        if tighten(Path(name), PRIVATE_FILE):
+            log.warning("storage.permissions_tightened", path=name, mode=oct(PRIVATE_FILE))
 
 
 def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
