@@ -59,8 +59,8 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Small caps and long read timeouts, so a refusal cannot be mistaken for a timeout."""
-    caps = {"MAX_CONNECTIONS_PER_ADDRESS": PER_ADDRESS, "MAX_CONNECTIONS": TOTAL, "HEADER_TIMEOUT": 120, "KEEP_ALIVE_TIMEOUT": 120}
-    yield from _serve(tmp_path_factory.mktemp("capped"), **caps)
+    caps = {"MAX_CONNECTIONS_PER_ADDRESS": PER_ADDRESS, "MAX_CONNECTIONS": TOTAL}
+    yield from _serve(tmp_path_factory.mktemp("capped"), **caps, HEADER_TIMEOUT=120, KEEP_ALIVE_TIMEOUT=120)
 
 
 @pytest.fixture(scope="module")
