@@ -58,7 +58,8 @@ class ConnectionGate:
         if self._max_total is not None and self.total >= self._max_total:
             return False
         count = self.by_address.get(address, 0)
-        if self._max_each is not None and count >= self._max_each and not self._is_exempt(address):
+        # No address (a Unix socket): only the total applies.
+        if self._max_each is not None and count >= self._max_each and address and not self._is_exempt(address):
             return False
         self.by_address[address] = count + 1
         self.total += 1
