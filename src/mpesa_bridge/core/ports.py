@@ -16,7 +16,7 @@ Gateway errors (raised by DarajaGateway, caught by the use cases):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -202,6 +202,24 @@ class ProjectRepository(Protocol):
     async def touch_key(self, key_id: str, at: datetime) -> None: ...
 
 
+@dataclass(frozen=True)
+class IdempotencyBinding:
+    """The `Idempotency-Key` a creating request holds: bound to what it creates, in the same
+    transaction (a recovery point), so that a retry after a crash answers with that and never
+    creates — or prompts — a second time. `seal` seals a secret for storage beside the binding."""
+
+    scope: str
+    key: str
+    owner: str
+    seal: Callable[[str], str]
+
+
+class IdempotencyRepository(Protocol):
+    async def bind(self, scope: str, key: str, owner: str, resource_id: str, resource_secret: str | None) -> bool:
+        """False when the claim is no longer this request's (taken over or gone): roll back."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the block without error commits; an error rolls back."""
 
@@ -219,6 +237,9 @@ class UnitOfWork(Protocol):
 
     @property
     def projects(self) -> ProjectRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
