@@ -340,9 +340,14 @@ class SqlProjectRepository:
         self._s.add(key)
         await self._s.flush()
 
-    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
-        stmt = sa.select(ApiKey).where(tables.api_keys.c.key_hash == key_hash)
-        return (await self._s.execute(stmt)).scalar_one_or_none()
+    async def key_with_project(self, key_hash: str) -> tuple[ApiKey, Project] | None:
+        stmt = (
+            sa.select(ApiKey, Project)
+            .join_from(ApiKey, Project, tables.api_keys.c.project_id == tables.projects.c.id)
+            .where(tables.api_keys.c.key_hash == key_hash)
+        )
+        row = (await self._s.execute(stmt)).first()
+        return (row[0], row[1]) if row is not None else None
 
     async def key(self, key_id: str) -> ApiKey | None:
         return await self._s.get(ApiKey, key_id)
