@@ -9,7 +9,7 @@ import typer
 import uvicorn
 
 from mpesa_bridge.api.app import create_app
-from mpesa_bridge.cli.dev import banner, ensure_dev_project
+from mpesa_bridge.cli.dev import banner, daraja_description, ensure_dev_project
 from mpesa_bridge.config import Settings
 from mpesa_bridge.logging import configure_logging, get_logger
 from mpesa_bridge.runtime import build_runtime
@@ -26,7 +26,7 @@ async def serve_forever(settings: Settings, *, dev: bool) -> None:
             project_id, secret = await ensure_dev_project(runtime)
         finally:
             await runtime.aclose()
-        typer.echo(banner(settings.resolved_public_base_url, project_id, secret))
+        typer.echo(banner(settings.resolved_public_base_url, project_id, secret, daraja_description(settings)))
     await uvicorn.Server(server_config(create_app(settings), settings.host, settings.port)).serve()
 
 
