@@ -44,6 +44,8 @@ class SimulatorConfig:
     - `duplicate_callback_gap`: seconds between the two copies of a duplicated callback.
     - `token_ttl`: access-token lifetime in seconds, measured with `now`.
     - `callback_timeout`: timeout of each callback POST.
+    - `query_lag`: for the lagging-query number, seconds after the push (by `now`) during which
+      STK Query still says "being processed", although the customer has paid.
     - `lose_callbacks`: every push is decided after its delay but no callback is ever sent, as for
       the no-callback number: the merchant learns the outcome only by STK Query (load tests of
       reconciliation: one phone per push, every callback lost).
@@ -58,5 +60,6 @@ class SimulatorConfig:
     duplicate_callback_gap: float = 0.2
     token_ttl: int = 3599
     callback_timeout: float = 10.0
+    query_lag: float = 900.0
     lose_callbacks: bool = False
     now: Callable[[], datetime] = utc_now

@@ -5,6 +5,9 @@ No lost callback may leave a payment pending forever:
 - past `max_age`, a query that still says "being processed" expires it (our verdict, the weakest
   evidence — a late success callback still corrects it); a query that cannot be answered at all
   turns it `unknown`, and unknown payments keep being queried, more slowly;
+- Daraja does not retry a lost callback, so a payment expired on our own timeout is still queried
+  for `after_expiry` seconds on a slow backoff: a success found so is a late correction, flagged
+  like a late success callback; any other answer, or the window's end, stops the queries;
 - a pending payment that never got a CheckoutRequestID (we crashed, or Daraja never answered the
   push) turns `unknown` after `push_grace`: there is nothing to query, and a callback that
   arrives for it later is still matched through its callback token.
@@ -30,7 +33,7 @@ from mpesa_bridge.core.payments.outcomes import Outcome, flag_payment, mark_unkn
 from mpesa_bridge.core.payments.pacing import Pacer
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.result_codes import classify_result, normalise_code
-from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.payments.status import Evidence, PaymentStatus, query_may_correct
 from mpesa_bridge.core.ports import (
     DarajaGateway,
     QueryAnswer,
@@ -130,13 +133,10 @@ async def _apply(
     if answered.answer is not None:
         await _apply_answer(uow, payment, answered.answer, now)
         report.settled += 1
-    elif payment.status.is_final:
         return
-    elif _too_old(payment, now, policy):
+    if not payment.status.is_final and _too_old(payment, now, policy):
         await _give_up(uow, payment, pending=answered.pending, now=now, report=report)
-        _schedule(payment, now, policy)
-    else:
-        _schedule(payment, now, policy)
+    _schedule(payment, now, policy)
 
 
 async def _apply_answer(uow: UnitOfWork, payment: Payment, answer: QueryAnswer, now: datetime) -> None:
@@ -190,6 +190,7 @@ async def _give_up(uow: UnitOfWork, payment: Payment, *, pending: bool, now: dat
         # Daraja still says "being processed" after max_age: the prompt is long dead.
         outcome = Outcome(PaymentStatus.EXPIRED, Evidence.OWN_TIMEOUT, "no_response", result_desc=None)
         await record_outcome(uow, payment, outcome, now)
+        payment.query_attempts = 0  # the re-checks after expiry follow their own schedule from its start
         report.expired += 1
     elif await mark_unknown(uow, payment, "query_unavailable", now):
         report.marked_unknown += 1
@@ -201,7 +202,7 @@ def _too_old(payment: Payment, now: datetime, policy: ReconcilePolicy) -> bool:
 
 def _schedule(payment: Payment, now: datetime, policy: ReconcilePolicy) -> None:
     if payment.status.is_final:
-        payment.next_query_at = None
+        _recheck_later(payment, now, policy)
         return
     delay = policy.next_delay(payment.query_attempts, unknown=payment.status is PaymentStatus.UNKNOWN)
     payment.query_attempts += 1
@@ -212,6 +213,23 @@ def _schedule(payment: Payment, now: datetime, policy: ReconcilePolicy) -> None:
     else:
         payment.next_query_at = now + timedelta(seconds=delay)
     payment.updated_at = now
+
+
+def _recheck_later(payment: Payment, now: datetime, policy: ReconcilePolicy) -> None:
+    """A final payment is queried again only while a success could still correct it (our own expiry)."""
+    expired_at = payment.completed_at or payment.updated_at
+    due = policy.next_recheck(expired_at, payment.query_attempts, now) if _rechecked(payment) else None
+    payment.next_query_at = due
+    if due is not None:
+        payment.query_attempts += 1
+    elif payment.awaiting_confirmation:
+        # A success callback came after the expiry and no query confirmed it in time: a person decides.
+        payment.awaiting_confirmation = False
+        flag_payment(payment, "confirmation_unavailable", now)
+
+
+def _rechecked(payment: Payment) -> bool:
+    return query_may_correct(payment.status, payment.evidence) and payment.checkout_request_id is not None
 
 
 class Reconciler:
