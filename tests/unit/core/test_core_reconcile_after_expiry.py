@@ -14,7 +14,7 @@ import pytest
 from mpesa_bridge.core.payments.entity import EventType, Payment
 from mpesa_bridge.core.payments.pacing import Pacer
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
-from mpesa_bridge.core.payments.reconcile import Reconciler
+from mpesa_bridge.core.payments.reconcile import Reconciler, ReconcileReport
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus, query_may_correct
 from mpesa_bridge.core.ports import QueryAnswer, QueryFailed, QueryPending
 from mpesa_bridge.core.projects import DarajaAccount
@@ -137,12 +137,12 @@ class Expiry:
             pacer=pacer,
         )
 
-    async def run(self) -> None:
-        await self.time.run(self.reconciler.run_once())
+    async def run(self) -> ReconcileReport:
+        return await self.time.run(self.reconciler.run_once())
 
-    async def run_at(self, seconds_after_expiry: float) -> None:
+    async def run_at(self, seconds_after_expiry: float) -> ReconcileReport:
         self.time.elapsed = seconds_after_expiry
-        await self.run()
+        return await self.run()
 
     async def follow(self, limit: int = 50) -> list[float]:
         """Run each query when it is due until none is; the offsets (from START) they ran at."""
@@ -181,7 +181,7 @@ async def test_a_re_check_that_finds_the_money_corrects_the_payment_like_a_late_
 
     await world.run()  # expires
     await world.run_at(300)  # still being processed
-    await world.run_at(1200)  # paid
+    report = await world.run_at(1200)  # paid
 
     payment = world.payment
     assert payment.status is PaymentStatus.SUCCEEDED and payment.evidence is Evidence.DARAJA_ANSWER
@@ -193,6 +193,7 @@ async def test_a_re_check_that_finds_the_money_corrects_the_payment_like_a_late_
     assert (correction.source, correction.verdict) == ("query", "correct")
     assert correction.note == "late correction: stronger evidence shows the money moved"
     assert world.daraja.asked == 3
+    assert (report.settled, report.corrected) == (1, 1)  # the pass's log line counts it
 
 
 async def test_re_checks_back_off_then_stop_at_the_end_of_the_window() -> None:
@@ -261,3 +262,20 @@ async def test_a_late_success_callback_held_for_confirmation_is_flagged_if_no_re
 
     assert world.payment.status is PaymentStatus.EXPIRED and not world.payment.awaiting_confirmation
     assert world.payment.needs_attention and world.payment.attention_reason == "confirmation_unavailable"
+
+
+async def test_a_late_success_callback_held_for_confirmation_is_confirmed_by_a_re_check() -> None:
+    world = Expiry(PENDING, "0")
+    await world.run()
+    world.payment.awaiting_confirmation = True  # as core.callbacks.stk holds it, receipt kept
+    world.payment.mpesa_receipt_number = "SKL1234567"
+    world.payment.next_query_at = world.time.now()
+
+    report = await world.run()
+
+    payment = world.payment
+    assert payment.status is PaymentStatus.SUCCEEDED and payment.mpesa_receipt_number == "SKL1234567"
+    assert payment.needs_attention and payment.attention_reason == "late_success"
+    assert report.corrected == 1 and payment.next_query_at is None
+    assert (world.db.evidence[-1].source, world.db.evidence[-1].verdict) == ("callback+query", "correct")
+    assert world.events() == [(EventType.EXPIRED, False), (EventType.SUCCEEDED, True)]

@@ -33,7 +33,7 @@ from mpesa_bridge.core.payments.outcomes import Outcome, flag_payment, mark_unkn
 from mpesa_bridge.core.payments.pacing import Pacer
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.result_codes import classify_result, normalise_code
-from mpesa_bridge.core.payments.status import Evidence, PaymentStatus, query_may_correct
+from mpesa_bridge.core.payments.status import Evidence, PaymentStatus, Verdict, query_may_correct
 from mpesa_bridge.core.ports import (
     DarajaGateway,
     QueryAnswer,
@@ -52,6 +52,7 @@ DEFAULT_QUERY_RATE = 20.0  # STK Queries per second per process (MPESA_BRIDGE_RE
 class ReconcileReport:
     queried: int = 0
     settled: int = 0
+    corrected: int = 0  # of those settled, final payments a query showed paid: late corrections, flagged
     expired: int = 0
     marked_unknown: int = 0
     errors: int = 0
@@ -118,6 +119,7 @@ async def _write(
             if payment is not None:  # payments are never deleted
                 await _apply(uow, payment, answered, now, policy, done)
     report.settled += done.settled
+    report.corrected += done.corrected
     report.expired += done.expired
     report.marked_unknown += done.marked_unknown
 
@@ -131,19 +133,20 @@ async def _apply(
     report: ReconcileReport,
 ) -> None:
     if answered.answer is not None:
-        await _apply_answer(uow, payment, answered.answer, now)
+        verdict = await _apply_answer(uow, payment, answered.answer, now)
         report.settled += 1
+        if verdict is Verdict.CORRECT:
+            report.corrected += 1
         return
     if not payment.status.is_final and _too_old(payment, now, policy):
         await _give_up(uow, payment, pending=answered.pending, now=now, report=report)
     _schedule(payment, now, policy)
 
 
-async def _apply_answer(uow: UnitOfWork, payment: Payment, answer: QueryAnswer, now: datetime) -> None:
+async def _apply_answer(uow: UnitOfWork, payment: Payment, answer: QueryAnswer, now: datetime) -> Verdict | None:
     status, reason = classify_result(answer.result_code)
     if payment.awaiting_confirmation:
-        await _confirm(uow, payment, status, answer, now)
-        return
+        return await _confirm(uow, payment, status, answer, now)
     outcome = Outcome(
         status,
         Evidence.DARAJA_ANSWER,
@@ -151,12 +154,12 @@ async def _apply_answer(uow: UnitOfWork, payment: Payment, answer: QueryAnswer, 
         result_code=normalise_code(answer.result_code),
         result_desc=answer.result_desc,
     )
-    await record_outcome(uow, payment, outcome, now)
+    return await record_outcome(uow, payment, outcome, now)
 
 
 async def _confirm(
     uow: UnitOfWork, payment: Payment, status: PaymentStatus, answer: QueryAnswer, now: datetime
-) -> None:
+) -> Verdict | None:
     """Confirm-by-query: the held success callback and Daraja's answer must agree."""
     payment.awaiting_confirmation = False
     if status is PaymentStatus.SUCCEEDED:
@@ -170,12 +173,12 @@ async def _confirm(
             transaction_date=payment.transaction_date,
             source="callback+query",
         )
-        await record_outcome(uow, payment, outcome, now)
-        return
+        return await record_outcome(uow, payment, outcome, now)
     # They disagree: never declare it paid, never hide a receipt — a person decides.
     await mark_unknown(uow, payment, "confirmation_disagrees", now)
     flag_payment(payment, "confirmation_disagrees", now)
     payment.next_query_at = None
+    return None
 
 
 async def _give_up(uow: UnitOfWork, payment: Payment, *, pending: bool, now: datetime, report: ReconcileReport) -> None:
