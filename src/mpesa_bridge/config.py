@@ -7,6 +7,7 @@ master key, without a public base URL (Daraja must reach our callbacks), or with
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 from pathlib import Path
@@ -104,6 +105,12 @@ class Settings(BaseSettings):
     reconcile_max_age: float = Field(600.0, gt=0, description="seconds after which a pending payment expires")
     reconcile_push_grace: float = Field(120.0, ge=0, description="seconds before an unanswered push is unknown")
     reconcile_backoff: str = Field("15,30,60", description="comma-separated seconds between STK Queries")
+    reconcile_after_expiry: float = Field(
+        86_400.0, ge=0, allow_inf_nan=False, description="seconds an expiry on our own timeout is still queried"
+    )
+    reconcile_after_expiry_backoff: str = Field(
+        "300,900,1800,3600,7200,14400", description="comma-separated seconds between those queries"
+    )
     reconcile_query_rate: float = Field(
         20.0, gt=0, allow_inf_nan=False, description="STK Queries per second one process sends Daraja, evenly spaced"
     )
@@ -240,13 +247,11 @@ class Settings(BaseSettings):
 
     @property
     def backoff_steps(self) -> tuple[float, ...]:
-        try:
-            steps = tuple(float(x) for x in self.reconcile_backoff.split(",") if x.strip())
-        except ValueError as exc:
-            raise ConfigError("MPESA_BRIDGE_RECONCILE_BACKOFF must be comma-separated seconds") from exc
-        if not steps or min(steps) <= 0:
-            raise ConfigError("MPESA_BRIDGE_RECONCILE_BACKOFF must list positive seconds")
-        return steps
+        return _seconds_steps(self.reconcile_backoff, "MPESA_BRIDGE_RECONCILE_BACKOFF")
+
+    @property
+    def after_expiry_backoff_steps(self) -> tuple[float, ...]:
+        return _seconds_steps(self.reconcile_after_expiry_backoff, "MPESA_BRIDGE_RECONCILE_AFTER_EXPIRY_BACKOFF")
 
     def _old_keys(self) -> list[bytes]:
         if self.old_master_keys is None:
@@ -290,6 +295,16 @@ class Settings(BaseSettings):
             raise ConfigError(
                 f"{path} is not a usable master key ({exc}); delete it or set MPESA_BRIDGE_MASTER_KEY"
             ) from exc
+
+
+def _seconds_steps(text: str, variable: str) -> tuple[float, ...]:
+    try:
+        steps = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{variable} must be comma-separated seconds") from exc
+    if not steps or min(steps) <= 0 or not all(math.isfinite(step) for step in steps):
+        raise ConfigError(f"{variable} must list positive seconds")
+    return steps
 
 
 def _split(text: str) -> list[str]:

@@ -106,6 +106,8 @@ def policy_from(settings: Settings) -> ReconcilePolicy:
         max_age=settings.reconcile_max_age,
         backoff=settings.backoff_steps,
         push_grace=settings.reconcile_push_grace,
+        after_expiry=settings.reconcile_after_expiry,
+        after_expiry_backoff=settings.after_expiry_backoff_steps,
     )
 
 

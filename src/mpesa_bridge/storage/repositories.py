@@ -15,7 +15,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from mpesa_bridge.core.ids import id_ceiling, id_floor
 from mpesa_bridge.core.payments.entity import InboundCallback, OutboxEvent, Payment, PaymentEvidence
-from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 from mpesa_bridge.core.ports import DayStatusTotal, PaymentFilter, QueryClaim
 from mpesa_bridge.core.projects import ApiKey, DarajaConfig, Mode, Project, Tenant
 from mpesa_bridge.storage import tables
@@ -182,7 +182,11 @@ class SqlPaymentRepository:
             sa.select(c.id, c.project_id, c.mode, c.checkout_request_id)
             .where(
                 c.next_query_at <= now,
-                c.status.in_([PaymentStatus.PENDING, PaymentStatus.UNKNOWN]),
+                sa.or_(
+                    c.status.in_([PaymentStatus.PENDING, PaymentStatus.UNKNOWN]),
+                    # status.query_may_correct: an expiry on our own timeout is re-checked a while.
+                    sa.and_(c.status == PaymentStatus.EXPIRED, c.evidence == Evidence.OWN_TIMEOUT),
+                ),
                 c.checkout_request_id.is_not(None),
             )
             .order_by(c.next_query_at)
