@@ -42,7 +42,8 @@ def test_the_docs_page_authorizes_and_creates_a_payment(bridge: tuple[ServerProc
             page.on("request", lambda request: requested.append(request.url))
             page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
             page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
-            page.goto(f"{server.url}/docs")
+            response = page.goto(f"{server.url}/docs")
+            policy = response.header_value("content-security-policy") if response is not None else None
             create = page.locator(".opblock", has_text="Start an STK Push payment")
             create.wait_for(timeout=15_000)
 
@@ -63,6 +64,7 @@ def test_the_docs_page_authorizes_and_creates_a_payment(bridge: tuple[ServerProc
             create.screenshot(path=str(tmp_path / "docs-create-payment.png"))
         finally:
             browser.close()
+    assert policy is not None and "script-src 'self';" in policy and "unsafe" not in policy, policy
     assert status == "201", body
     assert json.loads(body)["id"].startswith("pay_"), body
     assert all(urlsplit(url).hostname in LOOPBACK for url in requested), requested  # no CDN, no validator badge
