@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     rate_limit_ip: str = Field("30/second", description="unauthenticated requests per client IP")
     rate_limit_create: str = Field("20/second", description="payment creations per secret key")
     rate_limit_phone: str = Field("3/10minutes", description="STK pushes to one phone per project")
+    rate_limit_handshake: str = Field("10/second", description="new Socket.IO sessions per client address")
+    rate_limit_ipv6_prefix: int = Field(
+        64, ge=1, le=128, description="IPv6 clients are counted per network of this prefix length (IPv4 per address)"
+    )
     # --- webhooks --------------------------------------------------------------------------------
     webhook_timeout: float = Field(
         10.0, gt=0, le=60, description="seconds a webhook endpoint has to answer (2xx) before the attempt fails"
@@ -188,6 +192,12 @@ class Settings(BaseSettings):
     )
     realtime_key_recheck_interval: float = Field(
         60.0, gt=0, description="seconds between checks that the key behind an open stream or socket still works"
+    )
+    realtime_join_timeout: float = Field(
+        5.0, gt=0, description="seconds a Socket.IO connection has to authenticate before it is closed"
+    )
+    realtime_max_connect_failures: int = Field(
+        3, ge=1, description="refused Socket.IO connects after which the connection is closed"
     )
 
     @model_validator(mode="after")
