@@ -9,12 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mpesa_bridge.core.projects import Mode
-from mpesa_bridge.core.webhooks.destinations import AddressRule, check_destination, parse_webhook_url
+from mpesa_bridge.core.webhooks.destinations import (
+    AddressRule,
+    check_destination,
+    is_public_address,
+    parse_webhook_url,
+)
 from mpesa_bridge.core.webhooks.errors import DestinationRefused, InvalidWebhookUrl, UrlUnresolvable
 
-LIVE = AddressRule.for_mode(Mode.LIVE, allow_private=False)
-TEST = AddressRule.for_mode(Mode.TEST, allow_private=False)
-ANYTHING = AddressRule.for_mode(Mode.LIVE, allow_private=True)
+LIVE = AddressRule.for_mode(Mode.LIVE, allow_private=False, test_loopback=True)
+TEST = AddressRule.for_mode(Mode.TEST, allow_private=False, test_loopback=True)  # development
+TEST_IN_PRODUCTION = AddressRule.for_mode(Mode.TEST, allow_private=False, test_loopback=False)
+ANYTHING = AddressRule.for_mode(Mode.LIVE, allow_private=True, test_loopback=False)
 
 
 class StaticResolver:
@@ -61,6 +67,9 @@ def test_address_rules(address: str, live: bool, test: bool, private_allowed: bo
     assert (LIVE.refusal(address) is None) is live
     assert (TEST.refusal(address) is None) is test
     assert (ANYTHING.refusal(address) is None) is private_allowed
+    # Test mode without loopback (production's default) is live mode's rule; only public answers are kept.
+    assert (TEST_IN_PRODUCTION.refusal(address) is None) is live
+    assert is_public_address(address) is live
 
 
 @pytest.mark.parametrize(
@@ -118,6 +127,15 @@ async def test_every_resolved_address_must_pass() -> None:
     await check_destination("http://local.example.com:3000/h", TEST, resolver)
     with pytest.raises(UrlUnresolvable):
         await check_destination("https://nowhere.example.com/h", LIVE, resolver)
+
+
+async def test_loopback_in_test_mode_is_the_operator_s_choice() -> None:
+    resolver = StaticResolver({"localhost": ["127.0.0.1", "::1"]})
+    await check_destination("http://localhost:3000/h", TEST, resolver)
+    for url in ("http://localhost:3000/h", "http://127.0.0.1:3000/h", "http://[::1]:3000/h"):
+        with pytest.raises(DestinationRefused):
+            await check_destination(url, TEST_IN_PRODUCTION, resolver)
+    assert not is_public_address("127.0.0.1") and not is_public_address("::1")  # never a kept answer
 
 
 async def test_literal_addresses_are_not_resolved() -> None:

@@ -53,7 +53,10 @@ class AttemptPublic(BaseModel):
     succeeded: bool
     status_code: int | None
     latency_ms: int
-    response_body: str | None = Field(description="the first 1 KB of the answer")
+    response_body: str | None = Field(
+        description="the first 1 KB of the answer; null when the endpoint's address is not public (loopback, "
+        "private): what a private service answers is never kept"
+    )
     error: str | None = Field(description="why no usable answer came (timeout, connect_error, url_not_allowed, …)")
 
 

@@ -8,9 +8,12 @@ addresses are refused. An IPv6 address that carries an IPv4 one (IPv4-mapped, 6t
 64:ff9b::/96) is judged by that IPv4 address too; the forms that are not globally routable
 (IPv4-compatible ::/96, IPv4-translated ::ffff:0:0:0/96, local-use NAT64 64:ff9b:1::/48, Teredo
 2001::/32) are refused whatever they carry.
-Test mode also allows loopback, so that developers can point a test endpoint at their laptop.
+Test mode also allows loopback, so that developers can point a test endpoint at their laptop —
+outside production only (`MPESA_BRIDGE_WEBHOOK_TEST_ALLOW_LOOPBACK`): on a production host any
+test key could otherwise reach the host's own services.
 `MPESA_BRIDGE_WEBHOOK_ALLOW_PRIVATE_URLS=true` lifts the address rule (a bridge on a private
-network delivering to its neighbours).
+network delivering to its neighbours). Whatever the rule, what a non-public address answers is
+never kept (`is_public_address`): an endpoint must not become a way to read a private service.
 
 The rule is applied to the literal host and to every address it resolves to, when an endpoint
 is created or changed, and again when the delivery transport connects: DNS can change between
@@ -55,8 +58,10 @@ class AddressRule:
     allow_private: bool = False
 
     @classmethod
-    def for_mode(cls, mode: Mode | str, *, allow_private: bool) -> AddressRule:
-        return cls(allow_loopback=Mode(mode) is Mode.TEST, allow_private=allow_private)
+    def for_mode(cls, mode: Mode | str, *, allow_private: bool, test_loopback: bool) -> AddressRule:
+        """Live mode: public addresses only. Test mode: loopback too, when `test_loopback` (the
+        operator's choice: on in development, off in production). `allow_private`: anything."""
+        return cls(allow_loopback=test_loopback and Mode(mode) is Mode.TEST, allow_private=allow_private)
 
     def refusal(self, address: str) -> str | None:
         """Why `address` may not be called, or None when it may."""
