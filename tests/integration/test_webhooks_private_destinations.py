@@ -8,6 +8,8 @@ loopback; SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -151,3 +153,30 @@ async def test_development_allows_loopback_in_test_mode_but_never_stores_its_ans
     shown = str(attempts)
     assert "internal-service-answer" not in shown and "/internal/admin" not in shown  # nor the Location
     assert await stored_bodies(bridge) == [None, None, None]
+
+
+async def test_a_service_that_does_not_speak_http_does_not_leak_its_banner_through_the_error(
+    bridge: InProcessBridge,
+) -> None:
+    async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)  # the request has arrived: answer as an SSH server would, then wait
+        writer.write(b"SSH-2.0-OpenSSH_9.9 " + SECRET_PAGE + b"\r\n\r\n")
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the bridge closes the connection
+        writer.close()
+
+    server = await asyncio.start_server(banner, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        tenant = await bridge.create_project()
+        assert (await post_endpoint(bridge, tenant, f"http://127.0.0.1:{port}/")).status_code == 201
+        (event,) = await add_events(bridge, tenant.project_id, [(EventType.SUCCEEDED, "pay_1")])
+        async with webhook_worker(bridge) as worker:
+            assert (await worker.run_once()).failed == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+    (attempt,) = await attempts_of(bridge, tenant, event.id)
+    assert attempt["error"].startswith("protocol_error") and attempt["response_body"] is None
+    assert "SSH" not in attempt["error"] and "internal-service-answer" not in attempt["error"]

@@ -207,6 +207,9 @@ def _describe(exc: BaseException, timeout: float) -> str:
         return f"timeout: no complete answer within {timeout:g} s"
     if isinstance(exc, httpx.ConnectError):
         return f"connect_error: {exc}"[:500] if str(exc) else "connect_error"
+    if isinstance(exc, httpx.ProtocolError):
+        # h11 quotes what the peer sent (an SSH or Redis banner): never kept, like a private answer.
+        return "protocol_error: the answer is not valid HTTP/1.1"
     name = type(exc).__name__
     return f"{name}: {exc}"[:500] if str(exc) else name
 
