@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     webhook_allow_private_urls: bool = Field(
         False, description="let live-mode webhook URLs reach private, loopback and link-local addresses"
     )
+    webhook_test_allow_loopback: bool | None = Field(
+        None, description="let test-mode webhook URLs reach loopback; default: on in development, off in production"
+    )
     webhook_secret_grace: float = Field(
         86_400.0, ge=0, description="seconds a webhook endpoint's old secret keeps signing after a rotation"
     )
@@ -274,6 +277,11 @@ class Settings(BaseSettings):
     @property
     def callback_allowlist_on(self) -> bool:
         return self.production if self.callback_allowlist is None else self.callback_allowlist
+
+    @property
+    def webhook_test_loopback_on(self) -> bool:
+        # Off in production: a test key must not reach (nor read) the host's own services.
+        return (not self.production) if self.webhook_test_allow_loopback is None else self.webhook_test_allow_loopback
 
     @property
     def callback_networks(self) -> list[str]:

@@ -203,7 +203,12 @@ async def build_runtime(
         replay_guard=replay_guard_for(settings.redis_url),
         rate_limiter=RateLimiter.from_settings(settings),
         webhook_endpoints=EndpointService(
-            webhooks, box, clock, resolver, allow_private_urls=settings.webhook_allow_private_urls
+            webhooks,
+            box,
+            clock,
+            resolver,
+            allow_private_urls=settings.webhook_allow_private_urls,
+            test_loopback=settings.webhook_test_loopback_on,
         ),
         events=EventService(webhooks, clock),
         delivery=delivery,
