@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         20.0, gt=0, allow_inf_nan=False, description="STK Queries per second one process sends Daraja, evenly spaced"
     )
     inbox_poll_interval: float = Field(2.0, gt=0, description="seconds between sweeps for unprocessed callbacks")
+    inbox_sweep_batch: int = Field(500, ge=1, description="most stored callbacks one sweep reads")
+    inbox_max_attempts: int = Field(10, ge=1, description="tries of a callback whose handling fails, then `failed`")
+    inbox_retry_delay: float = Field(
+        10.0, gt=0, le=3600, allow_inf_nan=False, description="seconds before a failed callback's 2nd try; doubles"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool | None = Field(None, description="JSON log lines; default: on in production")
     fault_injection: str | None = Field(None, description="testing only, refused in production")

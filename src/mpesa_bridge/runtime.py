@@ -13,6 +13,7 @@ from mpesa_bridge.api.ratelimit import RateLimiter
 from mpesa_bridge.api.replay import replay_guard_for
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.accounts import ProjectService
+from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.clock import Clock, SystemClock
 from mpesa_bridge.core.crypto import SecretBox
 from mpesa_bridge.core.payments.pacing import Pacer
@@ -188,7 +189,14 @@ async def build_runtime(
         payments=payments,
         policy=policy,
         limits=PaymentLimits(max_amount=settings.max_amount, metadata_max_bytes=settings.metadata_max_bytes),
-        inbox=Inbox(db, clock, policy, settings.inbox_poll_interval),
+        inbox=Inbox(
+            db,
+            clock,
+            policy,
+            settings.inbox_poll_interval,
+            retry=InboxRetryPolicy(settings.inbox_max_attempts, settings.inbox_retry_delay),
+            sweep_batch=settings.inbox_sweep_batch,
+        ),
         callback_store=CallbackStore(db),
         reconciler=Reconciler(
             db,

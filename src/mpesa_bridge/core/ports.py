@@ -175,7 +175,11 @@ class CallbackRepository(Protocol):
         """The callbacks among `callback_ids` that no other transaction holds, locked, in id order."""
         ...
 
-    async def unprocessed(self, limit: int) -> Sequence[str]: ...
+    async def unprocessed(self, due_by: datetime, limit: int) -> Sequence[str]:
+        """The ids of `received` callbacks due by `due_by` (never tried, or their retry is due), oldest first.
+
+        A callback waiting for its retry, or `failed`, is not among them: it cannot hide newer ones."""
+        ...
 
 
 class ProjectRepository(Protocol):

@@ -303,9 +303,10 @@ class SqlCallbackRepository:
             stmt = stmt.with_for_update(skip_locked=True)
         return (await self._s.execute(stmt)).scalars().all()
 
-    async def unprocessed(self, limit: int) -> Sequence[str]:
+    async def unprocessed(self, due_by: datetime, limit: int) -> Sequence[str]:
         c = tables.inbound_callbacks.c
-        stmt = sa.select(c.id).where(c.state == "received").order_by(c.received_at).limit(limit)
+        due = sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= due_by)
+        stmt = sa.select(c.id).where(c.state == "received", due).order_by(c.received_at).limit(limit)
         return (await self._s.execute(stmt)).scalars().all()
 
 

@@ -146,6 +146,9 @@ inbound_callbacks = sa.Table(
     sa.Column("checkout_request_id", sa.String(64), nullable=True),
     sa.Column("processed_at", UTCDateTime(), nullable=True),
     sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+    # After a failed attempt: when the sweep may try again (None: at once), and the error's class.
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.String(64), nullable=True),
 )
 sa.Index("ix_inbound_callbacks_state_received", inbound_callbacks.c.state, inbound_callbacks.c.received_at)
 
