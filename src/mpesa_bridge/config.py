@@ -7,6 +7,7 @@ master key, without a public base URL (Daraja must reach our callbacks), or with
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 from pathlib import Path
@@ -117,10 +118,21 @@ class Settings(BaseSettings):
     reconcile_max_age: float = Field(600.0, gt=0, description="seconds after which a pending payment expires")
     reconcile_push_grace: float = Field(120.0, ge=0, description="seconds before an unanswered push is unknown")
     reconcile_backoff: str = Field("15,30,60", description="comma-separated seconds between STK Queries")
+    reconcile_after_expiry: float = Field(
+        86_400.0, ge=0, allow_inf_nan=False, description="seconds an expiry on our own timeout is still queried"
+    )
+    reconcile_after_expiry_backoff: str = Field(
+        "300,900,1800,3600,7200,14400", description="comma-separated seconds between those queries"
+    )
     reconcile_query_rate: float = Field(
         20.0, gt=0, allow_inf_nan=False, description="STK Queries per second one process sends Daraja, evenly spaced"
     )
     inbox_poll_interval: float = Field(2.0, gt=0, description="seconds between sweeps for unprocessed callbacks")
+    inbox_sweep_batch: int = Field(500, ge=1, description="most stored callbacks one sweep reads")
+    inbox_max_attempts: int = Field(10, ge=1, description="tries of a callback whose handling fails, then `failed`")
+    inbox_retry_delay: float = Field(
+        10.0, gt=0, le=3600, allow_inf_nan=False, description="seconds before a failed callback's 2nd try; doubles"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool | None = Field(None, description="JSON log lines; default: on in production")
     fault_injection: str | None = Field(None, description="testing only, refused in production")
@@ -165,12 +177,19 @@ class Settings(BaseSettings):
     rate_limit_ip: str = Field("30/second", description="unauthenticated requests per client IP")
     rate_limit_create: str = Field("20/second", description="payment creations per secret key")
     rate_limit_phone: str = Field("3/10minutes", description="STK pushes to one phone per project")
+    rate_limit_handshake: str = Field("10/second", description="new Socket.IO sessions per client address")
+    rate_limit_ipv6_prefix: int = Field(
+        64, ge=1, le=128, description="IPv6 clients are counted per network of this prefix length (IPv4 per address)"
+    )
     # --- webhooks --------------------------------------------------------------------------------
     webhook_timeout: float = Field(
         10.0, gt=0, le=60, description="seconds a webhook endpoint has to answer (2xx) before the attempt fails"
     )
     webhook_allow_private_urls: bool = Field(
         False, description="let live-mode webhook URLs reach private, loopback and link-local addresses"
+    )
+    webhook_test_allow_loopback: bool | None = Field(
+        None, description="let test-mode webhook URLs reach loopback; default: on in development, off in production"
     )
     webhook_secret_grace: float = Field(
         86_400.0, ge=0, description="seconds a webhook endpoint's old secret keeps signing after a rotation"
@@ -194,6 +213,12 @@ class Settings(BaseSettings):
     )
     realtime_key_recheck_interval: float = Field(
         60.0, gt=0, description="seconds between checks that the key behind an open stream or socket still works"
+    )
+    realtime_join_timeout: float = Field(
+        5.0, gt=0, description="seconds a Socket.IO connection has to authenticate before it is closed"
+    )
+    realtime_max_connect_failures: int = Field(
+        3, ge=1, description="refused Socket.IO connects after which the connection is closed"
     )
 
     @model_validator(mode="after")
@@ -253,13 +278,11 @@ class Settings(BaseSettings):
 
     @property
     def backoff_steps(self) -> tuple[float, ...]:
-        try:
-            steps = tuple(float(x) for x in self.reconcile_backoff.split(",") if x.strip())
-        except ValueError as exc:
-            raise ConfigError("MPESA_BRIDGE_RECONCILE_BACKOFF must be comma-separated seconds") from exc
-        if not steps or min(steps) <= 0:
-            raise ConfigError("MPESA_BRIDGE_RECONCILE_BACKOFF must list positive seconds")
-        return steps
+        return _seconds_steps(self.reconcile_backoff, "MPESA_BRIDGE_RECONCILE_BACKOFF")
+
+    @property
+    def after_expiry_backoff_steps(self) -> tuple[float, ...]:
+        return _seconds_steps(self.reconcile_after_expiry_backoff, "MPESA_BRIDGE_RECONCILE_AFTER_EXPIRY_BACKOFF")
 
     def _old_keys(self) -> list[bytes]:
         if self.old_master_keys is None:
@@ -272,6 +295,11 @@ class Settings(BaseSettings):
     @property
     def callback_allowlist_on(self) -> bool:
         return self.production if self.callback_allowlist is None else self.callback_allowlist
+
+    @property
+    def webhook_test_loopback_on(self) -> bool:
+        # Off in production: a test key must not reach (nor read) the host's own services.
+        return (not self.production) if self.webhook_test_allow_loopback is None else self.webhook_test_allow_loopback
 
     @property
     def callback_networks(self) -> list[str]:
@@ -303,6 +331,16 @@ class Settings(BaseSettings):
             raise ConfigError(
                 f"{path} is not a usable master key ({exc}); delete it or set MPESA_BRIDGE_MASTER_KEY"
             ) from exc
+
+
+def _seconds_steps(text: str, variable: str) -> tuple[float, ...]:
+    try:
+        steps = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{variable} must be comma-separated seconds") from exc
+    if not steps or min(steps) <= 0 or not all(math.isfinite(step) for step in steps):
+        raise ConfigError(f"{variable} must list positive seconds")
+    return steps
 
 
 def _split(text: str) -> list[str]:

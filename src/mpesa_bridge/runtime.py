@@ -13,6 +13,7 @@ from mpesa_bridge.api.ratelimit import RateLimiter
 from mpesa_bridge.api.replay import replay_guard_for
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.accounts import ProjectService
+from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.clock import Clock, SystemClock
 from mpesa_bridge.core.crypto import SecretBox
 from mpesa_bridge.core.payments.pacing import Pacer
@@ -106,6 +107,8 @@ def policy_from(settings: Settings) -> ReconcilePolicy:
         max_age=settings.reconcile_max_age,
         backoff=settings.backoff_steps,
         push_grace=settings.reconcile_push_grace,
+        after_expiry=settings.reconcile_after_expiry,
+        after_expiry_backoff=settings.after_expiry_backoff_steps,
     )
 
 
@@ -186,7 +189,14 @@ async def build_runtime(
         payments=payments,
         policy=policy,
         limits=PaymentLimits(max_amount=settings.max_amount, metadata_max_bytes=settings.metadata_max_bytes),
-        inbox=Inbox(db, clock, policy, settings.inbox_poll_interval),
+        inbox=Inbox(
+            db,
+            clock,
+            policy,
+            settings.inbox_poll_interval,
+            retry=InboxRetryPolicy(settings.inbox_max_attempts, settings.inbox_retry_delay),
+            sweep_batch=settings.inbox_sweep_batch,
+        ),
         callback_store=CallbackStore(db),
         reconciler=Reconciler(
             db,
@@ -201,7 +211,12 @@ async def build_runtime(
         replay_guard=replay_guard_for(settings.redis_url),
         rate_limiter=RateLimiter.from_settings(settings),
         webhook_endpoints=EndpointService(
-            webhooks, box, clock, resolver, allow_private_urls=settings.webhook_allow_private_urls
+            webhooks,
+            box,
+            clock,
+            resolver,
+            allow_private_urls=settings.webhook_allow_private_urls,
+            test_loopback=settings.webhook_test_loopback_on,
         ),
         events=EventService(webhooks, clock),
         delivery=delivery,

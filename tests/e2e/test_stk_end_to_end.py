@@ -19,9 +19,8 @@ import pytest
 
 from mpesa_bridge.storage.db import Database
 from tests.fixtures.bridge import ADMIN_TOKEN
-from tests.fixtures.database import create_pg_database, drop_pg_database
+from tests.fixtures.database import process_database
 from tests.fixtures.servers import ServerProcess, bridge_process, simulator_process
-from tests.fixtures.services import need, postgres_available
 
 pytestmark = pytest.mark.slow
 
@@ -89,26 +88,16 @@ def create_project(bridge: ServerProcess) -> str:
     return key
 
 
-def _database(engine: str, folder: Path) -> Iterator[str]:
-    if engine == "sqlite":
-        yield f"sqlite:///{folder / 'bridge.db'}"
-        return
-    need("PostgreSQL", postgres_available())
-    url = asyncio.run(create_pg_database())
-    yield url
-    asyncio.run(drop_pg_database(url))
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Shared by the tests that use the module's running stack."""
-    yield from _database(request.param, tmp_path_factory.mktemp("e2e"))
+    yield from process_database(request.param, tmp_path_factory.mktemp("e2e"))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def own_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of its own, for tests that start their own bridge (no other bridge reconciles it)."""
-    yield from _database(request.param, tmp_path)
+    yield from process_database(request.param, tmp_path)
 
 
 @pytest.fixture(scope="module")

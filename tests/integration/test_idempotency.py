@@ -14,7 +14,10 @@ from starlette.requests import Request
 
 from mpesa_bridge.api.idempotency import _request_hash
 from mpesa_bridge.config import Settings
+from mpesa_bridge.core.errors import Conflict
 from mpesa_bridge.core.payments.validation import PaymentCreate
+from mpesa_bridge.core.ports import IdempotencyBinding
+from mpesa_bridge.core.projects import Mode
 from mpesa_bridge.core.projects import Tenant as Scope
 from mpesa_bridge.storage import idempotency, tables
 from tests.fixtures.bridge import InProcessBridge, Tenant, make_settings, wait_until
@@ -103,11 +106,11 @@ async def test_the_same_key_while_the_first_request_runs_is_409(
     entered, release = asyncio.Event(), asyncio.Event()
     create_payment = bridge.runtime.payments.create
 
-    async def held_create(tenant: Scope, request: PaymentCreate) -> Any:
+    async def held_create(tenant: Scope, request: PaymentCreate, binding: IdempotencyBinding | None) -> Any:
         if not entered.is_set():  # only the first request is held inside its handler
             entered.set()
             await release.wait()
-        return await create_payment(tenant, request)
+        return await create_payment(tenant, request, binding)
 
     monkeypatch.setattr(bridge.runtime.payments, "create", held_create)
     first_task = asyncio.create_task(create(bridge, shop, "order-42"))
@@ -149,7 +152,9 @@ async def test_keys_are_scoped_to_project_and_mode(bridge: InProcessBridge) -> N
     shop, rival = await bridge.create_project("Shop"), await bridge.create_project("Rival")
 
     mine = await create(bridge, shop, "order-42")
-    theirs = await create(bridge, rival, "order-42")
+    # Another phone: the simulator refuses a second push to a phone whose prompt is still open
+    # (subscriber_locked), and whether the first is answered yet is a race this test is not about.
+    theirs = await create(bridge, rival, "order-42", {**PAYMENT, "phone": "0708374150"})
     live = await create(bridge, shop, "order-42", mode="live")  # live mode has no Daraja settings here
     mine_again = await create(bridge, shop, "order-42")
 
@@ -237,6 +242,97 @@ async def test_a_crashed_first_request_can_be_taken_over_after_the_lock_timeout(
         assert response.json()["error"]["code"] == "idempotency_key_in_use"
     assert taken_over.status_code == 201 and not is_replay(taken_over)
     assert is_replay(replayed) and replayed.content == taken_over.content
+    assert len(bridge.simulator.pushes()) == 1
+
+
+def crashed_request(bridge: InProcessBridge, tenant: Tenant, key: str) -> Request:
+    headers = [(b"idempotency-key", key.encode())]
+    return Request({"type": "http", "method": "POST", "path": "/v1/payments", "query_string": b"", "headers": headers})
+
+
+async def claim_as_a_request_would(bridge: InProcessBridge, tenant: Tenant, key: str) -> idempotency.Claim:
+    return await idempotency.claim(
+        bridge.db,
+        f"{tenant.project_id}:test",
+        key,
+        _request_hash(crashed_request(bridge, tenant, key), body_of(PAYMENT)),
+        bridge.clock.now(),
+        ttl=bridge.settings.idempotency_ttl,
+        lock_timeout=bridge.settings.idempotency_lock_timeout,
+    )
+
+
+def binding_of(bridge: InProcessBridge, tenant: Tenant, key: str, claim: idempotency.Claim) -> IdempotencyBinding:
+    scope = f"{tenant.project_id}:test"
+    box = bridge.runtime.box
+    return IdempotencyBinding(
+        scope, key, claim.owner or "", lambda text: box.seal(text, context=f"idempotency:{scope}:{key}:secret")
+    )
+
+
+def payment_request() -> PaymentCreate:
+    return PaymentCreate(phone="254708374149", amount=100, account_reference="INV001", description="Test", metadata={})
+
+
+async def test_a_request_that_died_after_creating_its_payment_is_answered_with_it_never_rerun(
+    bridge: InProcessBridge,
+) -> None:
+    """The process died after the payment was committed (and pushed) but before the answer was
+    stored: every retry answers with that payment; none creates another or prompts again."""
+    shop = await bridge.create_project()
+    claim = await claim_as_a_request_would(bridge, shop, "order-42")
+    scope = Scope(shop.project_id, Mode.TEST)
+    created = await bridge.runtime.payments.create(
+        scope, payment_request(), binding_of(bridge, shop, "order-42", claim)
+    )
+    # ... and here the process died: nothing completed the key.
+
+    at_once = await create(bridge, shop, "order-42")
+    bridge.clock.advance(bridge.settings.idempotency_lock_timeout + 1)
+    recovered = await create(bridge, shop, "order-42")
+    replayed = await create(bridge, shop, "order-42")
+
+    assert at_once.status_code == 409 and at_once.json()["error"]["code"] == "idempotency_key_in_use"
+    assert recovered.status_code == 201 and is_replay(recovered), recovered.text
+    assert recovered.json()["id"] == created.id
+    assert recovered.json()["client_secret"] == created.client_secret  # as the lost answer had it
+    assert is_replay(replayed) and replayed.content == recovered.content
+    assert await payment_ids(bridge, shop) == [created.id]
+    assert len(bridge.simulator.pushes()) == 1
+
+
+async def test_a_bound_request_that_ended_without_an_answer_is_recovered_at_once(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    claim = await claim_as_a_request_would(bridge, shop, "order-42")
+    scope = Scope(shop.project_id, Mode.TEST)
+    created = await bridge.runtime.payments.create(
+        scope, payment_request(), binding_of(bridge, shop, "order-42", claim)
+    )
+    # The request ended with a 5xx after the payment existed (e.g. the database failed while
+    # recording Daraja's answer): the key is released, but it stays bound.
+    await idempotency.release(bridge.db, f"{shop.project_id}:test", "order-42", claim.owner or "")
+
+    retry = await create(bridge, shop, "order-42")
+
+    assert retry.status_code == 201 and is_replay(retry) and retry.json()["id"] == created.id
+    assert len(bridge.simulator.pushes()) == 1
+
+
+async def test_a_request_that_lost_its_claim_creates_nothing(bridge: InProcessBridge) -> None:
+    """A first request slower than the lock timeout, taken over before it created its payment,
+    must not create a second one when it wakes up."""
+    shop = await bridge.create_project()
+    slow = await claim_as_a_request_would(bridge, shop, "order-42")
+    bridge.clock.advance(bridge.settings.idempotency_lock_timeout + 1)
+    taken_over = await create(bridge, shop, "order-42")
+    scope = Scope(shop.project_id, Mode.TEST)
+
+    with pytest.raises(Conflict) as refused:
+        await bridge.runtime.payments.create(scope, payment_request(), binding_of(bridge, shop, "order-42", slow))
+
+    assert refused.value.code == "idempotency_key_in_use"
+    assert taken_over.status_code == 201
+    assert await payment_ids(bridge, shop) == [taken_over.json()["id"]]
     assert len(bridge.simulator.pushes()) == 1
 
 

@@ -352,3 +352,36 @@ async def test_last_used_at_is_recorded(bridge: InProcessBridge) -> None:
     assert await works(bridge, shop.test_key)
     by_display = {k["display"]: k["last_used_at"] for k in await keys_of(bridge, other)}
     assert by_display[display_key(shop.test_key)] == iso(bridge.clock.now())
+
+
+@pytest.mark.parametrize("key_cache_ttl", [3600.0])
+async def test_an_unknown_key_and_a_revoked_key_cost_the_same(bridge: InProcessBridge) -> None:
+    """Found-but-unusable keys were cached and cost a second query, misses were not cached: a
+    revoked key answered measurably faster than a never-issued one (issue 9 #9). Both now take one
+    read on first sight and none while remembered — the same path, so the same time."""
+    shop = await bridge.create_project()
+    spare = await issue_key(bridge, shop)
+    revoked_id = await key_id(bridge, spare, shop.test_key)
+    revoked = await bridge.client.post(f"/v1/keys/{revoked_id}/revoke", headers=bearer(spare))
+    assert revoked.status_code == 200, revoked.text
+    unknown = "sk_test_" + "A" * 32
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = bridge.db.read_engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        costs: dict[str, list[int]] = {}
+        for name, secret in (("unknown", unknown), ("revoked", shop.test_key)):
+            for _ in range(2):
+                before = len(statements)
+                response = await bridge.client.get("/v1/payments", headers=bearer(secret))
+                assert response.status_code == 401
+                costs.setdefault(name, []).append(len(statements) - before)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    assert costs["unknown"] == costs["revoked"], costs
+    assert costs["unknown"][0] > 0 and costs["unknown"][1] == 0, costs  # read once, then remembered

@@ -29,6 +29,7 @@ from tests.fixtures.services import REDIS_URL, need, redis_available
 KEY_LIMIT = 5
 IP_LIMIT = 5
 CREATE_LIMIT = 2
+HANDSHAKE_LIMIT = 2
 
 
 @pytest.fixture
@@ -52,6 +53,7 @@ def limit_settings(db_url: str, tmp_path: Path, **overrides: object) -> Settings
         "rate_limit_ip": f"{IP_LIMIT}/minute",
         "rate_limit_create": f"{CREATE_LIMIT}/minute",
         "rate_limit_phone": "3/10minutes",
+        "rate_limit_handshake": f"{HANDSHAKE_LIMIT}/minute",
         "trusted_proxies": "10.0.0.0/8, 192.168.1.1",
         "redis_url": None,
     }
@@ -187,6 +189,50 @@ async def test_made_up_keys_do_not_escape_the_address_limit(bridge: InProcessBri
     # A real key from another address is untouched.
     merchant = peer_client("198.51.100.30")
     assert (await merchant.get("/v1/payments", headers=tenant.headers())).status_code == 200
+
+
+async def test_ipv6_addresses_of_one_64_share_an_allowance(bridge: InProcessBridge, peer_client: PeerClient) -> None:
+    # One subscriber gets a whole /64 and may pick any address in it: counting each one apart would
+    # give it 2^64 allowances. Made-up keys (the authentication-failure budget) count the same way.
+    first = peer_client("2001:db8:1:2::1")
+    for _ in range(IP_LIMIT):
+        headers = {"Authorization": f"Bearer sk_test_{secrets.token_hex(16)}"}
+        assert (await first.get("/v1/payments", headers=headers)).status_code == 401
+    for neighbour in ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe", "2001:db8:1:2:0:0:0:2"):
+        assert_refusal(await peer_client(neighbour).get("/v1/payments"), limit=IP_LIMIT)
+    # The next /64 is another client.
+    assert (await peer_client("2001:db8:1:3::1").get("/v1/payments")).status_code == 401
+
+
+async def test_an_ipv4_mapped_peer_shares_the_ipv4_allowance(bridge: InProcessBridge, peer_client: PeerClient) -> None:
+    for _ in range(IP_LIMIT):
+        assert (await peer_client("198.51.100.40").get("/v1/payments")).status_code == 401
+    assert_refusal(await peer_client("::ffff:198.51.100.40").get("/v1/payments"), limit=IP_LIMIT)
+
+
+async def test_the_ipv6_prefix_is_a_setting(limiter_settings: Settings) -> None:
+    for prefix, shared in ((128, False), (64, True), (48, True)):
+        limiter = RateLimiter.from_settings(limiter_settings.model_copy(update={"rate_limit_ipv6_prefix": prefix}))
+        try:
+            for _ in range(IP_LIMIT):
+                await limiter.hit_address("ip", "2001:db8:1:2::1", limit=limiter.ip_limit)
+            neighbour = "2001:db8:1:2::2" if prefix != 48 else "2001:db8:1:ffff::2"
+            if shared:
+                with pytest.raises(RateLimited):
+                    await limiter.hit_address("ip", neighbour, limit=limiter.ip_limit)
+            else:
+                await limiter.hit_address("ip", neighbour, limit=limiter.ip_limit)
+        finally:
+            await limiter.aclose()
+
+
+async def test_socket_handshakes_of_one_64_share_an_allowance(bridge: InProcessBridge, peer_client: PeerClient) -> None:
+    opened = {"EIO": "4", "transport": "polling"}  # a new Engine.IO session over long-polling
+    for peer in ("2001:db8:7:7::1", "2001:db8:7:7::2"):
+        response = await peer_client(peer).get("/socket.io/", params=opened)
+        assert response.status_code == 200 and response.text.startswith("0{"), response.text
+    assert_refusal(await peer_client("2001:db8:7:7::3").get("/socket.io/", params=opened), limit=HANDSHAKE_LIMIT)
+    assert (await peer_client("2001:db8:7:8::1").get("/socket.io/", params=opened)).status_code == 200
 
 
 async def test_callbacks_are_never_limited(bridge: InProcessBridge, peer_client: PeerClient) -> None:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from mpesa_bridge.config import Settings
+from mpesa_bridge.core.clock import ManualClock
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.payments.pacing import Pacer
 from mpesa_bridge.core.payments.reconcile import Reconciler
@@ -34,8 +35,18 @@ def bridge_settings(db_url: str, tmp_path) -> Settings:  # type: ignore[no-untyp
         reconcile_query_delay=30.0,
         reconcile_max_age=600.0,
         reconcile_backoff="15,30",
+        reconcile_after_expiry=3600.0,
+        reconcile_after_expiry_backoff="60,120",
         simulator_late_callback_delay=1.0,
     )
+
+
+@pytest.fixture
+def simulator_overrides(clock: ManualClock, request: pytest.FixtureRequest) -> dict[str, Any]:
+    # The simulator reads the test's clock: what STK Query says over time (the lagging-query
+    # number's `query_lag`) follows `clock.advance`, never the wall clock of a busy machine.
+    overrides: dict[str, Any] = getattr(request, "param", {})
+    return {"now": clock.now, **overrides}
 
 
 async def events_of(bridge: InProcessBridge, payment_id: str) -> list[tuple[str, bool]]:
@@ -101,6 +112,89 @@ async def test_a_late_success_callback_corrects_an_expired_payment(bridge: InPro
         ("payment.expired", False),
         ("payment.succeeded", True),
     ]
+
+
+LAGGING = "0700000904"  # pays, no callback ever; STK Query says "being processed" until query_lag (900 s)
+
+
+async def test_a_payment_expired_on_our_timeout_is_corrected_by_a_later_query(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    payment = await bridge.pay(shop, phone=LAGGING, amount=250)
+    await decided(bridge, payment)  # the customer has paid; Daraja's query side has not caught up
+
+    bridge.clock.advance(601)
+    expiring = await bridge.runtime.reconciler.run_once()
+    expired = await bridge.get(shop, payment["id"])
+    checks = []
+    for step in (60, 120, 120):  # the re-checks' backoff: 661, 781 (still "being processed"), 901
+        bridge.clock.advance(step)
+        report = await bridge.runtime.reconciler.run_once()
+        checks.append((report.queried, report.corrected))
+    corrected = await bridge.get(shop, payment["id"])
+    bridge.clock.advance(3600)
+    after = await bridge.runtime.reconciler.run_once()
+
+    assert expiring.expired == 1
+    assert expired["status"] == "expired" and expired["failure_code"] == "no_response"
+    assert not expired["needs_attention"]
+    assert checks == [(1, 0), (1, 0), (1, 1)]
+    assert corrected["status"] == "succeeded" and corrected["result_code"] == "0"
+    assert corrected["failure_code"] is None
+    assert corrected["needs_attention"] and corrected["attention_reason"] == "late_success"
+    assert await events_of(bridge, payment["id"]) == [
+        ("payment.created", False),
+        ("payment.expired", False),
+        ("payment.succeeded", True),
+    ]
+    async with bridge.db.read() as uow:
+        evidence = await uow.evidence.for_payment(payment["id"])
+    assert [(e.source, e.verdict) for e in evidence][-2:] == [("timeout", "apply"), ("query", "correct")]
+    assert evidence[-1].note == "late correction: stronger evidence shows the money moved"
+    assert after.queried == 0  # settled: never asked again
+
+
+@pytest.mark.parametrize("simulator_overrides", [{"query_lag": 30 * 86_400.0}], indirect=True)
+async def test_an_expired_payment_is_queried_no_more_once_its_window_ends(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    payment = await bridge.pay(shop, phone=LAGGING)  # Daraja says "being processed" for a month
+    await decided(bridge, payment)
+    bridge.clock.advance(601)
+    await bridge.runtime.reconciler.run_once()  # expires it: the window is 3600 s from here
+    expired_at = bridge.clock.now()
+
+    queried = 0
+    for _ in range(40):  # every 120 s after the first 60 s: 31 re-checks, the last at the window's end
+        async with bridge.db.read() as uow:
+            stored = await uow.payments.find(payment["id"])
+        assert stored is not None
+        if stored.next_query_at is None:
+            break
+        bridge.clock.advance((stored.next_query_at - bridge.clock.now()).total_seconds())
+        queried += (await bridge.runtime.reconciler.run_once()).queried
+    stopped_at = bridge.clock.now()
+    bridge.clock.advance(86_400)
+    later = await bridge.runtime.reconciler.run_once()
+
+    assert queried == 31
+    assert stopped_at - expired_at == timedelta(seconds=3600)
+    assert later.queried == 0
+    final = await bridge.get(shop, payment["id"])
+    assert final["status"] == "expired" and not final["needs_attention"]
+    assert await events_of(bridge, payment["id"]) == [("payment.created", False), ("payment.expired", False)]
+
+
+async def test_an_expiry_that_daraja_answered_is_not_queried_again(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    payment = await bridge.pay(shop, phone="0700001019")  # Daraja itself says the prompt expired
+    await bridge.wait_status(shop, payment["id"], "expired")
+
+    bridge.clock.advance(3600)
+    report = await bridge.runtime.reconciler.run_once()
+
+    assert report.queried == 0
+    async with bridge.db.read() as uow:
+        stored = await uow.payments.find(payment["id"])
+    assert stored is not None and stored.next_query_at is None
 
 
 async def test_a_query_never_overrides_a_callback(bridge: InProcessBridge) -> None:

@@ -77,7 +77,8 @@ async def test_a_payment_s_events_arrive_signed_as_the_events_api_shows_them(
         (delivery,) = detail["deliveries"]
         assert delivery["status"] == "succeeded" and delivery["endpoint_id"] == created["id"]
         (attempt,) = delivery["attempts"]
-        assert attempt["succeeded"] and attempt["status_code"] == 200 and attempt["response_body"] == "ok"
+        assert attempt["succeeded"] and attempt["status_code"] == 200
+        assert attempt["response_body"] is None  # a loopback receiver: its answer is never kept
         assert attempt["latency_ms"] >= 0 and attempt["error"] is None
     assert second.json["data"]["object"]["status"] == "succeeded"
 
@@ -135,7 +136,7 @@ async def test_failures_are_retried_on_the_schedule_then_the_endpoint_is_disable
     assert delivery["status"] == "failed" and delivery["attempt_count"] == 15 and delivery["next_attempt_at"] is None
     attempts = delivery["attempts"]
     assert [a["status_code"] for a in attempts] == [503] * 15 and not any(a["succeeded"] for a in attempts)
-    assert all(len(a["response_body"]) == 1024 for a in attempts)  # the first 1 KB of the answer
+    assert all(a["response_body"] is None for a in attempts)  # loopback: not kept (unit-tested: 1 KB if public)
 
     read = (await bridge.client.get(f"/v1/webhook_endpoints/{created['id']}", headers=tenant.headers())).json()
     assert read["enabled"] is False and read["disabled_reason"] == "failing"

@@ -120,6 +120,9 @@ LIVE_REFUSED = [
     "http://[::ffff:127.0.0.1]/hook",
     "http://0.0.0.0/hook",
     "http://100.64.0.1/hook",
+    "http://[::169.254.169.254]/hook",  # IPv4 inside IPv6 (issue 9 B8)
+    "http://[::ffff:0:127.0.0.1]/hook",
+    "http://[64:ff9b:1::a9fe:a9fe]/hook",
 ]
 
 

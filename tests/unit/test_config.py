@@ -221,6 +221,19 @@ def test_bad_backoff_steps_are_refused(text: str) -> None:
         _ = settings(reconcile_backoff=text).backoff_steps
 
 
+def test_after_expiry_re_checks_default_to_a_day_at_growing_intervals() -> None:
+    s = settings()
+    assert s.reconcile_after_expiry == 86_400.0
+    assert s.after_expiry_backoff_steps == (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14_400.0)
+    assert settings(reconcile_after_expiry_backoff="60, 120").after_expiry_backoff_steps == (60.0, 120.0)
+
+
+@pytest.mark.parametrize("text", ["", "0", "5,-1", "inf", "x"])
+def test_bad_after_expiry_steps_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match="MPESA_BRIDGE_RECONCILE_AFTER_EXPIRY_BACKOFF"):
+        _ = settings(reconcile_after_expiry_backoff=text).after_expiry_backoff_steps
+
+
 # --------------------------------------------------------------------------- sources: environment and .env
 
 

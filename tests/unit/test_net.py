@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from mpesa_bridge.api.net import MAX_FORWARDED_HOPS, client_ip, ip_allowed, parse_ip, parse_networks
+from mpesa_bridge.api.net import (
+    MAX_FORWARDED_HOPS,
+    address_bucket,
+    client_ip,
+    ip_allowed,
+    parse_ip,
+    parse_networks,
+)
 
 PROXIES = parse_networks(["10.0.0.0/8", "192.168.1.1", "2001:db8::/32"])
 
@@ -133,3 +140,43 @@ def test_parse_ip() -> None:
     assert parse_ip(None) is None
     assert parse_ip("") is None
     assert parse_ip("1.2.3.4:5:6") is None
+
+
+# --- address_bucket ---------------------------------------------------------------------------------
+
+
+def test_an_ipv4_address_is_its_own_bucket() -> None:
+    assert address_bucket("203.0.113.7", 64) == "203.0.113.7"
+    assert address_bucket("203.0.113.8", 64) == "203.0.113.8"
+
+
+def test_ipv6_addresses_are_bucketed_by_their_prefix() -> None:
+    # One subscriber is usually given a whole /64: every address in it is the same client.
+    assert address_bucket("2001:db8:1:2::1", 64) == "2001:db8:1:2::/64"
+    assert address_bucket("2001:db8:1:2:ffff:ffff:ffff:fffe", 64) == "2001:db8:1:2::/64"
+    assert address_bucket("2001:DB8:1:2:0:0:0:1", 64) == "2001:db8:1:2::/64"  # any spelling
+    assert address_bucket("[2001:db8:1:2::9]:443", 64) == "2001:db8:1:2::/64"
+    assert address_bucket("2001:db8:1:3::1", 64) == "2001:db8:1:3::/64"
+    assert address_bucket("::1", 64) == "::/64"
+
+
+def test_the_ipv6_prefix_is_configurable() -> None:
+    assert address_bucket("2001:db8:1:2::1", 48) == address_bucket("2001:db8:1:ffff::1", 48) == "2001:db8:1::/48"
+    assert address_bucket("2001:db8:1:2::1", 128) == "2001:db8:1:2::1"  # every address alone
+    assert address_bucket("2001:db8:1:2::2", 128) == "2001:db8:1:2::2"
+
+
+def test_an_ipv4_mapped_address_counts_as_the_ipv4_address() -> None:
+    assert address_bucket("::ffff:198.51.100.7", 64) == "198.51.100.7"
+    assert address_bucket("::FFFF:c633:6407", 64) == "198.51.100.7"
+
+
+def test_what_is_not_an_address_is_its_own_bucket() -> None:
+    assert address_bucket("testclient", 64) == "testclient"
+    assert address_bucket("unknown", 64) == "unknown"
+
+
+@pytest.mark.parametrize("prefix", [-1, 0, 129])
+def test_an_impossible_prefix_is_refused(prefix: int) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        address_bucket("2001:db8::1", prefix)

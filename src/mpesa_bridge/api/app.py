@@ -15,7 +15,7 @@ from mpesa_bridge.api.demo import install_demo
 from mpesa_bridge.api.docs import install_docs
 from mpesa_bridge.api.errors import install_error_handlers
 from mpesa_bridge.api.middleware import BridgeMiddleware
-from mpesa_bridge.api.ratelimit import RateLimitMiddleware, trusted_proxy_networks
+from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget, trusted_proxy_networks
 from mpesa_bridge.api.v1 import events, keys, payments, stream, webhooks
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
@@ -64,13 +64,17 @@ def create_app(
         redis_url=settings.redis_url,
         cors_origins="*" if "*" in origins else origins,
         key_recheck_interval=settings.realtime_key_recheck_interval,
+        join_timeout=settings.realtime_join_timeout,
+        max_connect_failures=settings.realtime_max_connect_failures,
+        max_message_bytes=settings.max_body_bytes,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings, clock=clock, daraja_transport=daraja_transport)
         app.state.runtime = runtime
-        sockets.bind(SocketAuthorizer(runtime.projects, runtime.payments))
+        budget = SocketConnectBudget(runtime.rate_limiter, trusted_proxy_networks(settings))
+        sockets.bind(SocketAuthorizer(runtime.projects, runtime.payments), budget)
         await runtime.realtime.use_sockets(sockets)  # closed with the runtime
         if simulator is not None:
             await simulator.start()

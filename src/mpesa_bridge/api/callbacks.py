@@ -135,7 +135,13 @@ class CallbackFastPath:
             lowered = name.lower()
             if lowered in _KEPT_RAW:
                 headers[lowered.decode("latin-1")] = value.decode("latin-1")
-        body = await _read_body(receive, self.max_body_bytes)
+        try:
+            body = await _read_body(receive, self.max_body_bytes)
+        except _Incomplete as exc:
+            # Daraja went away mid-body: a prefix of a callback is not a callback. Nothing is stored
+            # and nothing answered (there is nobody to answer); Daraja's own retry, if any, is whole.
+            log.warning("callback.incomplete", request_id=request_id, received_bytes=exc.received)
+            return
         if body is None:
             for message in error_reply(*too_large(self.max_body_bytes), request_id):
                 await send(message)
@@ -153,13 +159,22 @@ class CallbackFastPath:
         await _answer(send, status, answer, request_id)
 
 
+class _Incomplete(Exception):
+    """The client disconnected before the last chunk of its body (`more_body` still true)."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(f"disconnected after {received} bytes of the body")
+        self.received = received
+
+
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body; None when it outgrows `limit`; `_Incomplete` when the client left before its end."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message: Message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks)
+        if message["type"] != "http.request":  # http.disconnect: the body never ended
+            raise _Incomplete(size)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -1,22 +1,71 @@
-"""/docs: Swagger UI served from the bridge itself (the swagger-ui-bundle package), never a CDN.
+"""/docs: Swagger UI served from the bridge itself, never a CDN; and the OpenAPI document it reads.
 
-Also trims `/openapi.json`: FastAPI documents a 422 `HTTPValidationError` on every route with
-parameters, but this API answers invalid input with 400 and the usual error shape (`api/errors.py`).
+FastAPI serves OpenAPI 3.1, which only Swagger UI 5 reads (4.x refuses it: "does not specify a
+valid version field"). Its files come from the installed `fastapi-offline` package, which ships
+Swagger UI 5 as package data; only its script, stylesheet and icon are served, each at a fixed URL.
+The page and its start-up script are the bridge's own (`static/docs.html`, `static/docs.js`), so
+the page runs under a Content-Security-Policy that allows nothing from anywhere but this origin.
+
+`/openapi.json` is adjusted in two ways:
+- FastAPI documents a 422 `HTTPValidationError` on every route with parameters, but this API
+  answers invalid input with 400 and the usual error shape (`api/errors.py`): removed.
+- Each operation names the credentials its route checks, read from the route's own dependencies
+  (`api/deps.py`): a secret key, the admin token, or none (Daraja's callback, the health probes).
+  So "Authorize" and "Try it out" work, and the document cannot claim a check the code does not make.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import orjson
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.staticfiles import StaticFiles
-from starlette.responses import HTMLResponse
-from swagger_ui_bundle import swagger_ui_path
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route, Router
+
+from mpesa_bridge.api.deps import get_caller, require_admin
 
 ASSETS = "/docs/assets"
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"
+_SWAGGER_UI = files("fastapi_offline") / "static"
+_OURS = files("mpesa_bridge.api") / "static"
+# name -> (folder, media type): only what the page loads, nothing else of either folder.
+_FILES: dict[str, tuple[Traversable, str]] = {
+    "swagger-ui-bundle.js": (_SWAGGER_UI, "text/javascript"),
+    "swagger-ui.css": (_SWAGGER_UI, "text/css"),
+    "favicon.png": (_SWAGGER_UI, "image/png"),
+    "docs.js": (_OURS, "text/javascript"),
+}
+# Swagger UI styles its elements from script (CSSOM, which style-src does not govern) and draws its
+# icons from data: URIs in its stylesheet; "Try it out" calls this origin's API.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "SecretKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "sk_test_… or sk_live_…",
+        "description": "A project's secret key, sent as `Authorization: Bearer sk_test_…` (or `sk_live_…`). "
+        "Its mode decides where a payment goes: `sk_test_` to the simulator or Daraja's sandbox, "
+        "`sk_live_` to production.",
+    },
+    "AdminToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The operator's `MPESA_BRIDGE_ADMIN_TOKEN`, for `/v1/admin/*` only. "
+        "Without that setting the admin routes answer 404.",
+    },
+}
+# The dependency that checks a credential -> the scheme that describes it; the admin check first.
+_CHECKS: list[tuple[Callable[..., Any], str]] = [(require_admin, "AdminToken"), (get_caller, "SecretKey")]
 
 
 def _without_fastapi_422(schema: dict[str, Any]) -> dict[str, Any]:
@@ -34,23 +83,63 @@ def _without_fastapi_422(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _calls(dependant: Dependant) -> set[Callable[..., Any]]:
+    found: set[Callable[..., Any]] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        if current.call is not None:
+            found.add(current.call)
+        pending.extend(current.dependencies)
+    return found
+
+
+def scheme_of(route: RouteContext) -> str | None:
+    """The security scheme of the credential this route checks, or None for an open route."""
+    calls = _calls(route.dependant)
+    return next((scheme for check, scheme in _CHECKS if check in calls), None)
+
+
+def _with_security(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    # The routes as FastAPI's own OpenAPI pass sees them: included routers expanded, their prefixes and
+    # router-level dependencies (the admin check) applied.
+    for route in iter_route_contexts(routes):
+        if not (isinstance(route.original_route, APIRoute) and route.include_in_schema):
+            continue
+        scheme = scheme_of(route)
+        operations = schema["paths"].get(route.path_format, {})
+        for method in route.methods or ():
+            if scheme is not None and method.lower() in operations:  # an open route declares nothing
+                operations[method.lower()]["security"] = [{scheme: []}]
+    return schema
+
+
+def _assets() -> Router:
+    """A mount with one route per file: any other name is the usual 404, no folder is browsable."""
+
+    def serve(name: str, folder: Traversable, media_type: str) -> Route:
+        async def asset(_: Request) -> Response:
+            return Response((folder / name).read_bytes(), media_type=media_type)
+
+        return Route(f"/{name}", asset, methods=["GET"])
+
+    return Router([serve(name, folder, media_type) for name, (folder, media_type) in _FILES.items()])
+
+
+async def _page() -> HTMLResponse:
+    page = (_OURS / "docs.html").read_text(encoding="utf-8")
+    return HTMLResponse(page, headers={"Content-Security-Policy": DOCS_CSP})
+
+
 def install_docs(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _without_fastapi_422(generate())
+            app.openapi_schema = _with_security(_without_fastapi_422(generate()), app.routes)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.mount(ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="mpesa-bridge API",
-            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
-        )
+    app.add_api_route("/docs", _page, methods=["GET"], include_in_schema=False)
+    app.mount(ASSETS, _assets(), name="docs-assets")

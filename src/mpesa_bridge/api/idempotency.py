@@ -5,6 +5,10 @@ again (no second STK prompt). Same key + a different request: 422 `idempotency_k
 key while the first request still runs: 409 `idempotency_key_in_use`. Keys are scoped to the
 project and mode. Responses of 5xx, 409 and 429 are not stored, so the client may retry them
 with the same key.
+
+A creating request binds the key to what it created in the same transaction
+(`idempotent_creation`): if its process dies after that, a retry answers with the created
+resource instead of running again (storage.idempotency explains the recovery points).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from starlette.responses import Response
 
 from mpesa_bridge.api.errors import render_bridge_error
 from mpesa_bridge.core.errors import BridgeError, Conflict, InvalidRequest, Unprocessable
+from mpesa_bridge.core.ports import IdempotencyBinding
 from mpesa_bridge.runtime import Runtime
 from mpesa_bridge.storage import idempotency
 
@@ -43,12 +48,32 @@ def _key(request: Request) -> str | None:
     return key
 
 
-async def idempotent(
-    request: Request, runtime: Runtime, scope: str, handler: Callable[[], Awaitable[Response]]
+Handler = Callable[[], Awaitable[Response]]
+# A creating handler gets the key's binding (None without a key) to pass to the core's use case.
+CreatingHandler = Callable[[IdempotencyBinding | None], Awaitable[Response]]
+# Builds the answer for a resource an earlier request created: (resource id, its client secret).
+Recover = Callable[[str, str | None], Awaitable[Response]]
+
+
+async def idempotent(request: Request, runtime: Runtime, scope: str, handler: Handler) -> Response:
+    """For requests whose effect is not bound to a resource: a crashed first request is run again
+    by a retry after the lock timeout."""
+
+    async def run(_binding: IdempotencyBinding | None) -> Response:
+        return await handler()
+
+    return await idempotent_creation(request, runtime, scope, run, recover=None)
+
+
+async def idempotent_creation(
+    request: Request, runtime: Runtime, scope: str, handler: CreatingHandler, recover: Recover | None
 ) -> Response:
+    """Like `idempotent`, for a request whose use case binds the key to what it creates in the same
+    transaction (`IdempotencyBinding`). After that recovery point a retry never runs the request
+    again: it answers with the created resource, whatever the moment the first request died."""
     key = _key(request)
     if key is None:
-        return await handler()
+        return await handler(None)
     settings = runtime.settings
     claim = await idempotency.claim(
         runtime.db,
@@ -61,7 +86,7 @@ async def idempotent(
     )
     if claim.outcome == "replay":
         headers = {REPLAYED: "true"}
-        body = _open(runtime, scope, key, claim.body or b"")
+        body = _open(runtime, _context(scope, key), claim.body or b"")
         return Response(body, status_code=claim.status or 200, media_type="application/json", headers=headers)
     if claim.outcome == "reused":
         raise Unprocessable(
@@ -71,32 +96,55 @@ async def idempotent(
         )
     if claim.outcome == "in_progress":
         raise Conflict("A request with this Idempotency-Key is still being processed.", code="idempotency_key_in_use")
-    return await _run_and_store(request, runtime, scope, key, handler)
+    owner = claim.owner or ""
+    if claim.outcome == "recover":
+        resource_id = claim.resource_id or ""
+        secret = claim.resource_secret
+        opened = _open(runtime, _secret_context(scope, key), secret.encode()).decode() if secret else None
+        if recover is None:  # pragma: no cover - only creating routes bind a resource
+            raise Conflict("This Idempotency-Key belongs to another operation.", code="idempotency_key_in_use")
+        recovered = recover
+        return await _run_and_store(request, runtime, scope, key, owner, lambda: recovered(resource_id, opened), True)
+
+    binding = IdempotencyBinding(
+        scope, key, owner, seal=lambda text: runtime.box.seal(text, context=_secret_context(scope, key))
+    )
+    return await _run_and_store(request, runtime, scope, key, owner, lambda: handler(binding), False)
 
 
 async def _run_and_store(
-    request: Request, runtime: Runtime, scope: str, key: str, handler: Callable[[], Awaitable[Response]]
+    request: Request, runtime: Runtime, scope: str, key: str, owner: str, handler: Handler, replayed: bool
 ) -> Response:
     try:
         response = await handler()
     except BridgeError as exc:
         response = render_bridge_error(request, exc)
     except BaseException:
-        await idempotency.release(runtime.db, scope, key)
+        await idempotency.release(runtime.db, scope, key, owner)
         raise
     if response.status_code >= 500 or response.status_code in RETRYABLE:
-        await idempotency.release(runtime.db, scope, key)
-    else:
-        sealed = _seal(runtime, scope, key, bytes(response.body))
-        await idempotency.complete(runtime.db, scope, key, response.status_code, sealed)
+        await idempotency.release(runtime.db, scope, key, owner)
+        return response
+    sealed = _seal(runtime, _context(scope, key), bytes(response.body))
+    await idempotency.complete(runtime.db, scope, key, owner, response.status_code, sealed)
+    if replayed:
+        response.headers[REPLAYED] = "true"
     return response
 
 
-def _seal(runtime: Runtime, scope: str, key: str, body: bytes) -> bytes:
+def _context(scope: str, key: str) -> str:
+    return f"idempotency:{scope}:{key}"
+
+
+def _secret_context(scope: str, key: str) -> str:
+    return f"idempotency:{scope}:{key}:secret"
+
+
+def _seal(runtime: Runtime, context: str, body: bytes) -> bytes:
     # Stored answers hold phone numbers and, for key rotation, a new secret key: sealed at rest
     # like every other secret, so a copy of the database alone reveals nothing usable.
-    return runtime.box.seal(body.decode(), context=f"idempotency:{scope}:{key}").encode()
+    return runtime.box.seal(body.decode(), context=context).encode()
 
 
-def _open(runtime: Runtime, scope: str, key: str, stored: bytes) -> bytes:
-    return runtime.box.open(stored.decode(), context=f"idempotency:{scope}:{key}").encode()
+def _open(runtime: Runtime, context: str, stored: bytes) -> bytes:
+    return runtime.box.open(stored.decode(), context=context).encode()

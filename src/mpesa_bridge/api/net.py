@@ -5,6 +5,9 @@ as far as the chain of trusted proxies goes: walking the header from the right (
 the address it saw), the first address that is not a trusted proxy is the client. Anything to its
 left was written by the client and could be forged. IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`,
 what a dual-stack socket reports for an IPv4 peer) are read as the IPv4 address (reference §17).
+
+`address_bucket` is what every per-address limit counts by: an IPv4 address alone, an IPv6 address
+by its prefix (a subscriber is given a whole /64 and can use any address in it).
 """
 
 from __future__ import annotations
@@ -43,6 +46,21 @@ def parse_ip(text: str | None) -> IPAddress | None:
     if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def address_bucket(address: str, ipv6_prefix: int) -> str:
+    """The client a per-address limit counts `address` as: an IPv4 address is itself (`::ffff:`
+    forms included), an IPv6 address is its `/ipv6_prefix` network (`2001:db8:1:2::/64`; at 128,
+    the address itself). Something that is not an address (a test client's name) is its own bucket.
+    """
+    if not 1 <= ipv6_prefix <= 128:
+        raise ValueError(f"an IPv6 prefix length is 1 to 128, not {ipv6_prefix}")
+    parsed = parse_ip(address)
+    if parsed is None:
+        return address
+    if isinstance(parsed, IPv4Address) or ipv6_prefix == 128:
+        return str(parsed)
+    return str(IPv6Network((parsed, ipv6_prefix), strict=False))
 
 
 def parse_networks(items: Iterable[str]) -> list[IPNetwork]:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 import orjson
 import redis.asyncio as aioredis
@@ -39,10 +40,11 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mpesa_bridge.api.errors import rate_limit_headers
-from mpesa_bridge.api.net import IPNetwork, client_ip, parse_networks
+from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip, parse_networks
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.errors import RateLimited
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.realtime.socketio import PATH as SOCKET_MOUNT
 
 log = get_logger("mpesa_bridge.ratelimit")
 
@@ -56,6 +58,8 @@ _REDIS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "asy
 
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
 CREATE_PATH = "/v1/payments"
+SOCKET_PATH = "/" + SOCKET_MOUNT
+AUTH_FAILURES_SPENT = "Too many requests with invalid keys from this address."
 
 
 def parse_limit(value: str, variable: str) -> RateLimitItem:
@@ -107,6 +111,8 @@ class RateLimiter:
         ip_limit: str = "30/second",
         create_limit: str = "20/second",
         phone_limit: str = "3/10minutes",
+        handshake_limit: str = "10/second",
+        ipv6_prefix: int = 64,
         redis_url: str | None = None,
         enabled: bool = True,
         key_prefix: str = DEFAULT_KEY_PREFIX,
@@ -117,6 +123,10 @@ class RateLimiter:
         self.ip_limit = parse_limit(ip_limit, "MPESA_BRIDGE_RATE_LIMIT_IP")
         self.create_limit = parse_limit(create_limit, "MPESA_BRIDGE_RATE_LIMIT_CREATE")
         self.phone_limit = parse_limit(phone_limit, "MPESA_BRIDGE_RATE_LIMIT_PHONE")
+        self.handshake_limit = parse_limit(handshake_limit, "MPESA_BRIDGE_RATE_LIMIT_HANDSHAKE")
+        if not 1 <= ipv6_prefix <= 128:
+            raise ConfigError(f"MPESA_BRIDGE_RATE_LIMIT_IPV6_PREFIX: {ipv6_prefix} is not a prefix length (1 to 128)")
+        self.ipv6_prefix = ipv6_prefix
         self.redis_retry_interval = redis_retry_interval
         self.enabled = enabled  # off (MPESA_BRIDGE_RATE_LIMIT_ENABLED=false): every hit is allowed, none counted
         # Memory: the only storage without Redis, the fallback with it.
@@ -155,6 +165,8 @@ class RateLimiter:
             ip_limit=settings.rate_limit_ip,
             create_limit=settings.rate_limit_create,
             phone_limit=settings.rate_limit_phone,
+            handshake_limit=settings.rate_limit_handshake,
+            ipv6_prefix=settings.rate_limit_ipv6_prefix,
             redis_url=settings.redis_url,
             enabled=settings.rate_limit_enabled,
             key_prefix=key_prefix,
@@ -227,6 +239,30 @@ class RateLimiter:
                 code=code,
                 param=param,
             )
+
+    def client_bucket(self, address: str) -> str:
+        """What every per-address limit counts `address` as (`net.address_bucket`: IPv6 by prefix)."""
+        return address_bucket(address, self.ipv6_prefix)
+
+    async def hit_address(self, kind: str, address: str, *, limit: RateLimitItem, message: str | None = None) -> Quota:
+        """`hit` for a per-address limit: every one goes through here, so that none counts an IPv6
+        client's addresses apart."""
+        return await self.hit(kind, self.client_bucket(address), limit=limit, message=message)
+
+    async def check_address(self, kind: str, address: str, *, limit: RateLimitItem, message: str | None = None) -> None:
+        """`check` for a per-address limit (bucketed as in `hit_address`)."""
+        await self.check(kind, self.client_bucket(address), limit=limit, message=message)
+
+    async def check_auth_failures(self, address: str) -> None:
+        """RateLimited once the address's budget of failed authentications is spent: then its
+        credentials are refused before any is looked up. The budget is `rate_limit_ip`, shared with
+        the address's unauthenticated requests; HTTP 401s and refused Socket.IO connects spend it."""
+        await self.check_address("ip", address, limit=self.ip_limit, message=AUTH_FAILURES_SPENT)
+
+    async def count_auth_failure(self, address: str) -> None:
+        """Spend one of the address's failed authentications (nothing more to count once it is spent)."""
+        with contextlib.suppress(RateLimited):
+            await self.hit_address("ip", address, limit=self.ip_limit)
 
     async def check_phone(self, project_id: str, mode: str, phone: str) -> None:
         """Refuse before pushing if this phone's allowance is used up — without counting this request:
@@ -329,6 +365,26 @@ def _refusal(exc: RateLimited, request_id: str | None) -> tuple[Message, Message
     }
 
 
+def _opens_socket_session(scope: Scope) -> bool:
+    """A request to Socket.IO without a session id: a handshake, which creates an Engine.IO session."""
+    if not scope.get("path", "").startswith(SOCKET_PATH):
+        return False
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return "sid" not in query
+
+
+async def _refuse(scope: Scope, send: Send, exc: RateLimited) -> None:
+    start, body = _refusal(exc, scope.get("state", {}).get("request_id"))
+    if scope["type"] == "http":
+        await send(start)
+        await send(body)
+    elif "websocket.http.response" in scope.get("extensions", {}):  # an HTTP 429 instead of the upgrade
+        await send({**start, "type": "websocket.http.response.start"})
+        await send({**body, "type": "websocket.http.response.body"})
+    else:
+        await send({"type": "websocket.close", "code": 1008})  # the server answers 403
+
+
 class RateLimitMiddleware:
     """Refuses over-limit requests with 429 before routing; stamps RateLimit-* on the others.
 
@@ -337,13 +393,18 @@ class RateLimitMiddleware:
     - `/healthz` and `/readyz` are not limited (load balancers and orchestrators poll them).
     - `Authorization: Bearer …`: limited per key (by the SHA-256 of the value, never the value),
       and `POST /v1/payments` also by `rate_limit_create`. Because the key is not verified yet,
-      made-up keys must not escape the per-address limit: a bearer request answered 401 counts
-      against its address's limit, and once that is used up the address's bearer requests are
-      refused too, before any key is looked up.
+      made-up keys must not escape the per-address limit: a bearer request answered 401 spends the
+      address's authentication-failure budget (`count_auth_failure`, shared with refused Socket.IO
+      connects), and once that is spent the address's bearer requests are refused too, before any
+      key is looked up.
     - No bearer: limited per client address (`client_ip`, believing only trusted proxies).
+    - A Socket.IO handshake (a new Engine.IO session, over WebSocket or long-polling) is also
+      limited per address by `rate_limit_handshake`; a WebSocket handshake by that alone.
 
-    The limiter is the runtime's (`app.state.runtime.rate_limiter`), looked up per request since
-    the runtime is built in the lifespan, after this middleware; tests may pass one directly.
+    Every per-address count goes through `RateLimiter.hit_address`/`check_address`, which bucket
+    IPv6 clients by prefix. The limiter is the runtime's (`app.state.runtime.rate_limiter`), looked
+    up per request since the runtime is built in the lifespan, after this middleware; tests may
+    pass one directly.
     """
 
     def __init__(
@@ -371,43 +432,34 @@ class RateLimitMiddleware:
         limiter = getattr(runtime, "rate_limiter", None)
         return limiter if isinstance(limiter, RateLimiter) else None
 
-    def _limited(self, path: str) -> bool:
-        return path not in UNLIMITED_PATHS and not path.startswith(self.unlimited_prefixes)
+    def _limited(self, scope: Scope) -> bool:
+        path: str = scope.get("path", "")
+        if scope["type"] == "websocket":
+            return path.startswith(SOCKET_PATH)
+        return scope["type"] == "http" and path not in UNLIMITED_PATHS and not path.startswith(self.unlimited_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.enabled or not self._limited(scope.get("path", "")):
-            await self.app(scope, receive, send)
-            return
-        limiter = self._limiter(scope)
-        if limiter is None:  # no runtime yet (lifespan not run): nothing to count with
+        limiter = self._limiter(scope) if self.enabled and self._limited(scope) else None
+        if limiter is None:  # not limited, or no runtime yet (lifespan not run): nothing to count with
             await self.app(scope, receive, send)
             return
         address = client_ip(scope, self.trusted_proxies) or "unknown"
         bearer = _bearer(scope)
         try:
-            if bearer is None:
-                quota = await limiter.hit("ip", address, limit=limiter.ip_limit)
-            else:
-                digest = _digest(bearer)
-                await limiter.check(
-                    "ip",
+            quota = await self._count_request(limiter, scope, address, bearer)
+            if _opens_socket_session(scope):
+                await limiter.hit_address(
+                    "handshake",
                     address,
-                    limit=limiter.ip_limit,
-                    message="Too many requests with invalid keys from this address.",
+                    limit=limiter.handshake_limit,
+                    message=f"Too many new Socket.IO sessions from this address: the limit is "
+                    f"{_describe(limiter.handshake_limit)}.",
                 )
-                quota = await limiter.hit("key", digest, limit=limiter.key_limit)
-                if scope.get("method") == "POST" and scope.get("path", "").rstrip("/") == CREATE_PATH:
-                    await limiter.hit(
-                        "create",
-                        digest,
-                        limit=limiter.create_limit,
-                        message=f"Too many payment creations with this key: the limit is "
-                        f"{_describe(limiter.create_limit)}.",
-                    )
         except RateLimited as exc:
-            request_id = scope.get("state", {}).get("request_id")
-            for message in _refusal(exc, request_id):
-                await send(message)
+            await _refuse(scope, send, exc)
+            return
+        if quota is None:  # a WebSocket: no response headers to stamp
+            await self.app(scope, receive, send)
             return
 
         status = 0
@@ -425,5 +477,43 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, stamped)
         if bearer is not None and status == 401:
-            with contextlib.suppress(RateLimited):
-                await limiter.hit("ip", address, limit=limiter.ip_limit)
+            await limiter.count_auth_failure(address)
+
+    async def _count_request(
+        self, limiter: RateLimiter, scope: Scope, address: str, bearer: str | None
+    ) -> Quota | None:
+        """Count an HTTP request against its limits (RateLimited if one is spent); None for a WebSocket."""
+        if scope["type"] != "http":
+            return None
+        if bearer is None:
+            return await limiter.hit_address("ip", address, limit=limiter.ip_limit)
+        digest = _digest(bearer)
+        await limiter.check_auth_failures(address)
+        quota = await limiter.hit("key", digest, limit=limiter.key_limit)
+        if scope.get("method") == "POST" and scope.get("path", "").rstrip("/") == CREATE_PATH:
+            await limiter.hit(
+                "create",
+                digest,
+                limit=limiter.create_limit,
+                message=f"Too many payment creations with this key: the limit is {_describe(limiter.create_limit)}.",
+            )
+        return quota
+
+
+class SocketConnectBudget:
+    """The authentication-failure budget as Socket.IO's gateway sees it (`realtime.socketio.ConnectBudget`):
+    the same limiter and per-address budget as HTTP 401s, the address read from the connection's
+    ASGI scope as for any request (`client_ip`, believing only trusted proxies)."""
+
+    def __init__(self, limiter: RateLimiter, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
+        self._limiter = limiter
+        self._trusted = list(trusted_proxies)
+
+    def _address(self, scope: Scope) -> str:
+        return client_ip(scope, self._trusted) or "unknown"
+
+    async def check(self, scope: Scope) -> None:
+        await self._limiter.check_auth_failures(self._address(scope))
+
+    async def spend(self, scope: Scope) -> None:
+        await self._limiter.count_auth_failure(self._address(scope))

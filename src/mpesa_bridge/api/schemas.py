@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mpesa_bridge.core.shortcodes import SHORT_CODE_PATTERN, SHORT_CODE_RULE
+
 
 class ErrorDetail(BaseModel):
     type: str = Field(examples=["invalid_request_error"])
@@ -162,12 +164,12 @@ class DarajaSettings(BaseModel):
     consumer_secret: str = Field(json_schema_extra={"pattern": r"\S"})
     short_code: str = Field(
         description="paybill number, or for a till its store (head office) number",
-        json_schema_extra={"pattern": "^[0-9]{5,8}$"},
+        json_schema_extra={"pattern": f"^{SHORT_CODE_PATTERN}$"},
     )
     passkey: str = Field(json_schema_extra={"pattern": r"\S"})
     shortcode_type: Literal["paybill", "till"] = "paybill"
     till_number: str | None = Field(
-        None, description="tills only (5 to 8 digits)", json_schema_extra={"pattern": "^[0-9]{5,8}$"}
+        None, description=f"tills only ({SHORT_CODE_RULE})", json_schema_extra={"pattern": f"^{SHORT_CODE_PATTERN}$"}
     )
 
 

@@ -96,6 +96,13 @@ def simulator(
     late_callback_delay: Annotated[
         float, typer.Option(envvar="MPESA_BRIDGE_SIMULATOR_LATE_CALLBACK_DELAY", help="delay of the 'late' number")
     ] = 120.0,
+    push_answer_delay: Annotated[
+        float,
+        typer.Option(
+            envvar="MPESA_BRIDGE_SIMULATOR_PUSH_ANSWER_DELAY",
+            help="seconds an accepted push's answer is held back (the prompt is shown at once)",
+        ),
+    ] = 0.0,
     lose_callbacks: Annotated[
         bool,
         typer.Option(
@@ -114,7 +121,9 @@ def simulator(
     from mpesa_bridge.simulator import create_app
 
     settings = settings_from(simulator_callback_delay=callback_delay, simulator_late_callback_delay=late_callback_delay)
-    config = dataclasses.replace(simulator_config(settings), lose_callbacks=lose_callbacks)
+    config = dataclasses.replace(
+        simulator_config(settings), lose_callbacks=lose_callbacks, push_answer_delay=push_answer_delay
+    )
     typer.echo(f"Daraja simulator on http://{host}:{port} (consumer key {settings.simulator_consumer_key})")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from mpesa_bridge.api.admin import simulator_settings
+from mpesa_bridge.config import Settings
 from mpesa_bridge.core.errors import AuthenticationFailed
 from mpesa_bridge.core.projects import Mode
 from mpesa_bridge.runtime import Runtime
@@ -51,9 +52,18 @@ def _save(path: Path, data: dict[str, str]) -> None:
     path.chmod(0o600)  # an older file may have been created with wider permissions
 
 
-def banner(base_url: str, project_id: str, secret: str) -> str:
+def daraja_description(settings: Settings) -> str:
+    """Which Daraja the dev project's test mode talks to, in the words the banner uses."""
+    if settings.simulator_url:
+        return f"standalone Daraja simulator at {settings.simulator_url.rstrip('/')}"
+    if settings.mount_simulator:
+        return "built-in Daraja simulator"
+    return "no Daraja simulator: configure Daraja sandbox credentials"
+
+
+def banner(base_url: str, project_id: str, secret: str, daraja: str) -> str:
     return f"""
-mpesa-bridge is starting on {base_url}  (sandbox mode, built-in Daraja simulator)
+mpesa-bridge is starting on {base_url}  (sandbox mode, {daraja})
 
   project          {project_id}
   test secret key  {secret}

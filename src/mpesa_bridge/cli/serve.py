@@ -11,7 +11,7 @@ import uvicorn
 
 from mpesa_bridge.api.app import create_app
 from mpesa_bridge.api.net import parse_networks
-from mpesa_bridge.cli.dev import DEV_FILE, banner, ensure_dev_project
+from mpesa_bridge.cli.dev import DEV_FILE, banner, daraja_description, ensure_dev_project
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, tighten
 from mpesa_bridge.logging import configure_logging, get_logger
@@ -30,7 +30,7 @@ async def serve_forever(settings: Settings, *, dev: bool) -> None:
             project_id, secret = await ensure_dev_project(runtime)
         finally:
             await runtime.aclose()
-        typer.echo(banner(settings.resolved_public_base_url, project_id, secret))
+        typer.echo(banner(settings.resolved_public_base_url, project_id, secret, daraja_description(settings)))
     config = server_config(create_app(settings), settings.host, settings.port, connection_limits(settings))
     await uvicorn.Server(config).serve()
 

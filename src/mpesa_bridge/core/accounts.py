@@ -31,6 +31,7 @@ from mpesa_bridge.core.projects import (
 
 INVALID_KEY_MESSAGE = "Invalid API key provided."
 LAST_USED_EVERY = timedelta(seconds=60)  # last_used_at is recorded at most this often per key
+KEY_CACHE_SIZE = 10_000  # remembered look-ups, found or not (a spray of random keys evicts the oldest)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ class ProjectService:
         self._accounts: dict[tuple[str, Mode], DarajaAccount] = {}
         # digest -> (key, its project, when it was read): a short TTL bounds how long another
         # instance's revocation takes to reach this one; this instance's own revocations evict at once.
-        self._keys: dict[str, tuple[ApiKey, Project, float]] = {}
+        # Misses are remembered too (None, None), so that an unknown key, a revoked one and an
+        # expired one cost the same: one look-up per TTL. Bounded, oldest first out.
+        self._keys: dict[str, tuple[ApiKey | None, Project | None, float]] = {}
         self._key_cache_ttl = key_cache_ttl
         self._monotonic = monotonic
 
@@ -139,16 +142,18 @@ class ProjectService:
         return Caller(key=key, tenant=Tenant(project_id=key.project_id, mode=Mode(key.mode)), project=project)
 
     async def _key(self, digest: str) -> tuple[ApiKey | None, Project | None]:
+        """The key and its project, read in one statement whatever the outcome, so that found and
+        not found take the same path (no timing difference between unknown and revoked keys)."""
         cached = self._keys.get(digest)
         if cached is not None and self._monotonic() - cached[2] < self._key_cache_ttl:
             return cached[0], cached[1]
         async with self._db.read() as uow:
-            key = await uow.projects.key_by_hash(digest)
-            project = await uow.projects.get(key.project_id) if key is not None else None
-        if key is not None and project is not None:
-            self._keys[digest] = (key, project, self._monotonic())
-        else:
-            self._keys.pop(digest, None)
+            found = await uow.projects.key_with_project(digest)
+        key, project = found if found is not None else (None, None)
+        self._keys.pop(digest, None)  # re-inserted last: the dict's order is the eviction order
+        self._keys[digest] = (key, project, self._monotonic())
+        if len(self._keys) > KEY_CACHE_SIZE:
+            del self._keys[next(iter(self._keys))]
         return key, project
 
     async def rotate_key(self, caller: Caller, grace_seconds: float) -> tuple[IssuedKey, ApiKey]:
@@ -227,7 +232,7 @@ class ProjectService:
                 project.signing_secret_sealed = self._box.seal(new_secret, context=f"signing:{project_id}")
             elif signing_secret == "none":
                 project.signing_secret_sealed = None
-        self._keys = {d: entry for d, entry in self._keys.items() if entry[1].id != project_id}
+        self._keys = {d: entry for d, entry in self._keys.items() if entry[1] is None or entry[1].id != project_id}
         return project, new_secret
 
     async def account(self, tenant: Tenant) -> DarajaAccount:

@@ -16,7 +16,7 @@ Gateway errors (raised by DarajaGateway, caught by the use cases):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -175,7 +175,11 @@ class CallbackRepository(Protocol):
         """The callbacks among `callback_ids` that no other transaction holds, locked, in id order."""
         ...
 
-    async def unprocessed(self, limit: int) -> Sequence[str]: ...
+    async def unprocessed(self, due_by: datetime, limit: int) -> Sequence[str]:
+        """The ids of `received` callbacks due by `due_by` (never tried, or their retry is due), oldest first.
+
+        A callback waiting for its retry, or `failed`, is not among them: it cannot hide newer ones."""
+        ...
 
 
 class ProjectRepository(Protocol):
@@ -193,13 +197,33 @@ class ProjectRepository(Protocol):
 
     async def add_key(self, key: ApiKey) -> None: ...
 
-    async def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
+    async def key_with_project(self, key_hash: str) -> tuple[ApiKey, Project] | None:
+        """The key with this SHA-256 and its project, in one statement (None: no such key)."""
+        ...
 
     async def key(self, key_id: str) -> ApiKey | None: ...
 
     async def keys(self, project_id: str) -> Sequence[ApiKey]: ...
 
     async def touch_key(self, key_id: str, at: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class IdempotencyBinding:
+    """The `Idempotency-Key` a creating request holds: bound to what it creates, in the same
+    transaction (a recovery point), so that a retry after a crash answers with that and never
+    creates — or prompts — a second time. `seal` seals a secret for storage beside the binding."""
+
+    scope: str
+    key: str
+    owner: str
+    seal: Callable[[str], str]
+
+
+class IdempotencyRepository(Protocol):
+    async def bind(self, scope: str, key: str, owner: str, resource_id: str, resource_secret: str | None) -> bool:
+        """False when the claim is no longer this request's (taken over or gone): roll back."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -219,6 +243,9 @@ class UnitOfWork(Protocol):
 
     @property
     def projects(self) -> ProjectRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from mpesa_bridge.core.crypto import SecretBox
 from mpesa_bridge.core.errors import ConfigurationMissing, InvalidRequest
+from mpesa_bridge.core.shortcodes import SHORT_CODE_RULE, is_short_code
 
 
 class Mode(StrEnum):
@@ -39,7 +40,6 @@ ALLOWED_ENVIRONMENTS: dict[Mode, frozenset[DarajaEnvironment]] = {
     Mode.LIVE: frozenset({DarajaEnvironment.PRODUCTION}),
 }
 
-_SHORTCODE = re.compile(r"^[0-9]{5,8}$")
 _KEY = re.compile(r"^sk_(test|live)_[A-Za-z0-9]{32}$")
 
 
@@ -97,12 +97,12 @@ class DarajaSettingsInput:
         for name in ("consumer_key", "consumer_secret", "passkey"):
             if not getattr(self, name).strip():
                 raise InvalidRequest(f"{name} is required", code="parameter_missing", param=name)
-        if not _SHORTCODE.fullmatch(self.short_code):
-            raise InvalidRequest("short_code must be 5 to 8 digits", code="invalid_short_code", param="short_code")
+        if not is_short_code(self.short_code):
+            raise InvalidRequest(f"short_code must be {SHORT_CODE_RULE}", code="invalid_short_code", param="short_code")
         if self.shortcode_type is ShortcodeType.TILL:
-            if not self.till_number or not _SHORTCODE.fullmatch(self.till_number):
+            if not self.till_number or not is_short_code(self.till_number):
                 raise InvalidRequest(
-                    "a till needs till_number (5 to 8 digits); short_code is its store number",
+                    f"a till needs till_number ({SHORT_CODE_RULE}); short_code is its store number",
                     code="invalid_till_number",
                     param="till_number",
                 )

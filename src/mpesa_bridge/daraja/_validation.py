@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from mpesa_bridge.core.shortcodes import SHORT_CODE_RULE, is_short_code
+
 from ._exceptions import DarajaValidationError
 
 __all__ = [
@@ -28,8 +30,6 @@ TRANSACTION_TYPES = frozenset({"CustomerPayBillOnline", "CustomerBuyGoodsOnline"
 
 # [0-9], not \d: \d also matches non-ASCII digits that int() would happily accept.
 _MSISDN = re.compile(r"254[71][0-9]{8}")
-# Shortcodes are sent as JSON integers, so a leading zero would silently change the number.
-_SHORT_CODE = re.compile(r"[1-9][0-9]{4,6}")
 # '@', '#', '&', emoji and other symbols make Daraja reject the push or drop the prompt.
 _FREE_TEXT = re.compile(r"[A-Za-z0-9 ._/-]+")
 
@@ -55,9 +55,9 @@ def check_msisdn(field: str, value: object) -> None:
 
 
 def check_short_code(field: str, value: object) -> None:
-    """Paybill, till or store number: 5 to 7 digits."""
-    if not _SHORT_CODE.fullmatch(_require_str(field, value)):
-        raise DarajaValidationError(field, "must be 5 to 7 digits, not starting with 0")
+    """Paybill, till or store number: the rule of `core.shortcodes`, shared with the bridge's core."""
+    if not is_short_code(_require_str(field, value)):
+        raise DarajaValidationError(field, f"must be {SHORT_CODE_RULE}")
 
 
 def check_free_text(field: str, value: object, *, max_length: int) -> None:

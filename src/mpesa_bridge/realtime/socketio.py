@@ -9,6 +9,17 @@ A client authenticates in the connect `auth` payload — `{"key": "sk_…"}` for
 A connect without valid credentials is refused. Sockets cannot join rooms themselves (no client
 event is handled), and every emit names its rooms: nothing is ever sent to all sockets.
 
+Limits, so that a WebSocket is no way around the HTTP API's (docs/security.md, "Socket.IO limits"):
+
+- A refused connect spends the client address's authentication-failure budget, the one HTTP 401s
+  spend (`ConnectBudget`, wired to `api/ratelimit.py`); once it is spent, connects from the address
+  are refused before any credential is looked up, and the connection is closed. A connection is
+  also closed after `max_connect_failures` refused connects of its own.
+- An Engine.IO packet larger than `max_message_bytes` closes the connection before it is parsed
+  (Engine.IO's `max_http_buffer_size`, which it checks on WebSocket frames and polling bodies).
+- An Engine.IO session that has not joined (a connect accepted) within `join_timeout` is closed.
+- New sessions per address are limited before they reach this module (`RateLimitMiddleware`).
+
 Each event is emitted under three names, to the payment's room and its tenant's room:
 `payment.updated` (the event, as webhooks carry it) and, for clients of the earlier system,
 `transaction:<payment id>` and `transaction-updated` (the payment object alone).
@@ -25,12 +36,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import socketio
 
 from mpesa_bridge.core.accounts import ProjectService
-from mpesa_bridge.core.errors import AuthenticationFailed
+from mpesa_bridge.core.errors import AuthenticationFailed, RateLimited
 from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.core.payments.public import event_public
 from mpesa_bridge.core.payments.stk import PaymentService
@@ -44,6 +55,10 @@ UPDATED = "payment.updated"
 LEGACY_UPDATED = "transaction-updated"
 
 KEY_RECHECK_INTERVAL = 60.0  # seconds; a revoked key's sockets are disconnected within this
+JOIN_TIMEOUT = 5.0  # seconds an Engine.IO session has to join before it is closed
+MAX_CONNECT_FAILURES = 3  # refused connects after which a connection is closed
+MAX_MESSAGE_BYTES = 65_536  # as the HTTP API's body limit; a connect's payload is a few hundred bytes
+NAMESPACE = "/"
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,17 @@ class Grant:
 
 
 Authorize = Callable[[Any], Awaitable[Grant]]
+
+
+class ConnectBudget(Protocol):
+    """The client address's budget of failed authentications, shared with the HTTP API; the address
+    is read from the connection's ASGI scope."""
+
+    async def check(self, scope: dict[str, Any]) -> None:
+        """RateLimited if the address has no failure left: refuse before looking credentials up."""
+
+    async def spend(self, scope: dict[str, Any]) -> None:
+        """Count one refused connect against the address."""
 
 
 def tenant_room(project_id: str, mode: str) -> str:
@@ -129,6 +155,45 @@ class SocketAuthorizer:
         return Grant([tenant_room(caller.tenant.project_id, caller.tenant.mode.value)], still_valid)
 
 
+class SessionHooks(Protocol):
+    def session_opened(self, eio_sid: str) -> None: ...
+
+    def connect_started(self, eio_sid: str) -> None: ...
+
+    async def connect_answered(self, eio_sid: str) -> None: ...
+
+    def session_closed(self, eio_sid: str) -> None: ...
+
+
+class _Server(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
+    """python-socketio's server, calling `hooks` when an Engine.IO session opens and closes and
+    around the answering of a connect (after it, its refusal is queued): the library has no public
+    hooks there. These private methods are pinned by requirements.lock and exercised by
+    tests/integration/test_realtime_socketio_limits.py."""
+
+    def __init__(self, hooks: SessionHooks, **options: Any) -> None:
+        super().__init__(**options)
+        self._hooks = hooks
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        await super()._handle_eio_connect(eio_sid, environ)
+        self._hooks.session_opened(eio_sid)
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if eio_sid not in self.environ:  # closed by us: what it had already sent is dropped unread
+            return
+        await super()._handle_eio_message(eio_sid, data)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        self._hooks.connect_started(eio_sid)
+        await super()._handle_connect(eio_sid, namespace, data)
+        await self._hooks.connect_answered(eio_sid)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        await super()._handle_eio_disconnect(eio_sid, reason)
+        self._hooks.session_closed(eio_sid)
+
+
 class SocketGateway:
     """The Socket.IO server and its ASGI app (mounted by `api/app.py` at /socket.io)."""
 
@@ -138,13 +203,18 @@ class SocketGateway:
         redis_url: str | None = None,
         cors_origins: list[str] | str = "*",
         key_recheck_interval: float = KEY_RECHECK_INTERVAL,
+        join_timeout: float = JOIN_TIMEOUT,
+        max_connect_failures: int = MAX_CONNECT_FAILURES,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         manager = socketio.AsyncRedisManager(redis_url, channel=CHANNEL) if redis_url else socketio.AsyncManager()
-        self.server = socketio.AsyncServer(
+        self.server = _Server(
+            self,
             async_mode="asgi",
             client_manager=manager,
             cors_allowed_origins=cors_origins,
             cors_credentials=False,  # credentials travel in the connect payload, never in cookies
+            max_http_buffer_size=max_message_bytes,
             logger=False,
             engineio_logger=False,
         )
@@ -152,31 +222,115 @@ class SocketGateway:
         self.server.on("disconnect", self._disconnected)
         self.app = socketio.ASGIApp(self.server, socketio_path=PATH)
         self._authorize: Authorize | None = None
+        self._budget: ConnectBudget | None = None
         self._redis = redis_url is not None
         self._key_recheck_interval = key_recheck_interval
+        self._join_timeout = join_timeout
+        self._max_connect_failures = max_connect_failures
         self._checks: dict[str, Callable[[], Awaitable[bool]]] = {}  # sid -> its key's check
+        self._join_by: dict[str, float] = {}  # eio sid -> when it must have joined (loop time)
+        self._deadlines: dict[str, asyncio.Task[None]] = {}  # eio sid -> the task that enforces it
+        self._failures: dict[str, int] = {}  # eio sid -> its refused connects
+        self._to_close: set[str] = set()  # eio sids to close once their connect is answered
         self._rechecking: asyncio.Task[None] | None = None
 
-    def bind(self, authorize: Authorize) -> None:
-        """Start accepting connections (before this every connect is refused), and with Redis start
-        listening for other instances' emits now rather than at the first connect."""
+    def bind(self, authorize: Authorize, budget: ConnectBudget | None = None) -> None:
+        """Start accepting connections (before this every connect is refused), counting refused ones
+        against `budget`, and with Redis start listening for other instances' emits now rather than
+        at the first connect."""
         self._authorize = authorize
+        self._budget = budget
         if self._redis and not self.server.manager_initialized:
             self.server.manager_initialized = True
             self.server.manager.initialize()
         self._rechecking = asyncio.create_task(self._recheck_forever(), name="socketio-key-recheck")
 
-    async def _connect(self, sid: str, _environ: dict[str, Any], auth: Any) -> None:
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         if self._authorize is None:
             raise Refused("unavailable", "The server is starting; try again.")
-        grant = await self._authorize(auth)
+        eio_sid: str = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        scope: dict[str, Any] = environ.get("asgi.scope", {})
+        grant = await self._authorized(eio_sid, scope, auth)
         for room in grant.rooms:
             await self.server.enter_room(sid, room)
         if grant.still_valid is not None:
             self._checks[sid] = grant.still_valid
 
+    async def _authorized(self, eio_sid: str, scope: dict[str, Any], auth: Any) -> Grant:
+        assert self._authorize is not None
+        try:
+            if self._budget is not None:
+                await self._budget.check(scope)
+            return await self._authorize(auth)
+        except RateLimited as exc:
+            self._to_close.add(eio_sid)  # nothing from this address will be looked up for a while
+            raise Refused(exc.code, exc.message) from None
+        except Refused:
+            if self._budget is not None:
+                await self._budget.spend(scope)
+            self._failures[eio_sid] = failures = self._failures.get(eio_sid, 0) + 1
+            if failures >= self._max_connect_failures:
+                self._to_close.add(eio_sid)
+            raise
+
     async def _disconnected(self, sid: str, _reason: Any = None) -> None:
         self._checks.pop(sid, None)
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid in self.server.eio.sockets:  # left the namespace, kept the connection: join again
+            self.session_opened(eio_sid)
+
+    # --- SessionHooks: Engine.IO sessions, called by `_Server` -------------------------------------
+
+    def session_opened(self, eio_sid: str) -> None:
+        self._join_by[eio_sid] = asyncio.get_running_loop().time() + self._join_timeout
+        self._arm(eio_sid)
+
+    def connect_started(self, eio_sid: str) -> None:
+        # A connect being answered (a slow database) is not the client's delay: the deadline waits.
+        self._cancel_deadline(eio_sid)
+
+    async def connect_answered(self, eio_sid: str) -> None:
+        if eio_sid in self._to_close:
+            log.info("realtime.socket_closed", reason="connect_refusals", failures=self._failures.get(eio_sid, 0))
+            await self._close_session(eio_sid)
+        elif self.server.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None:
+            self._join_by.pop(eio_sid, None)  # joined
+        elif eio_sid in self._join_by:
+            self._arm(eio_sid)  # the same deadline: refused connects, or other namespaces', never extend it
+
+    def session_closed(self, eio_sid: str) -> None:
+        self._cancel_deadline(eio_sid)
+        self._join_by.pop(eio_sid, None)
+        self._failures.pop(eio_sid, None)
+        self._to_close.discard(eio_sid)
+
+    def _arm(self, eio_sid: str) -> None:
+        self._cancel_deadline(eio_sid)
+        delay = max(0.0, self._join_by[eio_sid] - asyncio.get_running_loop().time())
+        self._deadlines[eio_sid] = asyncio.create_task(self._join_deadline(eio_sid, delay), name="socketio-join")
+
+    async def _join_deadline(self, eio_sid: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._deadlines.pop(eio_sid, None)  # before closing: the close must not cancel this task
+        log.info("realtime.socket_closed", reason="not_joined")
+        await self._close_session(eio_sid)
+
+    def _cancel_deadline(self, eio_sid: str) -> None:
+        deadline = self._deadlines.pop(eio_sid, None)
+        if deadline is not None:
+            deadline.cancel()
+
+    async def _close_session(self, eio_sid: str) -> None:
+        """Close an Engine.IO session now, whatever its client does."""
+        eio = self.server.eio
+        socket = eio.sockets.pop(eio_sid, None)
+        if socket is None:
+            return
+        # Engine.IO's own disconnect waits until the client has read the CLOSE, which a hostile
+        # client never does. So: close without waiting, then end the WebSocket writer with an empty
+        # poll, which closes the connection. A polling client's next request finds no session.
+        await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+        socket.queue.put_nowait(None)
 
     async def recheck(self) -> int:
         """Disconnect the sockets whose key was revoked (or whose project now requires signing)."""
@@ -204,6 +358,9 @@ class SocketGateway:
 
     async def aclose(self) -> None:
         self._authorize = None
+        for deadline in list(self._deadlines.values()):
+            deadline.cancel()
+        self._deadlines.clear()
         if self._rechecking is not None:
             self._rechecking.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -37,7 +38,10 @@ def build_app(gateway: DarajaGateway, lifespan: Lifespan[Starlette] | None = Non
 
     async def stk_push(request: Request) -> Response:
         gateway.authorize(request.headers.get("authorization"))
-        return JSONResponse(gateway.stk_push(await _json_body(request)))
+        accepted = gateway.stk_push(await _json_body(request))
+        if gateway.config.push_answer_delay > 0:
+            await asyncio.sleep(gateway.config.push_answer_delay)
+        return JSONResponse(accepted)
 
     async def stk_query(request: Request) -> Response:
         gateway.authorize(request.headers.get("authorization"))

@@ -44,6 +44,11 @@ class SimulatorConfig:
     - `duplicate_callback_gap`: seconds between the two copies of a duplicated callback.
     - `token_ttl`: access-token lifetime in seconds, measured with `now`.
     - `callback_timeout`: timeout of each callback POST.
+    - `push_answer_delay`: seconds the HTTP answer to an accepted STK push is held back. The push is
+      recorded (the prompt "shown") at once; only the answer waits — so a test can stop the caller
+      while its push is in flight, the way a crash or a cut connection loses Daraja's answer.
+    - `query_lag`: for the lagging-query number, seconds after the push (by `now`) during which
+      STK Query still says "being processed", although the customer has paid.
     - `lose_callbacks`: every push is decided after its delay but no callback is ever sent, as for
       the no-callback number: the merchant learns the outcome only by STK Query (load tests of
       reconciliation: one phone per push, every callback lost).
@@ -58,5 +63,7 @@ class SimulatorConfig:
     duplicate_callback_gap: float = 0.2
     token_ttl: int = 3599
     callback_timeout: float = 10.0
+    query_lag: float = 900.0
     lose_callbacks: bool = False
+    push_answer_delay: float = 0.0
     now: Callable[[], datetime] = utc_now

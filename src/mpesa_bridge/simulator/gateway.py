@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from . import ids
@@ -102,7 +103,7 @@ class DarajaGateway:
         record = self.pushes.get(request.checkout_request_id)
         if record is None or record.request.business_short_code != request.business_short_code:
             raise invalid_field("CheckoutRequestID")
-        if not record.decided:
+        if not record.decided or self._lagging(record):
             raise merchant_error(PROCESSING, request_id=record.checkout_request_id)
         return {
             "ResponseCode": "0",
@@ -112,6 +113,10 @@ class DarajaGateway:
             "ResultCode": str(record.result_code),
             "ResultDesc": record.result_desc,
         }
+
+    def _lagging(self, record: PushRecord) -> bool:
+        lag = timedelta(seconds=self.config.query_lag)
+        return record.scenario.query_lags and self.config.now() < record.created_at + lag
 
 
 def _basic_credentials(encoded: str) -> tuple[str | None, str | None]:

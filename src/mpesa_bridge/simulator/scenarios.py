@@ -16,6 +16,7 @@ The table below is data so that the README and tests can render or iterate it:
 | 254700000902   | success, the callback arrives late (`late_callback_delay`)               |
 | 254700000903   | success, then a contradicting "cancelled" (1032) callback for the same id |
 | 254700001019   | the prompt expires unanswered (1019)                                     |
+| 254700000904   | pays, no callback; STK Query says "being processed" until `query_lag`    |
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class Scenario:
     result_desc: str
     description: str
     delivery: Delivery = Delivery.ON_TIME
+    # STK Query keeps saying "being processed" until `query_lag` after the push, though the
+    # customer has answered: the result has not reached the query side yet (daraja.md section 5).
+    query_lags: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -111,6 +115,14 @@ MAGIC_NUMBERS: Mapping[str, Scenario] = MappingProxyType(
             SUCCESS_DESC,
             "The customer pays; a second callback for the same ids then claims 1032 (cancelled).",
             Delivery.CONTRADICTING,
+        ),
+        "254700000904": Scenario(
+            "lagging_query",
+            0,
+            SUCCESS_DESC,
+            "The customer pays; no callback is sent and STK Query says 'being processed' until query_lag.",
+            Delivery.NEVER,
+            query_lags=True,
         ),
     }
 )

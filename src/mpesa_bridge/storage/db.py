@@ -23,6 +23,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, create_private_file, tighten
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.storage.idempotency import SqlIdempotencyRepository
 from mpesa_bridge.storage.mapping import map_entities
 from mpesa_bridge.storage.repositories import (
     SqlCallbackRepository,
@@ -187,6 +188,7 @@ class SqlUnitOfWork:
     evidence: SqlEvidenceRepository
     callbacks: SqlCallbackRepository
     projects: SqlProjectRepository
+    idempotency: SqlIdempotencyRepository
 
     def __init__(
         self,
@@ -210,6 +212,7 @@ class SqlUnitOfWork:
         self.evidence = SqlEvidenceRepository(self.session)
         self.callbacks = SqlCallbackRepository(self.session, lock=self._lock)
         self.projects = SqlProjectRepository(self.session)
+        self.idempotency = SqlIdempotencyRepository(self.session)
         return self
 
     async def __aexit__(

@@ -15,7 +15,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from mpesa_bridge.core.ids import id_ceiling, id_floor
 from mpesa_bridge.core.payments.entity import InboundCallback, OutboxEvent, Payment, PaymentEvidence
-from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 from mpesa_bridge.core.ports import DayStatusTotal, PaymentFilter, QueryClaim
 from mpesa_bridge.core.projects import ApiKey, DarajaConfig, Mode, Project, Tenant
 from mpesa_bridge.storage import tables
@@ -182,7 +182,11 @@ class SqlPaymentRepository:
             sa.select(c.id, c.project_id, c.mode, c.checkout_request_id)
             .where(
                 c.next_query_at <= now,
-                c.status.in_([PaymentStatus.PENDING, PaymentStatus.UNKNOWN]),
+                sa.or_(
+                    c.status.in_([PaymentStatus.PENDING, PaymentStatus.UNKNOWN]),
+                    # status.query_may_correct: an expiry on our own timeout is re-checked a while.
+                    sa.and_(c.status == PaymentStatus.EXPIRED, c.evidence == Evidence.OWN_TIMEOUT),
+                ),
                 c.checkout_request_id.is_not(None),
             )
             .order_by(c.next_query_at)
@@ -299,9 +303,10 @@ class SqlCallbackRepository:
             stmt = stmt.with_for_update(skip_locked=True)
         return (await self._s.execute(stmt)).scalars().all()
 
-    async def unprocessed(self, limit: int) -> Sequence[str]:
+    async def unprocessed(self, due_by: datetime, limit: int) -> Sequence[str]:
         c = tables.inbound_callbacks.c
-        stmt = sa.select(c.id).where(c.state == "received").order_by(c.received_at).limit(limit)
+        due = sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= due_by)
+        stmt = sa.select(c.id).where(c.state == "received", due).order_by(c.received_at).limit(limit)
         return (await self._s.execute(stmt)).scalars().all()
 
 
@@ -340,9 +345,14 @@ class SqlProjectRepository:
         self._s.add(key)
         await self._s.flush()
 
-    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
-        stmt = sa.select(ApiKey).where(tables.api_keys.c.key_hash == key_hash)
-        return (await self._s.execute(stmt)).scalar_one_or_none()
+    async def key_with_project(self, key_hash: str) -> tuple[ApiKey, Project] | None:
+        stmt = (
+            sa.select(ApiKey, Project)
+            .join_from(ApiKey, Project, tables.api_keys.c.project_id == tables.projects.c.id)
+            .where(tables.api_keys.c.key_hash == key_hash)
+        )
+        row = (await self._s.execute(stmt)).first()
+        return (row[0], row[1]) if row is not None else None
 
     async def key(self, key_id: str) -> ApiKey | None:
         return await self._s.get(ApiKey, key_id)

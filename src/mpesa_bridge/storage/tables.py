@@ -146,6 +146,9 @@ inbound_callbacks = sa.Table(
     sa.Column("checkout_request_id", sa.String(64), nullable=True),
     sa.Column("processed_at", UTCDateTime(), nullable=True),
     sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+    # After a failed attempt: when the sweep may try again (None: at once), and the error's class.
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.String(64), nullable=True),
 )
 sa.Index("ix_inbound_callbacks_state_received", inbound_callbacks.c.state, inbound_callbacks.c.received_at)
 
@@ -250,9 +253,14 @@ idempotency_keys = sa.Table(
     sa.Column("scope", sa.String(64), primary_key=True),  # "<project id>:<mode>" or "admin"
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),  # in_progress | completed
+    sa.Column("state", sa.String(16), nullable=False),  # in_progress | unanswered | completed
     sa.Column("response_status", sa.Integer(), nullable=True),
     sa.Column("response_body", sa.LargeBinary(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    # The claim's random token: only the request holding the claim binds, completes or releases.
+    sa.Column("owner", sa.String(64), nullable=True),
+    # What the request created, written in the transaction that created it (migration 0007).
+    sa.Column("resource_id", sa.String(40), nullable=True),
+    sa.Column("resource_secret", sa.Text(), nullable=True),  # its client secret, sealed
 )

@@ -255,11 +255,15 @@ class SqlWebhookRepository:
 
     # --- events ---------------------------------------------------------------------------------
 
-    async def event(self, tenant: Tenant, event_id: str) -> OutboxEvent | None:
+    async def event(self, tenant: Tenant, event_id: str, *, lock: bool = False) -> OutboxEvent | None:
         c = _events.c
         stmt = sa.select(OutboxEvent).where(
             c.id == event_id, c.project_id == tenant.project_id, c.mode == tenant.mode.value
         )
+        if lock and self._lock:
+            # FOR NO KEY UPDATE: serialises redelivery decisions about this event; deliveries being
+            # inserted for it (their foreign key takes KEY SHARE) need not wait.
+            stmt = stmt.with_for_update(key_share=True)
         found: OutboxEvent | None = (await self._s.execute(stmt)).scalar_one_or_none()
         return found
 
@@ -282,6 +286,11 @@ class SqlWebhookRepository:
     async def deliveries_of(self, event_id: str) -> Sequence[WebhookDelivery]:
         stmt = sa.select(_deliveries).where(_deliveries.c.event_id == event_id).order_by(_deliveries.c.id)
         return [_delivery(r) for r in (await self._s.execute(stmt)).mappings().all()]
+
+    async def pending_redeliveries(self, event_id: str) -> Sequence[WebhookDelivery]:
+        d = _deliveries.c
+        stmt = sa.select(_deliveries).where(d.event_id == event_id, d.redelivery.is_(True), d.status == _PENDING)
+        return [_delivery(r) for r in (await self._s.execute(stmt.order_by(d.id))).mappings().all()]
 
     async def attempts_of(self, delivery_ids: Sequence[str]) -> Sequence[WebhookAttempt]:
         if not delivery_ids:

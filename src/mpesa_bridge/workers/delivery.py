@@ -5,11 +5,12 @@ nothing is due, then (hourly) pruning. The loop holds a lock during each step, s
 for the batch in hand to be sent and recorded instead of cancelling it mid-transaction.
 
 `HttpSender` is the one place webhooks touch the network: one keep-alive `httpx.AsyncClient` per
-mode, explicit timeouts, never a redirect, at most the first 1 KB of an answer read. Its
-connection pool connects through `GuardedBackend`, which resolves the host, refuses the whole
-host if any address breaks the mode's address rule (`core.webhooks.destinations`), and connects
-to an address it checked — so a DNS answer that changed since the endpoint was created (or since
-the check) cannot steer a delivery into the private network.
+mode, explicit timeouts, never a redirect, at most the first 1 KB of an answer read — and kept
+only when the connection went to a public address. Its connection pool connects through
+`GuardedBackend`, which resolves the host, refuses the whole host if any address breaks the mode's
+address rule (`core.webhooks.destinations`), and connects to an address it checked — so a DNS
+answer that changed since the endpoint was created (or since the check) cannot steer a delivery
+into the private network.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from mpesa_bridge.core.crypto import SecretBox
 from mpesa_bridge.core.errors import BridgeError
 from mpesa_bridge.core.projects import Mode
 from mpesa_bridge.core.webhooks.delivery import DeliveryReport, DeliveryService
-from mpesa_bridge.core.webhooks.destinations import AddressRule, Resolver, vetted_addresses
+from mpesa_bridge.core.webhooks.destinations import AddressRule, Resolver, is_public_address, vetted_addresses
 from mpesa_bridge.core.webhooks.entity import RESPONSE_BODY_LIMIT
 from mpesa_bridge.core.webhooks.ports import SendResult, WebhookUnitOfWorkFactory
 from mpesa_bridge.core.webhooks.retry import RetryPolicy
@@ -120,13 +121,26 @@ def _client(rule: AddressRule, resolver: Resolver, timeout: float, limits: httpx
 class HttpSender:
     """POSTs signed webhooks (`core.webhooks.ports.Sender`); every outcome is a `SendResult`."""
 
-    def __init__(self, *, timeout: float, allow_private: bool, resolver: Resolver, max_connections: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        allow_private: bool,
+        test_loopback: bool,
+        resolver: Resolver,
+        max_connections: int = 100,
+    ) -> None:
         self._timeout = timeout
         # Every connection stays alive between batches: a dropped one costs a new TCP (and TLS)
         # handshake on the next batch to the same receiver.
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._clients = {
-            mode: _client(AddressRule.for_mode(mode, allow_private=allow_private), resolver, timeout, limits)
+            mode: _client(
+                AddressRule.for_mode(mode, allow_private=allow_private, test_loopback=test_loopback),
+                resolver,
+                timeout,
+                limits,
+            )
             for mode in Mode
         }
 
@@ -141,15 +155,19 @@ class HttpSender:
             async with asyncio.timeout(self._timeout):
                 async with client.stream("POST", url, content=body, headers=headers) as response:
                     status = response.status_code
-                    head = await _read_head(response)
+                    public = from_public_address(response)
+                    head = await _read_head(response)  # read even when not kept: the connection stays reusable
         except (httpx.HTTPError, TimeoutError, BridgeError, OSError) as exc:
             reason = _describe(exc, self._timeout)
             log.info("webhook.delivery.failed", host=httpx.URL(url).host, status=status, error=reason)
             return SendResult(latency_ms=_ms(started), status_code=status, error=reason)
-        text = head[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")
+        # What a private service answers (loopback in test mode, a neighbour behind ALLOW_PRIVATE_URLS)
+        # is never kept: whoever holds a key could otherwise read it through the events API.
+        text = kept_answer(head, public=public)
         error = None
         if 300 <= status < 400:
-            error = f"redirect not followed (Location: {response.headers.get('location', '')[:200]})"
+            location = response.headers.get("location", "")[:200] if public else "not kept: a non-public address"
+            error = f"redirect not followed (Location: {location})"
         if not 200 <= status < 300:
             log.info("webhook.delivery.failed", host=httpx.URL(url).host, status=status, error=error)
         return SendResult(latency_ms=_ms(started), status_code=status, body=text, error=error)
@@ -157,6 +175,18 @@ class HttpSender:
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
+
+
+def kept_answer(head: bytes, *, public: bool) -> str | None:
+    """What an attempt keeps of the answer: its first 1 KB, decoded leniently — from a public address only."""
+    return head[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace") if public else None
+
+
+def from_public_address(response: httpx.Response) -> bool:
+    """Whether the connection that carried `response` goes to a public address (unknown: no)."""
+    stream = response.extensions.get("network_stream")
+    peer: Any = stream.get_extra_info("server_addr") if stream is not None else None
+    return bool(peer) and is_public_address(str(peer[0]))
 
 
 async def _read_head(response: httpx.Response) -> bytes:
@@ -177,6 +207,9 @@ def _describe(exc: BaseException, timeout: float) -> str:
         return f"timeout: no complete answer within {timeout:g} s"
     if isinstance(exc, httpx.ConnectError):
         return f"connect_error: {exc}"[:500] if str(exc) else "connect_error"
+    if isinstance(exc, httpx.ProtocolError):
+        # h11 quotes what the peer sent (an SSH or Redis banner): never kept, like a private answer.
+        return "protocol_error: the answer is not valid HTTP/1.1"
     name = type(exc).__name__
     return f"{name}: {exc}"[:500] if str(exc) else name
 
@@ -278,6 +311,7 @@ def build_delivery(
     sender = HttpSender(
         timeout=settings.webhook_timeout,
         allow_private=settings.webhook_allow_private_urls,
+        test_loopback=settings.webhook_test_loopback_on,
         resolver=resolver or SystemResolver(),
         # No more connections than sends at once: httpcore checks each pooled connection per request.
         max_connections=max(settings.webhook_concurrency, 10),

@@ -9,7 +9,7 @@ import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -256,6 +256,28 @@ async def test_no_callback_number_pays_silently_and_query_says_zero(
     assert receiver.requests == []
     record = simulator.push(checkout_id)
     assert record.decided and record.callbacks_sent == 0 and record.receipt_number
+
+
+async def test_lagging_query_number_says_processing_until_query_lag_after_the_push(receiver: CallbackReceiver) -> None:
+    clock = [datetime(2024, 11, 21, 10, 15, 30, tzinfo=UTC)]
+    config = make_config(query_lag=900.0, token_ttl=10**6, now=lambda: clock[0])
+    async with Simulator(config) as simulator, connect(simulator) as client:
+        checkout_id = await push(client, push_body("254700000904", receiver.url()))
+        await simulator.drain(timeout=5)  # the customer has paid
+        clock[0] += timedelta(seconds=899)
+        early = await client.post(QUERY, json=query_body(checkout_id))
+        clock[0] += timedelta(seconds=1)
+        late = await client.post(QUERY, json=query_body(checkout_id))
+
+    assert early.status_code == 500
+    assert early.json() == {
+        "requestId": checkout_id,
+        "errorCode": "500.001.1001",
+        "errorMessage": "The transaction is being processed",
+    }
+    assert late.json()["ResultCode"] == "0"
+    assert receiver.requests == []  # no callback, ever
+    assert simulator.push(checkout_id).decided and simulator.push(checkout_id).callbacks_sent == 0
 
 
 async def test_lose_callbacks_decides_every_push_and_calls_nobody_back(receiver: CallbackReceiver) -> None:

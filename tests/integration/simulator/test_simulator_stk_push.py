@@ -340,7 +340,7 @@ async def test_mountable_under_a_prefix(simulator: Simulator) -> None:
 
 
 def test_magic_numbers_are_documented_data() -> None:
-    assert len(MAGIC_NUMBERS) == 12
+    assert len(MAGIC_NUMBERS) == 13
     assert all(scenario.description for scenario in MAGIC_NUMBERS.values())
     assert all(phone in (scenarios.__doc__ or "") for phone in MAGIC_NUMBERS)  # the README's table
     assert scenario_for("254708374149").result_code == 0

@@ -367,6 +367,40 @@ def test_malformed_callback_is_a_value_error() -> None:
     assert issubclass(MalformedCallback, ValueError)
 
 
+def _with_text(where: str, text: str) -> bytes:
+    """The success sample with `text` put into one of its strings (or keys)."""
+    doc = _doc(SUCCESS_BODY)
+    stk, items = _stk(doc), _stk(doc)["CallbackMetadata"]["Item"]
+    if where in ("CheckoutRequestID", "MerchantRequestID", "ResultDesc"):
+        stk[where] = stk[where][:4] + text + stk[where][4:]
+    elif where == "receipt":
+        items[1]["Value"] = "NLJ7" + text + "RT61SV"
+    elif where == "item-name":
+        items[2]["Name"] = "Bal" + text + "ance"
+    elif where == "key":
+        stk["Extra" + text] = "x"
+    else:  # a field we do not read at all
+        doc["Unread"] = {"deep": ["x" + text]}
+    return orjson.dumps(doc)
+
+
+_FIELDS = ["CheckoutRequestID", "MerchantRequestID", "ResultDesc", "receipt", "item-name", "key", "unread"]
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x08", "\t", "\n", "\r", "\x1b", "\x1f"])
+@pytest.mark.parametrize("where", _FIELDS)
+def test_a_control_character_anywhere_makes_the_callback_malformed(where: str, char: str) -> None:
+    # PostgreSQL text refuses NUL; Daraja sends no C0 character in any field (reference §4), so
+    # none is let through to be stored, compared or shown.
+    with pytest.raises(MalformedCallback, match="control character"):
+        parse_stk_callback(_with_text(where, char))  # JSON-escaped, as `\u0000`
+
+
+@pytest.mark.parametrize("where", _FIELDS)
+def test_printable_unicode_and_delete_are_not_control_characters(where: str) -> None:
+    parse_stk_callback(_with_text(where, "é \x7f ✓"))
+
+
 @pytest.mark.parametrize(
     ("receipt", "placeholder"),
     [

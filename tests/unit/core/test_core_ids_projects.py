@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mpesa_bridge.api.schemas import DarajaSettings
 from mpesa_bridge.core.crypto import MasterKeyError, SecretBox
 from mpesa_bridge.core.errors import ConfigurationMissing, InvalidRequest
 from mpesa_bridge.core.ids import id_ceiling, id_floor, new_id, new_token
@@ -30,6 +31,7 @@ from mpesa_bridge.core.projects import (
     key_mode,
     missing_config,
 )
+from tests.fixtures.shortcodes import SHORT_CODE_CASES
 
 T0 = datetime(2026, 1, 31, 12, 0, 0, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -252,9 +254,8 @@ def _settings(**overrides: Any) -> DarajaSettingsInput:
         (Mode.TEST, {"environment": DarajaEnvironment.SIMULATOR}),
         (Mode.LIVE, {"environment": DarajaEnvironment.PRODUCTION}),
         (Mode.TEST, {"short_code": "12345"}),
-        (Mode.TEST, {"short_code": "12345678"}),
         (Mode.TEST, {"shortcode_type": ShortcodeType.TILL, "till_number": "5432101"}),
-        (Mode.TEST, {"shortcode_type": ShortcodeType.TILL, "short_code": "12345", "till_number": "12345678"}),
+        (Mode.TEST, {"shortcode_type": ShortcodeType.TILL, "short_code": "12345", "till_number": "1234567"}),
         (Mode.TEST, {"till_number": ""}),  # an empty till number on a paybill is "no till number"
     ],
 )
@@ -485,3 +486,26 @@ def test_config_opens_after_key_rotation() -> None:
     assert account.consumer_secret == "cs-456"
     with pytest.raises(MasterKeyError):
         config.open(SecretBox([new_key]))
+
+
+@pytest.mark.parametrize(("text", "valid", "why"), SHORT_CODE_CASES, ids=[c[2] for c in SHORT_CODE_CASES])
+def test_saved_short_codes_follow_the_one_rule(text: str, valid: bool, why: str) -> None:
+    """What the core saves, every push can use: the Daraja client applies the same rule (issue 9 #16)."""
+    for overrides, code in (
+        ({"short_code": text}, "invalid_short_code"),
+        ({"shortcode_type": ShortcodeType.TILL, "till_number": text}, "invalid_till_number"),
+    ):
+        if valid:
+            _settings(**overrides).validate(Mode.TEST)
+        else:
+            with pytest.raises(InvalidRequest) as info:
+                _settings(**overrides).validate(Mode.TEST)
+            assert info.value.code == code, why
+
+
+@pytest.mark.parametrize(("text", "valid", "why"), SHORT_CODE_CASES, ids=[c[2] for c in SHORT_CODE_CASES])
+def test_the_admin_schema_documents_the_one_rule(text: str, valid: bool, why: str) -> None:
+    schema = DarajaSettings.model_json_schema()["properties"]
+    for name in ("short_code", "till_number"):
+        pattern = schema[name]["pattern"]
+        assert (re.fullmatch(pattern, text) is not None) is valid, (name, why)

@@ -21,7 +21,7 @@ from mpesa_bridge.core.payments.entity import OutboxEvent, Payment, PaymentEvide
 from mpesa_bridge.core.payments.pacing import Pacer
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.reconcile import Reconciler
-from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.payments.status import PaymentStatus, query_may_correct
 from mpesa_bridge.core.ports import QueryAnswer, QueryClaim, QueryPending
 from mpesa_bridge.core.projects import DarajaAccount, DarajaEnvironment, Tenant
 
@@ -168,7 +168,10 @@ class FakePayments:
                 for p in self._db.items.values()
                 if p.next_query_at is not None
                 and p.next_query_at <= now
-                and p.status in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
+                and (
+                    p.status in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
+                    or query_may_correct(p.status, p.evidence)
+                )
                 and p.checkout_request_id is not None
             ),
             key=lambda p: p.next_query_at or now,

@@ -10,6 +10,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mpesa_bridge.daraja import DarajaClient, DarajaCredentials, DarajaValidationError, StkPushRequest, TokenCache
+from mpesa_bridge.daraja._validation import check_short_code
+from tests.fixtures.shortcodes import SHORT_CODE_CASES
 
 PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
 VALID = StkPushRequest(
@@ -215,3 +217,14 @@ def test_validation_messages_never_echo_the_value() -> None:
         # (transaction_type's message lists the allowed values, which contain the bad one.)
         if isinstance(value, str) and len(value) > 3 and field != "transaction_type":
             assert value not in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "valid", "why"), SHORT_CODE_CASES, ids=[c[2] for c in SHORT_CODE_CASES])
+@pytest.mark.parametrize("field", ["business_short_code", "party_b"])
+def test_short_codes_follow_the_one_rule(field: str, text: str, valid: bool, why: str) -> None:
+    """The client accepts exactly what the bridge's core saves (issue 9 #16)."""
+    if valid:
+        check_short_code(field, text)
+    else:
+        with pytest.raises(DarajaValidationError):
+            check_short_code(field, text)

@@ -53,7 +53,10 @@ class AttemptPublic(BaseModel):
     succeeded: bool
     status_code: int | None
     latency_ms: int
-    response_body: str | None = Field(description="the first 1 KB of the answer")
+    response_body: str | None = Field(
+        description="the first 1 KB of the answer; null when the endpoint's address is not public (loopback, "
+        "private): what a private service answers is never kept"
+    )
     error: str | None = Field(description="why no usable answer came (timeout, connect_error, url_not_allowed, …)")
 
 
@@ -129,6 +132,11 @@ async def get_event(runtime: RuntimeDep, tenant: TenantDep, event_id: str) -> JS
     responses={
         **_ERRORS,
         **BODY_REFUSED,
+        200: {
+            "model": DeliveryList,
+            "description": "nothing new queued: every endpoint asked for already has a pending redelivery of this "
+            "event (listed), or no enabled endpoint subscribes to it (empty list)",
+        },
         409: {"model": ErrorResponse, "description": "endpoint_disabled, or idempotency_key_in_use"},
         422: {"model": ErrorResponse, "description": "idempotency_key_reused"},
     },
@@ -144,11 +152,15 @@ async def redeliver_event(
 ) -> Response:
     """Creates new deliveries, sent soon (in order with the payment's other pending deliveries),
     with the same `webhook-id` as the first time, so receivers that de-duplicate skip it if they
-    already processed it. The list is empty when no enabled endpoint subscribes to the event."""
+    already processed it. At most one redelivery per event and endpoint is pending: an endpoint
+    that has one gets no second one, and the list shows the pending one instead. `201` when this
+    call queued at least one delivery, `200` when it queued none. The list is empty when no enabled
+    endpoint subscribes to the event."""
     endpoint_id = body.endpoint_id if body is not None else None
 
     async def redeliver() -> Response:
-        deliveries = await runtime.events.redeliver(tenant, event_id, endpoint_id)
-        return JSONResponse({"object": "list", "data": [delivery_public(d) for d in deliveries]}, status_code=201)
+        redelivery = await runtime.events.redeliver(tenant, event_id, endpoint_id)
+        data = [delivery_public(d) for d in redelivery.deliveries]
+        return JSONResponse({"object": "list", "data": data}, status_code=201 if redelivery.queued else 200)
 
     return await idempotent(request, runtime, f"{tenant.project_id}:{tenant.mode.value}", redeliver)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from mpesa_bridge.api.deps import RuntimeDep, TenantDep
-from mpesa_bridge.api.idempotency import idempotent
+from mpesa_bridge.api.idempotency import idempotent_creation
 from mpesa_bridge.api.pagination import aware, list_page
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.schemas import (
@@ -29,7 +29,7 @@ from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.payments.totals import DEFAULT_DAYS, MAX_DAYS, totals_public
 from mpesa_bridge.core.payments.validation import validate_payment_create
 from mpesa_bridge.core.phone import normalise_phone
-from mpesa_bridge.core.ports import PaymentFilter
+from mpesa_bridge.core.ports import IdempotencyBinding, PaymentFilter
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -71,7 +71,7 @@ async def create_payment(
     With an `Idempotency-Key`, a retry of the same request returns the same answer and never
     prompts the customer twice."""
 
-    async def create() -> Response:
+    async def create(binding: IdempotencyBinding | None) -> Response:
         # Validated inside, so that a refusal is remembered under the Idempotency-Key too.
         payment_request = validate_payment_create(
             phone=body.phone,
@@ -83,13 +83,20 @@ async def create_payment(
         )
         limiter = runtime.rate_limiter
         await limiter.check_phone(tenant.project_id, tenant.mode.value, payment_request.phone)
-        payment = await runtime.payments.create(tenant, payment_request)
+        payment = await runtime.payments.create(tenant, payment_request, binding)
         # Counted once a push was attempted: refusals (409, 400) do not use up the allowance.
         with contextlib.suppress(RateLimited):
             await limiter.hit_phone(tenant.project_id, tenant.mode.value, payment_request.phone)
         return JSONResponse(payment_public(payment), status_code=201)
 
-    return await idempotent(request, runtime, f"{tenant.project_id}:{tenant.mode.value}", create)
+    async def recover(payment_id: str, client_secret: str | None) -> Response:
+        # The request that created it died before answering: this payment is the answer, as it is now.
+        payment = await runtime.payments.get(tenant, payment_id)
+        payment.client_secret = client_secret
+        return JSONResponse(payment_public(payment), status_code=201)
+
+    scope = f"{tenant.project_id}:{tenant.mode.value}"
+    return await idempotent_creation(request, runtime, scope, create, recover)
 
 
 @router.get("", response_model=PaymentList, responses=_ERRORS, summary="List payments, newest first")

@@ -35,7 +35,7 @@ _IDEMPOTENT: dict[int | str, dict[str, Any]] = {
 _TYPES = ", ".join(f"`{t}`" for t in EVENT_TYPES)
 URL_HELP = (
     "http(s) URL the events are POSTed to. Live mode refuses hosts that are, or resolve to, private, loopback "
-    "or link-local addresses; test mode allows loopback."
+    "or link-local addresses (IPv4 inside IPv6 included); test mode allows loopback outside production."
 )
 EVENTS_HELP = f'event types to send: any of {_TYPES}, or `["*"]` for all (present and future)'
 

@@ -7,10 +7,15 @@ A callback is authentic enough to move money only when all of these hold (refere
 - on success: the amount equals ours, the phone (when sent) equals ours, and there is a real
   receipt (not a `…0000000` placeholder).
 Anything else is kept, flagged and changes nothing. A callback is never answered with a 5xx.
+
+A C0 control character (U+0000 to U+001F) in any string of the body, key or value, read or not,
+makes the callback `malformed`: Daraja sends none (reference §4), and PostgreSQL's text columns
+refuse NUL, so such a value would fail every attempt to store what the callback says.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +56,8 @@ def parse_stk_callback(body: bytes) -> StkCallback:
         code = cb["ResultCode"]
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise MalformedCallback(f"not an STK callback: {exc.__class__.__name__}") from exc
+    if _holds_control_character(doc):
+        raise MalformedCallback("a field holds a control character")
     if not isinstance(checkout, str) or not checkout or len(checkout) > 64:
         raise MalformedCallback("CheckoutRequestID is missing or malformed")
     if code is None or isinstance(code, bool | dict | list) or not str(code).strip():
@@ -67,6 +74,25 @@ def parse_stk_callback(body: bytes) -> StkCallback:
         transaction_date=_as_date(items.get("TransactionDate")),
         phone=_as_text(items.get("PhoneNumber")),
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def _holds_control_character(doc: object) -> bool:
+    # A loop, not recursion: orjson accepts nesting deeper than Python's recursion limit.
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _CONTROL.search(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _metadata_items(meta: object) -> dict[str, Any]:

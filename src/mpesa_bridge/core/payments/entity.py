@@ -109,10 +109,14 @@ class InboundCallback:
     body: bytes
     token_hash: str
     source_ip: str | None = None
-    state: str = "received"  # received -> applied | duplicate | recorded | flagged
+    # received -> applied | duplicate | recorded | flagged | confirming, or `failed` once the
+    # handler has failed on it `inbox_max_attempts` times (core.callbacks.retry)
+    state: str = "received"
     flag_reason: str | None = None
     payment_id: str | None = None
     checkout_request_id: str | None = None
     processed_at: datetime | None = None
     attempts: int = 0
+    next_attempt_at: datetime | None = None  # None: due at once; set after a failed attempt
+    last_error: str | None = None  # the class of the last failure: never its message
     headers: dict[str, str] = field(default_factory=dict)

@@ -78,6 +78,10 @@ async def record_outcome(uow: UnitOfWork, payment: Payment, outcome: Outcome, at
     elif verdict is Verdict.CONFLICT:
         note = f"contradicts {payment.status} set by {EVIDENCE_SOURCE[payment.evidence or Evidence.OWN_TIMEOUT]}"
         _flag(payment, f"contradicting_{EVIDENCE_SOURCE[outcome.evidence]}", at)
+    if payment.status.is_final and outcome.evidence > Evidence.OWN_TIMEOUT:
+        # Daraja has answered for a final payment: nothing is left to ask it (ends the re-checks
+        # of an expiry on our own timeout, core.payments.reconcile).
+        payment.next_query_at = None
     await uow.evidence.add(
         PaymentEvidence(
             id=new_id("evd", at),

@@ -5,6 +5,9 @@ No lost callback may leave a payment pending forever:
 - past `max_age`, a query that still says "being processed" expires it (our verdict, the weakest
   evidence — a late success callback still corrects it); a query that cannot be answered at all
   turns it `unknown`, and unknown payments keep being queried, more slowly;
+- Daraja does not retry a lost callback, so a payment expired on our own timeout is still queried
+  for `after_expiry` seconds on a slow backoff: a success found so is a late correction, flagged
+  like a late success callback; any other answer, or the window's end, stops the queries;
 - a pending payment that never got a CheckoutRequestID (we crashed, or Daraja never answered the
   push) turns `unknown` after `push_grace`: there is nothing to query, and a callback that
   arrives for it later is still matched through its callback token.
@@ -30,7 +33,7 @@ from mpesa_bridge.core.payments.outcomes import Outcome, flag_payment, mark_unkn
 from mpesa_bridge.core.payments.pacing import Pacer
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.result_codes import classify_result, normalise_code
-from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.payments.status import Evidence, PaymentStatus, Verdict, query_may_correct
 from mpesa_bridge.core.ports import (
     DarajaGateway,
     QueryAnswer,
@@ -49,6 +52,7 @@ DEFAULT_QUERY_RATE = 20.0  # STK Queries per second per process (MPESA_BRIDGE_RE
 class ReconcileReport:
     queried: int = 0
     settled: int = 0
+    corrected: int = 0  # of those settled, final payments a query showed paid: late corrections, flagged
     expired: int = 0
     marked_unknown: int = 0
     errors: int = 0
@@ -115,6 +119,7 @@ async def _write(
             if payment is not None:  # payments are never deleted
                 await _apply(uow, payment, answered, now, policy, done)
     report.settled += done.settled
+    report.corrected += done.corrected
     report.expired += done.expired
     report.marked_unknown += done.marked_unknown
 
@@ -128,22 +133,20 @@ async def _apply(
     report: ReconcileReport,
 ) -> None:
     if answered.answer is not None:
-        await _apply_answer(uow, payment, answered.answer, now)
+        verdict = await _apply_answer(uow, payment, answered.answer, now)
         report.settled += 1
-    elif payment.status.is_final:
+        if verdict is Verdict.CORRECT:
+            report.corrected += 1
         return
-    elif _too_old(payment, now, policy):
+    if not payment.status.is_final and _too_old(payment, now, policy):
         await _give_up(uow, payment, pending=answered.pending, now=now, report=report)
-        _schedule(payment, now, policy)
-    else:
-        _schedule(payment, now, policy)
+    _schedule(payment, now, policy)
 
 
-async def _apply_answer(uow: UnitOfWork, payment: Payment, answer: QueryAnswer, now: datetime) -> None:
+async def _apply_answer(uow: UnitOfWork, payment: Payment, answer: QueryAnswer, now: datetime) -> Verdict | None:
     status, reason = classify_result(answer.result_code)
     if payment.awaiting_confirmation:
-        await _confirm(uow, payment, status, answer, now)
-        return
+        return await _confirm(uow, payment, status, answer, now)
     outcome = Outcome(
         status,
         Evidence.DARAJA_ANSWER,
@@ -151,12 +154,12 @@ async def _apply_answer(uow: UnitOfWork, payment: Payment, answer: QueryAnswer, 
         result_code=normalise_code(answer.result_code),
         result_desc=answer.result_desc,
     )
-    await record_outcome(uow, payment, outcome, now)
+    return await record_outcome(uow, payment, outcome, now)
 
 
 async def _confirm(
     uow: UnitOfWork, payment: Payment, status: PaymentStatus, answer: QueryAnswer, now: datetime
-) -> None:
+) -> Verdict | None:
     """Confirm-by-query: the held success callback and Daraja's answer must agree."""
     payment.awaiting_confirmation = False
     if status is PaymentStatus.SUCCEEDED:
@@ -170,12 +173,12 @@ async def _confirm(
             transaction_date=payment.transaction_date,
             source="callback+query",
         )
-        await record_outcome(uow, payment, outcome, now)
-        return
+        return await record_outcome(uow, payment, outcome, now)
     # They disagree: never declare it paid, never hide a receipt — a person decides.
     await mark_unknown(uow, payment, "confirmation_disagrees", now)
     flag_payment(payment, "confirmation_disagrees", now)
     payment.next_query_at = None
+    return None
 
 
 async def _give_up(uow: UnitOfWork, payment: Payment, *, pending: bool, now: datetime, report: ReconcileReport) -> None:
@@ -190,6 +193,7 @@ async def _give_up(uow: UnitOfWork, payment: Payment, *, pending: bool, now: dat
         # Daraja still says "being processed" after max_age: the prompt is long dead.
         outcome = Outcome(PaymentStatus.EXPIRED, Evidence.OWN_TIMEOUT, "no_response", result_desc=None)
         await record_outcome(uow, payment, outcome, now)
+        payment.query_attempts = 0  # the re-checks after expiry follow their own schedule from its start
         report.expired += 1
     elif await mark_unknown(uow, payment, "query_unavailable", now):
         report.marked_unknown += 1
@@ -201,7 +205,7 @@ def _too_old(payment: Payment, now: datetime, policy: ReconcilePolicy) -> bool:
 
 def _schedule(payment: Payment, now: datetime, policy: ReconcilePolicy) -> None:
     if payment.status.is_final:
-        payment.next_query_at = None
+        _recheck_later(payment, now, policy)
         return
     delay = policy.next_delay(payment.query_attempts, unknown=payment.status is PaymentStatus.UNKNOWN)
     payment.query_attempts += 1
@@ -212,6 +216,23 @@ def _schedule(payment: Payment, now: datetime, policy: ReconcilePolicy) -> None:
     else:
         payment.next_query_at = now + timedelta(seconds=delay)
     payment.updated_at = now
+
+
+def _recheck_later(payment: Payment, now: datetime, policy: ReconcilePolicy) -> None:
+    """A final payment is queried again only while a success could still correct it (our own expiry)."""
+    expired_at = payment.completed_at or payment.updated_at
+    due = policy.next_recheck(expired_at, payment.query_attempts, now) if _rechecked(payment) else None
+    payment.next_query_at = due
+    if due is not None:
+        payment.query_attempts += 1
+    elif payment.awaiting_confirmation:
+        # A success callback came after the expiry and no query confirmed it in time: a person decides.
+        payment.awaiting_confirmation = False
+        flag_payment(payment, "confirmation_unavailable", now)
+
+
+def _rechecked(payment: Payment) -> bool:
+    return query_may_correct(payment.status, payment.evidence) and payment.checkout_request_id is not None
 
 
 class Reconciler:

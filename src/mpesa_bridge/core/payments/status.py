@@ -89,3 +89,13 @@ def decide(current: PaymentStatus, current_evidence: Evidence | None, obs: Obser
     if obs.status is PaymentStatus.SUCCEEDED:
         return Verdict.CORRECT if obs.evidence > held else Verdict.CONFLICT
     return Verdict.RECORD
+
+
+def query_may_correct(current: PaymentStatus, evidence: Evidence | None) -> bool:
+    """A final status that an STK Query answer of success would still correct.
+
+    Only the bridge's own timeout verdict (an `expired` after "being processed") is that weak, so
+    only such a payment is worth asking Daraja about again once it is final.
+    """
+    success = Observation(PaymentStatus.SUCCEEDED, Evidence.DARAJA_ANSWER)
+    return current.is_final and decide(current, evidence, success) is Verdict.CORRECT

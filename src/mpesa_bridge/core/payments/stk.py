@@ -20,6 +20,7 @@ from mpesa_bridge.core.payments.totals import DayTotals, TotalsWindow, fold_days
 from mpesa_bridge.core.payments.validation import PaymentCreate
 from mpesa_bridge.core.ports import (
     DarajaGateway,
+    IdempotencyBinding,
     PaymentFilter,
     PushAccepted,
     PushNotSent,
@@ -67,9 +68,14 @@ class PaymentService:
         self._policy = policy or ReconcilePolicy()
         self._guards = guards or GuardPolicy()
 
-    async def create(self, tenant: Tenant, request: PaymentCreate) -> Payment:
+    async def create(
+        self, tenant: Tenant, request: PaymentCreate, idempotency: IdempotencyBinding | None = None
+    ) -> Payment:
         """Record the payment, then push. A crash between the two leaves a pending payment that
-        reconciliation turns `unknown`: we never know whether a prompt was shown, so never re-push."""
+        reconciliation turns `unknown`: we never know whether a prompt was shown, so never re-push.
+
+        With `idempotency`, the key is bound to the payment in the transaction that inserts it:
+        whatever happens after that commit, a retry with the key answers with this payment."""
         account = await self._projects.account(tenant)
         token = new_token()
         payment = self._new_payment(tenant, request, account, token_hash(token))
@@ -79,6 +85,8 @@ class PaymentService:
             await self._refuse_if_in_flight(uow, payment)
             await uow.payments.add(payment)
             await write_event(uow, payment, EventType.CREATED, payment.created_at)
+            if idempotency is not None:
+                await _bind(uow, idempotency, payment.id, client_secret)
         command = StkPushCommand(
             account=account,
             amount=payment.amount,
@@ -217,6 +225,14 @@ class PaymentService:
             elif unknown is not None:
                 await mark_unknown(uow, payment, unknown, now)
             return payment
+
+
+async def _bind(uow: UnitOfWork, binding: IdempotencyBinding, payment_id: str, client_secret: str) -> None:
+    sealed = binding.seal(client_secret)
+    if not await uow.idempotency.bind(binding.scope, binding.key, binding.owner, payment_id, sealed):
+        # Another request took the key over (this one outlived the lock timeout before creating
+        # anything): roll back, so that only one payment — and one prompt — exists for the key.
+        raise Conflict("A request with this Idempotency-Key is still being processed.", code="idempotency_key_in_use")
 
 
 def _adopt_ids(payment: Payment, accepted: PushAccepted, now: datetime) -> None:

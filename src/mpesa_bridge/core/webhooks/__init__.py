@@ -3,12 +3,14 @@
 Where things happen:
 
     endpoints.py     — webhook endpoints per project and mode; their `whsec_…` secrets (rotation)
-    destinations.py  — which URLs may be called (http(s), public addresses only in live mode)
+    destinations.py  — which URLs may be called (http(s), public addresses; test-mode loopback outside
+                       production) and whose answers may be kept (public addresses only)
     dispatch.py      — outbox event -> one delivery per matching enabled endpoint
     delivery.py      — claim due deliveries, sign, send, record the attempt, retry or give up
     retry.py         — `RetryPolicy`: the backoff schedule, as data
     signing.py       — Standard Webhooks signatures (`webhook-id`, `-timestamp`, `-signature`)
-    events.py        — the events API: list, read with deliveries and attempts, redeliver
+    events.py        — the events API: list, read with deliveries and attempts, redeliver (at most
+                       one pending redelivery per event and endpoint)
     public.py        — the shapes the API returns
 
 The flow, and why nothing is lost if the process dies at any line:

@@ -85,12 +85,14 @@ class EndpointService:
         resolver: Resolver,
         *,
         allow_private_urls: bool = False,
+        test_loopback: bool = False,
     ) -> None:
         self._db = db
         self._box = box
         self._clock = clock
         self._resolver = resolver
         self._allow_private = allow_private_urls
+        self._test_loopback = test_loopback
 
     async def create(
         self,
@@ -191,7 +193,7 @@ class EndpointService:
         return IssuedSecret(endpoint, secret)
 
     def _rule(self, tenant: Tenant) -> AddressRule:
-        return AddressRule.for_mode(tenant.mode, allow_private=self._allow_private)
+        return AddressRule.for_mode(tenant.mode, allow_private=self._allow_private, test_loopback=self._test_loopback)
 
 
 def signing_secrets(endpoint: WebhookEndpoint, box: SecretBox, at: datetime) -> list[str]:

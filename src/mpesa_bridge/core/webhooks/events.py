@@ -1,5 +1,10 @@
 """The events API: a tenant's events newest first, one event with where it went, redelivery.
 
+At most one redelivery per event and endpoint is pending: asking again while one is pending
+answers with that one and queues nothing, so repeated calls cannot pile up POSTs to a receiver.
+The decision is made with the event's row locked (PostgreSQL; SQLite has one writer), so
+concurrent calls agree on one delivery.
+
 Events are kept `retention` (30 days by default, `MPESA_BRIDGE_EVENT_RETENTION_DAYS`); the
 delivery worker prunes older ones with their deliveries and attempts.
 """
@@ -25,6 +30,14 @@ class EventDetail:
     deliveries: list[tuple[WebhookDelivery, list[WebhookAttempt]]]
 
 
+@dataclass(frozen=True)
+class Redelivery:
+    """The pending redelivery of each endpoint asked for; `queued` of them were created by this call."""
+
+    deliveries: list[WebhookDelivery]
+    queued: int
+
+
 class EventService:
     def __init__(self, db: WebhookUnitOfWorkFactory, clock: Clock) -> None:
         self._db = db
@@ -47,14 +60,13 @@ class EventService:
             by_delivery[attempt.delivery_id].append(attempt)
         return EventDetail(event, [(d, by_delivery[d.id]) for d in deliveries])
 
-    async def redeliver(
-        self, tenant: Tenant, event_id: str, endpoint_id: str | None = None
-    ) -> Sequence[WebhookDelivery]:
+    async def redeliver(self, tenant: Tenant, event_id: str, endpoint_id: str | None = None) -> Redelivery:
         """Send the event again: to one endpoint of the tenant (any of its enabled ones, subscribed or
-        not), or to every enabled endpoint subscribed to its type. Same `webhook-id` as before."""
+        not), or to every enabled endpoint subscribed to its type. Same `webhook-id` as before. An
+        endpoint that already has a pending redelivery of this event gets no second one."""
         now = self._clock.now()
         async with self._db.write() as uow:
-            event = await uow.webhooks.event(tenant, event_id)
+            event = await uow.webhooks.event(tenant, event_id, lock=True)
             if event is None:
                 raise _not_found(event_id)
             if endpoint_id is not None:
@@ -67,9 +79,11 @@ class EventService:
             else:
                 subscribed = await uow.webhooks.subscribed_endpoints(tenant.project_id, tenant.mode.value)
                 targets = [e for e in subscribed if e.subscribes_to(event.type)]
-            deliveries = [new_delivery(event, endpoint, now, redelivery=True) for endpoint in targets]
-            await uow.webhooks.add_deliveries(deliveries)
-        return deliveries
+            pending = {d.endpoint_id: d for d in await uow.webhooks.pending_redeliveries(event.id)}
+            queued = [new_delivery(event, e, now, redelivery=True) for e in targets if e.id not in pending]
+            await uow.webhooks.add_deliveries(queued)
+        pending.update((d.endpoint_id, d) for d in queued)
+        return Redelivery([pending[e.id] for e in targets], queued=len(queued))
 
 
 def _not_found(event_id: str) -> NotFound:

@@ -1,0 +1,48 @@
+"""The served OpenAPI document declares who may call what, so that /docs can "Authorize" and "Try it out".
+
+The app is built but never started (no lifespan, no database): `app.openapi()` is pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mpesa_bridge.api.app import create_app
+from mpesa_bridge.config import Settings
+
+PUBLIC = {"POST /v1/callbacks/daraja/stk/{token}", "GET /healthz", "GET /readyz"}  # Daraja and probes: no key
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    document: dict[str, Any] = create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
+    return document
+
+
+def operations(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f"{method.upper()} {path}": op for path, ops in schema["paths"].items() for method, op in ops.items()}
+
+
+def test_both_bearer_schemes_are_declared(schema: dict[str, Any]) -> None:
+    schemes = schema["components"]["securitySchemes"]
+    assert set(schemes) == {"SecretKey", "AdminToken"}
+    assert all(scheme["type"] == "http" and scheme["scheme"] == "bearer" for scheme in schemes.values())
+    assert "sk_test_" in schemes["SecretKey"]["description"] and "sk_live_" in schemes["SecretKey"]["description"]
+    assert "security" not in schema  # no global requirement: Daraja's callback and the probes stay open
+
+
+def test_each_operation_asks_for_the_credentials_its_route_checks(schema: dict[str, Any]) -> None:
+    ops = operations(schema)
+    assert set(ops) >= PUBLIC and "POST /v1/payments" in ops and "POST /v1/admin/projects" in ops
+    for label, op in ops.items():
+        path = label.split(" ", 1)[1]
+        if label in PUBLIC:
+            expected = None
+        elif path.startswith("/v1/admin/"):
+            expected = [{"AdminToken": []}]
+        else:
+            assert path.startswith("/v1/"), label
+            expected = [{"SecretKey": []}]
+        assert op.get("security") == expected, label
