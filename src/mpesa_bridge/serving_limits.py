@@ -11,7 +11,8 @@ uvicorn's httptools protocol plus:
   connection is closed;
 - a body deadline: the whole body has arrived `body_timeout` seconds after the head, or the client
   gets `408` (if no answer has started) and the connection is closed;
-- caps on open connections per process and per client address (the TCP peer). Addresses in
+- caps on open connections per process and per client address (the TCP peer; an IPv6 peer with
+  its /64, or `ipv6_prefix`). Addresses in
   `exempt_networks` (the trusted reverse proxies, which carry many clients) count only toward the
   total. A connection past a cap is closed as soon as it is accepted, before it is read.
 
@@ -41,6 +42,7 @@ class ConnectionLimits:
     max_connections: int = 4096
     max_connections_per_address: int = 256
     max_head_bytes: int = 65_536
+    ipv6_prefix: int = 64  # one IPv6 client usually holds a whole /64
     exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
@@ -53,23 +55,27 @@ class ConnectionGate:
         self._max_total = limits.max_connections or None
         self._max_each = limits.max_connections_per_address or None
         self._exempt = limits.exempt_networks
+        self._ipv6_prefix = limits.ipv6_prefix
 
-    def admit(self, address: str) -> bool:
+    def admit(self, address: str) -> str | None:
+        """Take a place for a connection from `address`: the key to release it with, or None if a cap
+        refuses it. An IPv6 address counts with its `/ipv6_prefix` network."""
         if self._max_total is not None and self.total >= self._max_total:
-            return False
-        count = self.by_address.get(address, 0)
+            return None
+        key = _bucket(address, self._ipv6_prefix) if ":" in address else address
+        count = self.by_address.get(key, 0)
         # No address (a Unix socket): only the total applies.
-        if self._max_each is not None and count >= self._max_each and address and not self._is_exempt(address):
-            return False
-        self.by_address[address] = count + 1
+        if self._max_each is not None and count >= self._max_each and key and not self._is_exempt(address):
+            return None
+        self.by_address[key] = count + 1
         self.total += 1
-        return True
+        return key
 
-    def release(self, address: str) -> None:
+    def release(self, key: str) -> None:
         self.total -= 1
-        count = self.by_address.pop(address) - 1
+        count = self.by_address.pop(key) - 1
         if count:
-            self.by_address[address] = count
+            self.by_address[key] = count
 
     def _is_exempt(self, address: str) -> bool:
         # Only asked once an address is at its cap: the common path parses nothing.
@@ -80,6 +86,16 @@ class ConnectionGate:
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
         return any(ip in net for net in self._exempt)
+
+
+def _bucket(address: str, prefix: int) -> str:
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)  # a dual-stack socket's view of an IPv4 peer
+    return str(ipaddress.IPv6Network((ip, prefix), strict=False))
 
 
 _TIMEOUT_BODY = b"Request Timeout"
@@ -93,7 +109,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._address: str | None = None  # set once admitted: the gate's key to release
+        self._address: str | None = None  # set once admitted: the gate's key to release the place with
         self._deadline: float | None = None  # loop time the current head or body must be in by
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -104,11 +120,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     # Connection --------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        address = self.client[0] if self.client else ""
-        if not self.gate.admit(address):
+        key = self.gate.admit(self.client[0] if self.client else "")
+        if key is None:
             transport.close()
             return
-        self._address = address
+        self._address = key
         self._arm(self.limits.header_timeout)  # a connection that never sends a byte
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -58,6 +58,7 @@ def connection_limits(settings: Settings) -> ConnectionLimits:
         keep_alive_timeout=settings.keep_alive_timeout,
         max_connections=settings.max_connections,
         max_connections_per_address=settings.max_connections_per_address,
+        ipv6_prefix=settings.rate_limit_ipv6_prefix,
         exempt_networks=proxies,
     )
 
