@@ -152,6 +152,9 @@ def bridge_env(port: int, data_dir: Path, database_url: str, **extra: str) -> di
         "MPESA_BRIDGE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "MPESA_BRIDGE_MIGRATE_ON_START": "true",
         "MPESA_BRIDGE_RATE_LIMIT_ENABLED": "false",
+        # B3 holds thousands of SSE streams from one address: lift the per-address and per-key caps.
+        "MPESA_BRIDGE_SSE_MAX_STREAMS_PER_KEY": "1000000",
+        "MPESA_BRIDGE_SSE_MAX_STREAMS_PER_ADDRESS": "1000000",
         "MPESA_BRIDGE_LOG_LEVEL": "INFO",  # the default: per-request log lines are part of the cost
         "MPESA_BRIDGE_LOG_JSON": "true",
         **extra,
