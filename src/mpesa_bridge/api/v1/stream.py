@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from mpesa_bridge.api.deps import CallerDep, RuntimeDep, get_caller
 from mpesa_bridge.api.errors import ApiError
-from mpesa_bridge.api.net import IPNetwork, client_ip
+from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip
 from mpesa_bridge.api.ratelimit import trusted_proxy_networks
 from mpesa_bridge.core.errors import AuthenticationFailed, NotFound
 from mpesa_bridge.core.payments.entity import Payment
@@ -155,8 +155,8 @@ async def _stream(
     start = await resume_point(runtime.db, scope, request.headers.get("last-event-id") or last_event_id)
     still_valid = _key_check(runtime, key) if key is not None else None
     shared = _streams(request.app, runtime)
-    # The plain address: IPv6 clients are counted per address, not per /64.
-    address = client_ip(request.scope, shared.proxies) or "unknown"
+    # IPv6 clients count per network (MPESA_BRIDGE_RATE_LIMIT_IPV6_PREFIX), like every per-address limit.
+    address = address_bucket(client_ip(request.scope, shared.proxies) or "unknown", settings.rate_limit_ipv6_prefix)
     # Browsers are for client secrets: a stream opened with a secret key gets no CORS header.
     origin = allowed_origin(settings.realtime_origins, request.headers.get("origin")) if key is None else None
     stream = EventStream(
