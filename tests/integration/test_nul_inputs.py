@@ -36,6 +36,8 @@ BAD_INPUTS: list[tuple[str, str, str, dict[str, str] | None, Any]] = [
     ("admin project name", "POST", "/v1/admin/projects", None, {"name": "Shop" + NUL}),
     ("admin daraja setting", "POST", "/v1/admin/projects", None, {"name": "S", "test": {"consumer_key": NUL}}),
     ("a key that is NUL", "POST", "/v1/payments", None, {NUL: 1, **PAYMENT}),
+    # Not NUL, same family: no database encodes an unpaired surrogate (json.dumps writes "\ud800").
+    ("unpaired surrogate", "POST", "/v1/webhook_endpoints", None, {**HOOK, "description": "a\ud800"}),
 ]
 PARAMS = {
     "metadata key": "metadata",
@@ -51,6 +53,7 @@ PARAMS = {
     "admin project name": "name",
     "admin daraja setting": "test",
     "a key that is NUL": None,
+    "unpaired surrogate": "description",
 }
 # (method, path): a NUL in a path id answers 404, as an unknown id does.
 BAD_PATHS = [
