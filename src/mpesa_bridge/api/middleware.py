@@ -177,13 +177,20 @@ class BridgeMiddleware:
         path: str = scope.get("path", "")
         if path.startswith(self.any_body_prefixes):
             return None
-        refusal = path_refusal(path) or query_refusal(scope.get("query_string", b""))
-        if refusal is None and scope.get("method") in _BODY_METHODS and path.startswith(self.json_only_prefixes):
+        return (
+            path_refusal(path)
+            or query_refusal(scope.get("query_string", b""))
+            or self._media_refusal(scope, path, headers)
+        )
+
+    def _media_refusal(self, scope: Scope, path: str, headers: dict[str, str]) -> Refusal | None:
+        if scope.get("method") in _BODY_METHODS and path.startswith(self.json_only_prefixes):
+            declared = headers.get("content-length")
             has_body = declared not in (None, "0") or "transfer-encoding" in headers
             media = headers.get("content-type", "").split(";")[0].strip().lower()
             if has_body and media != "application/json":
                 return Refusal(415, "unsupported_media_type", "request body must be application/json")
-        return refusal
+        return None
 
     def _body_refusal(self, scope: Scope, body: bytes) -> Refusal | None:
         path: str = scope.get("path", "")
