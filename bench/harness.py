@@ -155,6 +155,9 @@ def bridge_env(port: int, data_dir: Path, database_url: str, **extra: str) -> di
         "MPESA_BRIDGE_RATE_LIMIT_ENABLED": "false",
         "MPESA_BRIDGE_MAX_CONNECTIONS": "0",
         "MPESA_BRIDGE_MAX_CONNECTIONS_PER_ADDRESS": "0",
+        # B3 holds thousands of SSE streams from one address: lift the per-address and per-key caps.
+        "MPESA_BRIDGE_SSE_MAX_STREAMS_PER_KEY": "1000000",
+        "MPESA_BRIDGE_SSE_MAX_STREAMS_PER_ADDRESS": "1000000",
         "MPESA_BRIDGE_LOG_LEVEL": "INFO",  # the default: per-request log lines are part of the cost
         "MPESA_BRIDGE_LOG_JSON": "true",
         **extra,

@@ -208,6 +208,12 @@ class Settings(BaseSettings):
     sse_poll_interval: float = Field(
         10.0, gt=0, description="seconds between an SSE stream's own reads of the events table when nothing rings"
     )
+    sse_max_streams_per_key: int = Field(
+        100, ge=1, description="SSE streams one secret key (or one payment's client secret) may hold open per process"
+    )
+    sse_max_streams_per_address: int = Field(
+        50, ge=1, description="SSE streams one client address may hold open per process"
+    )
     realtime_cors_origins: str = Field(
         "*", description="comma-separated browser origins allowed to open SSE streams and Socket.IO connections"
     )

@@ -5,6 +5,7 @@ JSON-only bodies (415) within a size limit (413), and logs that never hold a sec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,11 +14,18 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mpesa_bridge.api.app import create_app, simulator_config
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SIMULATOR_CONSUMER_KEY, Settings
 from mpesa_bridge.core.phone import mask_phone
 from mpesa_bridge.logging import configure_logging
-from tests.fixtures.bridge import ADMIN_TOKEN, InProcessBridge, Tenant, make_settings
+from mpesa_bridge.simulator import Simulator
+from mpesa_bridge.storage.db import Database
+from tests.fixtures.bridge import ADMIN_TOKEN, InProcessBridge, Tenant, make_settings, wait_until
+from tests.fixtures.realtime import live_settings
+from tests.fixtures.servers import free_port
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SECURITY_HEADERS = {
@@ -302,6 +310,82 @@ async def test_a_body_right_at_the_limit_is_read(bridge: InProcessBridge) -> Non
         response = await bridge.client.post("/v1/payments", content=content, headers=_json(shop.headers()))
         assert response.status_code == 400, response.text  # read and judged: metadata over its own 4 KB limit
         assert response.json()["error"]["code"] == "metadata_too_large"
+
+
+# --- truncated bodies ----------------------------------------------------------------------------
+
+
+class WatchedApp:
+    """The app under uvicorn, watched from outside: what `POST /v1/payments` received, and when its
+    handling ended. It changes nothing; it lets the test act at the right moment without a sleep."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.received: list[Message] = []
+        self.finished = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) != ("POST", "/v1/payments"):
+            await self.app(scope, receive, send)
+            return
+
+        async def watched() -> Message:
+            message = await receive()
+            self.received.append(message)
+            return message
+
+        try:
+            await self.app(scope, watched, send)
+        finally:
+            self.finished.set()
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_serving(app: ASGIApp, port: int) -> AsyncIterator[None]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        await wait_until(lambda: server.started or serving.done(), timeout=10)
+        assert not serving.done(), "the server did not start"
+        yield
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def test_a_body_cut_short_by_a_disconnect_is_dropped_not_run(
+    database: Database, db_url: str, tmp_path: Path
+) -> None:
+    """A client declares more body than it sends, then closes: the part that came is not a request."""
+    port = free_port()
+    settings = live_settings(db_url, tmp_path, port)
+    simulator = Simulator(simulator_config(settings))
+    app = create_app(settings, daraja_transport=httpx.ASGITransport(app=simulator.app))
+    watched = WatchedApp(app)
+    url = f"http://127.0.0.1:{port}"
+    async with uvicorn_serving(watched, port), httpx.AsyncClient(base_url=url, timeout=5) as http:
+        await simulator.start()
+        created = await http.post("/v1/admin/projects", json={"name": "Shop"}, headers=ADMIN)
+        key = created.json()["secret_keys"]["test"]
+        body = json.dumps(PAYMENT).encode()  # a whole JSON document: only the length says it is cut
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /v1/payments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {key}\r\nContent-Length: {len(body) + 100}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        await wait_until(lambda: [m for m in watched.received if m.get("more_body")])  # the part is in
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(watched.finished.wait(), timeout=5)
+
+        listed = await http.get("/v1/payments", headers={"Authorization": f"Bearer {key}"})
+        assert listed.status_code == 200 and listed.json()["data"] == [], listed.text
+        assert simulator.pushes() == []
+        assert await reader.read() == b""  # and nothing was answered: the client is gone
+    await simulator.aclose()
 
 
 # --- logs --------------------------------------------------------------------------------------------

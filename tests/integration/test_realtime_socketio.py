@@ -153,3 +153,10 @@ async def test_a_key_socket_is_disconnected_once_its_key_is_revoked(rechecking: 
         await key_socket.wait_for(lambda c: not c.sio.connected, timeout=3)
         assert secret_socket.sio.connected  # a client secret is not a key
     assert "invalid_api_key" in await refused_connect(live.url, {"key": shop.test_key})
+
+
+async def test_a_client_secret_with_a_nul_is_refused_like_any_wrong_one(live: LiveBridge) -> None:
+    """A Socket.IO CONNECT never passes the HTTP edge checks: a NUL in the client secret reached
+    PostgreSQL as an id and raised there (found by issue 9's NUL review); it is malformed instead."""
+    for secret in ("pay_\u0000_secret_x", "pay_01m8bdd9pv71nvxjbh97p8sy8q\u0000_secret_x", "pay_x_secret_\u0000"):
+        assert "invalid_client_secret" in await refused_connect(live.url, {"client_secret": secret}), repr(secret)

@@ -164,7 +164,8 @@ async def test_last_event_id_must_name_an_event_of_the_stream(live: LiveBridge) 
         response = await live.http.get(path, headers={**tenant.headers(), "Last-Event-ID": last_event_id})
         return response.status_code, response.json()["error"]["code"]
 
-    assert await code("/v1/events/stream", "not-an-id", shop) == (400, "invalid_request")
+    for malformed in ("not-an-id", "12abc", "-1", "007", "9" * 19):
+        assert await code("/v1/events/stream", malformed, shop) == (400, "invalid_request")
     assert await code("/v1/events/stream", theirs_created, shop) == (400, "last_event_id_unknown")
     assert await code(f"/v1/payments/{mine['id']}/events", theirs_created, shop) == (400, "last_event_id_unknown")
     # ?last_event_id= works too, and the header wins over it.
@@ -199,7 +200,7 @@ async def test_heartbeats_then_the_server_ends_the_stream_with_a_retry_hint(shor
     farewell = [m for m in messages if m.comments == ["maximum connection age reached: reconnect"]]
     assert len(farewell) == 1 and farewell[0].retry == 500
     assert farewell[0] in messages[-2:]  # last, but for a heartbeat that may cross it
-    assert all(m.id is None for m in messages)  # nothing happened, so no event
+    assert all(m.id is None and m.data is None for m in messages[1:])  # nothing happened, and the id is kept
     assert 0.6 <= lasted < 2.5
 
 
@@ -248,3 +249,60 @@ async def test_a_key_stream_ends_once_its_key_is_revoked_and_a_client_secret_str
         assert len(await secret_stream.events(2)) == 2  # a client secret is not a key: still open
     response = await live.http.get("/v1/events/stream", headers=shop.headers())
     assert response.status_code == 401
+
+
+async def commit_event(live: LiveBridge, tenant: Tenant, payment_id: str = "pay_x") -> str:
+    now = utc_now()
+    event_id = new_id("evt", now)
+    event = OutboxEvent(event_id, tenant.project_id, "test", "payment.created", payment_id, {"object": {}}, now)
+    async with live.runtime.db.write() as uow:
+        await uow.events.add(event)
+    return event_id
+
+
+async def test_an_idle_project_stream_ended_at_its_maximum_age_resumes_without_losing_events(
+    short_lived: LiveBridge,
+) -> None:
+    """Issue 9 C14: with no `id:` until its first event, an idle stream's client reconnected without
+    Last-Event-ID and started at the new tail, losing what committed while it waited `retry:`."""
+    live = short_lived
+    shop = await live.create_project()
+    await commit_event(live, shop)  # history: a project stream starts after it
+    messages = []
+    async with live.stream("/v1/events/stream", headers=shop.headers()) as stream:
+        while (message := await stream.next(timeout=3)) is not None:
+            messages.append(message)
+    opening, *rest = messages
+    assert opening.id and opening.data is None and opening.retry == 500  # an id-only message: the resume point
+    assert all(m.id is None for m in rest)  # heartbeats and the farewell keep it
+    assert any(m.comments == ["maximum connection age reached: reconnect"] for m in rest)
+
+    # While the client waits before reconnecting, two events commit.
+    first, second = await commit_event(live, shop), await commit_event(live, shop)
+    async with live.stream("/v1/events/stream", headers={**shop.headers(), "Last-Event-ID": opening.id}) as stream:
+        again = await stream.next()
+        assert again is not None and again.id == opening.id  # resumed where it was asked to
+        assert [m.id for m in await stream.events(2)] == [first, second]
+
+
+async def test_every_payment_stream_opens_with_a_resume_point_that_reveals_nothing_else(live: LiveBridge) -> None:
+    shop = await live.create_project()
+    await commit_event(live, shop)  # another subject's event: the project's count is not the customer's business
+    payment = await live.pay(shop, SUCCESS_PHONE)
+    await live.wait_status(shop, payment["id"], "succeeded")
+    created, succeeded = await live.event_ids(payment["id"])
+    path = f"/v1/payments/{payment['id']}/events"
+    for credentials in ({"client_secret": payment["client_secret"]}, {}):
+        headers = shop.headers() if not credentials else {}
+        async with live.stream(path, params=credentials, headers=headers) as stream:
+            opening = await stream.next()
+            assert opening is not None and opening.id == "0" and opening.data is None  # the payment's start
+        resumed = {**headers, "Last-Event-ID": opening.id}
+        async with live.stream(path, params=credentials, headers=resumed) as stream:
+            assert [m.id for m in await stream.events(2)] == [created, succeeded]
+
+    # Resumed after an event, a stream's resume point is that event until the next one.
+    async with live.stream(path, headers={**shop.headers(), "Last-Event-ID": created}) as stream:
+        opening = await stream.next()
+        assert opening is not None and opening.id == created and opening.data is None
+        assert (await stream.next_event()).id == succeeded

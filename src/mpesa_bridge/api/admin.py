@@ -163,8 +163,9 @@ async def create_key(
 class ProjectUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    require_signed_requests: bool | None = Field(None, description="refuse unsigned secret-key requests")
-    confirm_by_query: bool | None = Field(None, description="declare success only after STK Query agrees")
+    # Strict: a security switch is a JSON boolean, never "true", "no" or 1.
+    require_signed_requests: bool | None = Field(None, strict=True, description="refuse unsigned secret-key requests")
+    confirm_by_query: bool | None = Field(None, strict=True, description="declare success only after STK Query agrees")
     signing_secret: Literal["generate", "none"] | None = Field(
         None, description="generate: a dedicated signing secret (shown once); none: sign with the secret key"
     )

@@ -97,6 +97,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        # A stray slash is an unknown URL: Starlette's redirect would build its Location from the
+        # client's Host header (an open redirect for whoever controls it), and a client following a
+        # 307 sends its key and body twice. The bridge's URLs come only from PUBLIC_BASE_URL.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     app.include_router(stream.router)  # first: /v1/events/stream before events' /v1/events/{event_id}

@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids, body size limit, JSON-only bodies, security headers.
+"""ASGI middleware: request ids, body size limit, JSON-only bodies, storable input, security headers.
 
 Pure ASGI (no BaseHTTPMiddleware) so that streaming and the callback hot path stay cheap.
 """
@@ -12,6 +12,7 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mpesa_bridge.api.inputs import Refusal, json_refusal, path_refusal, query_refusal
 from mpesa_bridge.logging import get_logger
 
 log = get_logger("mpesa_bridge.api")
@@ -27,7 +28,13 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 def error_reply(
-    status: int, code: str, message: str, request_id: str, type_: str = "invalid_request_error"
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    type_: str = "invalid_request_error",
+    *,
+    param: str | None = None,
 ) -> tuple[Message, Message]:
     body = orjson.dumps(
         {
@@ -35,7 +42,7 @@ def error_reply(
                 "type": type_,
                 "code": code,
                 "message": message,
-                "param": None,
+                "param": param,
                 "request_id": request_id,
             }
         }
@@ -57,6 +64,15 @@ def too_large(limit: int) -> tuple[int, str, str]:
     return 413, "body_too_large", f"request body is larger than {limit} bytes"
 
 
+class ClientDisconnected(Exception):
+    """The client went away before its body was complete: what arrived is not a request."""
+
+
+async def _refuse(send: Send, refusal: Refusal, request_id: str) -> None:
+    for message in error_reply(refusal.status, refusal.code, refusal.message, request_id, param=refusal.param):
+        await send(message)
+
+
 def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
@@ -71,7 +87,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 class BridgeMiddleware:
-    """Assigns a request id; refuses oversized (413) and non-JSON (415) bodies before routing."""
+    """Assigns a request id; before routing, refuses oversized (413) and non-JSON (415) bodies, and
+    input no database could store (NUL and the like, see `api/inputs.py`); drops truncated requests."""
 
     def __init__(
         self,
@@ -96,14 +113,16 @@ class BridgeMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         refusal = self._refusal(scope, headers)
         if refusal is not None:
-            for message in error_reply(*refusal, request_id):
-                await send(message)
+            await _refuse(send, refusal, request_id)
             return
         if scope.get("method") in _BODY_METHODS:
-            body = await self._read_body(receive)
-            if body is None:
-                for message in error_reply(*too_large(self.max_body_bytes), request_id):
-                    await send(message)
+            try:
+                body = await self._take_body(scope, receive)
+            except ClientDisconnected:
+                log.info("api.request.truncated", method=scope.get("method"), request_id=request_id)
+                return  # nobody to answer, and the handler must not act on a part of a request
+            if isinstance(body, Refusal):
+                await _refuse(send, body, request_id)
                 return
             receive = _replay(body, receive)
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -128,14 +147,21 @@ class BridgeMiddleware:
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
 
+    async def _take_body(self, scope: Scope, receive: Receive) -> bytes | Refusal:
+        body = await self._read_body(receive)
+        if body is None:
+            return Refusal(*too_large(self.max_body_bytes))
+        return self._body_refusal(scope, body) or body
+
     async def _read_body(self, receive: Receive) -> bytes | None:
-        """The whole body (bounded), or None once it passes the limit: 413 before any parsing."""
+        """The whole body (bounded), or None once it passes the limit: 413 before any parsing.
+        Raises ClientDisconnected when the client leaves before the last chunk."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
-            if message["type"] != "http.request":
-                return b"".join(chunks)
+            if message["type"] != "http.request":  # http.disconnect
+                raise ClientDisconnected
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -144,19 +170,33 @@ class BridgeMiddleware:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str, str] | None:
+    def _refusal(self, scope: Scope, headers: dict[str, str]) -> Refusal | None:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return too_large(self.max_body_bytes)
+            return Refusal(*too_large(self.max_body_bytes))
         path: str = scope.get("path", "")
         if path.startswith(self.any_body_prefixes):
             return None
+        return (
+            path_refusal(path)
+            or query_refusal(scope.get("query_string", b""))
+            or self._media_refusal(scope, path, headers)
+        )
+
+    def _media_refusal(self, scope: Scope, path: str, headers: dict[str, str]) -> Refusal | None:
         if scope.get("method") in _BODY_METHODS and path.startswith(self.json_only_prefixes):
+            declared = headers.get("content-length")
             has_body = declared not in (None, "0") or "transfer-encoding" in headers
             media = headers.get("content-type", "").split(";")[0].strip().lower()
             if has_body and media != "application/json":
-                return 415, "unsupported_media_type", "request body must be application/json"
+                return Refusal(415, "unsupported_media_type", "request body must be application/json")
         return None
+
+    def _body_refusal(self, scope: Scope, body: bytes) -> Refusal | None:
+        path: str = scope.get("path", "")
+        if not body or path.startswith(self.any_body_prefixes) or not path.startswith(self.json_only_prefixes):
+            return None
+        return json_refusal(body)  # JSON only by now: anything else under these prefixes was a 415
 
     def _stamped(self, send: Send, request_id: str) -> Send:
         async def stamped(message: Message) -> None:

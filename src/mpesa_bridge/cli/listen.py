@@ -30,6 +30,7 @@ OUTCOMES = {
     "payment.expired": "254700001019",
 }
 FINAL = {"succeeded", "failed", "cancelled", "expired"}
+DEFAULT_RETRY = 2.0  # seconds before reconnecting until the bridge says otherwise (retry:)
 
 ApiUrl = Annotated[str, typer.Option(envvar="MPESA_BRIDGE_API_URL", help="the bridge's base URL")]
 ApiKey = Annotated[str, typer.Option(envvar="MPESA_BRIDGE_API_KEY", help="a secret key (sk_test_… for trigger)")]
@@ -42,7 +43,9 @@ def new_signing_secret() -> str:
 async def sse_events(
     client: httpx.AsyncClient, url: str, headers: dict[str, str], on_connect: Callable[[], None] | None = None
 ) -> AsyncIterator[dict[str, str]]:
-    """Parse a text/event-stream into messages ({"id", "event", "data"}); comments are heartbeats."""
+    """Parse a text/event-stream into messages ({"id", "event", "data", "retry"}, each field only when
+    sent): comment-only blocks (heartbeats) are skipped, but an id-only message is yielded — it is
+    the stream's resume point."""
     async with client.stream("GET", url, headers=headers, timeout=httpx.Timeout(10, read=None)) as response:
         if response.status_code != 200:
             body = (await response.aread()).decode(errors="replace")[:300]
@@ -52,7 +55,7 @@ async def sse_events(
         message: dict[str, str] = {}
         async for line in response.aiter_lines():
             if not line:
-                if "data" in message:
+                if message:
                     yield message
                 message = {}
                 continue
@@ -61,6 +64,29 @@ async def sse_events(
             field, _, value = line.partition(":")
             value = value.removeprefix(" ")
             message[field] = message[field] + "\n" + value if field == "data" and field in message else value
+
+
+class Resume:
+    """What EventSource keeps across reconnects: the last event id (set by any message with an `id:`,
+    an id-only one included) and the reconnect delay (`retry:`, milliseconds)."""
+
+    def __init__(self, delay: float = DEFAULT_RETRY) -> None:
+        self.last_id: str | None = None
+        self.delay = delay
+
+    def note(self, message: dict[str, str]) -> None:
+        event_id = message.get("id")
+        if event_id is not None and "\0" not in event_id:
+            self.last_id = event_id
+        retry = message.get("retry", "")
+        if retry.isdigit():
+            self.delay = int(retry) / 1000
+
+    def headers(self, key: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {key}"}
+        if self.last_id:
+            headers["Last-Event-ID"] = self.last_id
+        return headers
 
 
 async def forward(
@@ -84,7 +110,7 @@ async def forward(
 
 async def listen_forever(api_url: str, key: str, target: str, secret: str, events: set[str] | None) -> None:
     webhook = Webhook(secret)
-    last_id: str | None = None
+    resume = Resume()
     ready = False
 
     def announce() -> None:
@@ -97,21 +123,26 @@ async def listen_forever(api_url: str, key: str, target: str, secret: str, event
     url = api_url.rstrip("/") + "/v1/events/stream"
     async with httpx.AsyncClient() as http:
         while True:
-            headers = {"Authorization": f"Bearer {key}"}
-            if last_id:
-                headers["Last-Event-ID"] = last_id
             try:
-                async for message in sse_events(http, url, headers, announce):
-                    last_id = message.get("id", last_id)
-                    if events and message.get("event") not in events:
-                        continue
-                    status, error = await forward(http, webhook, target, message)
-                    when = time.strftime("%Y-%m-%d %H:%M:%S")
-                    answer = f"[{status}]" if status is not None else f"[error: {error}]"
-                    typer.echo(f"{when}  --> {message.get('event')} [{message.get('id')}]  <-- {answer} POST {target}")
+                async for message in sse_events(http, url, resume.headers(key), announce):
+                    resume.note(message)
+                    if "data" in message and (not events or message.get("event") in events):
+                        await forward_one(http, webhook, target, message)
             except httpx.HTTPError as exc:
                 typer.echo(f"connection lost ({type(exc).__name__}); reconnecting…", err=True)
                 await asyncio.sleep(1)
+                continue
+            # The bridge ended the stream (its maximum age, or it is stopping): come back as told,
+            # from the last id seen, so that nothing committed meanwhile is missed.
+            typer.echo(f"stream ended by the bridge; reconnecting in {resume.delay:g}s", err=True)
+            await asyncio.sleep(resume.delay)
+
+
+async def forward_one(http: httpx.AsyncClient, webhook: Webhook, target: str, message: dict[str, str]) -> None:
+    status, error = await forward(http, webhook, target, message)
+    when = time.strftime("%Y-%m-%d %H:%M:%S")
+    answer = f"[{status}]" if status is not None else f"[error: {error}]"
+    typer.echo(f"{when}  --> {message.get('event')} [{message.get('id')}]  <-- {answer} POST {target}")
 
 
 @app.command()

@@ -1,9 +1,17 @@
 """Server-Sent Events: a project mode's or one payment's events, live and resumable.
 
 Every message is one event: `id: <event id>`, `event: <type>`, `data: <the event as webhooks carry
-it>`. A stream opens with a `retry:` hint (and a comment), sends a comment line every heartbeat,
-and after its maximum age ends with another `retry:` hint: the client reconnects — and
-authenticates again — with `Last-Event-ID`.
+it>`. A stream opens with its resume point and a `retry:` hint (`id: <resume point>`, `retry:`, no
+data: an id-only message, which sets the client's last event id without dispatching an event),
+sends a comment line every heartbeat, and after its maximum age ends with another `retry:` hint:
+the client reconnects — and authenticates again — with `Last-Event-ID`. Comments and the farewell
+carry no `id:`, so they keep the one the client holds (an empty `id:` would erase it).
+
+The resume point is what `Last-Event-ID` asked for or, without one, where the stream starts: the
+project mode's current position for a project stream (a decimal number), `0` — its start — for a
+payment's stream (so a client secret learns nothing about the project's other events). Without it
+an idle stream's client reconnected with no `Last-Event-ID` and started at the new tail, losing
+what committed while it waited `retry:`.
 
 Why no event is lost or repeated, even across reconnects: a stream never forwards what the bus
 says. It reads the events table from its cursor — the `position` of the last event it delivered,
@@ -20,21 +28,25 @@ import asyncio
 import contextlib
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 import anyio
 import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Send
+from starlette.types import Scope as ASGIScope
 
-from mpesa_bridge.core.errors import InvalidRequest
+from mpesa_bridge.core.errors import InvalidRequest, RateLimited
 from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.core.payments.public import event_public
 from mpesa_bridge.realtime.bus import EventBus, Scope, Subscription
 
 EVENT_ID = re.compile(r"^evt_[0-9a-z]{26}$")
+POSITION = re.compile(r"^(0|[1-9][0-9]{0,17})$")  # a resume point the server gave; fits a BIGINT
 PAGE_SIZE = 100
 FROM_THE_START = 0  # positions start at 1
 SHUTDOWN_GRACE = 1.0  # seconds a stream has, when the server stops, to say goodbye with a retry: hint
@@ -83,16 +95,33 @@ class StreamOptions:
         return round(self.retry * 1000)
 
 
-async def resume_cursor(store: EventStore, scope: Scope, last_event_id: str | None) -> int:
-    """Where a new connection starts: after `Last-Event-ID`; else a payment's first event, or for a
-    project stream what comes next."""
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a stream starts (`cursor`, a position) and the id its opening message carries (`id`)."""
+
+    cursor: int
+    id: str
+
+
+async def resume_point(store: EventStore, scope: Scope, last_event_id: str | None) -> ResumePoint:
+    """Where a new connection starts: after `Last-Event-ID` (an event id, or a position a stream
+    opened with); else a payment's first event, or for a project stream what comes next.
+
+    A position is taken as it is: positions only grow (the counter of migration 0004 never goes
+    back, even when old events are pruned), so one the server gave is never ahead of a later event,
+    and a made-up one only delays its own stream."""
+    if last_event_id is not None and POSITION.fullmatch(last_event_id):
+        return ResumePoint(int(last_event_id), last_event_id)
     async with store.read() as uow:
         if last_event_id is None:
             if scope.payment_id is not None:
-                return FROM_THE_START
-            return await uow.events.stream_tail(scope.project_id, scope.mode)
+                return ResumePoint(FROM_THE_START, str(FROM_THE_START))
+            tail = await uow.events.stream_tail(scope.project_id, scope.mode)
+            return ResumePoint(tail, str(tail))
         if not EVENT_ID.fullmatch(last_event_id):
-            raise InvalidRequest("Last-Event-ID must be an event id (evt_…)", param="Last-Event-ID")
+            raise InvalidRequest(
+                "Last-Event-ID must be an event id (evt_…) or a stream position", param="Last-Event-ID"
+            )
         found = await uow.events.stream_position(
             scope.project_id, scope.mode, last_event_id, payment_id=scope.payment_id
         )
@@ -102,7 +131,7 @@ async def resume_cursor(store: EventStore, scope: Scope, last_event_id: str | No
             code="last_event_id_unknown",
             param="Last-Event-ID",
         )
-    return found
+    return ResumePoint(found, last_event_id)
 
 
 class TenantTails:
@@ -142,6 +171,58 @@ class TenantTails:
         return value
 
 
+class OpenStreams:
+    """The SSE streams open in this process, counted per credential and per client address; a
+    stream past either cap is refused (429) before it opens, so one key or one address cannot hold
+    hundreds of connections, tasks and subscriptions.
+
+    In process memory: each instance caps its own streams (what a stream holds is held by the
+    process). The place is given back by the release `admit` returns — called once the response
+    ends, however it ends; buckets that reach zero are dropped."""
+
+    def __init__(self, per_credential: int, per_address: int, retry_after: int) -> None:
+        self._per_credential = per_credential
+        self._per_address = per_address
+        self._retry_after = retry_after
+        self._open: Counter[str] = Counter()
+
+    def admit(self, credential: str, address: str) -> Callable[[], None]:
+        """Count one more stream for `credential` ("key:<key id>", "client secret:<payment id>") and
+        `address`, or raise RateLimited (nothing counted); the release it returns is idempotent."""
+        kind = credential.partition(":")[0]
+        buckets = [
+            (credential, self._per_credential, f"for this {kind}"),
+            (f"address:{address}", self._per_address, "from this address"),
+        ]
+        for bucket, cap, whose in buckets:
+            if self._open[bucket] >= cap:
+                raise RateLimited(
+                    f"Too many open event streams {whose} (at most {cap}): close one, or retry later.",
+                    retry_after=self._retry_after,
+                    limit=cap,
+                    code="too_many_streams",
+                )
+        for bucket, _, _ in buckets:
+            self._open[bucket] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            for bucket, _, _ in buckets:
+                self._open[bucket] -= 1
+                if self._open[bucket] <= 0:
+                    del self._open[bucket]
+
+        return release
+
+    def counts(self) -> dict[str, int]:
+        """Every bucket with a stream open: {"key:<id>": n, "address:<ip>": m, …}."""
+        return dict(self._open)
+
+
 class EventStream:
     """One SSE connection's messages, from `cursor` on."""
 
@@ -156,8 +237,10 @@ class EventStream:
         still_valid: Callable[[], Awaitable[bool]] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         tails: TenantTails | None = None,
+        resume_id: str | None = None,
     ) -> None:
         self._store = store
+        self._resume_id = resume_id if resume_id is not None else str(cursor)
         self._tails = tails  # None: every timed wake reads its page
         self._seen_tail: int | None = None
         self._bus = bus
@@ -172,7 +255,7 @@ class EventStream:
         options = self._options
         ends_at = self._monotonic() + options.max_age
         check_at = self._monotonic() + options.key_recheck
-        yield ServerSentEvent(comment="stream open", retry=options.retry_ms)
+        yield ServerSentEvent(id=self._resume_id, retry=options.retry_ms)  # the resume point, before anything else
         with self._bus.subscribe(self.scope) as doorbell, self._ring_when_stopping(doorbell):
             rung = True  # the first read is unconditional
             while True:
@@ -239,14 +322,36 @@ def allowed_origin(allowed: Sequence[str], origin: str | None) -> str | None:
     return origin if origin is not None and origin in allowed else None
 
 
-def sse_response(stream: EventStream, options: StreamOptions, *, origin: str | None = None) -> EventSourceResponse:
+class _StreamResponse(EventSourceResponse):
+    """An SSE response that calls `on_close` once it is over: finished, client gone, server stopping,
+    or cancelled."""
+
+    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+def sse_response(
+    stream: EventStream,
+    options: StreamOptions,
+    *,
+    origin: str | None = None,
+    on_close: Callable[[], None] = lambda: None,
+) -> EventSourceResponse:
     headers = {}
     if origin is not None:
         headers["Access-Control-Allow-Origin"] = origin
         if origin != "*":
             headers["Vary"] = "Origin"
-    return EventSourceResponse(
+    return _StreamResponse(
         stream.messages(),
+        on_close=on_close,
         headers=headers,
         ping=options.heartbeat,
         ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),

@@ -44,8 +44,13 @@ class KeyList(BaseModel):
 class KeyRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Strict: how long a key outlives its rotation is a JSON integer, never "10", 10.0 or true.
     grace_period_seconds: int | None = Field(
-        None, ge=0, le=30 * 86_400, description="how long the calling key keeps working (default 24 h; 0: at once)"
+        None,
+        ge=0,
+        le=30 * 86_400,
+        strict=True,
+        description="how long the calling key keeps working (default 24 h; 0: at once)",
     )
 
 

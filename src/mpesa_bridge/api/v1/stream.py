@@ -6,29 +6,36 @@
                                            Bearer <client secret>`)
     GET /v1/events/stream                  secret key: every event of its project and mode
 
-Resume with `Last-Event-ID` (the header EventSource sends on reconnecting, or `?last_event_id=`).
+Resume with `Last-Event-ID` (the header EventSource sends on reconnecting, or `?last_event_id=`):
+every stream's first message carries its resume point. Open streams are capped per credential and
+per client address (`MPESA_BRIDGE_SSE_MAX_STREAMS_PER_KEY`, `…_PER_ADDRESS`; 429 past either).
 Not in the OpenAPI document: a stream is not a request/response operation (see docs/realtime.md).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
 from mpesa_bridge.api.deps import CallerDep, RuntimeDep, get_caller
 from mpesa_bridge.api.errors import ApiError
+from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip
+from mpesa_bridge.api.ratelimit import trusted_proxy_networks
 from mpesa_bridge.core.errors import AuthenticationFailed, NotFound
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.realtime.bus import Scope
 from mpesa_bridge.realtime.sse import (
     EventStream,
+    OpenStreams,
     StreamOptions,
     TenantTails,
     allowed_origin,
-    resume_cursor,
+    resume_point,
     sse_response,
 )
 from mpesa_bridge.runtime import Runtime
@@ -52,9 +59,10 @@ async def payment_events(
     last_event_id: LastEventIdQuery = None,
     client_secret: Annotated[str | None, Query(description="the client secret POST /v1/payments returned")] = None,
 ) -> Response:
-    payment, key = await _readable_payment(request, runtime, payment_id, client_secret)
+    payment, key, key_id = await _readable_payment(request, runtime, payment_id, client_secret)
     scope = Scope(payment.project_id, payment.mode, payment.id)
-    return await _stream(request, runtime, scope, last_event_id, key)
+    credential = f"key:{key_id}" if key_id is not None else f"client secret:{payment.id}"
+    return await _stream(request, runtime, scope, last_event_id, key, credential)
 
 
 @router.get("/v1/events/stream", include_in_schema=False)
@@ -62,26 +70,26 @@ async def project_events(
     request: Request, runtime: RuntimeDep, caller: CallerDep, last_event_id: LastEventIdQuery = None
 ) -> Response:
     scope = Scope(caller.tenant.project_id, caller.tenant.mode.value)
-    return await _stream(request, runtime, scope, last_event_id, _bearer(request))
+    return await _stream(request, runtime, scope, last_event_id, _bearer(request), f"key:{caller.key.id}")
 
 
 async def _readable_payment(
     request: Request, runtime: Runtime, payment_id: str, client_secret: str | None
-) -> tuple[Payment, str | None]:
-    """The payment, if the caller may read it, and the secret key used (None for a client secret):
-    401 for bad credentials, 404 for someone else's payment."""
+) -> tuple[Payment, str | None, str | None]:
+    """The payment, if the caller may read it, and the secret key used and its id (None for a client
+    secret): 401 for bad credentials, 404 for someone else's payment."""
     if client_secret is None:
         bearer = _bearer(request)
         if bearer is None:
             raise ApiError(401, "authentication_required", NO_CREDENTIALS)
         if bearer.startswith("sk_"):
             caller = await get_caller(request, runtime)
-            return await runtime.payments.get(caller.tenant, payment_id), bearer
+            return await runtime.payments.get(caller.tenant, payment_id), bearer, caller.key.id
         client_secret = bearer
     payment = await runtime.payments.authenticate_client_secret(client_secret)
     if payment.id != payment_id:  # a client secret opens its own payment only
         raise NotFound(f"No such payment: '{payment_id}'", param="id")
-    return payment, None
+    return payment, None, None
 
 
 def _bearer(request: Request) -> str | None:
@@ -102,8 +110,39 @@ def _key_check(runtime: Runtime, key: str) -> Callable[[], Awaitable[bool]]:
     return still_valid
 
 
+@dataclass(frozen=True)
+class _Streams:
+    """What every stream of one app (process) shares."""
+
+    tails: TenantTails  # its tenants' tails, read once per poll interval for all idle streams
+    open: OpenStreams  # the caps on open streams
+    proxies: list[IPNetwork]  # whose X-Forwarded-For names the client address
+
+
+def _streams(app: FastAPI, runtime: Runtime) -> _Streams:
+    shared: _Streams | None = getattr(app.state, "streams", None)
+    if shared is None:
+        settings = runtime.settings
+        shared = app.state.streams = _Streams(
+            TenantTails(runtime.db, settings.sse_poll_interval),
+            OpenStreams(
+                settings.sse_max_streams_per_key,
+                settings.sse_max_streams_per_address,
+                retry_after=max(1, math.ceil(settings.sse_retry_delay)),
+            ),
+            trusted_proxy_networks(settings),
+        )
+    return shared
+
+
+def stream_counts(app: FastAPI) -> dict[str, int]:
+    """The app's open streams per credential and per address (empty when none is open)."""
+    shared: _Streams | None = getattr(app.state, "streams", None)
+    return shared.open.counts() if shared is not None else {}
+
+
 async def _stream(
-    request: Request, runtime: Runtime, scope: Scope, last_event_id: str | None, key: str | None
+    request: Request, runtime: Runtime, scope: Scope, last_event_id: str | None, key: str | None, credential: str
 ) -> Response:
     settings = runtime.settings
     options = StreamOptions(
@@ -113,12 +152,22 @@ async def _stream(
         poll_interval=settings.sse_poll_interval,
         key_recheck=settings.realtime_key_recheck_interval,
     )
-    cursor = await resume_cursor(runtime.db, scope, request.headers.get("last-event-id") or last_event_id)
+    start = await resume_point(runtime.db, scope, request.headers.get("last-event-id") or last_event_id)
     still_valid = _key_check(runtime, key) if key is not None else None
-    tails = getattr(request.app.state, "stream_tails", None)
-    if tails is None:  # one per app: every stream of the process shares its tenants' tails
-        tails = request.app.state.stream_tails = TenantTails(runtime.db, settings.sse_poll_interval)
-    stream = EventStream(runtime.db, runtime.realtime.bus, scope, cursor, options, still_valid=still_valid, tails=tails)
+    shared = _streams(request.app, runtime)
+    # IPv6 clients count per network (MPESA_BRIDGE_RATE_LIMIT_IPV6_PREFIX), like every per-address limit.
+    address = address_bucket(client_ip(request.scope, shared.proxies) or "unknown", settings.rate_limit_ipv6_prefix)
     # Browsers are for client secrets: a stream opened with a secret key gets no CORS header.
     origin = allowed_origin(settings.realtime_origins, request.headers.get("origin")) if key is None else None
-    return sse_response(stream, options, origin=origin)
+    stream = EventStream(
+        runtime.db,
+        runtime.realtime.bus,
+        scope,
+        start.cursor,
+        options,
+        still_valid=still_valid,
+        tails=shared.tails,
+        resume_id=start.id,
+    )
+    release = shared.open.admit(credential, address)  # last: a refused or failed request holds no place
+    return sse_response(stream, options, origin=origin, on_close=release)

@@ -46,7 +46,7 @@ class WebhookEndpointCreate(BaseModel):
     url: str = Field(description=URL_HELP, examples=["https://shop.example.com/hooks/mpesa"])
     enabled_events: list[str] = Field(description=EVENTS_HELP, examples=[["payment.succeeded", "payment.failed"]])
     description: str | None = Field(None, description=f"your note, ≤ {MAX_DESCRIPTION} characters")
-    enabled: bool = Field(True, description="false: created switched off (no deliveries until enabled)")
+    enabled: bool = Field(True, strict=True, description="false: created switched off (no deliveries until enabled)")
 
 
 class WebhookEndpointUpdate(BaseModel):
@@ -59,6 +59,7 @@ class WebhookEndpointUpdate(BaseModel):
     description: str | None = None
     enabled: bool | None = Field(
         None,
+        strict=True,
         description="false: pending deliveries are cancelled and nothing is sent; true: starts afresh "
         "(also after the bridge disabled a failing endpoint)",
     )
@@ -71,6 +72,7 @@ class SecretRotate(BaseModel):
         None,
         ge=0,
         le=7 * 86_400,
+        strict=True,
         description="how long the current secret keeps signing beside the new one (default 24 h; 0: stops now)",
     )
 

@@ -109,7 +109,10 @@ class PaymentService:
     async def authenticate_client_secret(self, secret: str) -> Payment:
         """The payment a client secret opens. Every failure — malformed, unknown, wrong — looks the same."""
         payment_id, mark, _ = secret.partition(CLIENT_SECRET_MARK)
-        if not mark or not payment_id.startswith("pay_") or len(secret) > CLIENT_SECRET_MAX_LENGTH:
+        # Printable ASCII only: it reaches the database as an id, and PostgreSQL refuses NUL in
+        # text (a Socket.IO CONNECT never passes the HTTP edge checks).
+        well_formed = secret.isascii() and secret.isprintable() and len(secret) <= CLIENT_SECRET_MAX_LENGTH
+        if not mark or not payment_id.startswith("pay_") or not well_formed:
             raise AuthenticationFailed(INVALID_CLIENT_SECRET, code="invalid_client_secret")
         async with self._db.read() as uow:
             payment = await uow.payments.find(payment_id)
