@@ -52,6 +52,8 @@ class ConnectionGate:
     """Counts the open connections of one server, in total and per client address."""
 
     def __init__(self, limits: ConnectionLimits) -> None:
+        self.refused = 0  # since `reported_at` (loop time), for the log line
+        self.reported_at = float("-inf")
         self.total = 0
         self.by_address: dict[str, int] = {}
         self._max_total = limits.max_connections or None
@@ -101,6 +103,7 @@ def _bucket(address: str, prefix: int) -> str:
 
 
 _TIMEOUT_BODY = b"Request Timeout"
+REFUSAL_REPORT_INTERVAL = 60.0
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -125,9 +128,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         key = self.gate.admit(self.client[0] if self.client else "")
         if key is None:
             transport.close()
+            self._report_refusal()
             return
         self._address = key
         self._arm(self.limits.header_timeout)  # a connection that never sends a byte
+
+    def _report_refusal(self) -> None:
+        # One line a minute at most: a flood must not become a flood of log lines.
+        gate, now = self.gate, self.loop.time()
+        gate.refused += 1
+        if now - gate.reported_at >= REFUSAL_REPORT_INTERVAL:
+            self.logger.warning(
+                "server.connections_refused: %d connection(s) past MPESA_BRIDGE_MAX_CONNECTIONS(_PER_ADDRESS) "
+                "since the last report (open: %d)",
+                gate.refused,
+                gate.total,
+            )
+            gate.refused, gate.reported_at = 0, now
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()

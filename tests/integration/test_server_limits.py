@@ -186,6 +186,7 @@ def test_connections_past_the_per_address_cap_are_refused_while_another_address_
                 assert received == b""
         assert request(capped, "127.0.0.2").startswith(b"HTTP/1.1 200 ")
         assert all(still_open(sock) for sock in held)
+        assert "server.connections_refused" in capped.output()  # the operator is told, once a minute at most
         held[0].close()
         wait_served(capped, "127.0.0.1")  # a closed connection gives its place back
 
