@@ -8,10 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from mpesa_bridge.serving_limits import ConnectionLimits, bounded_protocol
 
-__all__ = ["ConnectionLimits", "event_loop_factory", "serve_processes", "server_config"]
+__all__ = ["STARTUP_FAILURE", "ConnectionLimits", "event_loop_factory", "serve_processes", "server_config"]
 
 # Seconds a server process has to answer the supervisor's ping before it is killed and replaced.
 # uvicorn's 5 s is shorter than a start on a loaded two-core machine (the bridge's imports alone
@@ -70,7 +71,6 @@ def serve_processes(build: Callable[[], uvicorn.Config], host: str, port: int, w
     process that dies is replaced; SIGTERM or SIGINT stops them all, each gracefully like one
     server. `build` must be picklable (a module-level function, or a partial of one). The exit
     status: 0 once stopped by a signal, uvicorn's 3 if a process failed to start."""
-    from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
     config = ProcessesConfig(build, host, port, workers)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from mpesa_bridge.config import Settings
 from mpesa_bridge.logging import configure_logging, get_logger
-from mpesa_bridge.serving import serve_processes
+from mpesa_bridge.serving import STARTUP_FAILURE, serve_processes
 
 if TYPE_CHECKING:
     import uvicorn
@@ -69,7 +69,11 @@ def serve_several(settings: Settings) -> int:
     configure_logging(settings.log_level, json=settings.json_logs)
     connection_limits(settings)  # a bad proxy list stops the start here, not in each process
     if settings.should_migrate_on_start:
-        upgrade(settings.resolved_database_url)
+        try:
+            upgrade(settings.resolved_database_url)
+        except Exception:  # as one process's failed start-up: logged, status 3
+            log.exception("server.migration_failed")
+            return STARTUP_FAILURE
     if not settings.redis_url:
         log.warning(
             "server.processes_without_redis",
