@@ -70,12 +70,16 @@ def serve(
         int | None,
         typer.Option(
             envvar="MPESA_BRIDGE_WORKERS",
-            help="server processes sharing the port (default 1); above 1 needs PostgreSQL, and Redis is advised",
+            help=(
+                "server processes sharing the port (default 1). Above 1: PostgreSQL only, the simulator not "
+                "mounted, not with --dev; set MPESA_BRIDGE_REDIS_URL too (see docs/configuration.md)"
+            ),
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Run the HTTP server (API, Daraja callbacks, in-process workers, simulator in development)."""
+    """Run the HTTP server (API, Daraja callbacks, in-process workers, simulator in development);
+    with --workers N, N such processes on the port."""
     from mpesa_bridge.cli.processes import processes_refusal, serve_several
 
     settings = settings_from(host=host, port=port, database_url=database_url, workers=workers)
