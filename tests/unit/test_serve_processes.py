@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 
 import pytest
+import uvicorn
 
 from mpesa_bridge.cli.processes import child_settings, processes_refusal
 from mpesa_bridge.config import Settings
+from mpesa_bridge.serving import ConnectionLimits, ProcessesConfig, server_config
+from mpesa_bridge.serving_limits import BoundedHttpToolsProtocol
 
 PG = "postgresql://bridge@db.internal/bridge"
 
@@ -47,3 +51,24 @@ def test_each_process_gets_the_settings_without_migrating_again() -> None:
     child = pickle.loads(pickle.dumps(child_settings(given)))
     assert child.should_migrate_on_start is False
     assert child.database_url == PG and child.workers == 2 and child.port == given.port
+
+
+def _config(header_timeout: float) -> uvicorn.Config:
+    return server_config(_app, "127.0.0.1", 8000, ConnectionLimits(header_timeout=header_timeout))
+
+
+async def _app(scope: object, receive: object, send: object) -> None:  # pragma: no cover - never called
+    raise AssertionError("not served")
+
+
+def test_each_process_builds_its_own_config_with_the_connection_limits() -> None:
+    # What crosses to a process is the recipe; the app and the protocol class are made there.
+    supervisor = ProcessesConfig(functools.partial(_config, 7.0), "127.0.0.1", 8000, 2)
+    child = pickle.loads(pickle.dumps(supervisor))
+    child.load()
+    assert child.loaded and child.loaded_app is not None
+    protocol = child.http_protocol_class
+    assert issubclass(protocol, BoundedHttpToolsProtocol) and protocol.limits.header_timeout == 7.0
+    again = pickle.loads(pickle.dumps(supervisor))
+    again.load()
+    assert again.http_protocol_class.gate is not protocol.gate  # each process counts its own connections
