@@ -15,8 +15,9 @@ from mpesa_bridge.serving_limits import ConnectionLimits, bounded_protocol
 __all__ = ["STARTUP_FAILURE", "ConnectionLimits", "event_loop_factory", "serve_processes", "server_config"]
 
 # Seconds a server process has to answer the supervisor's ping before it is killed and replaced.
-# uvicorn's 5 s is shorter than a start on a loaded two-core machine (the bridge's imports alone
-# took 9 s of wall time there); a process answers from a thread, so a busy one still answers.
+# It answers from a thread, once spawned and unpickled (about 1 s of CPU; the app is built after):
+# on a loaded two-core machine that can exceed uvicorn's 5 s (the whole app's imports took 9 s of
+# wall time here), and a process killed while starting is started again, and killed again.
 HEALTHCHECK_TIMEOUT = 30
 
 

@@ -22,8 +22,7 @@ log = get_logger("mpesa_bridge.cli")
 
 
 async def serve_forever(settings: Settings, *, dev: bool) -> None:
-    configure_logging(settings.log_level, json=settings.json_logs)
-    keep_files_private(settings)
+    config = serve_config(settings)
     if dev:
         from mpesa_bridge.cli.dev import banner, daraja_description, ensure_dev_project
         from mpesa_bridge.runtime import build_runtime
@@ -34,7 +33,7 @@ async def serve_forever(settings: Settings, *, dev: bool) -> None:
         finally:
             await runtime.aclose()
         typer.echo(banner(settings.resolved_public_base_url, project_id, secret, daraja_description(settings)))
-    await uvicorn.Server(serve_config(settings)).serve()
+    await uvicorn.Server(config).serve()
 
 
 def serve_config(settings: Settings) -> uvicorn.Config:
