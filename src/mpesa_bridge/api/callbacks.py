@@ -11,7 +11,6 @@ The token in the path is the one generated for the payment; we keep only its SHA
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import secrets
 
@@ -24,6 +23,7 @@ from mpesa_bridge.api.middleware import INTERNAL_ERROR, error_reply, too_large
 from mpesa_bridge.api.net import IPNetwork, client_ip, ip_allowed, parse_networks
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import InboundCallback
+from mpesa_bridge.core.payments.stk import token_hash
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.runtime import CALLBACK_PATH, Runtime
 
@@ -66,7 +66,7 @@ async def ingest(runtime: Runtime, token: str, body: bytes, headers: dict[str, s
         kind="stk",
         received_at=now,
         body=body,
-        token_hash=hashlib.sha256(token.encode()).hexdigest(),
+        token_hash=token_hash(token),
         source_ip=source,
         headers=headers,
     )

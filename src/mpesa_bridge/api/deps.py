@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from mpesa_bridge.api.errors import ApiError
 from mpesa_bridge.core.accounts import INVALID_KEY_MESSAGE, Caller
 from mpesa_bridge.core.projects import Tenant
+from mpesa_bridge.core.sealing import signing_context
 from mpesa_bridge.core.signing import verify
 from mpesa_bridge.runtime import Runtime
 
@@ -42,7 +43,7 @@ async def _check_signature(request: Request, runtime: Runtime, caller: Caller, s
     project = caller.project
     key = secret
     if project.signing_secret_sealed:
-        key = runtime.box.open(project.signing_secret_sealed, context=f"signing:{project.id}")
+        key = runtime.box.open(project.signing_secret_sealed, context=signing_context(project.id))
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
     query = request.scope.get("query_string", b"")
     path = raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")

@@ -28,6 +28,7 @@ from mpesa_bridge.core.projects import (
     key_mode,
     missing_config,
 )
+from mpesa_bridge.core.sealing import signing_context
 
 INVALID_KEY_MESSAGE = "Invalid API key provided."
 LAST_USED_EVERY = timedelta(seconds=60)  # last_used_at is recorded at most this often per key
@@ -229,7 +230,7 @@ class ProjectService:
                 project.confirm_by_query = confirm_by_query
             if signing_secret == "generate":
                 new_secret = "mbsig_" + secrets.token_urlsafe(32)
-                project.signing_secret_sealed = self._box.seal(new_secret, context=f"signing:{project_id}")
+                project.signing_secret_sealed = self._box.seal(new_secret, context=signing_context(project_id))
             elif signing_secret == "none":
                 project.signing_secret_sealed = None
         self._keys = {d: entry for d, entry in self._keys.items() if entry[1] is None or entry[1].id != project_id}
