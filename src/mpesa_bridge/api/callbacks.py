@@ -10,7 +10,6 @@ The token in the path is the one generated for the payment; we keep only its SHA
 
 from __future__ import annotations
 
-import functools
 import os
 import secrets
 
@@ -20,12 +19,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mpesa_bridge.api.middleware import INTERNAL_ERROR, error_reply, too_large
-from mpesa_bridge.api.net import IPNetwork, client_ip, ip_allowed, parse_networks
+from mpesa_bridge.api.net import Networks, client_ip, ip_allowed
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import InboundCallback
 from mpesa_bridge.core.payments.stk import token_hash
 from mpesa_bridge.logging import get_logger
-from mpesa_bridge.runtime import CALLBACK_PATH, Runtime
+from mpesa_bridge.routes import CALLBACK_PATH
+from mpesa_bridge.runtime import Runtime
 
 log = get_logger("mpesa_bridge.callbacks")
 
@@ -44,23 +44,24 @@ _RESPONSE_HEADERS = [
 router = APIRouter(tags=["daraja callbacks"])
 
 
-@functools.lru_cache(maxsize=8)
-def _networks(text: str) -> list[IPNetwork]:
-    return parse_networks(part.strip() for part in text.split(",") if part.strip())
+def _networks(scope: Scope) -> Networks:
+    """The address lists the app parsed at start (`api/parts.py`)."""
+    networks: Networks = scope["app"].state.http.networks
+    return networks
 
 
-def _source_allowed(runtime: Runtime, source: str | None) -> bool:
+def _source_allowed(runtime: Runtime, networks: Networks, source: str | None) -> bool:
     """Safaricom's published addresses (reference §17) — defence in depth, not authentication."""
-    settings = runtime.settings
-    if not settings.callback_allowlist_on:
+    if not runtime.settings.callback_allowlist_on:
         return True
-    return ip_allowed(source, _networks(settings.callback_allowed_ips))
+    return ip_allowed(source, networks.callback_allowed)
 
 
 async def ingest(runtime: Runtime, token: str, body: bytes, headers: dict[str, str], scope: Scope) -> tuple[int, bytes]:
     """Store one callback durably, then queue it for the inbox: the status and body to answer."""
     now = runtime.clock.now()
-    source = client_ip(scope, _networks(runtime.settings.trusted_proxies))
+    networks = _networks(scope)
+    source = client_ip(scope, networks.trusted_proxies)
     callback = InboundCallback(
         id=new_id("cb", now),
         kind="stk",
@@ -70,7 +71,7 @@ async def ingest(runtime: Runtime, token: str, body: bytes, headers: dict[str, s
         source_ip=source,
         headers=headers,
     )
-    allowed = _source_allowed(runtime, source)
+    allowed = _source_allowed(runtime, networks, source)
     if not allowed:
         # Kept (nothing is lost, and an operator can replay it), but never applied.
         callback.state, callback.flag_reason, callback.processed_at = "flagged", "source_not_allowed", now

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from mpesa_bridge.api.errors import ApiError
+from mpesa_bridge.api.parts import http_parts
 from mpesa_bridge.core.accounts import INVALID_KEY_MESSAGE, Caller
 from mpesa_bridge.core.projects import Tenant
 from mpesa_bridge.core.sealing import signing_context
@@ -55,7 +56,7 @@ async def _check_signature(request: Request, runtime: Runtime, caller: Caller, s
         await request.body(),
         now=runtime.clock.now().timestamp(),
         tolerance=runtime.settings.signature_tolerance,
-        replay=runtime.replay_guard,
+        replay=http_parts(request).replay_guard,
     )
 
 

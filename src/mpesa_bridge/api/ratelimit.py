@@ -40,11 +40,12 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mpesa_bridge.api.errors import rate_limit_headers
-from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip, parse_networks
+from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.errors import RateLimited
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.realtime.socketio import PATH as SOCKET_MOUNT
+from mpesa_bridge.routes import CALLBACK_PATH
 
 log = get_logger("mpesa_bridge.ratelimit")
 
@@ -71,14 +72,6 @@ def parse_limit(value: str, variable: str) -> RateLimitItem:
     if len(items) != 1 or items[0].amount < 1:
         raise ConfigError(f"{variable}: {value!r} is not one rate limit such as '100/second' or '3/10minutes'")
     return items[0]
-
-
-def trusted_proxy_networks(settings: Settings) -> list[IPNetwork]:
-    """`MPESA_BRIDGE_TRUSTED_PROXIES` parsed, or a ConfigError naming the bad entry."""
-    try:
-        return parse_networks(settings.proxy_networks)
-    except ValueError as exc:
-        raise ConfigError(f"MPESA_BRIDGE_TRUSTED_PROXIES: {exc}") from exc
 
 
 def _digest(*parts: str) -> str:
@@ -402,9 +395,9 @@ class RateLimitMiddleware:
       limited per address by `rate_limit_handshake`; a WebSocket handshake by that alone.
 
     Every per-address count goes through `RateLimiter.hit_address`/`check_address`, which bucket
-    IPv6 clients by prefix. The limiter is the runtime's (`app.state.runtime.rate_limiter`), looked
-    up per request since the runtime is built in the lifespan, after this middleware; tests may
-    pass one directly.
+    IPv6 clients by prefix. The limiter is the app's (`app.state.http.rate_limiter`, see
+    `api/parts.py`), looked up per request since the lifespan builds it after this middleware;
+    tests may pass one directly.
     """
 
     def __init__(
@@ -415,9 +408,6 @@ class RateLimitMiddleware:
         trusted_proxies: Sequence[IPNetwork] = (),
         enabled: bool = True,
     ) -> None:
-        # Imported here: the runtime imports this module (for RateLimiter), so a top-level import would be circular.
-        from mpesa_bridge.runtime import CALLBACK_PATH
-
         self.app = app
         self.limiter = limiter
         self.trusted_proxies = list(trusted_proxies)
@@ -427,9 +417,8 @@ class RateLimitMiddleware:
     def _limiter(self, scope: Scope) -> RateLimiter | None:
         if self.limiter is not None:
             return self.limiter
-        app = scope.get("app")
-        runtime = getattr(getattr(app, "state", None), "runtime", None)
-        limiter = getattr(runtime, "rate_limiter", None)
+        parts = getattr(getattr(scope.get("app"), "state", None), "http", None)
+        limiter = getattr(parts, "rate_limiter", None)
         return limiter if isinstance(limiter, RateLimiter) else None
 
     def _limited(self, scope: Scope) -> bool:

@@ -14,9 +14,7 @@ Not in the OpenAPI document: a stream is not a request/response operation (see d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -24,16 +22,14 @@ from starlette.responses import Response
 
 from mpesa_bridge.api.deps import CallerDep, RuntimeDep, get_caller
 from mpesa_bridge.api.errors import ApiError
-from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip
-from mpesa_bridge.api.ratelimit import trusted_proxy_networks
+from mpesa_bridge.api.net import address_bucket, client_ip
+from mpesa_bridge.api.parts import HttpParts, http_parts
 from mpesa_bridge.core.errors import AuthenticationFailed, NotFound
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.realtime.bus import Scope
 from mpesa_bridge.realtime.sse import (
     EventStream,
-    OpenStreams,
     StreamOptions,
-    TenantTails,
     allowed_origin,
     resume_point,
     sse_response,
@@ -110,35 +106,10 @@ def _key_check(runtime: Runtime, key: str) -> Callable[[], Awaitable[bool]]:
     return still_valid
 
 
-@dataclass(frozen=True)
-class _Streams:
-    """What every stream of one app (process) shares."""
-
-    tails: TenantTails  # its tenants' tails, read once per poll interval for all idle streams
-    open: OpenStreams  # the caps on open streams
-    proxies: list[IPNetwork]  # whose X-Forwarded-For names the client address
-
-
-def _streams(app: FastAPI, runtime: Runtime) -> _Streams:
-    shared: _Streams | None = getattr(app.state, "streams", None)
-    if shared is None:
-        settings = runtime.settings
-        shared = app.state.streams = _Streams(
-            TenantTails(runtime.db, settings.sse_poll_interval),
-            OpenStreams(
-                settings.sse_max_streams_per_key,
-                settings.sse_max_streams_per_address,
-                retry_after=max(1, math.ceil(settings.sse_retry_delay)),
-            ),
-            trusted_proxy_networks(settings),
-        )
-    return shared
-
-
 def stream_counts(app: FastAPI) -> dict[str, int]:
     """The app's open streams per credential and per address (empty when none is open)."""
-    shared: _Streams | None = getattr(app.state, "streams", None)
-    return shared.open.counts() if shared is not None else {}
+    parts: HttpParts | None = getattr(app.state, "http", None)
+    return parts.streams.open.counts() if parts is not None else {}
 
 
 async def _stream(
@@ -154,9 +125,11 @@ async def _stream(
     )
     start = await resume_point(runtime.db, scope, request.headers.get("last-event-id") or last_event_id)
     still_valid = _key_check(runtime, key) if key is not None else None
-    shared = _streams(request.app, runtime)
+    parts = http_parts(request)
+    shared = parts.streams
     # IPv6 clients count per network (MPESA_BRIDGE_RATE_LIMIT_IPV6_PREFIX), like every per-address limit.
-    address = address_bucket(client_ip(request.scope, shared.proxies) or "unknown", settings.rate_limit_ipv6_prefix)
+    proxies = parts.networks.trusted_proxies
+    address = address_bucket(client_ip(request.scope, proxies) or "unknown", settings.rate_limit_ipv6_prefix)
     # Browsers are for client secrets: a stream opened with a secret key gets no CORS header.
     origin = allowed_origin(settings.realtime_origins, request.headers.get("origin")) if key is None else None
     stream = EventStream(
