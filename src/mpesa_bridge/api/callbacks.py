@@ -18,7 +18,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mpesa_bridge.api.middleware import INTERNAL_ERROR, error_reply, too_large
+from mpesa_bridge.api.errors import RAW_SECURITY_HEADERS, error_reply
+from mpesa_bridge.api.middleware import INTERNAL_ERROR, too_large
 from mpesa_bridge.api.net import Networks, client_ip, ip_allowed
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import InboundCallback
@@ -33,13 +34,7 @@ ACK = b'{"ResultCode":0,"ResultDesc":"Accepted"}'
 FORBIDDEN = b'{"ResultCode":1,"ResultDesc":"Rejected"}'
 _KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-real-ip")
 _KEPT_RAW = tuple(name.encode() for name in _KEPT_HEADERS)
-_RESPONSE_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-]
+_RESPONSE_HEADERS = [(b"content-type", b"application/json"), *RAW_SECURITY_HEADERS]
 
 router = APIRouter(tags=["daraja callbacks"])
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-import orjson
 import redis.asyncio as aioredis
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage
@@ -39,7 +38,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mpesa_bridge.api.errors import rate_limit_headers
+from mpesa_bridge.api.errors import error_reply, rate_limit_headers
 from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.errors import RateLimited
@@ -338,24 +337,10 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-def _refusal(exc: RateLimited, request_id: str | None) -> tuple[Message, Message]:
-    body = orjson.dumps(
-        {
-            "error": {
-                "type": "rate_limit_error",
-                "code": exc.code,
-                "message": exc.message,
-                "param": exc.param,
-                "request_id": request_id,
-            }
-        }
-    )
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(exc).items()]
-    return {"type": "http.response.start", "status": 429, "headers": headers}, {
-        "type": "http.response.body",
-        "body": body,
-    }
+def refusal_messages(exc: RateLimited, request_id: str | None) -> tuple[Message, Message]:
+    """The 429 as ASGI messages: the one error envelope (`api.errors.error_reply`)."""
+    headers = rate_limit_headers(exc)
+    return error_reply(429, exc.code, exc.message, request_id, "rate_limit_error", param=exc.param, headers=headers)
 
 
 def _opens_socket_session(scope: Scope) -> bool:
@@ -367,7 +352,7 @@ def _opens_socket_session(scope: Scope) -> bool:
 
 
 async def _refuse(scope: Scope, send: Send, exc: RateLimited) -> None:
-    start, body = _refusal(exc, scope.get("state", {}).get("request_id"))
+    start, body = refusal_messages(exc, scope.get("state", {}).get("request_id"))
     if scope["type"] == "http":
         await send(start)
         await send(body)
