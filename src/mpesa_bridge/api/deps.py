@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from mpesa_bridge.api.bearer import bearer_token
 from mpesa_bridge.api.errors import ApiError
 from mpesa_bridge.api.parts import http_parts
 from mpesa_bridge.core.accounts import INVALID_KEY_MESSAGE, Caller
@@ -25,11 +26,10 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def _bearer(request: Request, *, code: str = "invalid_api_key", message: str = INVALID_KEY_MESSAGE) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
         raise ApiError(401, code, message)
-    return value.strip()
+    return token
 
 
 async def get_caller(request: Request, runtime: RuntimeDep) -> Caller:

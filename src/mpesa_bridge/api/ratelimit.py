@@ -38,6 +38,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mpesa_bridge.api.bearer import scope_bearer_token
 from mpesa_bridge.api.errors import error_reply, rate_limit_headers
 from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip
 from mpesa_bridge.config import ConfigError, Settings
@@ -326,17 +327,6 @@ def _describe(item: RateLimitItem) -> str:
 # --- the middleware ---------------------------------------------------------------------------------
 
 
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
-        if name.lower() == b"authorization":
-            text: str = value.decode("latin-1")
-            scheme, _, credentials = text.strip().partition(" ")
-            if scheme.lower() == "bearer" and credentials.strip():
-                return credentials.strip()
-            return None
-    return None
-
-
 def refusal_messages(exc: RateLimited, request_id: str | None) -> tuple[Message, Message]:
     """The 429 as ASGI messages: the one error envelope (`api.errors.error_reply`)."""
     headers = rate_limit_headers(exc)
@@ -418,7 +408,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         address = client_ip(scope, self.trusted_proxies) or "unknown"
-        bearer = _bearer(scope)
+        bearer = scope_bearer_token(scope)
         try:
             quota = await self._count_request(limiter, scope, address, bearer)
             if _opens_socket_session(scope):

@@ -142,6 +142,17 @@ class ProjectService:
                 await uow.projects.touch_key(key.id, now)
         return Caller(key=key, tenant=Tenant(project_id=key.project_id, mode=Mode(key.mode)), project=project)
 
+    async def key_still_valid(self, secret: str, *, signed: bool) -> bool:
+        """Whether a connection a key opened (an SSE stream, a socket) may stay open: the one rule.
+
+        The key must still authenticate (not revoked, not expired) and, once its project requires
+        signed requests, the connection must have been opened by a signed request (`signed`)."""
+        try:
+            caller = await self.authenticate_key(secret)
+        except AuthenticationFailed:
+            return False
+        return signed or not caller.project.require_signed_requests
+
     async def _key(self, digest: str) -> tuple[ApiKey | None, Project | None]:
         """The key and its project, read in one statement whatever the outcome, so that found and
         not found take the same path (no timing difference between unknown and revoked keys)."""
