@@ -17,7 +17,9 @@ from mpesa_bridge.core.signing import verify
 from mpesa_bridge.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# Every dependency here is `async def`, even with nothing to await: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop on every request (tests/unit/test_api_dependencies.py).
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -68,7 +70,7 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 TenantDep = Annotated[Tenant, Depends(get_tenant)]
 
 
-def require_admin(request: Request, runtime: RuntimeDep) -> None:
+async def require_admin(request: Request, runtime: RuntimeDep) -> None:
     expected = runtime.settings.admin_token
     if expected is None or not expected.get_secret_value():
         raise ApiError(404, "resource_missing", "Unrecognized request URL.")
