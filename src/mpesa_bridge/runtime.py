@@ -36,7 +36,6 @@ from mpesa_bridge.storage.webhooks import WebhookStorage
 from mpesa_bridge.tls import client_ssl_context
 from mpesa_bridge.workers.delivery import DeliveryLoop, SystemResolver, build_delivery
 from mpesa_bridge.workers.inbox import Inbox
-from mpesa_bridge.workers.ingest import CallbackStore
 from mpesa_bridge.workers.maintenance import MaintenanceLoop
 from mpesa_bridge.workers.reconciler import ReconcileLoop
 
@@ -60,7 +59,6 @@ class Runtime:
     payments: PaymentService
     limits: PaymentLimits
     inbox: Inbox
-    callback_store: CallbackStore
     reconciler: Reconciler
     webhook_endpoints: EndpointService
     events: EventService
@@ -172,8 +170,8 @@ async def build_runtime(
             settings.inbox_poll_interval,
             retry=InboxRetryPolicy(settings.inbox_max_attempts, settings.inbox_retry_delay),
             sweep_batch=settings.inbox_sweep_batch,
+            crash_after_store=settings.fault_injection == "crash_after_callback_stored",
         ),
-        callback_store=CallbackStore(db),
         reconciler=Reconciler(
             db,
             gateway,

@@ -16,7 +16,6 @@ into the private network.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import socket
@@ -41,6 +40,7 @@ from mpesa_bridge.core.webhooks.ports import SendResult, WebhookUnitOfWorkFactor
 from mpesa_bridge.core.webhooks.retry import RetryPolicy
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.tls import client_ssl_context
+from mpesa_bridge.workers.loop import WorkerLoop
 
 log = get_logger("mpesa_bridge.webhooks")
 
@@ -218,30 +218,31 @@ def _ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-class DeliveryLoop:
+class DeliveryLoop(WorkerLoop):
     """Runs `DeliveryService` every `interval` seconds; prunes events older than `retention` hourly."""
 
+    name = "webhook-delivery"
+    failure_event = "webhook.pass_failed"
+    log = log
+
     def __init__(self, service: DeliveryService, clock: Clock, *, interval: float, retention: timedelta) -> None:
+        super().__init__(interval)
         self.service = service
         self._clock = clock
-        self._interval = interval
         self._retention = retention
         self._last_prune: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._busy = asyncio.Lock()  # held per step: stop() waits for the batch in hand
         self._saturated = False  # the last pass ran every round and still found work
 
     async def run_once(self) -> DeliveryReport:
         """One pass: dispatch new events, send what is due (again while sending unblocks more), prune."""
         report = DeliveryReport()
-        async with self._busy:
+        async with self.busy:  # held per step: stop() waits for the batch in hand
             await self.service.dispatch(report)
         self._saturated = False
         for _ in range(MAX_ROUNDS):
-            if self._stopping:
+            if self.stopping:
                 break
-            async with self._busy:
+            async with self.busy:
                 before = report.attempted
                 await self.service.deliver_due(report)
             if report.attempted == before:
@@ -252,7 +253,7 @@ class DeliveryLoop:
         return report
 
     async def prune(self) -> int:
-        async with self._busy:
+        async with self.busy:
             now = self._clock.now()
             self._last_prune = now
             removed = await self.service.prune(now - self._retention)
@@ -262,34 +263,15 @@ class DeliveryLoop:
 
     async def _prune_if_due(self) -> None:
         now = self._clock.now()
-        if not self._stopping and (self._last_prune is None or now - self._last_prune >= PRUNE_EVERY):
+        if not self.stopping and (self._last_prune is None or now - self._last_prune >= PRUNE_EVERY):
             await self.prune()
 
-    async def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="webhook-delivery")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._task is None:
-            return
-        async with self._busy:
-            self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                report = await self.run_once()
-                if report:
-                    log.info("webhook.pass", **vars(report))
-            except Exception:
-                log.exception("webhook.pass_failed")
-                self._saturated = False
-            # A backlog is worked off without pausing; an idle worker polls every interval.
-            await asyncio.sleep(0 if self._saturated else self._interval)
+    async def pass_once(self) -> bool:
+        report = await self.run_once()
+        if report:
+            log.info("webhook.pass", **vars(report))
+        # A backlog is worked off without pausing; an idle worker polls every interval.
+        return self._saturated
 
 
 def worker_id() -> str:
