@@ -17,7 +17,7 @@ import pytest
 from mpesa_bridge.config import Settings
 from mpesa_bridge.core.payments.entity import InboundCallback
 from mpesa_bridge.core.ports import UnitOfWork
-from mpesa_bridge.runtime import CALLBACK_PATH
+from mpesa_bridge.routes import CALLBACK_PATH
 from tests.fixtures.bridge import BRIDGE_URL, InProcessBridge, make_settings, wait_until
 from tests.integration.test_callbacks_inbox import (
     ACK,

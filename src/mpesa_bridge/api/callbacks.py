@@ -16,8 +16,6 @@ for the payment (or payout…); we keep only its SHA-256.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import secrets
 from typing import Annotated
 
@@ -27,10 +25,12 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mpesa_bridge.api.middleware import INTERNAL_ERROR, error_reply, too_large
-from mpesa_bridge.api.net import IPNetwork, client_ip, ip_allowed, parse_networks
+from mpesa_bridge.api.errors import RAW_SECURITY_HEADERS, error_reply
+from mpesa_bridge.api.middleware import INTERNAL_ERROR, too_large
+from mpesa_bridge.api.net import Networks, client_ip, ip_allowed
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import InboundCallback
+from mpesa_bridge.core.payments.stk import token_hash
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.runtime import Runtime
 
@@ -40,31 +40,25 @@ ACK = b'{"ResultCode":0,"ResultDesc":"Accepted"}'
 FORBIDDEN = b'{"ResultCode":1,"ResultDesc":"Rejected"}'
 _KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-real-ip")
 _KEPT_RAW = tuple(name.encode() for name in _KEPT_HEADERS)
-_RESPONSE_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-]
+_RESPONSE_HEADERS = [(b"content-type", b"application/json"), *RAW_SECURITY_HEADERS]
 
-CALLBACKS_PREFIX = "/v1/callbacks/daraja/"  # then {kind}/{token}; runtime.CALLBACK_PATH is the `stk` one
+CALLBACKS_PREFIX = "/v1/callbacks/daraja/"  # then {kind}/{token}; routes.CALLBACK_PATH is the `stk` one
 NOT_FOUND = (404, "resource_missing", "Unrecognized request URL.")  # as for any unknown URL
 
 router = APIRouter(tags=["daraja callbacks"])
 
 
-@functools.lru_cache(maxsize=8)
-def _networks(text: str) -> list[IPNetwork]:
-    return parse_networks(part.strip() for part in text.split(",") if part.strip())
+def _networks(scope: Scope) -> Networks:
+    """The address lists the app parsed at start (`api/parts.py`)."""
+    networks: Networks = scope["app"].state.http.networks
+    return networks
 
 
-def _source_allowed(runtime: Runtime, source: str | None) -> bool:
+def _source_allowed(runtime: Runtime, networks: Networks, source: str | None) -> bool:
     """Safaricom's published addresses (reference §17) — defence in depth, not authentication."""
-    settings = runtime.settings
-    if not settings.callback_allowlist_on:
+    if not runtime.settings.callback_allowlist_on:
         return True
-    return ip_allowed(source, _networks(settings.callback_allowed_ips))
+    return ip_allowed(source, networks.callback_allowed)
 
 
 async def ingest(
@@ -72,17 +66,18 @@ async def ingest(
 ) -> tuple[int, bytes]:
     """Hand one callback to the inbox (durable once this returns): the status and body to answer."""
     now = runtime.clock.now()
-    source = client_ip(scope, _networks(runtime.settings.trusted_proxies))
+    networks = _networks(scope)
+    source = client_ip(scope, networks.trusted_proxies)
     callback = InboundCallback(
         id=new_id("cb", now),
         kind=kind,
         received_at=now,
         body=body,
-        token_hash=hashlib.sha256(token.encode()).hexdigest(),
+        token_hash=token_hash(token),
         source_ip=source,
         headers=headers,
     )
-    allowed = _source_allowed(runtime, source)
+    allowed = _source_allowed(runtime, networks, source)
     if not allowed:
         # Kept (nothing is lost, and an operator can replay it), but never applied.
         callback.state, callback.flag_reason, callback.processed_at = "flagged", "source_not_allowed", now
