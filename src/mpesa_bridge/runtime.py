@@ -26,6 +26,7 @@ from mpesa_bridge.core.signing import ReplayGuard
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
+from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.realtime.bus import MemoryBus
 from mpesa_bridge.realtime.hub import Realtime, realtime_for
@@ -52,7 +53,7 @@ class Runtime:
     clock: Clock
     db: Database
     box: SecretBox
-    http: httpx.AsyncClient
+    http: HttpClient  # Daraja's pooled client (aiohttp; httpx over a test's in-process transport)
     gateway: DarajaGatewayAdapter
     projects: ProjectService
     payments: PaymentService
@@ -91,7 +92,7 @@ class Runtime:
         for loop in self.loops:
             await loop.stop()
         self.loops = []
-        await self.http.aclose()
+        await close_http(self.http)
         await self.webhook_sender.aclose()
         await self.rate_limiter.aclose()
         closer = getattr(self.replay_guard, "aclose", None)
@@ -149,16 +150,7 @@ async def build_runtime(
         await db.dispose()
         raise
     timeout = httpx.Timeout(settings.daraja_timeout, connect=settings.daraja_connect_timeout)
-    http = httpx.AsyncClient(
-        transport=daraja_transport,
-        verify=client_ssl_context(),
-        timeout=timeout,
-        # A small pool, all of it kept alive: httpcore checks every pooled connection on each
-        # request, so a big pool costs CPU per request, and connections dropped past the keep-alive
-        # limit had to be reopened (TCP and TLS) in every burst. Requests past 32 wait for a
-        # connection; measured with `make bench` (B2, B5).
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-    )
+    http = open_daraja_http(timeout, client_ssl_context(), transport=daraja_transport)
     gateway = DarajaGatewayAdapter(
         http,
         {
