@@ -159,7 +159,9 @@ def main() -> None:
                 figures = asyncio.run(_webhook(base, args.count, args.concurrency))
             else:
                 figures = asyncio.run(_daraja(base, name.removeprefix("daraja-"), args.count, args.concurrency))
-            print(f"{name:15s} CPU/POST sequential {figures[0]:.3f} ms   {args.concurrency} in flight {figures[1]:.3f} ms")
+            print(
+                f"{name:15s} CPU/POST sequential {figures[0]:.3f} ms   {args.concurrency} in flight {figures[1]:.3f} ms"
+            )
     finally:
         server.terminate()
         server.join()
