@@ -91,12 +91,12 @@ class AiohttpTransport:
 
 
 def client_timeout(timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
-    """httpx's four timeouts as aiohttp's: waiting for a pooled connection and connecting bound
-    `connect`, connecting alone `sock_connect`, each read `sock_read`; `total` bounds the whole
-    exchange (aiohttp has no write timeout, so a stuck write ends there)."""
-    phases = (timeout.pool, timeout.connect, timeout.write, timeout.read)
-    total = None if any(p is None for p in phases) else sum(p for p in phases if p is not None)
+    """httpx's four timeouts as aiohttp's: waiting for a pooled connection plus connecting bound
+    `connect`, connecting alone `sock_connect`, each read `sock_read`; and `total`, the connect
+    phase plus one read timeout, bounds the whole exchange — a slow-dripping answer, and a stuck
+    write (aiohttp has no write timeout; a ~1 KB body goes out in one send)."""
     acquire = None if timeout.pool is None or timeout.connect is None else timeout.pool + timeout.connect
+    total = None if acquire is None or timeout.read is None else acquire + timeout.read
     return aiohttp.ClientTimeout(total=total, connect=acquire, sock_connect=timeout.connect, sock_read=timeout.read)
 
 
