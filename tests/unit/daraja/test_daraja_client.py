@@ -717,5 +717,5 @@ async def test_the_client_runs_over_an_aiohttp_session_too() -> None:
         assert isinstance(
             DarajaClient(BASE, CREDENTIALS, http=http, token_cache=TokenCache())._transport, HttpxTransport
         )
-        with pytest.raises(TypeError, match="aiohttp.ClientSession"):
+        with pytest.raises(TypeError, match=r"aiohttp\.ClientSession"):
             DarajaClient(BASE, CREDENTIALS, http=object(), token_cache=TokenCache())  # type: ignore[arg-type]
