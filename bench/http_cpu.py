@@ -74,10 +74,12 @@ def _serve(sock: socket.socket) -> None:
 async def _measure(send: Callable[[], Awaitable[object]], count: int, concurrency: int) -> tuple[float, float]:
     for _ in range(50):  # warm-up: token, connections, code paths
         await send()
-    started = time.process_time()
+    started, wall = time.process_time(), time.monotonic()
     for _ in range(count):
         await send()
     sequential = (time.process_time() - started) / count * 1000
+    # Wall time per sequential POST near its CPU time: no stall (Nagle, delayed ACKs) on the way.
+    print(f"  sequential wall time per POST {(time.monotonic() - wall) / count * 1000:.3f} ms")
     queue = iter(range(count))
 
     async def worker() -> None:
