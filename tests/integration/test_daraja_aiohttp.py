@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from mpesa_bridge.core.ports import QueryPending, StkPushCommand
+from mpesa_bridge.core.projects import DarajaAccount, DarajaEnvironment
 from mpesa_bridge.daraja import (
     DarajaAuthError,
     DarajaClient,
@@ -43,9 +45,10 @@ from mpesa_bridge.daraja import (
     TokenCache,
 )
 from mpesa_bridge.daraja.pool import close_http, open_daraja_http
+from mpesa_bridge.runtime import build_runtime
 from mpesa_bridge.simulator import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SimulatorConfig, create_app
 from mpesa_bridge.tls import client_ssl_context
-from tests.fixtures.bridge import wait_until
+from tests.fixtures.bridge import make_settings, wait_until
 from tests.fixtures.servers import free_port
 
 OAUTH = "/oauth/v1/generate"
@@ -296,3 +299,27 @@ async def test_tls_is_verified_with_the_processs_context(tmp_path: Path) -> None
         async with client_for(daraja.url, http=open_daraja_http(TIMEOUT, trusting)) as client:
             accepted = await client.stk_push(push_request())
         assert accepted.checkout_request_id.startswith("ws_CO_") and daraja.faults.seen[PUSH] == 1
+
+
+async def test_the_runtime_speaks_to_daraja_over_aiohttp(database: Any, db_url: str, tmp_path: Path) -> None:
+    """`build_runtime` without a test transport: the production wiring, SQLite and PostgreSQL."""
+    async with served(simulator_config()) as daraja:
+        runtime = await build_runtime(make_settings(db_url, tmp_path, simulator_url=daraja.url))
+        try:
+            assert isinstance(runtime.http, aiohttp.ClientSession)
+            account = DarajaAccount(
+                DarajaEnvironment.SIMULATOR,
+                "sim_consumer_key",
+                "sim_consumer_secret",
+                SANDBOX_SHORTCODE,
+                SANDBOX_PASSKEY,
+            )
+            command = StkPushCommand(account, 10, "254708374149", push_request().callback_url, "INV-1", "Order 1")
+            accepted = await runtime.gateway.stk_push(command)
+            with pytest.raises(QueryPending):  # the customer answers in an hour
+                await runtime.gateway.stk_query(account, accepted.checkout_request_id)
+        finally:
+            await runtime.aclose()
+        assert runtime.http.closed
+    assert [p.checkout_request_id for p in daraja.simulator.pushes()] == [accepted.checkout_request_id]
+    assert daraja.faults.seen[OAUTH] == 1
