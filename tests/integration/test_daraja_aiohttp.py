@@ -172,12 +172,24 @@ async def test_wrong_credentials_are_an_auth_error_and_nothing_is_pushed(daraja:
     assert "wrong-secret" not in str(caught.value) and daraja.faults.seen[PUSH] == 0
 
 
+async def token_into(cache: TokenCache, session: Any, url: str) -> None:
+    """Fetch the token with generous timeouts (a busy machine must not time it out), into `cache`."""
+    client = DarajaClient(url, CREDENTIALS, http=session, token_cache=cache, timeout=TIMEOUT)
+    with contextlib.suppress(DarajaError):  # an unknown id: only the token matters
+        await client.stk_query(SANDBOX_SHORTCODE, SANDBOX_PASSKEY, "ws_CO_none")
+
+
 async def test_a_push_whose_answer_times_out_is_unknown_and_sent_exactly_once() -> None:
     async with served(simulator_config(push_answer_delay=30.0)) as daraja:
-        timeout = httpx.Timeout(5.0, connect=2.0, read=0.3)
-        async with client_for(daraja.url, timeout) as client:
+        session, cache = open_daraja_http(TIMEOUT, client_ssl_context()), TokenCache()
+        try:
+            await token_into(cache, session, daraja.url)
+            short = httpx.Timeout(5.0, connect=2.0, read=0.3)
+            client = DarajaClient(daraja.url, CREDENTIALS, http=session, token_cache=cache, timeout=short)
             with pytest.raises(DarajaReadTimeout) as caught:
                 await client.stk_push(push_request())
+        finally:
+            await close_http(session)
         assert caught.value.outcome_unknown is True
         assert daraja.faults.seen[PUSH] == 1 and len(daraja.simulator.pushes()) == 1  # the prompt went out once
 
@@ -192,18 +204,23 @@ async def test_a_refused_connection_is_never_sent_and_retried_once_then_raised()
 
 async def test_waiting_too_long_for_a_pooled_connection_is_a_connect_timeout_never_sent() -> None:
     async with served(simulator_config(push_answer_delay=30.0)) as daraja:
-        timeout = httpx.Timeout(30.0, connect=0.2, pool=0.2)
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))  # the one connection is held
-        async with client_for(daraja.url, timeout, http=session, connect_retries=0) as client:
-            with contextlib.suppress(DarajaError):  # the token first, so that the held push is the pool's only user
-                await client.stk_query(SANDBOX_SHORTCODE, SANDBOX_PASSKEY, "ws_CO_none")
-            held = asyncio.create_task(client.stk_push(push_request()))
+        session, cache = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)), TokenCache()
+        try:
+            await token_into(cache, session, daraja.url)
+            generous = DarajaClient(daraja.url, CREDENTIALS, http=session, token_cache=cache, timeout=TIMEOUT)
+            held = asyncio.create_task(generous.stk_push(push_request()))  # holds the pool's one connection
             await wait_until(lambda: daraja.faults.seen[PUSH] == 1)
+            short = httpx.Timeout(30.0, connect=0.2, pool=0.2)
+            client = DarajaClient(
+                daraja.url, CREDENTIALS, http=session, token_cache=cache, timeout=short, connect_retries=0
+            )
             with pytest.raises(DarajaConnectTimeout) as caught:
                 await client.stk_push(push_request("254708374150"))
             held.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await held
+        finally:
+            await session.close()
         assert caught.value.outcome_unknown is False
         assert daraja.faults.seen[PUSH] == 1  # the second push never left
 
