@@ -5,6 +5,7 @@ replay guard, address lists, SSE tails) is built by the app's lifespan (`api/par
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,6 +26,7 @@ from mpesa_bridge.core.projects import DarajaEnvironment
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
+from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.realtime.hub import Realtime, realtime_for
 from mpesa_bridge.routes import CALLBACK_PATH
@@ -54,6 +56,7 @@ class Runtime:
     clock: Clock
     db: Database
     box: SecretBox
+    http: HttpClient  # Daraja's pooled client (aiohttp; httpx over a test's in-process transport)
     gateway: DarajaGatewayAdapter
     projects: ProjectService
     payments: PaymentService
@@ -125,16 +128,7 @@ async def build_runtime(
         await db.dispose()
         raise
     timeout = httpx.Timeout(settings.daraja_timeout, connect=settings.daraja_connect_timeout)
-    http = httpx.AsyncClient(
-        transport=daraja_transport,
-        verify=client_ssl_context(),
-        timeout=timeout,
-        # A small pool, all of it kept alive: httpcore checks every pooled connection on each
-        # request, so a big pool costs CPU per request, and connections dropped past the keep-alive
-        # limit had to be reopened (TCP and TLS) in every burst. Requests past 32 wait for a
-        # connection; measured with `make bench` (B2, B5).
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-    )
+    http = open_daraja_http(timeout, client_ssl_context(), transport=daraja_transport)
     gateway = DarajaGatewayAdapter(
         http,
         {
@@ -159,6 +153,7 @@ async def build_runtime(
         clock=clock,
         db=db,
         box=box,
+        http=http,
         gateway=gateway,
         projects=projects,
         payments=payments,
@@ -193,5 +188,5 @@ async def build_runtime(
         events=EventService(webhooks, clock),
         delivery=delivery,
         realtime=realtime,
-        clients=[http.aclose, webhook_sender.aclose],
+        clients=[functools.partial(close_http, http), webhook_sender.aclose],
     )
