@@ -10,7 +10,8 @@ import pytest
 
 from mpesa_bridge.core.callbacks.stk import StkHandler
 from mpesa_bridge.core.clock import ManualClock
-from mpesa_bridge.core.payments.entity import InboundCallback, Payment
+from mpesa_bridge.core.payments.entity import EventType, InboundCallback, Payment
+from mpesa_bridge.core.payments.outcomes import write_event
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 from mpesa_bridge.core.payments.stk import PaymentService
@@ -136,7 +137,7 @@ async def test_a_callback_applied_before_the_push_answer_keeps_its_ids_and_statu
         assert payment.mpesa_receipt_number == "SKL4X9Q2ZB"
 
 
-@pytest.mark.parametrize("verb", ["payments.add", "projects.add", "callbacks.add_many"])
+@pytest.mark.parametrize("verb", ["payments.add", "projects.add", "callbacks.add_many", "an outbox event"])
 async def test_a_read_unit_of_work_refuses_to_write(database: Database, verb: str) -> None:
     payment = _payment(1)
     await _seed(database)
@@ -147,9 +148,12 @@ async def test_a_read_unit_of_work_refuses_to_write(database: Database, verb: st
                 await uow.payments.add(payment)  # type: ignore[attr-defined]
             elif verb == "projects.add":
                 await uow.projects.add(Project(id="prj_01other", name="Other", created_at=T0))  # type: ignore[attr-defined]
-            else:
+            elif verb == "callbacks.add_many":
                 await uow.callbacks.add_many([callback])  # type: ignore[attr-defined]
+            else:  # added to the session, never flushed: it would vanish with the rollback
+                await write_event(uow, payment, EventType.CREATED, T0)  # type: ignore[arg-type]
 
     async with database.read() as uow:
         assert await uow.payments.find(payment.id) is None
         assert await uow.projects.get("prj_01other") is None
+        assert await uow.events.for_payment(payment.id) == []
