@@ -1,7 +1,8 @@
 """The small protocols through which the core talks to the world.
 
     DarajaGateway   — STK push and query (adapter: `daraja.gateway`)
-    UnitOfWork      — one transaction over the repositories (adapter: `storage.uow`)
+    UnitOfWork      — one transaction over the repositories (adapter: `storage.db`)
+    ReadUnitOfWork  — the same, read-only: its repositories have no write verbs
     Clock           — `core.clock`
 
 Gateway errors (raised by DarajaGateway, caught by the use cases):
@@ -16,7 +17,7 @@ Gateway errors (raised by DarajaGateway, caught by the use cases):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -116,27 +117,14 @@ class DayStatusTotal:
     amount: int
 
 
-class PaymentRepository(Protocol):
-    async def add(self, payment: Payment) -> None: ...
+class PaymentReader(Protocol):
+    """What a read unit of work may do with payments: look, never lock or write."""
 
     async def get(self, tenant: Tenant, payment_id: str) -> Payment | None: ...
 
     async def find(self, payment_id: str) -> Payment | None: ...
 
-    async def lock(self, payment_id: str) -> Payment | None: ...
-
-    async def lock_many(self, payment_ids: Sequence[str]) -> Sequence[Payment]: ...
-
-    async def lock_by_callback_token(self, token_hash: str) -> Payment | None: ...
-
-    async def lock_by_callback_tokens(self, token_hashes: Sequence[str]) -> None:
-        """Lock the payments of many callback tokens in one statement (in id order), so that the
-        `lock_by_callback_token` calls of this transaction that follow need no round trip."""
-        ...
-
     async def by_checkout_request_id(self, checkout_request_id: str) -> Payment | None: ...
-
-    async def lock_phone(self, short_code: str, phone: str) -> None: ...
 
     async def open_twin(self, payment: Payment, since: datetime) -> Payment | None: ...
 
@@ -148,33 +136,54 @@ class PaymentRepository(Protocol):
         """Per Nairobi day and status, the payments created at or after `since` and before `before`."""
         ...
 
+    async def stranded(self, before: datetime, limit: int) -> Sequence[str]: ...
+
+
+class PaymentRepository(PaymentReader, Protocol):
+    async def add(self, payment: Payment) -> None: ...
+
+    async def lock(self, payment_id: str) -> Payment | None: ...
+
+    async def lock_many(self, payment_ids: Sequence[str]) -> Sequence[Payment]: ...
+
+    async def lock_by_callback_tokens(self, token_hashes: Sequence[str]) -> Mapping[str, Payment]:
+        """The payments of these callback tokens, locked in one statement (in id order), by token
+        hash; a token no payment has is absent."""
+        ...
+
+    async def adopt_daraja_ids(
+        self, payment_id: str, merchant_request_id: str, checkout_request_id: str, at: datetime
+    ) -> Payment | None:
+        """Record the ids Daraja's answer to the push brings, in one conditional UPDATE: an id the
+        payment already has (a callback that landed first carries them too) is kept, never
+        clobbered. The payment as it now stands; None if there is no such payment."""
+        ...
+
+    async def lock_phone(self, short_code: str, phone: str) -> None: ...
+
     async def claim_due_for_query(self, now: datetime, limit: int, hold_until: datetime) -> Sequence[QueryClaim]:
         """Up to `limit` payments whose query is due at `now`, earliest first, their next query moved
         to `hold_until` in this transaction: another pass (another process too) skips them until then."""
         ...
 
-    async def stranded(self, before: datetime, limit: int) -> Sequence[str]: ...
 
-
-class EventRepository(Protocol):
-    async def add(self, event: OutboxEvent) -> None: ...
-
+class EventReader(Protocol):
     async def for_payment(self, payment_id: str) -> Sequence[OutboxEvent]: ...
 
 
-class EvidenceRepository(Protocol):
-    async def add(self, evidence: PaymentEvidence) -> None: ...
+class EventRepository(EventReader, Protocol):
+    async def add(self, event: OutboxEvent) -> None: ...
 
+
+class EvidenceReader(Protocol):
     async def for_payment(self, payment_id: str) -> Sequence[PaymentEvidence]: ...
 
 
-class CallbackRepository(Protocol):
-    async def add_many(self, callbacks: Sequence[InboundCallback]) -> None: ...
+class EvidenceRepository(EvidenceReader, Protocol):
+    async def add(self, evidence: PaymentEvidence) -> None: ...
 
-    async def lock_many(self, callback_ids: Sequence[str]) -> Sequence[InboundCallback]:
-        """The callbacks among `callback_ids` that no other transaction holds, locked, in id order."""
-        ...
 
+class CallbackReader(Protocol):
     async def unprocessed(self, due_by: datetime, limit: int) -> Sequence[str]:
         """The ids of `received` callbacks of every kind due by `due_by` (never tried, or their retry is
         due), oldest first: the inbox applies each through its kind's handler.
@@ -183,20 +192,22 @@ class CallbackRepository(Protocol):
         ...
 
 
-class ProjectRepository(Protocol):
-    async def add(self, project: Project) -> None: ...
+class CallbackRepository(CallbackReader, Protocol):
+    async def add_many(self, callbacks: Sequence[InboundCallback]) -> None: ...
 
+    async def lock_many(self, callback_ids: Sequence[str]) -> Sequence[InboundCallback]:
+        """The callbacks among `callback_ids` that no other transaction holds, locked, in id order."""
+        ...
+
+
+class ProjectReader(Protocol):
     async def get(self, project_id: str) -> Project | None: ...
 
     async def list(self) -> Sequence[Project]: ...
 
-    async def put_daraja_config(self, config: DarajaConfig) -> None: ...
-
     async def daraja_config(self, project_id: str, mode: Mode) -> DarajaConfig | None: ...
 
     async def all_daraja_configs(self) -> Sequence[DarajaConfig]: ...
-
-    async def add_key(self, key: ApiKey) -> None: ...
 
     async def key_with_project(self, key_hash: str) -> tuple[ApiKey, Project] | None:
         """The key with this SHA-256 and its project, in one statement (None: no such key)."""
@@ -205,6 +216,14 @@ class ProjectRepository(Protocol):
     async def key(self, key_id: str) -> ApiKey | None: ...
 
     async def keys(self, project_id: str) -> Sequence[ApiKey]: ...
+
+
+class ProjectRepository(ProjectReader, Protocol):
+    async def add(self, project: Project) -> None: ...
+
+    async def put_daraja_config(self, config: DarajaConfig) -> None: ...
+
+    async def add_key(self, key: ApiKey) -> None: ...
 
     async def touch_key(self, key_id: str, at: datetime) -> None: ...
 
@@ -227,7 +246,33 @@ class IdempotencyRepository(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
+class ReadUnitOfWork(Protocol):
+    """One read-only transaction: its repositories have no write verbs (a write there is a type
+    error, and the adapter refuses one at run time too). Leaving the block rolls back."""
+
+    @property
+    def payments(self) -> PaymentReader: ...
+
+    @property
+    def events(self) -> EventReader: ...
+
+    @property
+    def evidence(self) -> EvidenceReader: ...
+
+    @property
+    def callbacks(self) -> CallbackReader: ...
+
+    @property
+    def projects(self) -> ProjectReader: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class UnitOfWork(ReadUnitOfWork, Protocol):
     """One transaction. Leaving the block without error commits; an error rolls back."""
 
     @property
@@ -248,14 +293,8 @@ class UnitOfWork(Protocol):
     @property
     def idempotency(self) -> IdempotencyRepository: ...
 
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
 
 class UnitOfWorkFactory(Protocol):
     def write(self) -> UnitOfWork: ...
 
-    def read(self) -> UnitOfWork: ...
+    def read(self) -> ReadUnitOfWork: ...

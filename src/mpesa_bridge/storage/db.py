@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.core.ports import CallbackReader, EvidenceReader, PaymentReader, ProjectReader
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, create_private_file, tighten
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.storage.idempotency import SqlIdempotencyRepository
@@ -46,6 +47,21 @@ _FLUSHED_EVENTS = "mpesa_bridge.flushed_events"
 class _WriteSession(Session):
     """A write session remembers the outbox events it flushed, whoever added them, so that they can
     be announced once — and only if — the transaction commits."""
+
+
+class ReadOnlyTransaction(RuntimeError):
+    """Something tried to write inside `Database.read()`: a bug (use `write()`)."""
+
+
+class _ReadSession(Session):
+    """A read session refuses to flush: a write there would take SQLite's write lock from a reader
+    connection and then be rolled back without a word."""
+
+
+@event.listens_for(_ReadSession, "before_flush")
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlyTransaction("a read unit of work cannot write: use Database.write()")
 
 
 @event.listens_for(_WriteSession, "after_flush")
@@ -155,7 +171,9 @@ class Database:
             self.write_engine, expire_on_commit=False, autoflush=True, sync_session_class=_WriteSession
         )
         self._commit_listeners: list[CommitListener] = []
-        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
+        self._read_sessions = async_sessionmaker(
+            self.read_engine, expire_on_commit=False, autoflush=False, sync_session_class=_ReadSession
+        )
 
     @property
     def dialect(self) -> str:
@@ -170,8 +188,8 @@ class Database:
         the transaction is committed whatever a listener does."""
         self._commit_listeners.append(listener)
 
-    def read(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._read_sessions, lock=False, commit=False)
+    def read(self) -> SqlReadUnitOfWork:
+        return SqlReadUnitOfWork(self._read_sessions, lock=False, commit=False)
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()
@@ -179,16 +197,17 @@ class Database:
             await self.read_engine.dispose()
 
 
-class SqlUnitOfWork:
-    """One session, one transaction: commit on a clean exit, roll back on an error."""
+class SqlReadUnitOfWork:
+    """One session, one transaction, rolled back on exit. Its repositories are typed by the core's
+    read-only protocols, so that a write verb inside `Database.read()` is a type error; the session
+    refuses a flush, and objects added without one, at run time too."""
 
     session: AsyncSession
-    payments: SqlPaymentRepository
-    events: SqlEventRepository
-    evidence: SqlEvidenceRepository
-    callbacks: SqlCallbackRepository
-    projects: SqlProjectRepository
-    idempotency: SqlIdempotencyRepository
+    payments: PaymentReader
+    events: SqlEventRepository  # realtime.sse's stream reads are on the concrete class
+    evidence: EvidenceReader
+    callbacks: CallbackReader
+    projects: ProjectReader
 
     def __init__(
         self,
@@ -206,14 +225,16 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
         await self.session.begin()
+        self._open()
+        return self
+
+    def _open(self) -> None:
         # Row locks (FOR UPDATE) matter on PostgreSQL; SQLite's single writer already serialises.
         self.payments = SqlPaymentRepository(self.session, lock=self._lock)
         self.events = SqlEventRepository(self.session)
         self.evidence = SqlEvidenceRepository(self.session)
         self.callbacks = SqlCallbackRepository(self.session, lock=self._lock)
         self.projects = SqlProjectRepository(self.session)
-        self.idempotency = SqlIdempotencyRepository(self.session)
-        return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -224,6 +245,9 @@ class SqlUnitOfWork:
                 await self.session.commit()
                 committed = self.session.info.pop(_FLUSHED_EVENTS, [])
             else:
+                if exc_type is None and not self._commit and self.session.new:
+                    # Added, never flushed (an outbox event): it would vanish with the rollback.
+                    raise ReadOnlyTransaction("a read unit of work cannot write: use Database.write()")
                 # A rollback expires loaded objects; a reader's results must outlive the session.
                 if exc_type is None:
                     self.session.expunge_all()
@@ -239,3 +263,18 @@ class SqlUnitOfWork:
                 listener(events)
             except Exception:
                 log.exception("db.on_commit_failed", events=len(events))
+
+
+class SqlUnitOfWork(SqlReadUnitOfWork):
+    """One session, one transaction: commit on a clean exit, roll back on an error."""
+
+    payments: SqlPaymentRepository
+    events: SqlEventRepository
+    evidence: SqlEvidenceRepository
+    callbacks: SqlCallbackRepository
+    projects: SqlProjectRepository
+    idempotency: SqlIdempotencyRepository
+
+    def _open(self) -> None:
+        super()._open()
+        self.idempotency = SqlIdempotencyRepository(self.session)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -45,9 +45,6 @@ class SqlPaymentRepository:
     def __init__(self, session: AsyncSession, *, lock: bool) -> None:
         self._s = session
         self._lock = lock
-        # Payments this transaction already locked, by callback token hash (strong references:
-        # the session's identity map alone would let them be collected and loaded again).
-        self._by_token: dict[str, Payment] = {}
 
     async def add(self, payment: Payment) -> None:
         self._s.add(payment)
@@ -76,23 +73,32 @@ class SqlPaymentRepository:
             stmt = stmt.with_for_update()
         return (await self._s.execute(stmt)).scalars().all()
 
-    async def lock_by_callback_token(self, token_hash: str) -> Payment | None:
-        known = self._by_token.get(token_hash)
-        if known is not None:
-            return known
-        stmt = sa.select(Payment).where(tables.payments.c.callback_token_hash == token_hash)
-        payment = await self._one(stmt)
-        if payment is not None:
-            self._by_token[token_hash] = payment
-        return payment
-
-    async def lock_by_callback_tokens(self, token_hashes: Sequence[str]) -> None:
+    async def lock_by_callback_tokens(self, token_hashes: Sequence[str]) -> Mapping[str, Payment]:
         c = tables.payments.c
         stmt = sa.select(Payment).where(c.callback_token_hash.in_(sorted(set(token_hashes)))).order_by(c.id)
         if self._lock:
             stmt = stmt.with_for_update()
-        for payment in (await self._s.execute(stmt)).scalars().all():
-            self._by_token[payment.callback_token_hash] = payment
+        return {p.callback_token_hash: p for p in (await self._s.execute(stmt)).scalars().all()}
+
+    async def adopt_daraja_ids(
+        self, payment_id: str, merchant_request_id: str, checkout_request_id: str, at: datetime
+    ) -> Payment | None:
+        # COALESCE in the statement, not in Python: on PostgreSQL a callback applied meanwhile holds
+        # the row, and the UPDATE re-reads the committed row before deciding (READ COMMITTED).
+        c = tables.payments.c
+        stmt = (
+            sa.update(Payment)
+            .where(c.id == payment_id)
+            .values(
+                checkout_request_id=sa.func.coalesce(c.checkout_request_id, checkout_request_id),
+                merchant_request_id=sa.func.coalesce(c.merchant_request_id, merchant_request_id),
+                updated_at=at,
+            )
+            .returning(Payment)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        payment: Payment | None = (await self._s.execute(stmt)).scalar_one_or_none()
+        return payment
 
     async def by_checkout_request_id(self, checkout_request_id: str) -> Payment | None:
         stmt = sa.select(Payment).where(tables.payments.c.checkout_request_id == checkout_request_id)
@@ -313,19 +319,13 @@ class SqlCallbackRepository:
 class SqlProjectRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
-        self._seen: dict[str, Project] = {}  # strong references for this transaction's repeated gets
 
     async def add(self, project: Project) -> None:
         self._s.add(project)
         await self._s.flush()
 
     async def get(self, project_id: str) -> Project | None:
-        project = self._seen.get(project_id)
-        if project is None:
-            project = await self._s.get(Project, project_id)
-            if project is not None:
-                self._seen[project_id] = project
-        return project
+        return await self._s.get(Project, project_id)
 
     async def list(self) -> Sequence[Project]:
         stmt = sa.select(Project).order_by(tables.projects.c.created_at)

@@ -34,7 +34,7 @@ from mpesa_bridge.core.webhooks.entity import (
 )
 from mpesa_bridge.core.webhooks.ports import EventFilter
 from mpesa_bridge.storage import tables
-from mpesa_bridge.storage.db import Database, SqlUnitOfWork
+from mpesa_bridge.storage.db import Database, SqlReadUnitOfWork
 
 _endpoints = tables.webhook_endpoints
 _deliveries = tables.webhook_deliveries
@@ -325,7 +325,7 @@ class SqlWebhookUnitOfWork:
 
     webhooks: SqlWebhookRepository
 
-    def __init__(self, inner: SqlUnitOfWork, *, postgres: bool, lock: bool) -> None:
+    def __init__(self, inner: SqlReadUnitOfWork, *, postgres: bool, lock: bool) -> None:
         self._inner = inner
         self._postgres = postgres
         self._lock = lock

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from mpesa_bridge.core.callbacks.stk import (
     MalformedCallback,
     StkCallback,
+    StkHandler,
     apply_stk_callback,
     is_placeholder_receipt,
     parse_stk_callback,
@@ -429,9 +430,10 @@ class FakePayments:
         self.items = {p.id: p for p in payments}
         self.locked_tokens: list[str] = []
 
-    async def lock_by_callback_token(self, token_hash: str) -> Payment | None:
-        self.locked_tokens.append(token_hash)
-        return next((p for p in self.items.values() if p.callback_token_hash == token_hash), None)
+    async def lock_by_callback_tokens(self, token_hashes: Sequence[str]) -> Mapping[str, Payment]:
+        """A value, not a warmed cache: the handler applies what this returns."""
+        self.locked_tokens.extend(token_hashes)
+        return {p.callback_token_hash: p for p in self.items.values() if p.callback_token_hash in token_hashes}
 
     async def by_checkout_request_id(self, checkout_request_id: str) -> Payment | None:
         return next((p for p in self.items.values() if p.checkout_request_id == checkout_request_id), None)
@@ -462,7 +464,11 @@ class FakeEvidence:
 class FakeProjects:
     """No project asks for confirm-by-query here (the integration tests cover that mode)."""
 
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
     async def get(self, project_id: str) -> None:
+        self.reads.append(project_id)
         return None
 
 
@@ -523,7 +529,7 @@ def make_callback(body: bytes, *, token_hash: str = TOKEN_HASH, received_at: dat
 
 
 async def _apply(uow: FakeUoW, callback: InboundCallback, at: datetime = AT) -> None:
-    await apply_stk_callback(uow, callback, at, POLICY)  # type: ignore[arg-type]
+    await StkHandler(POLICY).apply(uow, [callback], at)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -668,7 +674,7 @@ async def test_malformed_body_is_flagged_before_any_lookup() -> None:
     uow = FakeUoW(payment)
     callback = make_callback(b"<html>not json</html>")
 
-    await _apply(uow, callback)
+    await apply_stk_callback(uow, callback, payment, AT, POLICY)  # type: ignore[arg-type]
 
     assert (callback.state, callback.flag_reason) == ("flagged", "malformed")
     assert callback.attempts == 1
@@ -954,3 +960,27 @@ async def test_adoption_refused_when_another_payment_holds_the_checkout_id() -> 
     assert orphan.checkout_request_id is None and orphan.status is PaymentStatus.UNKNOWN
     assert holder.status is PaymentStatus.PENDING
     assert uow.events.items == []
+
+
+async def test_the_handler_applies_the_payments_the_lookup_returns_and_reads_a_project_once() -> None:
+    """Two successes of one shop in a batch: each payment comes back from the batch lookup as a
+    value, and the shop is read once for the batch."""
+    first = make_payment()
+    second = make_payment(
+        id="pay_01second", callback_token_hash="b" * 64, checkout_request_id="ws_CO_second", merchant_request_id="m2"
+    )
+    uow = FakeUoW(first, second)
+    callbacks = [
+        make_callback(SUCCESS_BODY),
+        make_callback(
+            SUCCESS_BODY.replace(CHECKOUT.encode(), b"ws_CO_second").replace(RECEIPT.encode(), b"NLJ7RT62SX"),
+            token_hash="b" * 64,
+        ),
+    ]
+
+    await StkHandler(POLICY).apply(uow, callbacks, AT)  # type: ignore[arg-type]
+
+    assert [c.state for c in callbacks] == ["applied", "applied"]
+    assert (first.status, second.status) == (PaymentStatus.SUCCEEDED, PaymentStatus.SUCCEEDED)
+    assert sorted(uow.payments.locked_tokens) == sorted([TOKEN_HASH, "b" * 64])
+    assert uow.projects.reads == ["prj_01test"]

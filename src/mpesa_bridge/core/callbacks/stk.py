@@ -31,6 +31,7 @@ from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.result_codes import classify_result, normalise_code
 from mpesa_bridge.core.payments.status import Evidence, Observation, PaymentStatus, Verdict, decide
 from mpesa_bridge.core.ports import UnitOfWork
+from mpesa_bridge.core.projects import Project
 
 
 class MalformedCallback(ValueError):
@@ -143,19 +144,43 @@ def is_placeholder_receipt(receipt: str | None) -> bool:
 
 class StkHandler:
     """The inbox's handler for kind `stk` (`core.callbacks.handlers`): a batch's payments are locked
-    in one statement, then each callback is matched and applied."""
+    in one statement, then each callback is matched and applied to its payment."""
 
     def __init__(self, policy: ReconcilePolicy) -> None:
         self._policy = policy
 
     async def apply(self, uow: UnitOfWork, callbacks: Sequence[InboundCallback], at: datetime) -> None:
-        await uow.payments.lock_by_callback_tokens([c.token_hash for c in callbacks])
+        payments = await uow.payments.lock_by_callback_tokens([c.token_hash for c in callbacks])
+        projects = BatchProjects(uow)
         for callback in callbacks:
-            await apply_stk_callback(uow, callback, at, self._policy)
+            payment = payments.get(callback.token_hash)
+            await apply_stk_callback(uow, callback, payment, at, self._policy, projects)
 
 
-async def apply_stk_callback(uow: UnitOfWork, callback: InboundCallback, at: datetime, policy: ReconcilePolicy) -> None:
-    """Process one stored callback inside the caller's transaction; the callback is locked."""
+class BatchProjects:
+    """The projects one batch of callbacks needs, each read once and held as a value for the batch
+    (several callbacks of one shop need not read it again)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self._read: dict[str, Project | None] = {}
+
+    async def get(self, project_id: str) -> Project | None:
+        if project_id not in self._read:
+            self._read[project_id] = await self._uow.projects.get(project_id)
+        return self._read[project_id]
+
+
+async def apply_stk_callback(
+    uow: UnitOfWork,
+    callback: InboundCallback,
+    payment: Payment | None,
+    at: datetime,
+    policy: ReconcilePolicy,
+    projects: BatchProjects | None = None,
+) -> None:
+    """Process one stored callback inside the caller's transaction; the callback is locked, and so
+    is `payment`, the one its token names (None: no payment has that token)."""
     callback.attempts += 1
     callback.processed_at = at
     try:
@@ -164,7 +189,6 @@ async def apply_stk_callback(uow: UnitOfWork, callback: InboundCallback, at: dat
         _mark(callback, "flagged", "malformed")
         return
     callback.checkout_request_id = parsed.checkout_request_id
-    payment = await uow.payments.lock_by_callback_token(callback.token_hash)
     if payment is None:
         _mark(callback, "flagged", "unknown_token")
         return
@@ -195,7 +219,7 @@ async def apply_stk_callback(uow: UnitOfWork, callback: InboundCallback, at: dat
         transaction_date=parsed.transaction_date,
         callback_id=callback.id,
     )
-    if status is PaymentStatus.SUCCEEDED and await _must_confirm(uow, payment, outcome):
+    if status is PaymentStatus.SUCCEEDED and await _must_confirm(projects or BatchProjects(uow), payment, outcome):
         await _await_confirmation(uow, payment, callback, parsed, at)
         return
     if payment.awaiting_confirmation and status is not PaymentStatus.SUCCEEDED:
@@ -209,12 +233,12 @@ async def apply_stk_callback(uow: UnitOfWork, callback: InboundCallback, at: dat
     _mark(callback, _STATE[verdict], "contradicts_settled_state" if verdict is Verdict.CONFLICT else None)
 
 
-async def _must_confirm(uow: UnitOfWork, payment: Payment, outcome: Outcome) -> bool:
+async def _must_confirm(projects: BatchProjects, payment: Payment, outcome: Outcome) -> bool:
     """Confirm-by-query projects declare success only once STK Query agrees with the callback."""
     verdict = decide(payment.status, payment.evidence, Observation(outcome.status, outcome.evidence))
     if verdict not in (Verdict.APPLY, Verdict.CORRECT):
         return False
-    project = await uow.projects.get(payment.project_id)
+    project = await projects.get(payment.project_id)
     return project is not None and project.confirm_by_query
 
 

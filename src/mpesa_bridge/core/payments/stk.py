@@ -216,12 +216,16 @@ class PaymentService:
     ) -> Payment:
         now = self._clock.now()
         async with self._db.write() as uow:
-            payment = await uow.payments.lock(payment_id)
+            if accepted is not None:
+                # One conditional UPDATE: the ids a callback that landed first brought are kept.
+                payment = await uow.payments.adopt_daraja_ids(
+                    payment_id, accepted.merchant_request_id, accepted.checkout_request_id, now
+                )
+            else:
+                payment = await uow.payments.lock(payment_id)
             if payment is None:  # pragma: no cover - we just wrote it
                 raise NotFound(f"No such payment: '{payment_id}'")
-            if accepted is not None:
-                _adopt_ids(payment, accepted, now)
-            elif rejected is not None:
+            if rejected is not None:
                 code, message = rejected
                 outcome = Outcome(
                     PaymentStatus.FAILED, Evidence.DARAJA_ANSWER, code, result_desc=message, source="push"
@@ -238,10 +242,3 @@ async def _bind(uow: UnitOfWork, binding: IdempotencyBinding, payment_id: str, c
         # Another request took the key over (this one outlived the lock timeout before creating
         # anything): roll back, so that only one payment — and one prompt — exists for the key.
         raise Conflict("A request with this Idempotency-Key is still being processed.", code="idempotency_key_in_use")
-
-
-def _adopt_ids(payment: Payment, accepted: PushAccepted, now: datetime) -> None:
-    # The callback may have landed before this write (it carries the ids too); never clobber.
-    payment.checkout_request_id = payment.checkout_request_id or accepted.checkout_request_id
-    payment.merchant_request_id = payment.merchant_request_id or accepted.merchant_request_id
-    payment.updated_at = now
