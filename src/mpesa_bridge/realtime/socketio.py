@@ -42,7 +42,7 @@ import socketio
 
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.errors import AuthenticationFailed, RateLimited
-from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.core.payments.entity import PAYMENT, OutboxEvent, Subject
 from mpesa_bridge.core.payments.public import event_public
 from mpesa_bridge.core.payments.stk import PaymentService
 from mpesa_bridge.logging import get_logger
@@ -88,24 +88,32 @@ def tenant_room(project_id: str, mode: str) -> str:
 
 
 def payment_room(payment_id: str) -> str:
-    return f"payment:{payment_id}"
+    return subject_room(Subject(PAYMENT, payment_id))
+
+
+def subject_room(subject: Subject) -> str:
+    """A subject's room: `payment:pay_…` for a payment, as clients have always joined it."""
+    return f"{subject.type}:{subject.id}"
 
 
 def emits_for(event: OutboxEvent) -> list[tuple[str, dict[str, Any]]]:
-    """(name, payload) of everything one event is emitted as; nothing for events about no payment."""
-    if event.payment_id is None:
+    """(name, payload) of everything one event is emitted as; nothing for events about no payment.
+
+    The legacy names (`transaction:{id}`, `transaction_updated`) are a payment's only."""
+    if event.subject_type != PAYMENT or event.subject_id is None:
         return []
     payment = event.data.get("object", {})
     return [
         (UPDATED, event_public(event)),
-        (f"transaction:{event.payment_id}", payment),
+        (f"transaction:{event.subject_id}", payment),
         (LEGACY_UPDATED, payment),
     ]
 
 
 def rooms_for(event: OutboxEvent) -> list[str]:
-    assert event.payment_id is not None
-    return [tenant_room(event.project_id, event.mode), payment_room(event.payment_id)]
+    subject = event.subject
+    assert subject is not None
+    return [tenant_room(event.project_id, event.mode), subject_room(subject)]
 
 
 class Refused(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]  # untyped library
