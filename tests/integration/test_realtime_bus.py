@@ -186,7 +186,7 @@ async def test_a_notice_about_another_subject_type_crosses_redis_with_its_type()
             there.subscribe(Scope("proj_a", "test", Subject(PAYMENT, "po_1"))) as payment_named_alike,
             there.subscribe(Scope("proj_a", "test", Subject("payout", "po_1"))) as payout,
         ):
-            await wait_until(lambda: there.listening.is_set() and here.listening.is_set())
+            await wait_until(there.listening.is_set)
             for subscription in (payment_named_alike, payout):
                 subscription.clear()
             here.publish([Notice("proj_a", "test", Subject("payout", "po_1"), "evt_1")])
