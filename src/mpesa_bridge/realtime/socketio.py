@@ -20,7 +20,8 @@ Limits, so that a WebSocket is no way around the HTTP API's (docs/security.md, "
 - An Engine.IO session that has not joined (a connect accepted) within `join_timeout` is closed.
 - New sessions per address are limited before they reach this module (`RateLimitMiddleware`).
 
-Each event is emitted under three names, to the payment's room and its tenant's room:
+Rooms and emits follow the event's subject (type + id; `payment:` is a payment's room).
+Each payment event is emitted under three names, to the payment's room and its tenant's room:
 `payment.updated` (the event, as webhooks carry it) and, for clients of the earlier system,
 `transaction:<payment id>` and `transaction-updated` (the payment object alone).
 
@@ -51,7 +52,6 @@ log = get_logger("mpesa_bridge.realtime")
 
 CHANNEL = "mpesa-bridge:socketio"
 PATH = "socket.io"
-UPDATED = "payment.updated"
 LEGACY_UPDATED = "transaction-updated"
 
 KEY_RECHECK_INTERVAL = 60.0  # seconds; a revoked key's sockets are disconnected within this
@@ -97,17 +97,18 @@ def subject_room(subject: Subject) -> str:
 
 
 def emits_for(event: OutboxEvent) -> list[tuple[str, dict[str, Any]]]:
-    """(name, payload) of everything one event is emitted as; nothing for events about no payment.
+    """(name, payload) of everything one event is emitted as; nothing for events about no subject.
 
-    The legacy names (`transaction:{id}`, `transaction_updated`) are a payment's only."""
-    if event.subject_type != PAYMENT or event.subject_id is None:
+    Every subject's event goes out as `<subject type>.updated` (`payment.updated`); the names of
+    the earlier system (`transaction:{id}`, `transaction-updated`) are a payment's only."""
+    subject = event.subject
+    if subject is None:
         return []
-    payment = event.data.get("object", {})
-    return [
-        (UPDATED, event_public(event)),
-        (f"transaction:{event.subject_id}", payment),
-        (LEGACY_UPDATED, payment),
-    ]
+    emits = [(f"{subject.type}.updated", event_public(event))]
+    if subject.type == PAYMENT:
+        payment = event.data.get("object", {})
+        emits += [(f"transaction:{subject.id}", payment), (LEGACY_UPDATED, payment)]
+    return emits
 
 
 def rooms_for(event: OutboxEvent) -> list[str]:
