@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,3 +178,19 @@ def test_downgrade_gives_payment_ids_back(empty_url: str) -> None:
             await engine.dispose()
 
     assert asyncio.run(read()) == [("evt_1", "pay_a"), ("evt_2", "pay_b"), ("evt_3", "pay_a"), ("evt_4", None)]
+
+
+def test_an_sqlite_without_drop_column_rebuilds_the_tables_and_keeps_the_position_trigger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old-sqlite.db'}"
+    upgrade(url, "0007")
+    asyncio.run(_write_at_0007(url))
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))  # Debian 11's SQLite
+
+    upgrade(url, "0008")
+    found = asyncio.run(_read_after_0008(url))
+
+    assert found["stream"] == [("evt_1", 1), ("evt_3", 3), ("evt_5", 5)]  # evt_5 numbered by the trigger
+    downgrade(url, "0007")
+    upgrade(url, "0008")

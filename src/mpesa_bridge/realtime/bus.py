@@ -251,8 +251,10 @@ def _encode(notice: Notice) -> list[str | None]:
     # write, so that old and new processes understand each other during a rolling upgrade;
     # any other subject type adds its type as a fifth.
     subject = notice.subject
-    if subject is None or subject.type == PAYMENT:
-        return [notice.project_id, notice.mode, subject and subject.id, notice.event_id]
+    if subject is None:
+        return [notice.project_id, notice.mode, None, notice.event_id]
+    if subject.type == PAYMENT:
+        return [notice.project_id, notice.mode, subject.id, notice.event_id]
     return [notice.project_id, notice.mode, subject.id, notice.event_id, subject.type]
 
 

@@ -14,11 +14,13 @@ then `payment_id` and its indexes are dropped. On PostgreSQL the whole revision 
 transaction, indexes included: the fill already locks every row, so a CONCURRENTLY build would
 not let writers through sooner, and an interrupted upgrade leaves nothing half done. On SQLite
 the columns are dropped with ALTER TABLE DROP COLUMN (SQLite >= 3.35), so the table is not
-rebuilt and the position trigger of migration 0004 stays.
+rebuilt and the position trigger of migration 0004 stays; an older SQLite rebuilds the table
+(batch mode) and the trigger is created again.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -35,6 +37,33 @@ EVENTS_SUBJECT = ["subject_type", "subject_id", "position"]
 EVENTS_TENANT_SUBJECT = ["project_id", "mode", "subject_type", "subject_id", "id"]
 DELIVERIES_SUBJECT = ["endpoint_id", "subject_type", "subject_id", "status"]
 DELIVERIES_PAYMENT = ["endpoint_id", "payment_id", "status"]
+
+
+# Migration 0004's trigger, as it is there: a rebuilt outbox_events loses it.
+SQLITE_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS outbox_events_position AFTER INSERT ON outbox_events
+FOR EACH ROW WHEN NEW.position IS NULL
+BEGIN
+    INSERT INTO outbox_sequence (project_id, mode, last) VALUES (NEW.project_id, NEW.mode, 1)
+    ON CONFLICT (project_id, mode) DO UPDATE SET last = last + 1;
+    UPDATE outbox_events SET position = (
+        SELECT last FROM outbox_sequence WHERE project_id = NEW.project_id AND mode = NEW.mode
+    ) WHERE id = NEW.id;
+END
+"""
+
+
+def _drop_columns(table: str, *columns: str) -> None:
+    old_sqlite = op.get_bind().dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35, 0)
+    if not old_sqlite:
+        for column in columns:
+            op.drop_column(table, column)
+        return
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        for column in columns:
+            batch_op.drop_column(column)
+    if table == "outbox_events":
+        op.execute(SQLITE_TRIGGER)
 
 
 def _batched(sql: str) -> None:
@@ -63,7 +92,7 @@ def upgrade() -> None:
     op.drop_index("ix_webhook_deliveries_endpoint_payment", table_name="webhook_deliveries")
     op.drop_index("ix_outbox_events_payment_id", table_name="outbox_events")
     for table in TABLES:
-        op.drop_column(table, "payment_id")
+        _drop_columns(table, "payment_id")
 
 
 def downgrade() -> None:
@@ -85,5 +114,4 @@ def downgrade() -> None:
     op.drop_index("ix_outbox_events_tenant_subject", table_name="outbox_events")
     op.drop_index("ix_outbox_events_subject", table_name="outbox_events")
     for table in TABLES:
-        op.drop_column(table, "subject_id")
-        op.drop_column(table, "subject_type")
+        _drop_columns(table, "subject_id", "subject_type")
