@@ -8,13 +8,15 @@ import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import orjson
 import pytest
+import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mpesa_bridge.core.clock import utc_now
 from mpesa_bridge.core.ids import new_id
-from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.core.payments.entity import PAYMENT, OutboxEvent, Subject
 from mpesa_bridge.realtime.bus import Notice, RedisBus, Scope
 from mpesa_bridge.storage.db import Database, normalise_url
 from mpesa_bridge.storage.migrate import upgrade
@@ -27,7 +29,7 @@ from tests.fixtures.services import REDIS_URL, need, postgres_available, redis_a
 def event(project_id: str = "proj_a", mode: str = "test", event_id: str | None = None) -> OutboxEvent:
     now = utc_now()
     return OutboxEvent(
-        event_id or new_id("evt", now), project_id, mode, "payment.created", "pay_x", {"object": {}}, now
+        event_id or new_id("evt", now), project_id, mode, "payment.created", "payment", "pay_x", {"object": {}}, now
     )
 
 
@@ -100,6 +102,14 @@ async def test_concurrent_writers_of_one_project_mode_get_distinct_gapless_posit
     assert [p for _, p in await positions(database, "proj_busy")] == list(range(1, 21))
 
 
+# outbox_events as revision 0003 left it (the models have moved on: migration 0008).
+OUTBOX_AT_0003 = sa.table(
+    "outbox_events",
+    *(sa.column(name) for name in ("id", "project_id", "mode", "type", "payment_id", "data", "late_correction")),
+    sa.column("created_at", outbox_events.c.created_at.type),
+)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def url_at_0003(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
@@ -121,8 +131,8 @@ def test_the_migration_numbers_existing_events_by_id_and_goes_on_from_there(url_
         async with engine.begin() as conn:
             for event_id in reversed(ids):  # inserted in the reverse order of their ids
                 values = {"id": event_id, "project_id": "proj_a", "mode": "test", "type": "payment.created"}
-                values |= {"payment_id": "pay_x", "data": {}, "created_at": utc_now(), "late_correction": False}
-                await conn.execute(sa.insert(outbox_events).values(values))
+                values |= {"payment_id": "pay_x", "data": "{}", "created_at": utc_now(), "late_correction": False}
+                await conn.execute(sa.insert(OUTBOX_AT_0003).values(values))
         await engine.dispose()
         return ids
 
@@ -148,20 +158,58 @@ async def test_a_notice_published_on_one_instance_rings_the_streams_of_another()
     try:
         with (
             there.subscribe(Scope("proj_a", "test")) as tenant,
-            there.subscribe(Scope("proj_a", "test", "pay_1")) as payment_1,
+            there.subscribe(Scope("proj_a", "test", Subject(PAYMENT, "pay_1"))) as payment_1,
             there.subscribe(Scope("proj_a", "live")) as live_mode,
             here.subscribe(Scope("proj_a", "test")) as local,
         ):
             await wait_until(lambda: there.listening.is_set() and here.listening.is_set())
             for subscription in (tenant, payment_1, live_mode, local):
                 subscription.clear()  # forget the ring every stream gets when listening starts
-            here.publish([Notice("proj_a", "test", "pay_2", "evt_1")])
+            here.publish([Notice("proj_a", "test", Subject(PAYMENT, "pay_2"), "evt_1")])
             assert local.rung  # at once, not through Redis
             assert await tenant.wait(5)
             assert not payment_1.rung and not live_mode.rung  # the same notice rings every stream it concerns
-            here.publish([Notice("proj_a", "test", "pay_1", "evt_2")])
+            here.publish([Notice("proj_a", "test", Subject(PAYMENT, "pay_1"), "evt_2")])
             assert await payment_1.wait(5)
             assert not live_mode.rung
     finally:
         await here.aclose()
+        await there.aclose()
+
+
+async def test_a_notice_about_another_subject_type_crosses_redis_with_its_type() -> None:
+    need("Redis", redis_available())
+    channel = f"mpesa-bridge:test:{secrets.token_hex(4)}"
+    here, there = RedisBus(REDIS_URL, channel=channel), RedisBus(REDIS_URL, channel=channel)
+    try:
+        with (
+            there.subscribe(Scope("proj_a", "test", Subject(PAYMENT, "po_1"))) as payment_named_alike,
+            there.subscribe(Scope("proj_a", "test", Subject("payout", "po_1"))) as payout,
+        ):
+            await wait_until(there.listening.is_set)
+            for subscription in (payment_named_alike, payout):
+                subscription.clear()
+            here.publish([Notice("proj_a", "test", Subject("payout", "po_1"), "evt_1")])
+            assert await payout.wait(5)
+            assert not payment_named_alike.rung  # the type is part of the subject
+    finally:
+        await here.aclose()
+        await there.aclose()
+
+
+async def test_a_notice_from_a_process_before_subjects_is_about_a_payment() -> None:
+    need("Redis", redis_available())
+    channel = f"mpesa-bridge:test:{secrets.token_hex(4)}"
+    there = RedisBus(REDIS_URL, channel=channel)
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        with there.subscribe(Scope("proj_a", "test", Subject(PAYMENT, "pay_1"))) as payment_1:
+            await wait_until(lambda: there.listening.is_set())
+            payment_1.clear()
+            # What a process before migration 0008 publishes: [project, mode, payment id, event id].
+            old = {"origin": "an-older-process", "notices": [["proj_a", "test", "pay_1", "evt_1"]]}
+            await client.publish(channel, orjson.dumps(old))
+            assert await payment_1.wait(5)
+    finally:
+        await client.aclose()
         await there.aclose()

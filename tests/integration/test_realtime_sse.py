@@ -139,7 +139,9 @@ async def test_an_event_committed_late_with_a_smaller_id_is_not_skipped_by_a_res
     async def commit(event_id: str) -> None:
         async with live.runtime.db.write() as uow:
             await uow.events.add(
-                OutboxEvent(event_id, shop.project_id, "test", "payment.created", "pay_x", {"object": {}}, now)
+                OutboxEvent(
+                    event_id, shop.project_id, "test", "payment.created", "payment", "pay_x", {"object": {}}, now
+                )
             )
 
     async with live.stream("/v1/events/stream", headers=shop.headers()) as stream:
@@ -267,7 +269,9 @@ async def test_an_unsigned_key_stream_ends_once_its_project_requires_signed_requ
 async def commit_event(live: LiveBridge, tenant: Tenant, payment_id: str = "pay_x") -> str:
     now = utc_now()
     event_id = new_id("evt", now)
-    event = OutboxEvent(event_id, tenant.project_id, "test", "payment.created", payment_id, {"object": {}}, now)
+    event = OutboxEvent(
+        event_id, tenant.project_id, "test", "payment.created", "payment", payment_id, {"object": {}}, now
+    )
     async with live.runtime.db.write() as uow:
         await uow.events.add(event)
     return event_id

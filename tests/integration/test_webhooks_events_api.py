@@ -70,6 +70,22 @@ async def test_events_are_listed_newest_first_with_filters_and_cursor_pages(brid
     assert naive.status_code == 400 and naive.json()["error"]["param"] == "created_gte"
 
 
+async def test_events_are_filtered_by_subject_and_payment_stays_its_alias(bridge: InProcessBridge) -> None:
+    tenant = await bridge.create_project()
+    first = await add_events(bridge, tenant.project_id, [(EventType.CREATED, "pay_1"), (EventType.SUCCEEDED, "pay_1")])
+    await add_events(bridge, tenant.project_id, [(EventType.CREATED, "pay_2"), ("webhook_endpoint.disabled", None)])
+    about_pay_1 = [first[1].id, first[0].id]
+
+    assert [e["id"] for e in (await listing(bridge, tenant, subject="pay_1"))["data"]] == about_pay_1
+    assert [e["id"] for e in (await listing(bridge, tenant, payment="pay_1"))["data"]] == about_pay_1
+    assert [e["id"] for e in (await listing(bridge, tenant, subject="pay_1", payment="pay_1"))["data"]] == about_pay_1
+
+    for params in ({"subject": "po_1"}, {"subject": "pay_1", "payment": "pay_2"}):
+        response = await bridge.client.get("/v1/events", params=params, headers=tenant.headers())
+        assert response.status_code == 400, params
+        assert response.json()["error"]["param"] == "subject"
+
+
 async def test_an_event_shows_every_delivery_and_attempt(bridge: InProcessBridge, receiver: Receiver) -> None:
     tenant = await bridge.create_project()
     flaky = await endpoint(bridge, tenant, f"{receiver.url}/flaky")

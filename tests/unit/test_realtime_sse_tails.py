@@ -11,7 +11,7 @@ from typing import Any, Self
 import pytest
 
 from mpesa_bridge.core.ids import new_id
-from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.core.payments.entity import OutboxEvent, Subject
 from mpesa_bridge.realtime.bus import MemoryBus, Scope
 from mpesa_bridge.realtime.sse import EventStream, StreamOptions, TenantTails
 
@@ -28,7 +28,9 @@ class Table:
     page_reads: int = 0
 
     def append(self) -> OutboxEvent:
-        event = OutboxEvent(new_id("evt", T0), "proj_1", "test", "payment.succeeded", "pay_1", {"object": {}}, T0)
+        event = OutboxEvent(
+            new_id("evt", T0), "proj_1", "test", "payment.succeeded", "payment", "pay_1", {"object": {}}, T0
+        )
         self.events.append(event)
         return event
 
@@ -46,7 +48,7 @@ class Events:
         return len(self.table.events)
 
     async def stream_after(
-        self, project_id: str, mode: str, position: int, *, payment_id: str | None = None, limit: int = 100
+        self, project_id: str, mode: str, position: int, *, subject: Subject | None = None, limit: int = 100
     ) -> list[tuple[OutboxEvent, int]]:
         self.table.page_reads += 1
         return [(e, i + 1) for i, e in enumerate(self.table.events) if i + 1 > position][:limit]

@@ -24,7 +24,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.core.payments.entity import PAYMENT, OutboxEvent, Subject
 from mpesa_bridge.logging import get_logger
 
 log = get_logger("mpesa_bridge.realtime")
@@ -40,26 +40,26 @@ class Notice:
 
     project_id: str
     mode: str
-    payment_id: str | None
+    subject: Subject | None
     event_id: str
 
     @classmethod
     def of(cls, event: OutboxEvent) -> Notice:
-        return cls(event.project_id, event.mode, event.payment_id, event.id)
+        return cls(event.project_id, event.mode, event.subject, event.id)
 
 
 @dataclass(frozen=True)
 class Scope:
-    """What a stream may see: a project's mode, or one payment in it."""
+    """What a stream may see: a project's mode, or one subject in it (a payment)."""
 
     project_id: str
     mode: str
-    payment_id: str | None = None
+    subject: Subject | None = None
 
     def covers(self, notice: Notice) -> bool:
         if (notice.project_id, notice.mode) != (self.project_id, self.mode):
             return False
-        return self.payment_id is None or notice.payment_id == self.payment_id
+        return self.subject is None or notice.subject == self.subject
 
 
 class Subscription:
@@ -247,14 +247,27 @@ class RedisBus(MemoryBus):
 
 
 def _encode(notice: Notice) -> list[str | None]:
-    return [notice.project_id, notice.mode, notice.payment_id, notice.event_id]
+    # A payment (or no subject) in the four items processes before migration 0008 read and
+    # write, so that old and new processes understand each other during a rolling upgrade;
+    # any other subject type adds its type as a fifth.
+    subject = notice.subject
+    if subject is None:
+        return [notice.project_id, notice.mode, None, notice.event_id]
+    if subject.type == PAYMENT:
+        return [notice.project_id, notice.mode, subject.id, notice.event_id]
+    return [notice.project_id, notice.mode, subject.id, notice.event_id, subject.type]
 
 
 def _decode(item: Any) -> Notice:
-    project_id, mode, payment_id, event_id = item
-    if not all(isinstance(v, str) for v in (project_id, mode, event_id)) or not isinstance(payment_id, str | None):
+    project_id, mode, subject_id, event_id, *rest = item
+    subject_type = rest[0] if len(rest) == 1 else (PAYMENT if not rest else None)
+    if not all(isinstance(v, str) for v in (project_id, mode, event_id)) or len(rest) > 1:
         raise ValueError("malformed notice")
-    return Notice(project_id, mode, payment_id, event_id)
+    if subject_id is None:
+        return Notice(project_id, mode, None, event_id)
+    if not isinstance(subject_id, str) or not isinstance(subject_type, str):
+        raise ValueError("malformed notice")
+    return Notice(project_id, mode, Subject(subject_type, subject_id), event_id)
 
 
 def bus_for(redis_url: str | None) -> MemoryBus:

@@ -20,7 +20,8 @@ Limits, so that a WebSocket is no way around the HTTP API's (docs/security.md, "
 - An Engine.IO session that has not joined (a connect accepted) within `join_timeout` is closed.
 - New sessions per address are limited before they reach this module (`RateLimitMiddleware`).
 
-Each event is emitted under three names, to the payment's room and its tenant's room:
+Rooms and emits follow the event's subject (type + id; `payment:` is a payment's room).
+Each payment event is emitted under three names, to the payment's room and its tenant's room:
 `payment.updated` (the event, as webhooks carry it) and, for clients of the earlier system,
 `transaction:<payment id>` and `transaction-updated` (the payment object alone).
 
@@ -42,7 +43,7 @@ import socketio
 
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.errors import AuthenticationFailed, RateLimited
-from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.core.payments.entity import PAYMENT, OutboxEvent, Subject
 from mpesa_bridge.core.payments.public import event_public
 from mpesa_bridge.core.payments.stk import PaymentService
 from mpesa_bridge.logging import get_logger
@@ -51,7 +52,6 @@ log = get_logger("mpesa_bridge.realtime")
 
 CHANNEL = "mpesa-bridge:socketio"
 PATH = "socket.io"
-UPDATED = "payment.updated"
 LEGACY_UPDATED = "transaction-updated"
 
 KEY_RECHECK_INTERVAL = 60.0  # seconds; a revoked key's sockets are disconnected within this
@@ -88,24 +88,33 @@ def tenant_room(project_id: str, mode: str) -> str:
 
 
 def payment_room(payment_id: str) -> str:
-    return f"payment:{payment_id}"
+    return subject_room(Subject(PAYMENT, payment_id))
+
+
+def subject_room(subject: Subject) -> str:
+    """A subject's room: `payment:pay_…` for a payment, as clients have always joined it."""
+    return f"{subject.type}:{subject.id}"
 
 
 def emits_for(event: OutboxEvent) -> list[tuple[str, dict[str, Any]]]:
-    """(name, payload) of everything one event is emitted as; nothing for events about no payment."""
-    if event.payment_id is None:
+    """(name, payload) of everything one event is emitted as; nothing for events about no subject.
+
+    Every subject's event goes out as `<subject type>.updated` (`payment.updated`); the names of
+    the earlier system (`transaction:{id}`, `transaction-updated`) are a payment's only."""
+    subject = event.subject
+    if subject is None:
         return []
-    payment = event.data.get("object", {})
-    return [
-        (UPDATED, event_public(event)),
-        (f"transaction:{event.payment_id}", payment),
-        (LEGACY_UPDATED, payment),
-    ]
+    emits = [(f"{subject.type}.updated", event_public(event))]
+    if subject.type == PAYMENT:
+        payment = event.data.get("object", {})
+        emits += [(f"transaction:{subject.id}", payment), (LEGACY_UPDATED, payment)]
+    return emits
 
 
 def rooms_for(event: OutboxEvent) -> list[str]:
-    assert event.payment_id is not None
-    return [tenant_room(event.project_id, event.mode), payment_room(event.payment_id)]
+    subject = event.subject
+    assert subject is not None
+    return [tenant_room(event.project_id, event.mode), subject_room(subject)]
 
 
 class Refused(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]  # untyped library

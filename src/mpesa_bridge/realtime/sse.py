@@ -41,7 +41,7 @@ from starlette.types import Receive, Send
 from starlette.types import Scope as ASGIScope
 
 from mpesa_bridge.core.errors import InvalidRequest, RateLimited
-from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.core.payments.entity import OutboxEvent, Subject
 from mpesa_bridge.core.payments.public import event_public
 from mpesa_bridge.realtime.bus import EventBus, Scope, Subscription
 
@@ -56,13 +56,13 @@ class StreamEvents(Protocol):
     """What a stream reads (storage: `SqlEventRepository`)."""
 
     async def stream_position(
-        self, project_id: str, mode: str, event_id: str, *, payment_id: str | None = None
+        self, project_id: str, mode: str, event_id: str, *, subject: Subject | None = None
     ) -> int | None: ...
 
     async def stream_tail(self, project_id: str, mode: str) -> int: ...
 
     async def stream_after(
-        self, project_id: str, mode: str, position: int, *, payment_id: str | None = None, limit: int = 100
+        self, project_id: str, mode: str, position: int, *, subject: Subject | None = None, limit: int = 100
     ) -> list[tuple[OutboxEvent, int]]: ...
 
 
@@ -114,7 +114,7 @@ async def resume_point(store: EventStore, scope: Scope, last_event_id: str | Non
         return ResumePoint(int(last_event_id), last_event_id)
     async with store.read() as uow:
         if last_event_id is None:
-            if scope.payment_id is not None:
+            if scope.subject is not None:
                 return ResumePoint(FROM_THE_START, str(FROM_THE_START))
             tail = await uow.events.stream_tail(scope.project_id, scope.mode)
             return ResumePoint(tail, str(tail))
@@ -122,9 +122,7 @@ async def resume_point(store: EventStore, scope: Scope, last_event_id: str | Non
             raise InvalidRequest(
                 "Last-Event-ID must be an event id (evt_…) or a stream position", param="Last-Event-ID"
             )
-        found = await uow.events.stream_position(
-            scope.project_id, scope.mode, last_event_id, payment_id=scope.payment_id
-        )
+        found = await uow.events.stream_position(scope.project_id, scope.mode, last_event_id, subject=scope.subject)
     if found is None:  # also what another tenant's (or another payment's) event id gets
         raise InvalidRequest(
             f"Last-Event-ID '{last_event_id}' is not an event of this stream (or no longer kept)",
@@ -307,7 +305,7 @@ class EventStream:
         scope = self.scope
         async with self._store.read() as uow:
             return await uow.events.stream_after(
-                scope.project_id, scope.mode, self.cursor, payment_id=scope.payment_id, limit=self._options.page_size
+                scope.project_id, scope.mode, self.cursor, subject=scope.subject, limit=self._options.page_size
             )
 
 

@@ -14,7 +14,14 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from mpesa_bridge.core.ids import id_ceiling, id_floor
-from mpesa_bridge.core.payments.entity import InboundCallback, OutboxEvent, Payment, PaymentEvidence
+from mpesa_bridge.core.payments.entity import (
+    PAYMENT,
+    InboundCallback,
+    OutboxEvent,
+    Payment,
+    PaymentEvidence,
+    Subject,
+)
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 from mpesa_bridge.core.ports import DayStatusTotal, PaymentFilter, QueryClaim
 from mpesa_bridge.core.projects import ApiKey, DarajaConfig, Mode, Project, Tenant
@@ -235,21 +242,25 @@ class SqlEventRepository:
         self._s.add(event)  # written by the next flush (at the latest the commit's), with its siblings
 
     async def for_payment(self, payment_id: str) -> Sequence[OutboxEvent]:
-        stmt = sa.select(OutboxEvent).where(tables.outbox_events.c.payment_id == payment_id)
-        return (await self._s.execute(stmt.order_by(tables.outbox_events.c.id))).scalars().all()
+        return await self.for_subject(Subject(PAYMENT, payment_id))
+
+    async def for_subject(self, subject: Subject) -> Sequence[OutboxEvent]:
+        c = tables.outbox_events.c
+        stmt = sa.select(OutboxEvent).where(c.subject_type == subject.type, c.subject_id == subject.id)
+        return (await self._s.execute(stmt.order_by(c.id))).scalars().all()
 
     # --- live streams (realtime.sse): a project mode's events by `position`, their commit order ---
 
     async def stream_position(
-        self, project_id: str, mode: str, event_id: str, *, payment_id: str | None = None
+        self, project_id: str, mode: str, event_id: str, *, subject: Subject | None = None
     ) -> int | None:
-        """The position of `event_id` in the tenant's (or the payment's) stream; None if it is not in it."""
+        """The position of `event_id` in the tenant's (or the subject's) stream; None if it is not in it."""
         c = tables.outbox_events.c
         stmt = sa.select(c.position).where(
             c.id == event_id, c.project_id == project_id, c.mode == mode, c.position.is_not(None)
         )
-        if payment_id is not None:
-            stmt = stmt.where(c.payment_id == payment_id)
+        if subject is not None:
+            stmt = stmt.where(c.subject_type == subject.type, c.subject_id == subject.id)
         position: int | None = (await self._s.execute(stmt)).scalar_one_or_none()
         return position
 
@@ -260,18 +271,20 @@ class SqlEventRepository:
         return int((await self._s.execute(stmt)).scalar() or 0)
 
     async def stream_after(
-        self, project_id: str, mode: str, position: int, *, payment_id: str | None = None, limit: int = 100
+        self, project_id: str, mode: str, position: int, *, subject: Subject | None = None, limit: int = 100
     ) -> list[tuple[OutboxEvent, int]]:
         """The events after `position`, in commit order, each with its position.
 
         Positions become visible in order and without gaps (migration 0004), so a reader that has
         seen position n has seen everything before it, whatever the events' ids."""
         c = tables.outbox_events.c
-        if payment_id is not None:
-            # By the payment's own index: with the tenant in the WHERE clause the planners walk the
+        if subject is not None:
+            # By the subject's own index: with the tenant in the WHERE clause the planners walk the
             # tenant's whole history after `position` (ix_outbox_events_tenant_position). The tenant
             # is still checked, on the few rows found.
-            stmt = sa.select(OutboxEvent, c.position).where(c.payment_id == payment_id, c.position > position)
+            stmt = sa.select(OutboxEvent, c.position).where(
+                c.subject_type == subject.type, c.subject_id == subject.id, c.position > position
+            )
             rows = (await self._s.execute(stmt.order_by(c.position).limit(limit))).all()
             return [(e, int(at)) for e, at in rows if e.project_id == project_id and e.mode == mode]
         stmt = sa.select(OutboxEvent, c.position).where(

@@ -159,7 +159,9 @@ outbox_events = sa.Table(
     sa.Column("project_id", sa.String(40), nullable=False),
     sa.Column("mode", sa.String(8), nullable=False),
     sa.Column("type", sa.String(40), nullable=False),
-    sa.Column("payment_id", sa.String(40), nullable=True, index=True),  # None: not about a payment
+    # What the event is about ("payment", "pay_…"); both None: about no subject (migration 0008).
+    sa.Column("subject_type", sa.String(24), nullable=True),
+    sa.Column("subject_id", sa.String(40), nullable=True),
     sa.Column("data", JSONType, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("late_correction", sa.Boolean(), nullable=False, default=False),
@@ -172,6 +174,17 @@ outbox_events = sa.Table(
 sa.Index("ix_outbox_events_tenant_id", outbox_events.c.project_id, outbox_events.c.mode, outbox_events.c.id)
 sa.Index("ix_outbox_events_created_at", outbox_events.c.created_at)  # retention pruning
 sa.Index("ix_outbox_events_tenant_position", outbox_events.c.project_id, outbox_events.c.mode, outbox_events.c.position)
+# One subject's events in commit order (live streams of one payment, `for_payment`), and a
+# tenant's events about one subject newest first (`GET /v1/events?subject=`).
+sa.Index("ix_outbox_events_subject", outbox_events.c.subject_type, outbox_events.c.subject_id, outbox_events.c.position)
+sa.Index(
+    "ix_outbox_events_tenant_subject",
+    outbox_events.c.project_id,
+    outbox_events.c.mode,
+    outbox_events.c.subject_type,
+    outbox_events.c.subject_id,
+    outbox_events.c.id,
+)
 
 # The last `outbox_events.position` given in each project mode. A counter of its own, not
 # max(position) + 1: pruning old events must never make the numbers start again.
@@ -213,7 +226,8 @@ webhook_deliveries = sa.Table(
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("event_id", sa.String(40), sa.ForeignKey("outbox_events.id"), nullable=False, index=True),
     sa.Column("endpoint_id", sa.String(40), sa.ForeignKey("webhook_endpoints.id"), nullable=False),
-    sa.Column("payment_id", sa.String(40), nullable=True),
+    sa.Column("subject_type", sa.String(24), nullable=True),  # copied from the event
+    sa.Column("subject_id", sa.String(40), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("redelivery", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
@@ -225,12 +239,13 @@ webhook_deliveries = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("completed_at", UTCDateTime(), nullable=True),
 )
-# Claims: pending deliveries by due time; order: the pending deliveries of one (endpoint, payment).
+# Claims: pending deliveries by due time; order: the pending deliveries of one (endpoint, subject).
 sa.Index("ix_webhook_deliveries_status_next", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at)
 sa.Index(
-    "ix_webhook_deliveries_endpoint_payment",
+    "ix_webhook_deliveries_endpoint_subject",
     webhook_deliveries.c.endpoint_id,
-    webhook_deliveries.c.payment_id,
+    webhook_deliveries.c.subject_type,
+    webhook_deliveries.c.subject_id,
     webhook_deliveries.c.status,
 )
 

@@ -185,7 +185,8 @@ class SqlWebhookRepository:
         e = earlier.c
         waits_for_earlier = sa.exists().where(
             e.endpoint_id == d.endpoint_id,
-            e.payment_id == d.payment_id,  # NULL (not about a payment) never waits
+            e.subject_type == d.subject_type,  # NULL (about no subject) never waits
+            e.subject_id == d.subject_id,
             e.status == _PENDING,
             sa.or_(e.event_id < d.event_id, sa.and_(e.event_id == d.event_id, e.id < d.id)),
         )
@@ -272,8 +273,8 @@ class SqlWebhookRepository:
         stmt = sa.select(OutboxEvent).where(c.project_id == tenant.project_id, c.mode == tenant.mode.value)
         if query.type is not None:
             stmt = stmt.where(c.type == query.type)
-        if query.payment_id is not None:
-            stmt = stmt.where(c.payment_id == query.payment_id)
+        if query.subject is not None:
+            stmt = stmt.where(c.subject_type == query.subject.type, c.subject_id == query.subject.id)
         if query.created_gte is not None:
             stmt = stmt.where(c.created_at >= query.created_gte)
         if query.created_lte is not None:

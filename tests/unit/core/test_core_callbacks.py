@@ -447,7 +447,7 @@ class FakeEvents:
         self.items.append(event)
 
     async def for_payment(self, payment_id: str) -> Sequence[OutboxEvent]:
-        return [e for e in self.items if e.payment_id == payment_id]
+        return [e for e in self.items if (e.subject_type, e.subject_id) == ("payment", payment_id)]
 
 
 class FakeEvidence:
@@ -565,7 +565,7 @@ async def test_success_callback_settles_a_pending_payment() -> None:
 
     [event] = uow.events.items
     assert event.type == "payment.succeeded"
-    assert event.payment_id == payment.id
+    assert (event.subject_type, event.subject_id) == ("payment", payment.id)
     assert event.project_id == payment.project_id
     assert event.mode == "test"
     assert event.late_correction is False

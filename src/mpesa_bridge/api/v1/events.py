@@ -14,6 +14,8 @@ from mpesa_bridge.api.idempotency import idempotent
 from mpesa_bridge.api.pagination import aware, list_page
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.schemas import BODY_REFUSED, RATE_LIMITED, ErrorResponse
+from mpesa_bridge.core.errors import InvalidRequest
+from mpesa_bridge.core.payments.entity import PAYMENT, Subject
 from mpesa_bridge.core.payments.public import event_public
 from mpesa_bridge.core.webhooks.ports import EventFilter
 from mpesa_bridge.core.webhooks.public import delivery_public, event_detail_public
@@ -96,7 +98,10 @@ async def list_events(
     runtime: RuntimeDep,
     tenant: TenantDep,
     type: Annotated[str | None, Query(description="only events of this type, e.g. payment.succeeded")] = None,
-    payment: Annotated[str | None, Query(description="only events about this payment id")] = None,
+    subject: Annotated[
+        str | None, Query(description="only events about this subject, by its id (pay_… for a payment)")
+    ] = None,
+    payment: Annotated[str | None, Query(description="only events about this payment id (alias of subject)")] = None,
     created_gte: Annotated[datetime | None, Query(description="created at or after (ISO 8601 with zone)")] = None,
     created_lte: Annotated[datetime | None, Query(description="created at or before (ISO 8601 with zone)")] = None,
     starting_after: Annotated[str | None, Query(description="cursor: next_cursor of the previous page")] = None,
@@ -105,13 +110,27 @@ async def list_events(
     """Events are kept 30 days (`MPESA_BRIDGE_EVENT_RETENTION_DAYS`)."""
     query = EventFilter(
         type=type,
-        payment_id=payment,
+        subject=_subject(subject, payment),
         created_gte=aware(created_gte, "created_gte"),
         created_lte=aware(created_lte, "created_lte"),
         starting_after=starting_after,
         limit=limit,
     )
     return list_page(list(await runtime.events.list(tenant, query)), limit, event_public)
+
+
+def _subject(subject_id: str | None, payment_id: str | None) -> Subject | None:
+    """The subject filter: `subject=` names any subject by its prefixed id, `payment=` a payment."""
+    if subject_id is not None and payment_id is not None and subject_id != payment_id:
+        raise InvalidRequest("Give subject or payment, not two different ids", param="subject")
+    if payment_id is not None:
+        return Subject(PAYMENT, payment_id)
+    if subject_id is None:
+        return None
+    found = Subject.of_id(subject_id)
+    if found is None:
+        raise InvalidRequest(f"'{subject_id}' is not the id of an event subject (pay_…)", param="subject")
+    return found
 
 
 @router.get(

@@ -28,7 +28,7 @@ from mpesa_bridge.api.net import address_bucket, client_ip
 from mpesa_bridge.api.parts import HttpParts, http_parts
 from mpesa_bridge.core.accounts import Caller
 from mpesa_bridge.core.errors import NotFound
-from mpesa_bridge.core.payments.entity import Payment
+from mpesa_bridge.core.payments.entity import PAYMENT, Payment, Subject
 from mpesa_bridge.realtime.bus import Scope
 from mpesa_bridge.realtime.sse import (
     EventStream,
@@ -59,7 +59,7 @@ async def payment_events(
     client_secret: Annotated[str | None, Query(description="the client secret POST /v1/payments returned")] = None,
 ) -> Response:
     payment, caller = await _readable_payment(request, runtime, payment_id, client_secret)
-    scope = Scope(payment.project_id, payment.mode, payment.id)
+    scope = Scope(payment.project_id, payment.mode, Subject(PAYMENT, payment.id))
     if caller is None:
         return await _stream(request, runtime, scope, last_event_id, None, f"client secret:{payment.id}")
     return await _stream(request, runtime, scope, last_event_id, _opened_by(request, caller), f"key:{caller.key.id}")

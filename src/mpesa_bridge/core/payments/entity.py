@@ -70,18 +70,51 @@ STATUS_EVENT = {
 }
 
 
+PAYMENT = "payment"
+# Subject types by the prefix of their ids: a new aggregate (payouts, checkout sessions) adds
+# its line here and writes events with its own type; the outbox, the delivery order, the
+# realtime rooms and the events API's `subject=` filter need nothing else.
+SUBJECT_TYPES = {"pay_": PAYMENT}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What an event is about: a type and an id ("payment", "pay_…")."""
+
+    type: str
+    id: str
+
+    @classmethod
+    def of_id(cls, subject_id: str) -> Subject | None:
+        """The subject an id names, by its prefix; None for an id of no known subject type."""
+        prefix, sep, _ = subject_id.partition("_")
+        subject_type = SUBJECT_TYPES.get(prefix + sep) if sep else None
+        return None if subject_type is None else cls(subject_type, subject_id)
+
+
 @dataclass(eq=False)
 class OutboxEvent:
-    """An event to tell the merchant; written in the same transaction as the state change."""
+    """An event to tell the merchant; written in the same transaction as the state change.
+
+    Keyed by its subject (type + id): webhook deliveries go out in order per (endpoint, subject),
+    and live streams and Socket.IO rooms follow one subject. Both None for events about no
+    subject (webhooks' endpoint.disabled)."""
 
     id: str
     project_id: str
     mode: str
     type: str
-    payment_id: str | None  # None for events about something else (webhooks' endpoint.disabled)
+    subject_type: str | None
+    subject_id: str | None
     data: dict[str, Any]
     created_at: datetime
     late_correction: bool = False
+
+    @property
+    def subject(self) -> Subject | None:
+        if self.subject_type is None or self.subject_id is None:
+            return None
+        return Subject(self.subject_type, self.subject_id)
 
 
 @dataclass(eq=False)

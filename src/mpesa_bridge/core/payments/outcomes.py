@@ -11,6 +11,7 @@ from datetime import datetime
 
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import (
+    PAYMENT,
     STATUS_EVENT,
     EventType,
     OutboxEvent,
@@ -51,7 +52,8 @@ async def write_event(
         project_id=payment.project_id,
         mode=payment.mode,
         type=event_type,
-        payment_id=payment.id,
+        subject_type=PAYMENT,
+        subject_id=payment.id,
         data={"object": payment_public(payment)},
         created_at=at,
         late_correction=late_correction,

@@ -198,7 +198,8 @@ class DeliveryService:
                 project_id=endpoint.project_id,
                 mode=endpoint.mode,
                 type=ENDPOINT_DISABLED,
-                payment_id=None,
+                subject_type=None,  # about no subject: never waits for other deliveries
+                subject_id=None,
                 data={"object": endpoint_public(endpoint)},
                 created_at=at,
             )

@@ -54,7 +54,9 @@ class WebhookDelivery:
     id: str
     event_id: str
     endpoint_id: str
-    payment_id: str | None  # copied from the event: deliveries of one payment go out in order
+    # Copied from the event: the deliveries of one subject to one endpoint go out in order.
+    subject_type: str | None
+    subject_id: str | None
     status: DeliveryStatus
     created_at: datetime
     next_attempt_at: datetime | None

@@ -9,7 +9,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from mpesa_bridge.core.payments.entity import OutboxEvent
+from mpesa_bridge.core.payments.entity import OutboxEvent, Subject
 from mpesa_bridge.core.projects import Tenant
 from mpesa_bridge.core.webhooks.entity import ClaimedDelivery, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -17,7 +17,7 @@ from mpesa_bridge.core.webhooks.entity import ClaimedDelivery, WebhookAttempt, W
 @dataclass(frozen=True)
 class EventFilter:
     type: str | None = None
-    payment_id: str | None = None
+    subject: Subject | None = None
     created_gte: datetime | None = None
     created_lte: datetime | None = None
     starting_after: str | None = None
