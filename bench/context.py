@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Load
+from bench.harness import Load, median
 
 POSTGRES_URL = os.environ.get("MPESA_BRIDGE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("MPESA_BRIDGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -125,6 +125,23 @@ async def _pg_admin(statement: str) -> None:
         await conn.execute(statement)
     finally:
         await conn.close()
+
+
+def processes_suffix(processes: int) -> str:
+    """Figures of `serve --workers N` carry N in their name; one process's keep their old names."""
+    return "" if processes == 1 else f" — {processes} processes"
+
+
+def add_scaling(ctx: Context, case: str, engine: str, what: str, one: list[Load], two: list[Load]) -> None:
+    """How 2 processes compare with 1 (medians): throughput, and CPU per operation summed over all
+    the bridge's processes. On two cores shared with the load generator and the database, neither
+    can double; the second figure shows what the extra process costs per operation."""
+    rate = median([load.rate for load in two]) / median([load.rate for load in one])
+    cpu = median([load.cpu_per_op_ms for load in two]) / median([load.cpu_per_op_ms for load in one])
+    detail = {"rates": [[round(load.rate) for load in loads] for loads in (one, two)]}
+    ctx.add(Figure(case, f"{what}/s, 2 processes ÷ 1", rate, "x", engine, detail=detail))
+    detail = {"cpu_ms": [[round(load.cpu_per_op_ms, 4) for load in loads] for loads in (one, two)]}
+    ctx.add(Figure(case, "CPU per operation (all processes), 2 processes ÷ 1", cpu, "x", engine, detail=detail))
 
 
 Case = Callable[[Context], None]

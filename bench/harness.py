@@ -1,8 +1,9 @@
 """Processes, CPU and memory from /proc, the load generator, and statistics.
 
 Server-side CPU is user+system time of the measured processes *and their threads* (aiosqlite
-runs SQLite in a thread of the bridge process), read from /proc/<pid>/stat before and after the
-load; divided by the operations done, it is the steadiest figure on a shared two-core machine.
+runs SQLite in a thread of the bridge process) *and their live children* (`serve --workers N` is a
+supervisor and N server processes), read from /proc/<pid>/stat before and after the load; divided
+by the operations done, it is the steadiest figure on a shared two-core machine.
 """
 
 from __future__ import annotations
@@ -44,6 +45,32 @@ def cpu_seconds(pid: int) -> float:
         text = handle.read()
     fields = text[text.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its live descendants: `serve --workers N` is a supervisor and its N processes."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    queue.extend(int(child) for child in handle.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and its live descendants (a child that ended meanwhile is lost)."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += cpu_seconds(member)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def rss_bytes(pid: int) -> int:
@@ -104,7 +131,14 @@ class Server:
         raise RuntimeError(f"{self.name} did not start in {timeout}s: {self.tail()}")
 
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        return tree_cpu_seconds(self.pid)
+
+    def wait_processes(self, count: int, timeout: float = 120.0) -> None:
+        """Until `count` bridge processes have started (`serve --workers N` answers once the first
+        has; a measurement must not begin before the others)."""
+        path = self.log_dir / f"{self.name}-{self.port}.log"
+        if not wait_until(lambda: path.read_text(errors="replace").count("bridge.started") >= count, timeout):
+            raise RuntimeError(f"{self.name}: {count} processes did not start in {timeout}s: {self.tail()}")
 
     def rss(self) -> int:
         return rss_bytes(self.pid)
@@ -168,6 +202,12 @@ def bridge_server(log_dir: Path, data_dir: Path, database_url: str, name: str = 
     port = free_port()
     env = bridge_env(port, data_dir, database_url, **extra)
     return Server(name, python("mpesa_bridge", "serve"), env, port, log_dir)
+
+
+def processes_env(processes: int) -> dict[str, str]:
+    """`serve --workers N`: the mounted simulator is one process's (and refused with N > 1), so
+    runs compared across process counts all go without it."""
+    return {"MPESA_BRIDGE_WORKERS": str(processes), "MPESA_BRIDGE_SIMULATOR_ENABLED": "false"}
 
 
 def admin_create_project(server: Server, name: str = "bench") -> dict[str, Any]:

@@ -77,6 +77,8 @@ def _num(value: float | None, digits: int = 0) -> str:
 def _cell(value: float | None, unit: str) -> str:
     if value is None or value != value:
         return "—"
+    if unit == "x":
+        return f"{value:.2f}x"
     if unit in ("ms", "ms CPU", "KB", "s"):
         return f"{value:,.2f} {unit}" if value < 10 else f"{value:,.1f} {unit}"
     return f"{_num(value)} {unit}"

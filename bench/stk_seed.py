@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.status import PaymentStatus
-from mpesa_bridge.runtime import CALLBACK_PATH
+from mpesa_bridge.routes import CALLBACK_PATH
 from mpesa_bridge.simulator.ids import nairobi_stamp
 from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.db import normalise_url

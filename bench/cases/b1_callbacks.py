@@ -6,6 +6,9 @@ callbacks per second, acknowledgement latency (load generator), callback-to-appl
 (`processed_at - received_at`, from the database), and the bridge's CPU from the first callback
 until the last one is applied, per callback. Checked: every payment succeeded once, one
 `payment.succeeded` event each, nothing left unprocessed.
+
+On PostgreSQL it runs again with `serve --workers 2`; CPU is then summed over the supervisor and its
+processes, and the scaling (2 processes ÷ 1) is reported beside the figures.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from bench.context import Context, Figure
-from bench.harness import Load, Server, bridge_server, median, percentile, run_load, wait_until
+from bench.context import Context, Figure, add_scaling, processes_suffix
+from bench.harness import Load, Server, bridge_server, median, percentile, processes_env, run_load, wait_until
 from bench.stk_seed import Pending, rows, scalar, seed_pending
 from mpesa_bridge.storage import tables
 
@@ -52,14 +55,18 @@ def _check(url: str, expected: int) -> dict[str, int]:
     return counts
 
 
-def _one_engine(ctx: Context, engine: str) -> None:
+def _one_engine(ctx: Context, engine: str, processes: int = 1) -> list[Load]:
     n = ctx.scale(6_000, 100)
     warm = ctx.scale(1_000, 20)
-    url = ctx.fresh_database(engine, f"b1-{engine}")
+    url = ctx.fresh_database(engine, f"b1-{engine}-{processes}")
     env = {"MPESA_BRIDGE_RECONCILE_QUERY_DELAY": "3600", "MPESA_BRIDGE_INBOX_POLL_INTERVAL": "1"}
-    with bridge_server(ctx.log_dir, ctx.work / "data", url, name=f"b1-{engine}", **env).start() as bridge:
+    if engine == "postgres":  # compared with 1 and 2 processes: the same settings for both
+        env |= processes_env(processes)
+    name = f"b1-{engine}-{processes}"
+    with bridge_server(ctx.log_dir, ctx.work / "data", url, name=name, **env).start() as bridge:
         from bench.harness import admin_create_project
 
+        bridge.wait_processes(processes)
         project = admin_create_project(bridge)
         payments = seed_pending(url, project["id"], warm + n * ctx.reps)
         run_load(bridge.port, _callbacks(payments[:warm]))
@@ -73,7 +80,8 @@ def _one_engine(ctx: Context, engine: str) -> None:
             loads.append(load)
             lags.append(_lags_ms(url, [p.id for p in batch]))
         counts = _check(url, warm + n * ctx.reps)
-    _figures(ctx, engine, loads, lags, counts)
+    _figures(ctx, engine, loads, lags, counts, processes)
+    return loads
 
 
 def _measure(bridge: Server, url: str, batch: list[Pending]) -> Load:
@@ -88,8 +96,11 @@ def _measure(bridge: Server, url: str, batch: list[Pending]) -> Load:
     return load
 
 
-def _figures(ctx: Context, engine: str, loads: list[Load], lags: list[list[float]], counts: dict[str, int]) -> None:
+def _figures(
+    ctx: Context, engine: str, loads: list[Load], lags: list[list[float]], counts: dict[str, int], processes: int
+) -> None:
     assert ctx.baseline is not None
+    suffix = processes_suffix(processes)
     bare = ctx.baseline.post
     rate = median([load.rate for load in loads])
     cpu = median([load.cpu_per_op_ms for load in loads])
@@ -108,7 +119,7 @@ def _figures(ctx: Context, engine: str, loads: list[Load], lags: list[list[float
     ctx.add(
         Figure(
             "B1",
-            "callbacks ingested",
+            "callbacks ingested" + suffix,
             rate,
             "/s",
             engine,
@@ -123,7 +134,7 @@ def _figures(ctx: Context, engine: str, loads: list[Load], lags: list[list[float
     ctx.add(
         Figure(
             "B1",
-            "bridge CPU per callback (stored + applied)",
+            "bridge CPU per callback (stored + applied)" + suffix,
             cpu,
             "ms CPU",
             engine,
@@ -135,7 +146,7 @@ def _figures(ctx: Context, engine: str, loads: list[Load], lags: list[list[float
     ctx.add(
         Figure(
             "B1",
-            "acknowledgement p99",
+            "acknowledgement p99" + suffix,
             ack,
             "ms",
             engine,
@@ -147,7 +158,7 @@ def _figures(ctx: Context, engine: str, loads: list[Load], lags: list[list[float
     ctx.add(
         Figure(
             "B1",
-            "callback-to-applied lag p99",
+            "callback-to-applied lag p99" + suffix,
             lag,
             "ms",
             engine,
@@ -159,4 +170,6 @@ def _figures(ctx: Context, engine: str, loads: list[Load], lags: list[list[float
 
 def run(ctx: Context) -> None:
     for engine in ctx.engines():
-        _one_engine(ctx, engine)
+        one = _one_engine(ctx, engine)
+        if engine == "postgres":
+            add_scaling(ctx, "B1", engine, "callbacks", one, _one_engine(ctx, engine, processes=2))

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="interface the HTTP server binds to")
     port: int = Field(8000, ge=1, le=65535, description="port the HTTP server listens on")
+    workers: int = Field(
+        1, ge=1, le=64, description="server processes `serve` runs on the port; above 1 needs PostgreSQL"
+    )
     data_dir: Path = Field(Path(".data"), description="where SQLite and development secrets live")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/bridge.db; postgresql://… for PG"

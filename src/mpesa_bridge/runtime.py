@@ -1,17 +1,18 @@
-"""The composition root shared by the server, the worker and the CLI: builds and closes everything."""
+"""The composition root shared by the server, the worker and the CLI: builds and closes the core,
+storage, Daraja, realtime and the background loops. What only the HTTP app needs (rate limiter,
+replay guard, address lists, SSE tails) is built by the app's lifespan (`api/parts.py`)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 import httpx
 
-from mpesa_bridge.api.net import parse_networks
-from mpesa_bridge.api.ratelimit import RateLimiter
-from mpesa_bridge.api.replay import replay_guard_for
-from mpesa_bridge.config import ConfigError, Settings
+from mpesa_bridge.config import Settings
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.clock import Clock, SystemClock
@@ -22,28 +23,31 @@ from mpesa_bridge.core.payments.reconcile import Reconciler
 from mpesa_bridge.core.payments.stk import PaymentService
 from mpesa_bridge.core.payments.validation import PaymentLimits
 from mpesa_bridge.core.projects import DarajaEnvironment
-from mpesa_bridge.core.signing import ReplayGuard
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
+from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
 from mpesa_bridge.logging import get_logger
-from mpesa_bridge.realtime.bus import MemoryBus
 from mpesa_bridge.realtime.hub import Realtime, realtime_for
+from mpesa_bridge.routes import CALLBACK_PATH
 from mpesa_bridge.storage import idempotency
 from mpesa_bridge.storage.db import Database
 from mpesa_bridge.storage.migrate import upgrade
 from mpesa_bridge.storage.sealed import check_master_keys
 from mpesa_bridge.storage.webhooks import WebhookStorage
 from mpesa_bridge.tls import client_ssl_context
-from mpesa_bridge.workers.delivery import DeliveryLoop, HttpSender, SystemResolver, build_delivery
+from mpesa_bridge.workers.delivery import DeliveryLoop, SystemResolver, build_delivery
 from mpesa_bridge.workers.inbox import Inbox
-from mpesa_bridge.workers.ingest import CallbackStore
 from mpesa_bridge.workers.maintenance import MaintenanceLoop
 from mpesa_bridge.workers.reconciler import ReconcileLoop
 
 log = get_logger("mpesa_bridge.runtime")
 
-CALLBACK_PATH = "/v1/callbacks/daraja/stk/"
+
+class _Loop(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -52,51 +56,39 @@ class Runtime:
     clock: Clock
     db: Database
     box: SecretBox
-    http: httpx.AsyncClient
+    http: HttpClient  # Daraja's pooled client (aiohttp; httpx over a test's in-process transport)
     gateway: DarajaGatewayAdapter
     projects: ProjectService
     payments: PaymentService
-    policy: ReconcilePolicy
     limits: PaymentLimits
     inbox: Inbox
-    callback_store: CallbackStore
     reconciler: Reconciler
-    replay_guard: ReplayGuard
-    rate_limiter: RateLimiter
     webhook_endpoints: EndpointService
     events: EventService
     delivery: DeliveryLoop
-    webhook_sender: HttpSender
     # Live updates (SSE, Socket.IO): announced by the database after each commit that wrote events.
-    realtime: Realtime = field(default_factory=lambda: Realtime(MemoryBus()))
-    loops: list[Any] = field(default_factory=list)
+    realtime: Realtime
+    # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
+    clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    loops: list[_Loop] = field(default_factory=list)
 
-    async def start_workers(self, *, reconcile: bool = True, deliver: bool | None = None) -> None:
-        """Start the background loops. `deliver` (webhook delivery) follows `reconcile` unless given:
-        tests that move a manual clock by hand drive both with `run_once()` instead."""
-        await self.inbox.start()
-        self.loops.append(self.inbox)
-        if reconcile:
-            loop = ReconcileLoop(self.reconciler, self.settings.reconcile_interval)
+    async def start_workers(self, *, timed: bool = True) -> None:
+        """Start the background loops. `timed=False` leaves out the loops that act when the clock
+        says so (reconciliation, webhook delivery): tests on a manual clock run those by hand."""
+        loops: list[_Loop] = [self.inbox]
+        if timed:
+            loops += [ReconcileLoop(self.reconciler, self.settings.reconcile_interval), self.delivery]
+        loops.append(MaintenanceLoop([lambda: idempotency.prune(self.db, self.clock.now())]))
+        for loop in loops:
             await loop.start()
             self.loops.append(loop)
-        if reconcile if deliver is None else deliver:
-            await self.delivery.start()
-            self.loops.append(self.delivery)
-        housekeeping = MaintenanceLoop([lambda: idempotency.prune(self.db, self.clock.now())])
-        await housekeeping.start()
-        self.loops.append(housekeeping)
 
     async def aclose(self) -> None:
         for loop in self.loops:
             await loop.stop()
         self.loops = []
-        await self.http.aclose()
-        await self.webhook_sender.aclose()
-        await self.rate_limiter.aclose()
-        closer = getattr(self.replay_guard, "aclose", None)
-        if closer is not None:
-            await closer()
+        for close in self.clients:
+            await close()
         await self.realtime.aclose()
         await self.db.dispose()
 
@@ -116,18 +108,6 @@ async def migrate(settings: Settings) -> None:
     await asyncio.to_thread(upgrade, settings.resolved_database_url)
 
 
-def _check_networks(settings: Settings) -> None:
-    """A typo in an address list must stop the start, not turn every callback into a 500."""
-    for variable, items in (
-        ("MPESA_BRIDGE_CALLBACK_ALLOWED_IPS", settings.callback_networks),
-        ("MPESA_BRIDGE_TRUSTED_PROXIES", settings.proxy_networks),
-    ):
-        try:
-            parse_networks(items)
-        except ValueError as exc:
-            raise ConfigError(f"{variable}: {exc}") from exc
-
-
 async def build_runtime(
     settings: Settings,
     *,
@@ -136,7 +116,6 @@ async def build_runtime(
 ) -> Runtime:
     """Wire the adapters to the core. `daraja_transport` lets tests route Daraja calls in-process."""
     clock = clock or SystemClock()
-    _check_networks(settings)
     if settings.should_migrate_on_start:
         await migrate(settings)
     db = Database(settings.resolved_database_url)
@@ -149,16 +128,7 @@ async def build_runtime(
         await db.dispose()
         raise
     timeout = httpx.Timeout(settings.daraja_timeout, connect=settings.daraja_connect_timeout)
-    http = httpx.AsyncClient(
-        transport=daraja_transport,
-        verify=client_ssl_context(),
-        timeout=timeout,
-        # A small pool, all of it kept alive: httpcore checks every pooled connection on each
-        # request, so a big pool costs CPU per request, and connections dropped past the keep-alive
-        # limit had to be reopened (TCP and TLS) in every burst. Requests past 32 wait for a
-        # connection; measured with `make bench` (B2, B5).
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-    )
+    http = open_daraja_http(timeout, client_ssl_context(), transport=daraja_transport)
     gateway = DarajaGatewayAdapter(
         http,
         {
@@ -187,7 +157,6 @@ async def build_runtime(
         gateway=gateway,
         projects=projects,
         payments=payments,
-        policy=policy,
         limits=PaymentLimits(max_amount=settings.max_amount, metadata_max_bytes=settings.metadata_max_bytes),
         inbox=Inbox(
             db,
@@ -196,8 +165,8 @@ async def build_runtime(
             settings.inbox_poll_interval,
             retry=InboxRetryPolicy(settings.inbox_max_attempts, settings.inbox_retry_delay),
             sweep_batch=settings.inbox_sweep_batch,
+            crash_after_store=settings.fault_injection == "crash_after_callback_stored",
         ),
-        callback_store=CallbackStore(db),
         reconciler=Reconciler(
             db,
             gateway,
@@ -208,8 +177,6 @@ async def build_runtime(
             # A claimed payment is held through a token fetch and a query, each up to both timeouts.
             hold=2 * (settings.daraja_connect_timeout + settings.daraja_timeout) + 30.0,
         ),
-        replay_guard=replay_guard_for(settings.redis_url),
-        rate_limiter=RateLimiter.from_settings(settings),
         webhook_endpoints=EndpointService(
             webhooks,
             box,
@@ -220,6 +187,6 @@ async def build_runtime(
         ),
         events=EventService(webhooks, clock),
         delivery=delivery,
-        webhook_sender=webhook_sender,
         realtime=realtime,
+        clients=[functools.partial(close_http, http), webhook_sender.aclose],
     )

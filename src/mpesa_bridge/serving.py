@@ -8,10 +8,17 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from mpesa_bridge.serving_limits import ConnectionLimits, bounded_protocol
 
-__all__ = ["ConnectionLimits", "event_loop_factory", "server_config"]
+__all__ = ["STARTUP_FAILURE", "ConnectionLimits", "event_loop_factory", "serve_processes", "server_config"]
+
+# Seconds a server process has to answer the supervisor's ping before it is killed and replaced.
+# It answers from a thread, once spawned and unpickled (about 1 s of CPU; the app is built after):
+# on a loaded two-core machine that can exceed uvicorn's 5 s (the whole app's imports took 9 s of
+# wall time here), and a process killed while starting is started again, and killed again.
+HEALTHCHECK_TIMEOUT = 30
 
 
 def server_config(app: Any, host: str, port: int, limits: ConnectionLimits | None = None) -> uvicorn.Config:
@@ -34,6 +41,43 @@ def server_config(app: Any, host: str, port: int, limits: ConnectionLimits | Non
         # (RFC 9110 asks an origin server with a clock to send it).
         server_header=False,
     )
+
+
+class ProcessesConfig(uvicorn.Config):
+    """The supervisor's side of `serve_processes`: it binds the socket and supervises. Each process
+    gets it pickled, with `build`, and turns into `build()`'s config when its server loads: the
+    app, its runtime and our protocol class (with a connection gate of its own) are built in each
+    process, after the supervisor's health checks are answered, and never pickled."""
+
+    def __init__(self, build: Callable[[], uvicorn.Config], host: str, port: int, workers: int) -> None:
+        super().__init__(
+            build,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+            timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT,
+        )
+        self.build = build
+
+    def load(self) -> None:
+        built = self.build()
+        built.load()
+        vars(self).update(vars(built))  # the server reads everything from this object
+
+
+def serve_processes(build: Callable[[], uvicorn.Config], host: str, port: int, workers: int) -> int:
+    """Serve on `workers` processes sharing one listening socket, under uvicorn's supervisor: a
+    process that dies is replaced; SIGTERM or SIGINT stops them all, each gracefully like one
+    server. `build` must be picklable (a module-level function, or a partial of one). The exit
+    status: 0 once stopped by a signal, uvicorn's 3 if a process failed to start."""
+    from uvicorn.supervisors import Multiprocess
+
+    config = ProcessesConfig(build, host, port, workers)
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    return STARTUP_FAILURE if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes) else 0
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:

@@ -42,5 +42,7 @@ def test_bench_smoke_runs_every_case(tmp_path: Path) -> None:
     assert document["smoke"] is True
     assert {figure["case"] for figure in document["figures"]} == CASES
     assert {figure["engine"] for figure in document["figures"] if figure["case"] == "B1"} == {"sqlite", "postgres"}
+    several = {figure["case"] for figure in document["figures"] if figure["name"].endswith("2 processes ÷ 1")}
+    assert several == {"B1", "B2"}  # PostgreSQL with `serve --workers 2`, and the scaling
     assert not [note for note in document["notes"] if "failed" in note]
     assert "| B1 |" in run.stdout  # the table is printed

@@ -57,7 +57,7 @@ CHECKS: list[CheckFunction] = [
     schemathesis.checks.response_headers_conformance,
     schemathesis.checks.response_schema_conformance,
 ]
-CALLBACK = "POST /v1/callbacks/daraja/stk/{token}"
+CALLBACK = "POST /v1/callbacks/daraja/{kind}/{token}"
 # These two act on the calling key (a rotation may end it at once, a revocation may hit it): every
 # case of theirs is sent with a key of its own, so that fuzzing never locks itself out.
 OWN_KEY = {"POST /v1/keys/rotate", "POST /v1/keys/{key_id}/revoke"}
@@ -201,7 +201,7 @@ class Run:
         if operation.label == CALLBACK:  # Daraja's body, of any shape: stored and acknowledged, never a 5xx
             bodies = st.builds(
                 lambda token, body: operation.Case(
-                    path_parameters={"token": token}, body=body, media_type="application/json"
+                    path_parameters={"kind": "stk", "token": token}, body=body, media_type="application/json"
                 ),
                 st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=40),
                 JSON,
@@ -285,7 +285,11 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
         return [operation.Case(path_parameters=event)]
     if label == CALLBACK:
         body = {"Body": {"stkCallback": {"MerchantRequestID": "1", "CheckoutRequestID": "ws_CO_1", "ResultCode": 0}}}
-        return [operation.Case(path_parameters={"token": "not-a-token"}, body=body, media_type="application/json")]
+        return [
+            operation.Case(
+                path_parameters={"kind": "stk", "token": "not-a-token"}, body=body, media_type="application/json"
+            )
+        ]
     if label == "POST /v1/admin/projects":
         return [operation.Case(body={"name": "Known", "test": SIMULATOR_DARAJA}, media_type="application/json")]
     if "{project_id}" in label or label == "POST /v1/admin/keys/{key_id}/revoke":

@@ -228,7 +228,7 @@ async def test_callbacks_stored_together_are_applied_in_one_batch_exactly_once(b
     )
     await wait_until(lambda: _count(bridge, 5))
     # … then a second copy of each, concurrently: they share transactions (group commit).
-    batches_before = bridge.runtime.callback_store.batches
+    batches_before = bridge.runtime.inbox.store.batches
     copies = [
         (
             await callback_path(bridge, p),
@@ -237,7 +237,7 @@ async def test_callbacks_stored_together_are_applied_in_one_batch_exactly_once(b
         for p in payments
     ]
     await asyncio.gather(*(post_callback(bridge, path, body) for path, body in copies))
-    assert bridge.runtime.callback_store.batches - batches_before < len(copies)
+    assert bridge.runtime.inbox.store.batches - batches_before < len(copies)
     rows = await stored(bridge)
     assert [r["state"] for r in rows] == ["received"] * 10
 

@@ -14,10 +14,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from mpesa_bridge.config import Settings
+from mpesa_bridge.core.callbacks import stk as stk_module
 from mpesa_bridge.core.callbacks.stk import apply_stk_callback
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import InboundCallback
-from mpesa_bridge.workers import inbox as inbox_module
 from tests.fixtures.bridge import InProcessBridge, make_settings, wait_until
 from tests.integration.test_callbacks_inbox import (
     ACK,
@@ -59,7 +59,7 @@ def failing_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if callback.token_hash == poison:
             raise RuntimeError("the handler failed (injected)")
 
-    monkeypatch.setattr(inbox_module, "apply_stk_callback", handler)
+    monkeypatch.setattr(stk_module, "apply_stk_callback", handler)
     yield
 
 

@@ -13,6 +13,7 @@ import base64
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,12 @@ from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.crypto import SecretBox, key_id, parse_master_key
 from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput, Mode
 from mpesa_bridge.core.projects import Tenant as TenantScope
+from mpesa_bridge.core.sealing import idempotency_context, idempotency_secret_context
 from mpesa_bridge.runtime import build_runtime
 from mpesa_bridge.storage import sealed
 from mpesa_bridge.storage.db import Database
 from mpesa_bridge.storage.sealed import reseal_all, sealed_values, verify_sealed
-from mpesa_bridge.storage.tables import metadata, projects
+from mpesa_bridge.storage.tables import idempotency_keys, metadata, projects
 from tests.fixtures.bridge import ADMIN_TOKEN, TEST_MASTER_KEY, InProcessBridge, Tenant, make_settings
 
 app = register_commands()  # the `secrets` commands, as `main()` registers them
@@ -232,6 +234,30 @@ async def test_a_value_written_during_the_rotation_is_kept(
     assert report.ok and (report.resealed, report.already_current) == (OLD_VALUES - 1, 1)
     after = await plaintexts(database, box(NEW))
     assert after[f"projects[{old_data[0].project_id}].signing_secret_sealed"] == "mbsig_written_meanwhile"
+
+
+async def test_rotation_reseals_the_stored_idempotent_answers_and_client_secrets(database: Database) -> None:
+    """An `Idempotency-Key` keeps its answer (sealed) and what it created (a sealed client secret) for
+    the key's TTL: both must move to the new key, or a retry after the old key is gone cannot open them."""
+    old, scope, key = box(OLD), "proj_x:test", "order-1"
+    answer = old.seal('{"id":"pay_1"}', context=idempotency_context(scope, key)).encode()
+    secret = old.seal("pay_1_secret_abc", context=idempotency_secret_context(scope, key))
+    now = datetime.now(UTC)
+    row = {"scope": scope, "key": key, "request_hash": "h", "state": "completed", "response_status": 201}
+    row |= {"response_body": answer, "resource_id": "pay_1", "resource_secret": secret}
+    async with database.write() as uow:
+        await uow.session.execute(sa.insert(idempotency_keys).values(created_at=now, expires_at=now, **row))
+
+    report = await reseal_all(database, box(NEW, OLD))
+    assert report.ok and report.resealed == 2
+    assert await key_ids(database) == {NEW_ID: 2}
+    assert await plaintexts(database, box(NEW)) == {
+        f"idempotency_keys[{scope}/{key}].response_body": '{"id":"pay_1"}',
+        f"idempotency_keys[{scope}/{key}].resource_secret": "pay_1_secret_abc",
+    }
+    async with database.read() as uow:
+        stored = (await uow.session.execute(sa.select(idempotency_keys.c.response_body))).scalar_one()
+    assert isinstance(stored, bytes) and box(NEW).open(stored.decode(), context=idempotency_context(scope, key))
 
 
 async def test_rotation_refuses_values_no_configured_key_opens(old_data: list[Tenant], cli: CliFn) -> None:

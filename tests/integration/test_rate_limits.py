@@ -22,7 +22,7 @@ from mpesa_bridge.api.app import create_app
 from mpesa_bridge.api.ratelimit import RateLimiter, RateLimitMiddleware
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.errors import RateLimited
-from mpesa_bridge.runtime import CALLBACK_PATH
+from mpesa_bridge.routes import CALLBACK_PATH
 from tests.fixtures.bridge import BRIDGE_URL, InProcessBridge, make_settings
 from tests.fixtures.services import REDIS_URL, need, redis_available
 
@@ -260,7 +260,7 @@ async def test_health_endpoints_are_not_limited(bridge: InProcessBridge) -> None
 
 
 async def test_phone_guard(bridge: InProcessBridge) -> None:
-    limiter = bridge.runtime.rate_limiter
+    limiter = bridge.app.state.http.rate_limiter
     for n in range(3):
         quota = await limiter.hit_phone("prj_a", "test", "254708374149")
         assert (quota.limit, quota.remaining) == (3, 2 - n)

@@ -251,6 +251,19 @@ async def test_a_key_stream_ends_once_its_key_is_revoked_and_a_client_secret_str
     assert response.status_code == 401
 
 
+async def test_an_unsigned_key_stream_ends_once_its_project_requires_signed_requests(rechecking: LiveBridge) -> None:
+    """One rule with Socket.IO's: a key's connection stays open while the key could still open it.
+    Once the project requires signed requests, a stream opened without a signature could not be."""
+    live = rechecking
+    shop = await live.create_project()
+    async with live.stream("/v1/events/stream", headers=shop.headers()) as stream:
+        assert await stream.next() is not None
+        await live.runtime.projects.update_security(shop.project_id, require_signed_requests=True)
+        farewell = await stream.next(timeout=3)
+        assert farewell is not None and farewell.comments == ["credentials no longer valid"]
+        assert await stream.next(timeout=3) is None
+
+
 async def commit_event(live: LiveBridge, tenant: Tenant, payment_id: str = "pay_x") -> str:
     now = utc_now()
     event_id = new_id("evt", now)

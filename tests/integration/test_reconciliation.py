@@ -22,7 +22,7 @@ from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.ports import QueryAnswer
 from mpesa_bridge.core.projects import DarajaAccount, DarajaEnvironment
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
-from mpesa_bridge.runtime import build_runtime
+from mpesa_bridge.runtime import build_runtime, policy_from
 from mpesa_bridge.storage.db import Database
 from tests.fixtures.bridge import InProcessBridge, Tenant, make_settings, wait_until
 
@@ -251,7 +251,7 @@ async def test_unreachable_daraja_past_max_age_turns_unknown_then_settles(bridge
     async with httpx.AsyncClient() as dead_http:
         # A port nobody listens on: real connection refusals, not a mock.
         dead = DarajaGatewayAdapter(dead_http, {DarajaEnvironment.SIMULATOR: "http://127.0.0.1:9"})
-        blind = Reconciler(runtime.db, dead, runtime.projects, bridge.clock, runtime.policy)
+        blind = Reconciler(runtime.db, dead, runtime.projects, bridge.clock, policy_from(runtime.settings))
         bridge.clock.advance(601)
         report = await blind.run_once()
     unknown = await bridge.get(shop, payment["id"])
@@ -356,7 +356,9 @@ async def lost_callbacks(bridge: InProcessBridge, count: int) -> tuple[Tenant, l
 
 def reconciler(bridge: InProcessBridge, daraja: Any, *, db: Any = None, rate: float = 100.0, **kw: Any) -> Reconciler:
     runtime = bridge.runtime
-    return Reconciler(db or runtime.db, daraja, runtime.projects, bridge.clock, runtime.policy, pacer=Pacer(rate), **kw)
+    return Reconciler(
+        db or runtime.db, daraja, runtime.projects, bridge.clock, policy_from(runtime.settings), pacer=Pacer(rate), **kw
+    )
 
 
 async def test_the_configured_query_rate_reaches_the_reconciler(db_url: str, tmp_path: Path) -> None:

@@ -75,7 +75,10 @@ OWN_AUTHENTICATION = {
     ("GET", "/v1/payments/{id}/events"): "a secret key, or the payment's own client secret",
 }
 EXEMPT: dict[tuple[str, str], str] = {
-    ("POST", "/v1/callbacks/daraja/stk/{token}"): "Daraja's, not a tenant's: the unguessable token names the payment",
+    (
+        "POST",
+        "/v1/callbacks/daraja/{kind}/{token}",
+    ): "Daraja's, not a tenant's: the unguessable token names the payment",
     ("GET", "/v1/admin/projects"): "operator API (admin token): spans every project by design",
     ("POST", "/v1/admin/projects"): "operator API (admin token)",
     ("PUT", "/v1/admin/projects/{id}/daraja/{mode}"): "operator API (admin token)",

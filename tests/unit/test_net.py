@@ -12,9 +12,11 @@ from mpesa_bridge.api.net import (
     address_bucket,
     client_ip,
     ip_allowed,
+    networks_from,
     parse_ip,
     parse_networks,
 )
+from mpesa_bridge.config import ConfigError, Settings
 
 PROXIES = parse_networks(["10.0.0.0/8", "192.168.1.1", "2001:db8::/32"])
 
@@ -180,3 +182,18 @@ def test_what_is_not_an_address_is_its_own_bucket() -> None:
 def test_an_impossible_prefix_is_refused(prefix: int) -> None:
     with pytest.raises(ValueError, match="prefix"):
         address_bucket("2001:db8::1", prefix)
+
+
+def test_the_address_lists_are_parsed_once_at_start_and_a_typo_names_its_variable(tmp_path: Any) -> None:
+    base: dict[str, Any] = {"_env_file": None, "env": "development", "data_dir": tmp_path}
+    networks = networks_from(
+        Settings(**base, trusted_proxies="10.0.0.0/8, ::1", callback_allowed_ips="196.201.214.200")
+    )
+    assert networks.trusted_proxies == [ip_network("10.0.0.0/8"), ip_network("::1")]
+    assert networks.callback_allowed == [ip_network("196.201.214.200")]
+    for variable, field in (
+        ("MPESA_BRIDGE_TRUSTED_PROXIES", "trusted_proxies"),
+        ("MPESA_BRIDGE_CALLBACK_ALLOWED_IPS", "callback_allowed_ips"),
+    ):
+        with pytest.raises(ConfigError, match=variable):
+            networks_from(Settings(**base, **{field: "10.0.0.0/8, not-an-address"}))

@@ -12,7 +12,7 @@ import pytest
 from mpesa_bridge.api.app import create_app
 from mpesa_bridge.config import Settings
 
-PUBLIC = {"POST /v1/callbacks/daraja/stk/{token}", "GET /healthz", "GET /readyz"}  # Daraja and probes: no key
+PUBLIC = {"POST /v1/callbacks/daraja/{kind}/{token}", "GET /healthz", "GET /readyz"}  # Daraja and probes: no key
 
 
 @pytest.fixture(scope="module")

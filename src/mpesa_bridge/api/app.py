@@ -15,13 +15,16 @@ from mpesa_bridge.api.demo import install_demo
 from mpesa_bridge.api.docs import install_docs
 from mpesa_bridge.api.errors import install_error_handlers
 from mpesa_bridge.api.middleware import BridgeMiddleware
-from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget, trusted_proxy_networks
+from mpesa_bridge.api.net import networks_from
+from mpesa_bridge.api.parts import build_http_parts
+from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget
 from mpesa_bridge.api.v1 import events, keys, payments, stream, webhooks
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.logging import configure_logging, get_logger
 from mpesa_bridge.realtime.socketio import SocketAuthorizer, SocketGateway
-from mpesa_bridge.runtime import CALLBACK_PATH, build_runtime
+from mpesa_bridge.routes import CALLBACK_PATH
+from mpesa_bridge.runtime import build_runtime
 from mpesa_bridge.simulator import Simulator, SimulatorConfig
 
 log = get_logger("mpesa_bridge.app")
@@ -55,8 +58,10 @@ def create_app(
     daraja_transport: httpx.AsyncBaseTransport | None = None,
     simulator: Simulator | None = None,
 ) -> FastAPI:
-    """Build the bridge. The lifespan wires storage, Daraja, the workers and the simulator."""
+    """Build the bridge. The lifespan wires storage, Daraja, the workers and the simulator, then the
+    HTTP-only parts (`api/parts.py`)."""
     configure_logging(settings.log_level, json=settings.json_logs)
+    networks = networks_from(settings)  # a typo in an address list stops the start
     if simulator is None and settings.mount_simulator:
         simulator = simulator_for(settings)
     origins = settings.realtime_origins
@@ -73,7 +78,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings, clock=clock, daraja_transport=daraja_transport)
         app.state.runtime = runtime
-        budget = SocketConnectBudget(runtime.rate_limiter, trusted_proxy_networks(settings))
+        try:  # a bad rate limit is a ConfigError: the runtime built so far is closed, not leaked
+            parts = app.state.http = build_http_parts(runtime, networks)
+        except BaseException:
+            await runtime.aclose()
+            raise
+        budget = SocketConnectBudget(parts.rate_limiter, networks.trusted_proxies)
         sockets.bind(SocketAuthorizer(runtime.projects, runtime.payments), budget)
         await runtime.realtime.use_sockets(sockets)  # closed with the runtime
         if simulator is not None:
@@ -86,6 +96,7 @@ def create_app(
         finally:
             if simulator is not None:
                 await simulator.aclose()
+            await parts.aclose()
             await runtime.aclose()
             log.info("bridge.stopped")
 
@@ -118,7 +129,7 @@ def create_app(
         app.mount("/simulator", simulator.app)
     app.mount("/socket.io", sockets.app)
     if settings.rate_limit_enabled:  # added first so it runs after BridgeMiddleware (request id, 413/415)
-        app.add_middleware(RateLimitMiddleware, trusted_proxies=trusted_proxy_networks(settings))
+        app.add_middleware(RateLimitMiddleware, trusted_proxies=networks.trusted_proxies)
     app.add_middleware(
         BridgeMiddleware,
         max_body_bytes=settings.max_body_bytes,

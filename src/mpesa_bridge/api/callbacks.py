@@ -1,31 +1,38 @@
-"""Daraja's callback routes: store the raw body first, answer at once, apply afterwards.
+"""Daraja's callback route, `POST /v1/callbacks/daraja/{kind}/{token}`: HTTP only.
+
+Every kind of callback Daraja sends (STK today; B2C results, reversals, C2B… as their handlers are
+registered, `core.callbacks.handlers`) comes in here. A kind the inbox has no handler for is refused
+with 404 before anything is stored. Otherwise the row is built and handed to `Inbox.receive`, which
+returns once it is durable (group commit) and has it applied by its kind's handler; then Daraja is
+answered. The STK URLs already handed to Safaricom, `/v1/callbacks/daraja/stk/{token}`, are this
+route with kind `stk`, byte for byte.
 
 This is the hot path of a payment burst. `CallbackFastPath` answers it in plain ASGI, ahead of
-FastAPI's routing and dependency machinery: read the (bounded) body, build the row, wait for the
-group commit that makes it durable (`workers.ingest`), hand the id to the inbox, answer. The FastAPI
-route below does the same work through `ingest()`; it documents the endpoint in the OpenAPI schema
-and serves the rare request the fast path leaves to it (a GET, a path with extra segments).
-The token in the path is the one generated for the payment; we keep only its SHA-256.
+FastAPI's routing and dependency machinery. The FastAPI route below does the same work through
+`ingest()`; it documents the endpoint in the OpenAPI schema and serves the rare request the fast
+path leaves to it (a GET, a path with extra segments). The token in the path is the one generated
+for the payment (or payout…); we keep only its SHA-256.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
 import secrets
+from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mpesa_bridge.api.middleware import INTERNAL_ERROR, error_reply, too_large
-from mpesa_bridge.api.net import IPNetwork, client_ip, ip_allowed, parse_networks
+from mpesa_bridge.api.errors import RAW_SECURITY_HEADERS, error_reply
+from mpesa_bridge.api.middleware import INTERNAL_ERROR, too_large
+from mpesa_bridge.api.net import Networks, client_ip, ip_allowed
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import InboundCallback
+from mpesa_bridge.core.payments.stk import token_hash
 from mpesa_bridge.logging import get_logger
-from mpesa_bridge.runtime import CALLBACK_PATH, Runtime
+from mpesa_bridge.runtime import Runtime
 
 log = get_logger("mpesa_bridge.callbacks")
 
@@ -33,83 +40,83 @@ ACK = b'{"ResultCode":0,"ResultDesc":"Accepted"}'
 FORBIDDEN = b'{"ResultCode":1,"ResultDesc":"Rejected"}'
 _KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-real-ip")
 _KEPT_RAW = tuple(name.encode() for name in _KEPT_HEADERS)
-_RESPONSE_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-]
+_RESPONSE_HEADERS = [(b"content-type", b"application/json"), *RAW_SECURITY_HEADERS]
+
+CALLBACKS_PREFIX = "/v1/callbacks/daraja/"  # then {kind}/{token}; routes.CALLBACK_PATH is the `stk` one
+NOT_FOUND = (404, "resource_missing", "Unrecognized request URL.")  # as for any unknown URL
 
 router = APIRouter(tags=["daraja callbacks"])
 
 
-@functools.lru_cache(maxsize=8)
-def _networks(text: str) -> list[IPNetwork]:
-    return parse_networks(part.strip() for part in text.split(",") if part.strip())
+def _networks(scope: Scope) -> Networks:
+    """The address lists the app parsed at start (`api/parts.py`)."""
+    networks: Networks = scope["app"].state.http.networks
+    return networks
 
 
-def _source_allowed(runtime: Runtime, source: str | None) -> bool:
+def _source_allowed(runtime: Runtime, networks: Networks, source: str | None) -> bool:
     """Safaricom's published addresses (reference §17) — defence in depth, not authentication."""
-    settings = runtime.settings
-    if not settings.callback_allowlist_on:
+    if not runtime.settings.callback_allowlist_on:
         return True
-    return ip_allowed(source, _networks(settings.callback_allowed_ips))
+    return ip_allowed(source, networks.callback_allowed)
 
 
-async def ingest(runtime: Runtime, token: str, body: bytes, headers: dict[str, str], scope: Scope) -> tuple[int, bytes]:
-    """Store one callback durably, then queue it for the inbox: the status and body to answer."""
+async def ingest(
+    runtime: Runtime, kind: str, token: str, body: bytes, headers: dict[str, str], scope: Scope
+) -> tuple[int, bytes]:
+    """Hand one callback to the inbox (durable once this returns): the status and body to answer."""
     now = runtime.clock.now()
-    source = client_ip(scope, _networks(runtime.settings.trusted_proxies))
+    networks = _networks(scope)
+    source = client_ip(scope, networks.trusted_proxies)
     callback = InboundCallback(
         id=new_id("cb", now),
-        kind="stk",
+        kind=kind,
         received_at=now,
         body=body,
-        token_hash=hashlib.sha256(token.encode()).hexdigest(),
+        token_hash=token_hash(token),
         source_ip=source,
         headers=headers,
     )
-    allowed = _source_allowed(runtime, source)
+    allowed = _source_allowed(runtime, networks, source)
     if not allowed:
         # Kept (nothing is lost, and an operator can replay it), but never applied.
         callback.state, callback.flag_reason, callback.processed_at = "flagged", "source_not_allowed", now
-    await runtime.callback_store.store(callback)  # durable (group commit) before we answer
+    await runtime.inbox.receive(callback)
     if not allowed:
         log.warning("callback.source_refused", callback_id=callback.id, source_ip=source)
         if runtime.settings.callback_allowlist_action == "reject":
             return 403, FORBIDDEN
-        return 200, ACK
-    if runtime.settings.fault_injection == "crash_after_callback_stored":
-        # Test hook (refused in production): die between storing and applying, like a power cut.
-        log.warning("fault_injection.crash", callback_id=callback.id)
-        os._exit(70)
-    runtime.inbox.submit(callback.id)
-    log.info("callback.received", callback_id=callback.id, bytes=len(body))
     return 200, ACK
 
 
 @router.post(
-    CALLBACK_PATH + "{token}",
-    summary="Safaricom's STK callback (Daraja calls this, not you)",
+    CALLBACKS_PREFIX + "{kind}/{token}",
+    summary="Safaricom's callbacks (Daraja calls this, not you)",
     responses={
         200: {"content": {"application/json": {"example": {"ResultCode": 0, "ResultDesc": "Accepted"}}}},
         403: {
             "description": "the source address is not on the callback allow-list (the body is still stored)",
             "content": {"application/json": {"example": {"ResultCode": 1, "ResultDesc": "Rejected"}}},
         },
+        404: {"description": "no handler for this kind of callback: nothing is stored"},
     },
 )
-async def stk_callback(token: str, request: Request) -> Response:
+async def daraja_callback(
+    kind: Annotated[str, Path(description="the kind of callback: `stk` (STK Push results)", examples=["stk"])],
+    token: str,
+    request: Request,
+) -> Response:
     runtime: Runtime = request.app.state.runtime
+    if not runtime.inbox.handles(kind):
+        raise HTTPException(404)
     body = await request.body()
     headers = {k: v for k, v in request.headers.items() if k in _KEPT_HEADERS}
-    status, answer = await ingest(runtime, token, body, headers, request.scope)
+    status, answer = await ingest(runtime, kind, token, body, headers, request.scope)
     return Response(answer, status_code=status, media_type="application/json")
 
 
 class CallbackFastPath:
-    """`POST /v1/callbacks/daraja/stk/{token}` without routing, dependencies or a Request object.
+    """`POST /v1/callbacks/daraja/{kind}/{token}` without routing, dependencies or a Request object.
 
     Installed outside the other middleware of ours, so it does their share itself: a request id
     (`x-request-id`), the security headers, the body limit (413), and never a traceback to Daraja.
@@ -122,14 +129,19 @@ class CallbackFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or scope.get("method") != "POST" or not path.startswith(CALLBACK_PATH):
+        if scope["type"] != "http" or scope.get("method") != "POST" or not path.startswith(CALLBACKS_PREFIX):
             await self.app(scope, receive, send)
             return
-        token = path[len(CALLBACK_PATH) :]
-        if not token or "/" in token:
+        kind, _, token = path[len(CALLBACKS_PREFIX) :].partition("/")
+        if not kind or not token or "/" in token:
             await self.app(scope, receive, send)
             return
         request_id = "req_" + secrets.token_hex(12)
+        runtime: Runtime = scope["app"].state.runtime
+        if not runtime.inbox.handles(kind):  # refused before the body is read: nothing is stored
+            for message in error_reply(*NOT_FOUND, request_id):
+                await send(message)
+            return
         headers: dict[str, str] = {}
         for name, value in scope.get("headers", ()):
             lowered = name.lower()
@@ -148,9 +160,9 @@ class CallbackFastPath:
             return
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            status, answer = await ingest(scope["app"].state.runtime, token, body, headers, scope)
+            status, answer = await ingest(runtime, kind, token, body, headers, scope)
         except Exception:
-            log.exception("api.unhandled", path=CALLBACK_PATH + "…")
+            log.exception("api.unhandled", path=f"{CALLBACKS_PREFIX}{kind}/…")
             for message in error_reply(500, "internal_error", INTERNAL_ERROR, request_id, "api_error"):
                 await send(message)
             return

@@ -7,14 +7,19 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from mpesa_bridge.api.bearer import bearer_token
 from mpesa_bridge.api.errors import ApiError
+from mpesa_bridge.api.parts import http_parts
 from mpesa_bridge.core.accounts import INVALID_KEY_MESSAGE, Caller
 from mpesa_bridge.core.projects import Tenant
+from mpesa_bridge.core.sealing import signing_context
 from mpesa_bridge.core.signing import verify
 from mpesa_bridge.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# Every dependency here is `async def`, even with nothing to await: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop on every request (tests/unit/test_api_dependencies.py).
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -23,11 +28,10 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def _bearer(request: Request, *, code: str = "invalid_api_key", message: str = INVALID_KEY_MESSAGE) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
         raise ApiError(401, code, message)
-    return value.strip()
+    return token
 
 
 async def get_caller(request: Request, runtime: RuntimeDep) -> Caller:
@@ -42,7 +46,7 @@ async def _check_signature(request: Request, runtime: Runtime, caller: Caller, s
     project = caller.project
     key = secret
     if project.signing_secret_sealed:
-        key = runtime.box.open(project.signing_secret_sealed, context=f"signing:{project.id}")
+        key = runtime.box.open(project.signing_secret_sealed, context=signing_context(project.id))
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
     query = request.scope.get("query_string", b"")
     path = raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
@@ -54,7 +58,7 @@ async def _check_signature(request: Request, runtime: Runtime, caller: Caller, s
         await request.body(),
         now=runtime.clock.now().timestamp(),
         tolerance=runtime.settings.signature_tolerance,
-        replay=runtime.replay_guard,
+        replay=http_parts(request).replay_guard,
     )
 
 
@@ -66,7 +70,7 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 TenantDep = Annotated[Tenant, Depends(get_tenant)]
 
 
-def require_admin(request: Request, runtime: RuntimeDep) -> None:
+async def require_admin(request: Request, runtime: RuntimeDep) -> None:
     expected = runtime.settings.admin_token
     if expected is None or not expected.get_secret_value():
         raise ApiError(404, "resource_missing", "Unrecognized request URL.")

@@ -1,11 +1,15 @@
 """One error shape everywhere: {"error": {"type", "code", "message", "param", "request_id"}}.
 
+`error_json` and `error_headers` render it; `error_body` (a Response, for the exception handlers)
+and `error_reply` (raw ASGI messages, for the middleware and the callback fast path) both use them.
+
 Domain errors are mapped to HTTP statuses in one table, looked up along the exception's MRO, so a
 new subclass inherits its parent's status. Nothing here ever renders a stack trace.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -13,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Message
 
 from mpesa_bridge.core.errors import (
     AuthenticationFailed,
@@ -58,8 +63,31 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.param = status, code, message, param
 
 
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+RAW_SECURITY_HEADERS = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+
+
 def request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
+
+
+def error_json(*, type_: str, code: str, message: str, param: str | None, request_id: str | None) -> bytes:
+    error = {"type": type_, "code": code, "message": message, "param": param, "request_id": request_id}
+    return orjson.dumps({"error": error})
+
+
+def error_headers(status: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every error's headers but its length and type: the security headers, `extra` (Retry-After,
+    Allow, …) and, on a 401, the scheme to authenticate with."""
+    headers = {**SECURITY_HEADERS, **(extra or {})}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return headers
 
 
 def error_body(
@@ -70,15 +98,30 @@ def error_body(
     code: str,
     message: str,
     param: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
-    body = {
-        "error": {"type": type_, "code": code, "message": message, "param": param, "request_id": request_id(request)}
-    }
-    headers = dict(headers or {})
-    if status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+    body = error_json(type_=type_, code=code, message=message, param=param, request_id=request_id(request))
+    return Response(body, status_code=status, media_type="application/json", headers=error_headers(status, headers))
+
+
+def error_reply(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None,
+    type_: str = "invalid_request_error",
+    *,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[Message, Message]:
+    """The same error as `error_body`, as the two ASGI messages that send it (below routing)."""
+    body = error_json(type_=type_, code=code, message=message, param=param, request_id=request_id)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if request_id is not None:
+        raw.append((b"x-request-id", request_id.encode()))
+    raw += [(name.lower().encode(), value.encode()) for name, value in error_headers(status, headers).items()]
+    start: Message = {"type": "http.response.start", "status": status, "headers": raw}
+    return start, {"type": "http.response.body", "body": body}
 
 
 def rate_limit_headers(exc: RateLimited) -> dict[str, str]:

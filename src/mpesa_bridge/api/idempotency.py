@@ -22,6 +22,7 @@ from starlette.responses import Response
 from mpesa_bridge.api.errors import render_bridge_error
 from mpesa_bridge.core.errors import BridgeError, Conflict, InvalidRequest, Unprocessable
 from mpesa_bridge.core.ports import IdempotencyBinding
+from mpesa_bridge.core.sealing import idempotency_context, idempotency_secret_context
 from mpesa_bridge.runtime import Runtime
 from mpesa_bridge.storage import idempotency
 
@@ -86,7 +87,7 @@ async def idempotent_creation(
     )
     if claim.outcome == "replay":
         headers = {REPLAYED: "true"}
-        body = _open(runtime, _context(scope, key), claim.body or b"")
+        body = _open(runtime, idempotency_context(scope, key), claim.body or b"")
         return Response(body, status_code=claim.status or 200, media_type="application/json", headers=headers)
     if claim.outcome == "reused":
         raise Unprocessable(
@@ -100,14 +101,14 @@ async def idempotent_creation(
     if claim.outcome == "recover":
         resource_id = claim.resource_id or ""
         secret = claim.resource_secret
-        opened = _open(runtime, _secret_context(scope, key), secret.encode()).decode() if secret else None
+        opened = _open(runtime, idempotency_secret_context(scope, key), secret.encode()).decode() if secret else None
         if recover is None:  # pragma: no cover - only creating routes bind a resource
             raise Conflict("This Idempotency-Key belongs to another operation.", code="idempotency_key_in_use")
         recovered = recover
         return await _run_and_store(request, runtime, scope, key, owner, lambda: recovered(resource_id, opened), True)
 
     binding = IdempotencyBinding(
-        scope, key, owner, seal=lambda text: runtime.box.seal(text, context=_secret_context(scope, key))
+        scope, key, owner, seal=lambda text: runtime.box.seal(text, context=idempotency_secret_context(scope, key))
     )
     return await _run_and_store(request, runtime, scope, key, owner, lambda: handler(binding), False)
 
@@ -125,19 +126,11 @@ async def _run_and_store(
     if response.status_code >= 500 or response.status_code in RETRYABLE:
         await idempotency.release(runtime.db, scope, key, owner)
         return response
-    sealed = _seal(runtime, _context(scope, key), bytes(response.body))
+    sealed = _seal(runtime, idempotency_context(scope, key), bytes(response.body))
     await idempotency.complete(runtime.db, scope, key, owner, response.status_code, sealed)
     if replayed:
         response.headers[REPLAYED] = "true"
     return response
-
-
-def _context(scope: str, key: str) -> str:
-    return f"idempotency:{scope}:{key}"
-
-
-def _secret_context(scope: str, key: str) -> str:
-    return f"idempotency:{scope}:{key}:secret"
 
 
 def _seal(runtime: Runtime, context: str, body: bytes) -> bytes:

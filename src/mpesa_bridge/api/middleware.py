@@ -8,56 +8,17 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mpesa_bridge.api.errors import RAW_SECURITY_HEADERS, error_reply
 from mpesa_bridge.api.inputs import Refusal, json_refusal, path_refusal, query_refusal
 from mpesa_bridge.logging import get_logger
 
 log = get_logger("mpesa_bridge.api")
 INTERNAL_ERROR = "Something went wrong on our end."
 
-_SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-]
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
-
-
-def error_reply(
-    status: int,
-    code: str,
-    message: str,
-    request_id: str,
-    type_: str = "invalid_request_error",
-    *,
-    param: str | None = None,
-) -> tuple[Message, Message]:
-    body = orjson.dumps(
-        {
-            "error": {
-                "type": type_,
-                "code": code,
-                "message": message,
-                "param": param,
-                "request_id": request_id,
-            }
-        }
-    )
-    start: Message = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-            *_SECURITY_HEADERS,
-        ],
-    }
-    return start, {"type": "http.response.body", "body": body}
 
 
 def too_large(limit: int) -> tuple[int, str, str]:
@@ -202,9 +163,10 @@ class BridgeMiddleware:
         async def stamped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers: list[Any] = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
                 present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in _SECURITY_HEADERS if h[0] not in present)
+                if b"x-request-id" not in present:  # an error_reply from further in carries it already
+                    headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(h for h in RAW_SECURITY_HEADERS if h[0] not in present)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -13,9 +13,12 @@ by its prefix (a subscriber is given a whole /64 and can use any address in it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 from starlette.types import Scope
+
+from mpesa_bridge.config import ConfigError, Settings
 
 IPNetwork = IPv4Network | IPv6Network
 IPAddress = IPv4Address | IPv6Address
@@ -137,3 +140,27 @@ def client_ip(scope: Scope, trusted: Sequence[IPNetwork]) -> str | None:
         if not ip_allowed(hop, trusted):
             break
     return str(current)
+
+
+@dataclass(frozen=True)
+class Networks:
+    """The configured address lists, parsed once when the app is built."""
+
+    trusted_proxies: list[IPNetwork]  # MPESA_BRIDGE_TRUSTED_PROXIES: whose X-Forwarded-For is believed
+    callback_allowed: list[IPNetwork]  # MPESA_BRIDGE_CALLBACK_ALLOWED_IPS: Safaricom's addresses
+
+
+def networks_from(settings: Settings) -> Networks:
+    """Both lists, or a ConfigError naming the variable: a typo must stop the start, not turn every
+    callback into a 500."""
+
+    def parsed(variable: str, items: list[str]) -> list[IPNetwork]:
+        try:
+            return parse_networks(items)
+        except ValueError as exc:
+            raise ConfigError(f"{variable}: {exc}") from exc
+
+    return Networks(
+        trusted_proxies=parsed("MPESA_BRIDGE_TRUSTED_PROXIES", settings.proxy_networks),
+        callback_allowed=parsed("MPESA_BRIDGE_CALLBACK_ALLOWED_IPS", settings.callback_networks),
+    )

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-import orjson
 import redis.asyncio as aioredis
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage
@@ -39,12 +38,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mpesa_bridge.api.errors import rate_limit_headers
-from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip, parse_networks
+from mpesa_bridge.api.bearer import scope_bearer_token
+from mpesa_bridge.api.errors import error_reply, rate_limit_headers
+from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.errors import RateLimited
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.realtime.socketio import PATH as SOCKET_MOUNT
+from mpesa_bridge.routes import CALLBACK_PATH
 
 log = get_logger("mpesa_bridge.ratelimit")
 
@@ -71,14 +72,6 @@ def parse_limit(value: str, variable: str) -> RateLimitItem:
     if len(items) != 1 or items[0].amount < 1:
         raise ConfigError(f"{variable}: {value!r} is not one rate limit such as '100/second' or '3/10minutes'")
     return items[0]
-
-
-def trusted_proxy_networks(settings: Settings) -> list[IPNetwork]:
-    """`MPESA_BRIDGE_TRUSTED_PROXIES` parsed, or a ConfigError naming the bad entry."""
-    try:
-        return parse_networks(settings.proxy_networks)
-    except ValueError as exc:
-        raise ConfigError(f"MPESA_BRIDGE_TRUSTED_PROXIES: {exc}") from exc
 
 
 def _digest(*parts: str) -> str:
@@ -334,35 +327,10 @@ def _describe(item: RateLimitItem) -> str:
 # --- the middleware ---------------------------------------------------------------------------------
 
 
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
-        if name.lower() == b"authorization":
-            text: str = value.decode("latin-1")
-            scheme, _, credentials = text.strip().partition(" ")
-            if scheme.lower() == "bearer" and credentials.strip():
-                return credentials.strip()
-            return None
-    return None
-
-
-def _refusal(exc: RateLimited, request_id: str | None) -> tuple[Message, Message]:
-    body = orjson.dumps(
-        {
-            "error": {
-                "type": "rate_limit_error",
-                "code": exc.code,
-                "message": exc.message,
-                "param": exc.param,
-                "request_id": request_id,
-            }
-        }
-    )
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(exc).items()]
-    return {"type": "http.response.start", "status": 429, "headers": headers}, {
-        "type": "http.response.body",
-        "body": body,
-    }
+def refusal_messages(exc: RateLimited, request_id: str | None) -> tuple[Message, Message]:
+    """The 429 as ASGI messages: the one error envelope (`api.errors.error_reply`)."""
+    headers = rate_limit_headers(exc)
+    return error_reply(429, exc.code, exc.message, request_id, "rate_limit_error", param=exc.param, headers=headers)
 
 
 def _opens_socket_session(scope: Scope) -> bool:
@@ -374,7 +342,7 @@ def _opens_socket_session(scope: Scope) -> bool:
 
 
 async def _refuse(scope: Scope, send: Send, exc: RateLimited) -> None:
-    start, body = _refusal(exc, scope.get("state", {}).get("request_id"))
+    start, body = refusal_messages(exc, scope.get("state", {}).get("request_id"))
     if scope["type"] == "http":
         await send(start)
         await send(body)
@@ -402,9 +370,9 @@ class RateLimitMiddleware:
       limited per address by `rate_limit_handshake`; a WebSocket handshake by that alone.
 
     Every per-address count goes through `RateLimiter.hit_address`/`check_address`, which bucket
-    IPv6 clients by prefix. The limiter is the runtime's (`app.state.runtime.rate_limiter`), looked
-    up per request since the runtime is built in the lifespan, after this middleware; tests may
-    pass one directly.
+    IPv6 clients by prefix. The limiter is the app's (`app.state.http.rate_limiter`, see
+    `api/parts.py`), looked up per request since the lifespan builds it after this middleware;
+    tests may pass one directly.
     """
 
     def __init__(
@@ -415,9 +383,6 @@ class RateLimitMiddleware:
         trusted_proxies: Sequence[IPNetwork] = (),
         enabled: bool = True,
     ) -> None:
-        # Imported here: the runtime imports this module (for RateLimiter), so a top-level import would be circular.
-        from mpesa_bridge.runtime import CALLBACK_PATH
-
         self.app = app
         self.limiter = limiter
         self.trusted_proxies = list(trusted_proxies)
@@ -427,9 +392,8 @@ class RateLimitMiddleware:
     def _limiter(self, scope: Scope) -> RateLimiter | None:
         if self.limiter is not None:
             return self.limiter
-        app = scope.get("app")
-        runtime = getattr(getattr(app, "state", None), "runtime", None)
-        limiter = getattr(runtime, "rate_limiter", None)
+        parts = getattr(getattr(scope.get("app"), "state", None), "http", None)
+        limiter = getattr(parts, "rate_limiter", None)
         return limiter if isinstance(limiter, RateLimiter) else None
 
     def _limited(self, scope: Scope) -> bool:
@@ -444,7 +408,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         address = client_ip(scope, self.trusted_proxies) or "unknown"
-        bearer = _bearer(scope)
+        bearer = scope_bearer_token(scope)
         try:
             quota = await self._count_request(limiter, scope, address, bearer)
             if _opens_socket_session(scope):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -35,5 +37,18 @@ class RedisReplayGuard:
         await self._redis.aclose()
 
 
-def replay_guard_for(redis_url: str | None) -> ReplayGuard:
-    return RedisReplayGuard(redis_url) if redis_url else MemoryReplayGuard()
+class ClosableReplayGuard(ReplayGuard, Protocol):
+    """A replay guard the app owns: closed with the app (a Redis client, or nothing to close)."""
+
+    async def aclose(self) -> None: ...
+
+
+class LocalReplayGuard(MemoryReplayGuard):
+    """This process's memory: nothing to close."""
+
+    async def aclose(self) -> None:
+        return None
+
+
+def replay_guard_for(redis_url: str | None) -> ClosableReplayGuard:
+    return RedisReplayGuard(redis_url) if redis_url else LocalReplayGuard()

@@ -66,14 +66,34 @@ def serve(
             "--dev", envvar="MPESA_BRIDGE_DEV", help="create (once) a test project and print its key and a first curl"
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            envvar="MPESA_BRIDGE_WORKERS",
+            help=(
+                "server processes sharing the port (default 1). Above 1: PostgreSQL only, the simulator not "
+                "mounted, not with --dev; set MPESA_BRIDGE_REDIS_URL too (see docs/configuration.md)"
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the HTTP server (API, Daraja callbacks, in-process workers, simulator in development)."""
-    from mpesa_bridge.cli.serve import serve_forever
+    """Run the HTTP server (API, Daraja callbacks, in-process workers, simulator in development);
+    with --workers N, N such processes on the port."""
+    from mpesa_bridge.cli.processes import processes_refusal, serve_several
 
-    settings = settings_from(host=host, port=port, database_url=database_url)
+    settings = settings_from(host=host, port=port, database_url=database_url, workers=workers)
     if dev and settings.production:
         typer.echo("configuration error: --dev (MPESA_BRIDGE_DEV) is for development, not production", err=True)
         raise typer.Exit(2)
+    refusal = processes_refusal(settings, dev=dev)
+    if refusal:
+        typer.echo(f"configuration error: {refusal}", err=True)
+        raise typer.Exit(2)
+    if settings.workers > 1:
+        raise typer.Exit(serve_several(settings))
+    from mpesa_bridge.cli.serve import serve_forever
+
     run(lambda: serve_forever(settings, dev=dev))
 
 

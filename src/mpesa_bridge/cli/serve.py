@@ -1,4 +1,4 @@
-"""`serve` and `worker`: run the bridge until SIGINT/SIGTERM."""
+"""`serve` and `worker`: run the bridge until SIGINT/SIGTERM (`serve --workers N`: cli/processes.py)."""
 
 from __future__ import annotations
 
@@ -9,36 +9,48 @@ import signal
 import typer
 import uvicorn
 
-from mpesa_bridge.api.app import create_app
 from mpesa_bridge.api.net import parse_networks
-from mpesa_bridge.cli.dev import DEV_FILE, banner, daraja_description, ensure_dev_project
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, tighten
 from mpesa_bridge.logging import configure_logging, get_logger
-from mpesa_bridge.runtime import build_runtime
 from mpesa_bridge.serving import ConnectionLimits, server_config
+
+# The app and the runtime are imported where they are built: the supervisor of `serve --workers N`
+# uses this module's checks and never builds either.
 
 log = get_logger("mpesa_bridge.cli")
 
 
 async def serve_forever(settings: Settings, *, dev: bool) -> None:
-    configure_logging(settings.log_level, json=settings.json_logs)
-    keep_files_private(settings)
+    config = serve_config(settings)
     if dev:
+        from mpesa_bridge.cli.dev import banner, daraja_description, ensure_dev_project
+        from mpesa_bridge.runtime import build_runtime
+
         runtime = await build_runtime(settings)
         try:
             project_id, secret = await ensure_dev_project(runtime)
         finally:
             await runtime.aclose()
         typer.echo(banner(settings.resolved_public_base_url, project_id, secret, daraja_description(settings)))
-    config = server_config(create_app(settings), settings.host, settings.port, connection_limits(settings))
     await uvicorn.Server(config).serve()
+
+
+def serve_config(settings: Settings) -> uvicorn.Config:
+    """One server process's config, the same with one process or several (cli/processes.py)."""
+    configure_logging(settings.log_level, json=settings.json_logs)
+    keep_files_private(settings)
+    from mpesa_bridge.api.app import create_app
+
+    return server_config(create_app(settings), settings.host, settings.port, connection_limits(settings))
 
 
 def keep_files_private(settings: Settings) -> None:
     """Whatever this process creates is its user's alone (umask 077: files 0600, folders 0700, whoever
     creates them: SQLite, a migration, a later feature), and a data directory an older version left
     readable is tightened. The database files are tightened where they are opened (storage/db.py)."""
+    from mpesa_bridge.cli.dev import DEV_FILE
+
     os.umask(0o077)
     kept = [(settings.data_dir, PRIVATE_DIR)]
     kept += [(settings.data_dir / name, PRIVATE_FILE) for name in ("master.key", DEV_FILE)]
@@ -67,6 +79,8 @@ async def work_forever(settings: Settings) -> None:
     """The workers alone: the inbox sweep and reconciliation, in a process of their own."""
     configure_logging(settings.log_level, json=settings.json_logs)
     keep_files_private(settings)
+    from mpesa_bridge.runtime import build_runtime
+
     runtime = await build_runtime(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -28,6 +28,7 @@ from mpesa_bridge.core.projects import (
     key_mode,
     missing_config,
 )
+from mpesa_bridge.core.sealing import signing_context
 
 INVALID_KEY_MESSAGE = "Invalid API key provided."
 LAST_USED_EVERY = timedelta(seconds=60)  # last_used_at is recorded at most this often per key
@@ -141,6 +142,17 @@ class ProjectService:
                 await uow.projects.touch_key(key.id, now)
         return Caller(key=key, tenant=Tenant(project_id=key.project_id, mode=Mode(key.mode)), project=project)
 
+    async def key_still_valid(self, secret: str, *, signed: bool) -> bool:
+        """Whether a connection a key opened (an SSE stream, a socket) may stay open: the one rule.
+
+        The key must still authenticate (not revoked, not expired) and, once its project requires
+        signed requests, the connection must have been opened by a signed request (`signed`)."""
+        try:
+            caller = await self.authenticate_key(secret)
+        except AuthenticationFailed:
+            return False
+        return signed or not caller.project.require_signed_requests
+
     async def _key(self, digest: str) -> tuple[ApiKey | None, Project | None]:
         """The key and its project, read in one statement whatever the outcome, so that found and
         not found take the same path (no timing difference between unknown and revoked keys)."""
@@ -229,7 +241,7 @@ class ProjectService:
                 project.confirm_by_query = confirm_by_query
             if signing_secret == "generate":
                 new_secret = "mbsig_" + secrets.token_urlsafe(32)
-                project.signing_secret_sealed = self._box.seal(new_secret, context=f"signing:{project_id}")
+                project.signing_secret_sealed = self._box.seal(new_secret, context=signing_context(project_id))
             elif signing_secret == "none":
                 project.signing_secret_sealed = None
         self._keys = {d: entry for d, entry in self._keys.items() if entry[1] is None or entry[1].id != project_id}

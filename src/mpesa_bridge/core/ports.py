@@ -176,7 +176,8 @@ class CallbackRepository(Protocol):
         ...
 
     async def unprocessed(self, due_by: datetime, limit: int) -> Sequence[str]:
-        """The ids of `received` callbacks due by `due_by` (never tried, or their retry is due), oldest first.
+        """The ids of `received` callbacks of every kind due by `due_by` (never tried, or their retry is
+        due), oldest first: the inbox applies each through its kind's handler.
 
         A callback waiting for its retry, or `failed`, is not among them: it cannot hide newer ones."""
         ...

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from mpesa_bridge.core.crypto import SecretBox
 from mpesa_bridge.core.errors import ConfigurationMissing, InvalidRequest
+from mpesa_bridge.core.sealing import daraja_context
 from mpesa_bridge.core.shortcodes import SHORT_CODE_RULE, is_short_code
 
 
@@ -170,7 +171,7 @@ class DarajaConfig:
 
 def _context(project_id: str, mode: Mode) -> str:
     # Binding the ciphertext to its row stops a sealed value being copied onto another project.
-    return f"daraja:{project_id}:{mode.value}"
+    return daraja_context(project_id, mode.value)
 
 
 def missing_config(mode: Mode) -> ConfigurationMissing:

@@ -1,10 +1,11 @@
 """An async client for Safaricom's M-Pesa Daraja API.
 
 Standalone: it imports nothing else from mpesa_bridge. The STK ResultCode table lives in the
-public `result_codes` module. Usage::
+public `result_codes` module. `http` is a caller-owned `aiohttp.ClientSession` (the cheaper one
+per request) or `httpx.AsyncClient`. Usage::
 
     cache = TokenCache()
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as http:  # or httpx.AsyncClient()
         creds = DarajaCredentials(consumer_key, consumer_secret)
         client = DarajaClient(DarajaClient.SANDBOX_URL, creds, http=http, token_cache=cache)
         accepted = await client.stk_push(request)

@@ -1,8 +1,9 @@
-"""The async Daraja client: OAuth, STK push and STK query over a caller-owned httpx.AsyncClient."""
+"""The async Daraja client: OAuth, STK push and STK query over a caller-owned aiohttp or httpx client."""
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from typing import ClassVar
 
 import httpx
 
-from ._exceptions import DarajaConnectError, DarajaConnectTimeout, map_httpx_errors
+from ._exceptions import DarajaConnectError, DarajaConnectTimeout, map_transport_errors
 from ._models import DarajaCredentials, StkPushAccepted, StkPushRequest, StkQueryResult
 from ._responses import (
     Reply,
@@ -25,6 +26,7 @@ from ._responses import (
 )
 from ._security import redact, stk_password, stk_timestamp
 from ._token_cache import AccessToken, TokenCache, TokenKey
+from ._transport import Answer, HttpClient, Outgoing, transport_for
 from ._validation import check_non_empty, check_short_code
 
 __all__ = ["DEFAULT_TIMEOUT", "DarajaClient", "DarajaEndpoints", "utc_now"]
@@ -66,7 +68,9 @@ class _Secrets:
 class DarajaClient:
     """An async client for Safaricom's Daraja API (OAuth, STK push, STK query).
 
-    The client does not own `http`: the caller opens and closes it. Tokens come from the shared
+    `http` is an `aiohttp.ClientSession` (what the bridge uses: a fraction of httpx's CPU per
+    request) or an `httpx.AsyncClient`; the client does not own it: the caller opens and closes
+    it. `timeout` applies to either (see `_transport.client_timeout`). Tokens come from the shared
     `token_cache`, so many clients (or many calls of one) cost one OAuth request per token life.
 
     Only what is safe is retried: a connect failure (the request never left) up to
@@ -84,7 +88,7 @@ class DarajaClient:
         base_url: str,
         credentials: DarajaCredentials,
         *,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         token_cache: TokenCache,
         now: Callable[[], datetime] = utc_now,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
@@ -98,6 +102,7 @@ class DarajaClient:
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._http = http
+        self._transport = transport_for(http, timeout)
         self._token_cache = token_cache
         self._now = now
         self._timeout = timeout
@@ -166,16 +171,13 @@ class DarajaClient:
         money_moving: bool,
         secrets: _Secrets,
     ) -> Reply:
-        def build() -> httpx.Request:
-            return self._http.build_request(
-                "POST",
-                self._base_url + path,
-                json=body,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                timeout=self._timeout,
-            )
-
-        response = await self._send(build, operation, money_moving=money_moving, secrets=secrets)
+        request = Outgoing(
+            "POST",
+            self._base_url + path,
+            {"Authorization": f"Bearer {token}", "Accept": "application/json", "Content-Type": "application/json"},
+            _json_bytes(body),
+        )
+        response = await self._send(request, operation, money_moving=money_moving, secrets=secrets)
         return read_reply(response, secrets)
 
     async def _token(self) -> str:
@@ -186,44 +188,39 @@ class DarajaClient:
         basic = _basic_credentials(self._credentials)
         # The encoded pair is the secret too: an echo of the header must be scrubbed as well.
         secrets = _Secrets(self._credentials.consumer_secret, basic)
-
-        def build() -> httpx.Request:
-            return self._http.build_request(
-                "GET",
-                self._base_url + self._endpoints.oauth,
-                params={"grant_type": "client_credentials"},
-                headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
-                timeout=self._timeout,
-            )
-
-        response = await self._send(build, "oauth", money_moving=False, secrets=secrets)
+        request = Outgoing(
+            "GET",
+            f"{self._base_url}{self._endpoints.oauth}?grant_type=client_credentials",
+            {"Authorization": f"Basic {basic}", "Accept": "application/json"},
+        )
+        response = await self._send(request, "oauth", money_moving=False, secrets=secrets)
         reply = read_reply(response, secrets)
         if is_error(reply):
             raise oauth_error(reply, secrets)
         return parse_access_token(reply, secrets)
 
-    async def _send(
-        self, build: Callable[[], httpx.Request], operation: str, *, money_moving: bool, secrets: _Secrets
-    ) -> httpx.Response:
+    async def _send(self, request: Outgoing, operation: str, *, money_moving: bool, secrets: _Secrets) -> Answer:
         for _ in range(self._connect_retries):
             try:
-                return await self._send_once(build(), operation, money_moving, secrets)
+                return await self._send_once(request, operation, money_moving, secrets)
             except (DarajaConnectError, DarajaConnectTimeout):
                 continue  # the request never left, so sending it again cannot duplicate anything
-        return await self._send_once(build(), operation, money_moving, secrets)
+        return await self._send_once(request, operation, money_moving, secrets)
 
-    async def _send_once(
-        self, request: httpx.Request, operation: str, money_moving: bool, secrets: _Secrets
-    ) -> httpx.Response:
-        # The one place this package touches the network; every httpx error is translated here.
-        # auth=None: our Authorization header must win over any default auth set on `http`.
-        with map_httpx_errors(operation=operation, money_moving=money_moving, redact=secrets):
-            return await self._http.send(request, auth=None, follow_redirects=False)
+    async def _send_once(self, request: Outgoing, operation: str, money_moving: bool, secrets: _Secrets) -> Answer:
+        # The one place this package touches the network; every transport error is translated here.
+        with map_transport_errors(operation=operation, money_moving=money_moving, redact=secrets):
+            return await self._transport.send(request)
 
 
 def _basic_credentials(credentials: DarajaCredentials) -> str:
     pair = f"{credentials.consumer_key}:{credentials.consumer_secret}"
     return base64.b64encode(pair.encode()).decode("ascii")
+
+
+def _json_bytes(body: Mapping[str, object]) -> bytes:
+    # Compact and UTF-8, as httpx's json= sends it.
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 def _stk_push_body(req: StkPushRequest, password: str, timestamp: str) -> dict[str, object]:

@@ -21,7 +21,8 @@ The Daraja client's exception hierarchy:
 and we did not get a verdict. Such a request must be settled by a query or a callback, never sent
 again: Daraja has no idempotency key, so a second push is a second prompt.
 
-Low-level httpx errors are translated in one place, `map_httpx_errors`, as httpx itself does with
+Low-level errors of both HTTP clients the client can run over (aiohttp, httpx; see `_transport`)
+are translated in one place, `map_transport_errors`, as httpx itself does with
 `map_httpcore_exceptions`.
 """
 
@@ -31,6 +32,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
+import aiohttp
 import httpx
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "DarajaTransportError",
     "DarajaValidationError",
     "map_httpx_errors",
+    "map_transport_errors",
 ]
 
 
@@ -188,7 +191,8 @@ def _restore(cls: type[DarajaError], args: tuple[object, ...], state: dict[str, 
 
 
 # Ordered most specific first. The bool says whether the request may have reached Daraja.
-_TRANSPORT_MAP: tuple[tuple[type[httpx.RequestError], type[DarajaTransportError], bool], ...] = (
+_TRANSPORT_MAP: tuple[tuple[type[BaseException], type[DarajaTransportError], bool], ...] = (
+    # httpx
     (httpx.ConnectTimeout, DarajaConnectTimeout, False),
     # A pool timeout means no connection was ever acquired, so nothing was written.
     (httpx.PoolTimeout, DarajaConnectTimeout, False),
@@ -203,28 +207,49 @@ _TRANSPORT_MAP: tuple[tuple[type[httpx.RequestError], type[DarajaTransportError]
     (httpx.UnsupportedProtocol, DarajaTransportError, False),
     (httpx.LocalProtocolError, DarajaTransportError, False),
     (httpx.ProxyError, DarajaTransportError, False),
+    # aiohttp: waiting for a pooled connection or connecting timed out (its `connect` timeout).
+    (aiohttp.ConnectionTimeoutError, DarajaConnectTimeout, False),
+    # DNS, refused, unreachable, TLS handshake and certificate errors: all before a byte was sent.
+    (aiohttp.ClientConnectorError, DarajaConnectError, False),
+    (aiohttp.ServerTimeoutError, DarajaReadTimeout, True),  # sock_read
+    (aiohttp.ServerDisconnectedError, DarajaReadTimeout, True),
+    (aiohttp.ClientPayloadError, DarajaReadTimeout, True),
+    # Not a status (raise_for_status is off): an answer that is not valid HTTP/1.1.
+    (aiohttp.ClientResponseError, DarajaReadTimeout, True),
+    # Reset or broken pipe on an open connection: it may have been written.
+    (aiohttp.ClientOSError, DarajaReadTimeout, True),
+    (aiohttp.ClientConnectionError, DarajaReadTimeout, True),
+    (aiohttp.InvalidURL, DarajaTransportError, False),
+    (aiohttp.NonHttpUrlClientError, DarajaTransportError, False),
+    # aiohttp's `total` timeout: it outlasts the `connect` one, so it fires after connecting.
+    (TimeoutError, DarajaReadTimeout, True),
 )
 
+_LOW_LEVEL = (httpx.RequestError, aiohttp.ClientError, TimeoutError)
 
-def _translate(exc: httpx.RequestError) -> tuple[type[DarajaTransportError], bool]:
-    for httpx_type, daraja_type, may_have_been_sent in _TRANSPORT_MAP:
-        if isinstance(exc, httpx_type):
+
+def _translate(exc: BaseException) -> tuple[type[DarajaTransportError], bool]:
+    for low_type, daraja_type, may_have_been_sent in _TRANSPORT_MAP:
+        if isinstance(exc, low_type):
             return daraja_type, may_have_been_sent
-    # Anything else (decoding errors, future httpx types): assume the worst, it may have been sent.
+    # Anything else (decoding errors, future types): assume the worst, it may have been sent.
     return DarajaTransportError, True
 
 
 @contextlib.contextmanager
-def map_httpx_errors(*, operation: str, money_moving: bool, redact: Callable[[str], str] = str) -> Iterator[None]:
-    """Translate httpx request errors raised in the block into `DarajaTransportError`s.
+def map_transport_errors(*, operation: str, money_moving: bool, redact: Callable[[str], str] = str) -> Iterator[None]:
+    """Translate the HTTP clients' errors raised in the block into `DarajaTransportError`s.
 
     `money_moving` marks requests whose effect cannot be checked by re-sending them (STK push):
     only those get `outcome_unknown=True` when they may have been sent.
     """
     try:
         yield
-    except httpx.RequestError as exc:
+    except _LOW_LEVEL as exc:
         daraja_type, may_have_been_sent = _translate(exc)
         detail = redact(str(exc))
         message = f"{operation}: {type(exc).__name__}" + (f": {detail}" if detail else "")
         raise daraja_type(message, outcome_unknown=may_have_been_sent and money_moving) from exc
+
+
+map_httpx_errors = map_transport_errors  # its name before the client could run over aiohttp

@@ -10,8 +10,6 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import httpx
-
 from ._exceptions import (
     DarajaAuthError,
     DarajaRejected,
@@ -23,6 +21,7 @@ from ._exceptions import (
 )
 from ._models import StkPushAccepted, StkQueryResult
 from ._token_cache import AccessToken
+from ._transport import Answer
 from .result_codes import normalise_code
 
 __all__ = [
@@ -76,23 +75,35 @@ class _ErrorInfo:
     daraja_envelope: bool
 
 
-def read_reply(response: httpx.Response, redact: Redact) -> Reply:
-    """Decode `response` without ever raising; secrets in its text are redacted."""
+def read_reply(answer: Answer, redact: Redact) -> Reply:
+    """Decode `answer` without ever raising; secrets in its text are redacted."""
     # Redact before cutting, so a secret straddling the cut cannot leave a visible half.
-    prefix = redact(_text_of(response)[: BODY_PREFIX_LIMIT * 8])[:BODY_PREFIX_LIMIT]
+    prefix = redact(_text_of(answer)[: BODY_PREFIX_LIMIT * 8])[:BODY_PREFIX_LIMIT]
     return Reply(
-        http_status=response.status_code,
-        body=_json_object(response.content),
+        http_status=answer.status,
+        body=_json_object(answer.content),
         body_prefix=prefix,
-        content_type=response.headers.get("content-type", ""),
+        content_type=answer.content_type,
     )
 
 
-def _text_of(response: httpx.Response) -> str:
-    try:
-        return response.text
-    except (LookupError, ValueError):  # a charset Python does not know
-        return response.content.decode("utf-8", errors="replace")
+def _text_of(answer: Answer) -> str:
+    """The body as text: in its declared charset when Python knows it, else UTF-8; never raises."""
+    charset = _charset(answer.content_type)
+    if charset:
+        try:
+            return answer.content.decode(charset, errors="replace")
+        except (LookupError, ValueError, TypeError):  # a charset Python does not know, or not a text codec
+            pass
+    return answer.content.decode("utf-8", errors="replace")
+
+
+def _charset(content_type: str) -> str | None:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"') or None
+    return None
 
 
 def _json_object(content: bytes) -> Mapping[str, object] | None:

@@ -1,4 +1,4 @@
-"""The core's `DarajaGateway`, over `DarajaClient`: one shared HTTP pool and token cache.
+"""The core's `DarajaGateway`, over `DarajaClient`: one shared HTTP pool (`pool.py`) and token cache.
 
 Client errors become the core's gateway errors here, and only here:
 
@@ -41,6 +41,7 @@ from mpesa_bridge.daraja import (
     StkPushRequest,
     TokenCache,
 )
+from mpesa_bridge.daraja.pool import HttpClient
 from mpesa_bridge.logging import get_logger
 
 log = get_logger("mpesa_bridge.daraja")
@@ -67,7 +68,7 @@ class DarajaGatewayAdapter:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         base_urls: Mapping[DarajaEnvironment, str | None],
         *,
         token_cache: TokenCache | None = None,

@@ -2,8 +2,10 @@
 
 Sealed values live in `daraja_configs` (consumer key, consumer secret, passkey; associated data
 `daraja:<project id>:<mode>`), `projects.signing_secret_sealed` (`signing:<project id>`) and
-`webhook_endpoints` (current and previous signing secret; `webhook:<endpoint id>`). A new sealed
-column must be added to SOURCES, or a rotation would leave it under the old key.
+`webhook_endpoints` (current and previous signing secret; `webhook:<endpoint id>`) and
+`idempotency_keys` (the stored answer, as bytes, and the created resource's client secret;
+`idempotency:<scope>:<key>[:secret]`). The contexts are defined once, in `core.sealing`. A new
+sealed column must be added to SOURCES, or a rotation would leave it under the old key.
 
 `reseal_all` works in small transactions of `batch` rows, so running servers wait at most one short
 batch for a row; each value is replaced only if it is still the one that was read (a concurrent
@@ -26,6 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mpesa_bridge.config import ConfigError
 from mpesa_bridge.core.crypto import MasterKeyError, SecretBox
 from mpesa_bridge.core.projects import Mode
+from mpesa_bridge.core.sealing import (
+    daraja_context,
+    idempotency_context,
+    idempotency_secret_context,
+    signing_context,
+)
 from mpesa_bridge.core.webhooks.endpoints import secret_context
 from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.db import Database
@@ -61,10 +69,16 @@ class _Source:
     columns: tuple[str, ...]
     context: Callable[[Any], str]
     key: Callable[[Any], tuple[str, ...]]
+    # Columns holding the sealed text as bytes (LargeBinary): decoded to read, encoded to write.
+    binary: frozenset[str] = frozenset()
+    # A column whose context differs from `context` (one row, two contexts).
+    contexts: dict[str, Callable[[Any], str]] = field(default_factory=dict)
 
+    def context_of(self, row: Any, column: str) -> str:
+        return self.contexts.get(column, self.context)(row)
 
-def _daraja_context(row: Any) -> str:
-    return f"daraja:{row.project_id}:{Mode(row.mode).value}"  # as core.projects seals them
+    def stored(self, column: str, sealed: str) -> str | bytes:
+        return sealed.encode() if column in self.binary else sealed
 
 
 SOURCES: tuple[_Source, ...] = (
@@ -72,14 +86,14 @@ SOURCES: tuple[_Source, ...] = (
         tables.projects,
         ("id",),
         ("signing_secret_sealed",),
-        lambda row: f"signing:{row.id}",  # as core.accounts seals it
+        lambda row: signing_context(row.id),
         lambda row: (str(row.id),),
     ),
     _Source(
         tables.daraja_configs,
         ("project_id", "mode"),
         ("consumer_key_sealed", "consumer_secret_sealed", "passkey_sealed"),
-        _daraja_context,
+        lambda row: daraja_context(row.project_id, Mode(row.mode).value),
         lambda row: (str(row.project_id), Mode(row.mode).value),
     ),
     _Source(
@@ -88,6 +102,15 @@ SOURCES: tuple[_Source, ...] = (
         ("secret_sealed", "previous_secret_sealed"),
         lambda row: secret_context(row.id),
         lambda row: (str(row.id),),
+    ),
+    _Source(
+        tables.idempotency_keys,
+        ("scope", "key"),
+        ("response_body", "resource_secret"),
+        lambda row: idempotency_context(row.scope, row.key),
+        lambda row: (str(row.scope), str(row.key)),
+        binary=frozenset({"response_body"}),
+        contexts={"resource_secret": lambda row: idempotency_secret_context(row.scope, row.key)},
     ),
 )
 
@@ -148,10 +171,14 @@ async def _page(session: AsyncSession, source: _Source, after: tuple[Any, ...] |
     return list((await session.execute(query)).all())
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _values(source: _Source, row: Any) -> list[SealedValue]:
-    context, key = source.context(row), source.key(row)
+    key = source.key(row)
     return [
-        SealedValue(source.table.name, key, column, context, getattr(row, column))
+        SealedValue(source.table.name, key, column, source.context_of(row, column), _text(getattr(row, column)))
         for column in source.columns
         if getattr(row, column) is not None
     ]
@@ -208,8 +235,8 @@ async def _reseal_one(
             return "failed", value
         update = (
             sa.update(source.table)
-            .where(*_where_key(source, value.key), column == value.sealed)
-            .values({value.column: box.seal(plaintext, context=value.context)})
+            .where(*_where_key(source, value.key), column == source.stored(value.column, value.sealed))
+            .values({value.column: source.stored(value.column, box.seal(plaintext, context=value.context))})
         )
         result = await session.execute(update)
         if getattr(result, "rowcount", 0) == 1:
@@ -219,7 +246,7 @@ async def _reseal_one(
         sealed = now.scalar_one_or_none()
         if sealed is None:
             return "gone", value
-        value = replace(value, sealed=sealed)
+        value = replace(value, sealed=_text(sealed))
     return "failed", value  # pragma: no cover - rewritten five times during one batch
 
 

@@ -1,36 +1,52 @@
-"""The inbox worker: applies stored callbacks, at once when they arrive and by sweeping later.
+"""The inbox: every callback Daraja sends is stored raw, then applied by the handler for its kind.
 
-The callback route stores the raw body, answers Daraja, and hands the id here. If the process
-dies in between, the sweep finds the row still `received` and applies it after a restart.
-In a burst, the ids that queued up while a transaction ran are applied together in the next one
-(one commit for many callbacks); if that transaction fails, each is retried in one of its own.
+`Inbox.receive` is the callback's way in (the HTTP route only reads the request and answers): it
+stores the row durably (`workers.ingest`, group commit) and hands it to the applying side. That
+side looks up the handler for each row's kind (`core.callbacks.handlers`) — STK today; B2C results,
+reversals, C2B and the rest plug in by registering a handler, not by changing anything here. If the
+process dies between storing and applying, the sweep finds the row still `received` and applies it
+after a restart. In a burst, the callbacks that queued up while a transaction ran are applied
+together in the next one (`core.group_commit`: one commit for many); if that transaction fails,
+each is retried in one of its own.
 
 A callback that fails on its own is recorded as failed in a transaction of its own (the failed one
 is rolled back, its count with it): attempts, the error's class and when it is due again, on the
-schedule of `core.callbacks.retry`. The sweep reads only rows that are due, oldest first, so rows
-waiting for a retry, or left `failed` after the last one, never stand in front of newer callbacks.
+schedule of `core.callbacks.retry`, whatever its kind. The sweep reads only rows that are due,
+oldest first, so rows waiting for a retry, or left `failed` after the last one, never stand in front
+of newer callbacks. A stored row whose kind has no handler (stored by another version) fails the
+same way, as `UnknownCallbackKind`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import itertools
+import os
+from collections.abc import Sequence
 from datetime import datetime
 
+from mpesa_bridge.core.callbacks.handlers import CallbackHandlers, standard_handlers
 from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy, record_failure
-from mpesa_bridge.core.callbacks.stk import apply_stk_callback
 from mpesa_bridge.core.clock import Clock
+from mpesa_bridge.core.group_commit import GroupCommit, Write
 from mpesa_bridge.core.payments.entity import InboundCallback
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
-from mpesa_bridge.core.ports import UnitOfWorkFactory
+from mpesa_bridge.core.ports import UnitOfWork, UnitOfWorkFactory
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.workers.ingest import CallbackStore
+from mpesa_bridge.workers.loop import WorkerLoop
 
 log = get_logger("mpesa_bridge.inbox")
 
 MAX_BATCH = 64  # per transaction: bigger batches save little and hold the single SQLite writer longer
 
 
-class Inbox:
+class Inbox(WorkerLoop):
+    """Stores callbacks (`receive`), applies them by kind at once, and sweeps every `sweep_interval`."""
+
+    name = "inbox-sweep"
+    failure_event = "inbox.sweep_failed"
+    log = log
+
     def __init__(
         self,
         db: UnitOfWorkFactory,
@@ -40,78 +56,102 @@ class Inbox:
         *,
         retry: InboxRetryPolicy | None = None,
         sweep_batch: int = 500,
+        handlers: CallbackHandlers | None = None,
+        store: CallbackStore | None = None,
+        crash_after_store: bool = False,
     ) -> None:
+        super().__init__(sweep_interval)
         self._db = db
         self._clock = clock
-        self._policy = policy
-        self._sweep_interval = sweep_interval
         self._retry = retry or InboxRetryPolicy()
         self.sweep_batch = sweep_batch
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
-        # Held while a callback is being applied, so that stopping never cancels a transaction.
-        self._busy = asyncio.Lock()
+        self.handlers = handlers or standard_handlers(policy)
+        self.store = store or CallbackStore(db)
+        self._crash_after_store = crash_after_store
+        self._applying = self._group_commit()
+
+    def handles(self, kind: str) -> bool:
+        """Whether callbacks of `kind` are taken at all: the route refuses the others before storing."""
+        return self.handlers.handles(kind)
+
+    async def receive(self, callback: InboundCallback) -> None:
+        """Store `callback` durably (returns once committed), then have it applied unless it was
+        stored already settled (a refused source is kept `flagged`, never applied)."""
+        await self.store.store(callback)
+        if callback.state != "received":
+            return
+        if self._crash_after_store:
+            # Test hook (refused in production): die between storing and applying, like a power cut.
+            log.warning("fault_injection.crash", callback_id=callback.id)
+            os._exit(70)
+        self.submit(callback.id)
+        log.info("callback.received", callback_id=callback.id, kind=callback.kind, bytes=len(callback.body))
 
     def submit(self, callback_id: str) -> None:
         """Apply soon. Without running workers the row simply waits for a worker's sweep."""
-        if self._tasks:
-            self._queue.put_nowait(callback_id)
+        if self.running:
+            self._applying.put(callback_id)
 
     async def process(self, callback_id: str) -> bool:
         """Apply one stored callback; False if it was already processed (or is being)."""
         return await self.process_many([callback_id]) == 1
 
-    async def process_many(self, callback_ids: list[str]) -> int:
-        """Apply stored callbacks in one transaction; how many were applied by this call."""
-        results = []
+    async def process_many(self, callback_ids: Sequence[str]) -> int:
+        """Apply stored callbacks in one transaction, each by its kind's handler; how many were applied."""
         async with self._db.write() as uow:
             locked = await uow.callbacks.lock_many(callback_ids)
             # Due only: an id read by a sweep may have failed meanwhile and now waits for its retry.
             callbacks = [c for c in locked if _due(c, self._clock.now())]
-            await uow.payments.lock_by_callback_tokens([c.token_hash for c in callbacks])
-            for callback in callbacks:
-                await apply_stk_callback(uow, callback, self._clock.now(), self._policy)
-                results.append(callback)
-        for callback in results:
+            await self._dispatch(uow, callbacks)
+        for callback in callbacks:
             log.info(
                 "callback.processed",
                 callback_id=callback.id,
+                kind=callback.kind,
                 state=callback.state,
                 reason=callback.flag_reason,
                 payment_id=callback.payment_id,
             )
-        return len(results)
+        return len(callbacks)
+
+    async def _dispatch(self, uow: UnitOfWork, callbacks: Sequence[InboundCallback]) -> None:
+        at = self._clock.now()
+        by_kind = sorted(callbacks, key=lambda c: c.kind)  # stable: each kind keeps id order
+        for kind, group in itertools.groupby(by_kind, key=lambda c: c.kind):
+            await self.handlers.handler(kind).apply(uow, list(group), at)
 
     async def sweep(self) -> int:
-        async with self._busy, self._db.read() as uow:
+        async with self.busy, self._db.read() as uow:
             ids = list(await uow.callbacks.unprocessed(self._clock.now(), self.sweep_batch))
         done = 0
-        for start in range(0, len(ids), MAX_BATCH):
-            done += await self._safely_many(ids[start : start + MAX_BATCH])
+
+        async def apply(batch: Sequence[str]) -> None:
+            nonlocal done
+            done += await self._process_locked(batch)
+
+        await self._group_commit(apply).write_now(ids)
         return done
 
-    async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._consume(), name="inbox-consume"),
-            asyncio.create_task(self._sweep_forever(), name="inbox-sweep"),
-        ]
+    async def pass_once(self) -> bool:
+        await self.sweep()
+        return False
 
-    async def stop(self) -> None:
-        async with self._busy:
-            for task in self._tasks:
-                task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+    def _group_commit(self, write: Write[str] | None = None) -> GroupCommit[str]:
+        return GroupCommit(
+            write or self._process_locked, max_batch=MAX_BATCH, on_batch_failure=_batch_failed, start=self.spawn
+        )
 
-    async def _safely(self, callback_id: str) -> int:
-        async with self._busy:
+    async def _process_locked(self, callback_ids: Sequence[str]) -> int:
+        # The lock is held while a callback is applied, so that stopping never cancels a transaction —
+        # and from a lone callback's failure to its record, so that no sweep tries it in between.
+        async with self.busy:
             try:
-                return int(await self.process(callback_id))
+                return await self.process_many(callback_ids)
             except Exception as exc:
-                log.exception("callback.process_failed", callback_id=callback_id)
-                await self._record_failure(callback_id, type(exc).__name__)
+                if len(callback_ids) > 1:
+                    raise  # the group commit tries each alone
+                log.error("callback.process_failed", callback_id=callback_ids[0], exc_info=exc)
+                await self._record_failure(callback_ids[0], type(exc).__name__)
                 return 0
 
     async def _record_failure(self, callback_id: str, error: str) -> None:
@@ -136,33 +176,9 @@ class Inbox:
                     next_attempt_at=callback.next_attempt_at.isoformat() if callback.next_attempt_at else None,
                 )
 
-    async def _safely_many(self, callback_ids: list[str]) -> int:
-        if len(callback_ids) == 1:
-            return await self._safely(callback_ids[0])
-        try:
-            async with self._busy:
-                return await self.process_many(callback_ids)
-        except Exception:
-            log.warning("callback.batch_failed", size=len(callback_ids), exc_info=True)
-        return sum([await self._safely(callback_id) for callback_id in callback_ids])
 
-    async def _consume(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._safely_many(batch)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await self._safely_sweep()
-            await asyncio.sleep(self._sweep_interval)
-
-    async def _safely_sweep(self) -> None:
-        try:
-            await self.sweep()
-        except Exception:
-            log.exception("inbox.sweep_failed")
+def _batch_failed(batch: Sequence[str], error: Exception) -> None:
+    log.warning("callback.batch_failed", size=len(batch), exc_info=error)
 
 
 def _due(callback: InboundCallback, now: datetime) -> bool:

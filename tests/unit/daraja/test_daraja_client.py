@@ -689,3 +689,33 @@ async def test_expires_in_string_or_number(make_client: MakeClient, expires_in: 
     clock.now += 2
     await client.stk_push(paybill())
     assert len(peer.to(OAUTH)) == 2
+
+
+def test_httpx_timeouts_become_aiohttp_timeouts_with_a_total() -> None:
+    from mpesa_bridge.daraja._transport import client_timeout
+
+    translated = client_timeout(httpx.Timeout(30.0, connect=5.0, pool=2.0))
+    assert (translated.connect, translated.sock_connect, translated.sock_read, translated.total) == (
+        7.0,
+        5.0,
+        30.0,
+        37.0,
+    )
+    unbounded = client_timeout(httpx.Timeout(None, connect=5.0))
+    assert unbounded.total is None and unbounded.sock_read is None and unbounded.connect is None
+
+
+async def test_the_client_runs_over_an_aiohttp_session_too() -> None:
+    import aiohttp
+
+    from mpesa_bridge.daraja._transport import AiohttpTransport, HttpxTransport
+
+    async with aiohttp.ClientSession() as session, httpx.AsyncClient() as http:
+        assert isinstance(
+            DarajaClient(BASE, CREDENTIALS, http=session, token_cache=TokenCache())._transport, AiohttpTransport
+        )
+        assert isinstance(
+            DarajaClient(BASE, CREDENTIALS, http=http, token_cache=TokenCache())._transport, HttpxTransport
+        )
+        with pytest.raises(TypeError, match=r"aiohttp\.ClientSession"):
+            DarajaClient(BASE, CREDENTIALS, http=object(), token_cache=TokenCache())  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from mpesa_bridge.api.deps import RuntimeDep, TenantDep
 from mpesa_bridge.api.idempotency import idempotent_creation
 from mpesa_bridge.api.pagination import aware, list_page
+from mpesa_bridge.api.parts import http_parts
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.schemas import (
     BODY_REFUSED,
@@ -81,7 +82,7 @@ async def create_payment(
             metadata=body.metadata,
             limits=runtime.limits,
         )
-        limiter = runtime.rate_limiter
+        limiter = http_parts(request).rate_limiter
         await limiter.check_phone(tenant.project_id, tenant.mode.value, payment_request.phone)
         payment = await runtime.payments.create(tenant, payment_request, binding)
         # Counted once a push was attempted: refusals (409, 400) do not use up the allowance.

@@ -14,7 +14,6 @@ Not in the OpenAPI document: a stream is not a request/response operation (see d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -22,18 +21,18 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
+from mpesa_bridge.api.bearer import bearer_token
 from mpesa_bridge.api.deps import CallerDep, RuntimeDep, get_caller
 from mpesa_bridge.api.errors import ApiError
-from mpesa_bridge.api.net import IPNetwork, address_bucket, client_ip
-from mpesa_bridge.api.ratelimit import trusted_proxy_networks
-from mpesa_bridge.core.errors import AuthenticationFailed, NotFound
+from mpesa_bridge.api.net import address_bucket, client_ip
+from mpesa_bridge.api.parts import HttpParts, http_parts
+from mpesa_bridge.core.accounts import Caller
+from mpesa_bridge.core.errors import NotFound
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.realtime.bus import Scope
 from mpesa_bridge.realtime.sse import (
     EventStream,
-    OpenStreams,
     StreamOptions,
-    TenantTails,
     allowed_origin,
     resume_point,
     sse_response,
@@ -59,10 +58,11 @@ async def payment_events(
     last_event_id: LastEventIdQuery = None,
     client_secret: Annotated[str | None, Query(description="the client secret POST /v1/payments returned")] = None,
 ) -> Response:
-    payment, key, key_id = await _readable_payment(request, runtime, payment_id, client_secret)
+    payment, caller = await _readable_payment(request, runtime, payment_id, client_secret)
     scope = Scope(payment.project_id, payment.mode, payment.id)
-    credential = f"key:{key_id}" if key_id is not None else f"client secret:{payment.id}"
-    return await _stream(request, runtime, scope, last_event_id, key, credential)
+    if caller is None:
+        return await _stream(request, runtime, scope, last_event_id, None, f"client secret:{payment.id}")
+    return await _stream(request, runtime, scope, last_event_id, _opened_by(request, caller), f"key:{caller.key.id}")
 
 
 @router.get("/v1/events/stream", include_in_schema=False)
@@ -70,79 +70,67 @@ async def project_events(
     request: Request, runtime: RuntimeDep, caller: CallerDep, last_event_id: LastEventIdQuery = None
 ) -> Response:
     scope = Scope(caller.tenant.project_id, caller.tenant.mode.value)
-    return await _stream(request, runtime, scope, last_event_id, _bearer(request), f"key:{caller.key.id}")
+    return await _stream(request, runtime, scope, last_event_id, _opened_by(request, caller), f"key:{caller.key.id}")
+
+
+@dataclass(frozen=True)
+class _OpenedBy:
+    """The secret key a stream was opened with, and whether that request was signed."""
+
+    key: str
+    signed: bool
+
+
+def _opened_by(request: Request, caller: Caller) -> _OpenedBy:
+    # get_caller checked a signature exactly when the project required one.
+    return _OpenedBy(_bearer(request) or "", signed=caller.project.require_signed_requests)
 
 
 async def _readable_payment(
     request: Request, runtime: Runtime, payment_id: str, client_secret: str | None
-) -> tuple[Payment, str | None, str | None]:
-    """The payment, if the caller may read it, and the secret key used and its id (None for a client
-    secret): 401 for bad credentials, 404 for someone else's payment."""
+) -> tuple[Payment, Caller | None]:
+    """The payment, if the caller may read it, and the key's caller (None for a client secret):
+    401 for bad credentials, 404 for someone else's payment."""
     if client_secret is None:
         bearer = _bearer(request)
         if bearer is None:
             raise ApiError(401, "authentication_required", NO_CREDENTIALS)
         if bearer.startswith("sk_"):
             caller = await get_caller(request, runtime)
-            return await runtime.payments.get(caller.tenant, payment_id), bearer, caller.key.id
+            return await runtime.payments.get(caller.tenant, payment_id), caller
         client_secret = bearer
     payment = await runtime.payments.authenticate_client_secret(client_secret)
     if payment.id != payment_id:  # a client secret opens its own payment only
         raise NotFound(f"No such payment: '{payment_id}'", param="id")
-    return payment, None, None
+    return payment, None
 
 
 def _bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    return bearer_token(request.headers.get("authorization"))
 
 
-def _key_check(runtime: Runtime, key: str) -> Callable[[], Awaitable[bool]]:
-    """Whether the key that opened a stream still works (not revoked, not expired)."""
+def _key_check(runtime: Runtime, opened_by: _OpenedBy) -> Callable[[], Awaitable[bool]]:
+    """Whether the key that opened a stream may keep it open (`ProjectService.key_still_valid`)."""
 
     async def still_valid() -> bool:
-        try:
-            await runtime.projects.authenticate_key(key)
-        except AuthenticationFailed:
-            return False
-        return True
+        return await runtime.projects.key_still_valid(opened_by.key, signed=opened_by.signed)
 
     return still_valid
 
 
-@dataclass(frozen=True)
-class _Streams:
-    """What every stream of one app (process) shares."""
-
-    tails: TenantTails  # its tenants' tails, read once per poll interval for all idle streams
-    open: OpenStreams  # the caps on open streams
-    proxies: list[IPNetwork]  # whose X-Forwarded-For names the client address
-
-
-def _streams(app: FastAPI, runtime: Runtime) -> _Streams:
-    shared: _Streams | None = getattr(app.state, "streams", None)
-    if shared is None:
-        settings = runtime.settings
-        shared = app.state.streams = _Streams(
-            TenantTails(runtime.db, settings.sse_poll_interval),
-            OpenStreams(
-                settings.sse_max_streams_per_key,
-                settings.sse_max_streams_per_address,
-                retry_after=max(1, math.ceil(settings.sse_retry_delay)),
-            ),
-            trusted_proxy_networks(settings),
-        )
-    return shared
-
-
 def stream_counts(app: FastAPI) -> dict[str, int]:
     """The app's open streams per credential and per address (empty when none is open)."""
-    shared: _Streams | None = getattr(app.state, "streams", None)
-    return shared.open.counts() if shared is not None else {}
+    parts: HttpParts | None = getattr(app.state, "http", None)
+    return parts.streams.open.counts() if parts is not None else {}
 
 
 async def _stream(
-    request: Request, runtime: Runtime, scope: Scope, last_event_id: str | None, key: str | None, credential: str
+    request: Request,
+    runtime: Runtime,
+    scope: Scope,
+    last_event_id: str | None,
+    opened_by: _OpenedBy | None,
+    credential: str,
 ) -> Response:
     settings = runtime.settings
     options = StreamOptions(
@@ -153,12 +141,14 @@ async def _stream(
         key_recheck=settings.realtime_key_recheck_interval,
     )
     start = await resume_point(runtime.db, scope, request.headers.get("last-event-id") or last_event_id)
-    still_valid = _key_check(runtime, key) if key is not None else None
-    shared = _streams(request.app, runtime)
+    still_valid = _key_check(runtime, opened_by) if opened_by is not None else None
+    parts = http_parts(request)
+    shared = parts.streams
     # IPv6 clients count per network (MPESA_BRIDGE_RATE_LIMIT_IPV6_PREFIX), like every per-address limit.
-    address = address_bucket(client_ip(request.scope, shared.proxies) or "unknown", settings.rate_limit_ipv6_prefix)
+    proxies = parts.networks.trusted_proxies
+    address = address_bucket(client_ip(request.scope, proxies) or "unknown", settings.rate_limit_ipv6_prefix)
     # Browsers are for client secrets: a stream opened with a secret key gets no CORS header.
-    origin = allowed_origin(settings.realtime_origins, request.headers.get("origin")) if key is None else None
+    origin = allowed_origin(settings.realtime_origins, request.headers.get("origin")) if opened_by is None else None
     stream = EventStream(
         runtime.db,
         runtime.realtime.bus,

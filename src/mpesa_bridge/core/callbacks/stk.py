@@ -16,6 +16,7 @@ refuse NUL, so such a value would fail every attempt to store what the callback 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -138,6 +139,19 @@ def _as_date(value: object) -> datetime | None:
 
 def is_placeholder_receipt(receipt: str | None) -> bool:
     return receipt is None or len(receipt) < 8 or receipt.endswith("0000000")
+
+
+class StkHandler:
+    """The inbox's handler for kind `stk` (`core.callbacks.handlers`): a batch's payments are locked
+    in one statement, then each callback is matched and applied."""
+
+    def __init__(self, policy: ReconcilePolicy) -> None:
+        self._policy = policy
+
+    async def apply(self, uow: UnitOfWork, callbacks: Sequence[InboundCallback], at: datetime) -> None:
+        await uow.payments.lock_by_callback_tokens([c.token_hash for c in callbacks])
+        for callback in callbacks:
+            await apply_stk_callback(uow, callback, at, self._policy)
 
 
 async def apply_stk_callback(uow: UnitOfWork, callback: InboundCallback, at: datetime, policy: ReconcilePolicy) -> None:

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.clock import Clock
+from mpesa_bridge.core.group_commit import GroupCommit
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.payments.outcomes import Outcome, flag_payment, mark_unknown, record_outcome
 from mpesa_bridge.core.payments.pacing import Pacer
@@ -280,7 +281,7 @@ class Reconciler:
         async with self._db.write() as uow:
             claims = list(await uow.payments.claim_due_for_query(now, self._batch, hold_until))
         report.full = len(claims) >= self._batch
-        writer = _GroupWriter(lambda batch: self._write(batch, report), self.WRITE_BATCH, self._start)
+        writer = self._writer(report)
         queries: list[asyncio.Task[None]] = []
         try:
             for claim in claims:
@@ -300,7 +301,20 @@ class Reconciler:
         task.add_done_callback(self._running.discard)
         return task
 
-    async def _query(self, claim: QueryClaim, report: ReconcileReport, writer: _GroupWriter) -> None:
+    def _writer(self, report: ReconcileReport) -> GroupCommit[_Answered]:
+        """Answers are written as they come: all that arrived while the last write ran, at once."""
+
+        async def failed(_: _Answered, exc: Exception) -> None:
+            # One payment's trouble holds back no other; it stays claimed, due again when its hold ends.
+            report.errors += 1
+            report.failures.append(exc)
+
+        async def write(batch: Sequence[_Answered]) -> None:
+            await _write(self._db, batch, self._clock, self._policy, report)
+
+        return GroupCommit(write, max_batch=self.WRITE_BATCH, on_failure=failed, start=self._start)
+
+    async def _query(self, claim: QueryClaim, report: ReconcileReport, writer: GroupCommit[_Answered]) -> None:
         # A payment whose query goes wrong stays claimed: it is due again when its hold runs out.
         try:
             account = await self._projects.account(Tenant(claim.project_id, Mode(claim.mode)))
@@ -315,17 +329,6 @@ class Reconciler:
             return
         writer.put(answered)
 
-    async def _write(self, batch: Sequence[_Answered], report: ReconcileReport) -> None:
-        try:
-            await _write(self._db, batch, self._clock, self._policy, report)
-        except Exception as exc:
-            if len(batch) == 1:
-                report.errors += 1
-                report.failures.append(exc)
-                return
-            for answered in batch:  # one payment's trouble must not hold back the others
-                await self._write([answered], report)
-
     async def _strand_unanswered(self, now: datetime, report: ReconcileReport) -> None:
         before = now - timedelta(seconds=self._policy.push_grace)
         async with self._db.write() as uow:
@@ -334,36 +337,3 @@ class Reconciler:
                 if payment is not None and await mark_unknown(uow, payment, "push_unanswered", now):
                     payment.next_query_at = None
                     report.marked_unknown += 1
-
-
-class _GroupWriter:
-    """Writes what is `put` in the background, everything queued since the last write at once."""
-
-    def __init__(
-        self,
-        write: Callable[[Sequence[_Answered]], Awaitable[None]],
-        limit: int,
-        start: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
-    ) -> None:
-        self._write = write
-        self._limit = limit
-        self._start = start
-        self._queue: list[_Answered] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def put(self, answered: _Answered) -> None:
-        self._queue.append(answered)
-        if self._task is None:
-            self._task = self._start(self._drain())
-
-    async def flush(self) -> None:
-        while self._task is not None:
-            await asyncio.wait([self._task])
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
-                await self._write(batch)  # never raises: failures are counted in the report
-        finally:
-            self._task = None

@@ -38,6 +38,8 @@ INVALID_CLIENT_SECRET = "Invalid client secret provided."
 
 
 def token_hash(token: str) -> str:
+    """What is stored of a payment's callback token (the secret in its callback URL): the one
+    definition for the payment that issues it and the callback route that looks it up."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

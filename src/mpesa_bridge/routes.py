@@ -1,0 +1,7 @@
+"""URL paths that more than one layer needs: the runtime builds callback URLs from them, the HTTP
+app routes them. Here, not in either, so that neither imports the other for a constant."""
+
+from __future__ import annotations
+
+# Where Daraja posts an STK payment's result: CALLBACK_PATH + the payment's callback token.
+CALLBACK_PATH = "/v1/callbacks/daraja/stk/"
