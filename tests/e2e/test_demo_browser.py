@@ -8,17 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.servers import ServerProcess, sandbox_bridge
-from tests.fixtures.services import CHROMIUM, chromium_available, need
+from tests.fixtures.services import BROWSER_ARGS, CHROMIUM, chromium_available, need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")

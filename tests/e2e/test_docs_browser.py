@@ -12,9 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.test_demo_browser import BROWSER_ARGS
 from tests.fixtures.servers import ServerProcess, sandbox_bridge
-from tests.fixtures.services import CHROMIUM, chromium_available, need
+from tests.fixtures.services import BROWSER_ARGS, CHROMIUM, chromium_available, need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -12,18 +12,11 @@ import httpx
 import pytest
 
 from tests.fixtures.servers import ServerProcess
-from tests.fixtures.services import CHROMIUM, chromium_available, need
+from tests.fixtures.services import BROWSER_ARGS, CHROMIUM, chromium_available, need
 from tests.fixtures.sse_bridge import short_stream_bridge
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONES = ["254708374149", "254700000001", "254700001032"]  # one push each: the per-phone limit is 3 per 10 min
 LISTEN = """() => {
   window.created = []; window.opens = 0;
