@@ -9,8 +9,8 @@ import signal
 import typer
 import uvicorn
 
-from mpesa_bridge.api.net import parse_networks
-from mpesa_bridge.config import ConfigError, Settings
+from mpesa_bridge.api.net import networks_from
+from mpesa_bridge.config import Settings
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, tighten
 from mpesa_bridge.logging import configure_logging, get_logger
 from mpesa_bridge.serving import ConnectionLimits, server_config
@@ -60,10 +60,7 @@ def keep_files_private(settings: Settings) -> None:
 
 
 def connection_limits(settings: Settings) -> ConnectionLimits:
-    try:
-        proxies = tuple(parse_networks(settings.proxy_networks))
-    except ValueError as exc:
-        raise ConfigError(f"MPESA_BRIDGE_TRUSTED_PROXIES: {exc}") from exc
+    proxies = tuple(networks_from(settings).trusted_proxies)  # a typo is a ConfigError naming the variable
     return ConnectionLimits(
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,
