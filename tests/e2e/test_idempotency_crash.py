@@ -22,7 +22,7 @@ import uvicorn
 from mpesa_bridge.api.app import simulator_config
 from mpesa_bridge.config import Settings
 from mpesa_bridge.simulator import Simulator
-from mpesa_bridge.simulator.app import build_app
+from mpesa_bridge.simulator.server import create_app
 from tests.fixtures.bridge import ADMIN_TOKEN, wait_until
 from tests.fixtures.database import process_database
 from tests.fixtures.servers import ServerProcess, bridge_process, free_port
@@ -44,19 +44,17 @@ async def simulator() -> AsyncIterator[tuple[Simulator, str]]:
     the customer pays 0.3 s after the prompt, so a second push would be accepted and counted."""
     defaults = simulator_config(Settings(_env_file=None))  # type: ignore[call-arg]
     config = dataclasses.replace(defaults, callback_delay=0.3, push_answer_delay=30.0, callback_timeout=1.0)
-    sim = Simulator(config)
+    app = create_app(config)  # its lifespan runs the simulated customer (the callback sender)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(sim._gateway), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     await wait_until(lambda: server.started or serving.done(), timeout=10)
-    await sim.start()
     try:
-        yield sim, f"http://127.0.0.1:{port}"
+        yield app.state.simulator, f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         server.force_exit = True  # the held push answer must not delay the test's end
         await serving
-        await sim.aclose()
 
 
 async def start(process: ServerProcess) -> ServerProcess:

@@ -19,6 +19,7 @@ from mpesa_bridge.core.payments.validation import PaymentCreate
 from mpesa_bridge.core.ports import IdempotencyBinding
 from mpesa_bridge.core.projects import Mode
 from mpesa_bridge.core.projects import Tenant as Scope
+from mpesa_bridge.core.sealing import idempotency_secret_context
 from mpesa_bridge.storage import idempotency, tables
 from tests.fixtures.bridge import InProcessBridge, Tenant, make_settings, wait_until
 
@@ -266,7 +267,7 @@ def binding_of(bridge: InProcessBridge, tenant: Tenant, key: str, claim: idempot
     scope = f"{tenant.project_id}:test"
     box = bridge.runtime.box
     return IdempotencyBinding(
-        scope, key, claim.owner or "", lambda text: box.seal(text, context=f"idempotency:{scope}:{key}:secret")
+        scope, key, claim.owner or "", lambda text: box.seal(text, context=idempotency_secret_context(scope, key))
     )
 
 
