@@ -38,6 +38,7 @@ from mpesa_bridge.daraja._security import stk_password, stk_timestamp
 from mpesa_bridge.simulator.config import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET, SANDBOX_PASSKEY
 from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.db import Database, normalise_url
+from mpesa_bridge.storage.payments import PAYMENTS
 
 PENDING = "pending"
 SHORT_CODE = "174379"  # the test-mode project's shortcode: the simulator knows its passkey
@@ -148,9 +149,8 @@ async def _insert(url: str, project_id: str, pushes: Sequence[Push], chunk: int)
     try:
         for start in range(0, len(pushes), chunk):
             async with db.write() as uow:  # one INSERT … VALUES batch per chunk, not a flush per row
-                uow.session.add_all(
-                    _payment(project_id, n, p) for n, p in enumerate(pushes[start : start + chunk], start)
-                )
+                rows = [_payment(project_id, n, p) for n, p in enumerate(pushes[start : start + chunk], start)]
+                await PAYMENTS.insert(uow.connection, rows)
     finally:
         await db.dispose()
 

@@ -151,7 +151,7 @@ class Database:
 
         async def _seed() -> None:
             async with self._database().write() as uow:
-                await uow.session.execute(sa.insert(tables.outbox_events), rows)
+                await uow.connection.execute(sa.insert(tables.outbox_events), rows)
 
         self.run(_seed())
 
@@ -161,7 +161,7 @@ class Database:
         async def _check() -> bool:
             c = tables.outbox_events.c
             async with self._database().read() as uow:
-                value = await uow.session.scalar(sa.select(c.dispatched_at).where(c.id == event_id))
+                value = await uow.connection.scalar(sa.select(c.dispatched_at).where(c.id == event_id))
             return value is not None
 
         return self.run(_check())
@@ -190,8 +190,8 @@ class Database:
                 .where(d.endpoint_id.in_(endpoint_ids), d.event_id.in_(event_ids))
             )
             async with self._database().read() as uow:
-                rows = (await uow.session.execute(per_endpoint)).all()
-                total = await uow.session.scalar(attempts)
+                rows = (await uow.connection.execute(per_endpoint)).all()
+                total = await uow.connection.scalar(attempts)
             per = {r[0]: {"made": r[1], "attempted": int(r[2] or 0), "first_try": int(r[3] or 0)} for r in rows}
             attempted = sum(p["attempted"] for p in per.values())
             return {"endpoints": per, "attempts": int(total or 0), "attempted": attempted}

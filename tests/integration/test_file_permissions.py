@@ -82,7 +82,7 @@ async def _write_and_check(data_dir: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{data_dir / 'bridge.db'}")
     try:
         async with db.write() as uow:  # the bridge's own connections create -wal and -shm
-            await uow.session.execute(sa.text("PRAGMA user_version = 1"))
+            await uow.connection.execute(sa.text("PRAGMA user_version = 1"))
             assert_private(data_dir, DATABASE_FILES)
     finally:
         await db.dispose()

@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from mpesa_bridge.core.payments.entity import PAYMENT, Subject
 from mpesa_bridge.core.projects import Mode, Tenant
 from mpesa_bridge.core.webhooks.ports import EventFilter
 from mpesa_bridge.storage.db import normalise_url
-from mpesa_bridge.storage.mapping import map_entities
+from mpesa_bridge.storage.events import SqlEventReader
 from mpesa_bridge.storage.migrate import downgrade, upgrade
-from mpesa_bridge.storage.repositories import SqlEventRepository
 from mpesa_bridge.storage.webhooks import SqlWebhookRepository
 from tests.fixtures.database import create_pg_database, drop_pg_database
 
@@ -126,10 +125,9 @@ async def _read_after_0008(url: str) -> dict[str, Any]:
             deliveries = (
                 await conn.execute(sa.text("SELECT id, subject_type, subject_id FROM webhook_deliveries ORDER BY id"))
             ).all()
-        map_entities()
-        async with AsyncSession(engine) as session:
-            events = SqlEventRepository(session)
-            webhooks = SqlWebhookRepository(session, postgres=False, lock=False)
+        async with engine.connect() as conn:
+            events = SqlEventReader(conn)
+            webhooks = SqlWebhookRepository(conn, postgres=False, lock=False)
             tenant = Tenant("proj_1", Mode.TEST)
             return {
                 "deliveries": [tuple(row) for row in deliveries],

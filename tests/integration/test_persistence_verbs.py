@@ -7,17 +7,19 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from mpesa_bridge.core.callbacks.stk import StkHandler
 from mpesa_bridge.core.clock import ManualClock
-from mpesa_bridge.core.payments.entity import EventType, InboundCallback, Payment
+from mpesa_bridge.core.payments.entity import EventType, InboundCallback, Payment, PaymentEvidence
 from mpesa_bridge.core.payments.outcomes import write_event
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 from mpesa_bridge.core.payments.stk import PaymentService
 from mpesa_bridge.core.ports import PushAccepted
 from mpesa_bridge.core.projects import Project
-from mpesa_bridge.storage.db import Database, ReadOnlyTransaction
+from mpesa_bridge.storage import tables
+from mpesa_bridge.storage.db import Database
 from tests.integration.test_callbacks_inbox import success_body
 
 T0 = datetime(2026, 11, 26, 7, 20, tzinfo=UTC)
@@ -137,12 +139,12 @@ async def test_a_callback_applied_before_the_push_answer_keeps_its_ids_and_statu
         assert payment.mpesa_receipt_number == "SKL4X9Q2ZB"
 
 
-@pytest.mark.parametrize("verb", ["payments.add", "projects.add", "callbacks.add_many", "an outbox event"])
-async def test_a_read_unit_of_work_refuses_to_write(database: Database, verb: str) -> None:
+@pytest.mark.parametrize("verb", ["payments.add", "projects.add", "callbacks.add_many", "events.add"])
+async def test_a_read_unit_of_work_has_no_write_verbs(database: Database, verb: str) -> None:
     payment = _payment(1)
     await _seed(database)
     callback = InboundCallback(id="cb_01readonly", kind="stk", received_at=T0, body=b"{}", token_hash="x")
-    with pytest.raises(ReadOnlyTransaction):
+    with pytest.raises(AttributeError):
         async with database.read() as uow:
             if verb == "payments.add":
                 await uow.payments.add(payment)  # type: ignore[attr-defined]
@@ -150,10 +152,147 @@ async def test_a_read_unit_of_work_refuses_to_write(database: Database, verb: st
                 await uow.projects.add(Project(id="prj_01other", name="Other", created_at=T0))  # type: ignore[attr-defined]
             elif verb == "callbacks.add_many":
                 await uow.callbacks.add_many([callback])  # type: ignore[attr-defined]
-            else:  # added to the session, never flushed: it would vanish with the rollback
+            else:
                 await write_event(uow, payment, EventType.CREATED, T0)  # type: ignore[arg-type]
 
     async with database.read() as uow:
         assert await uow.payments.find(payment.id) is None
         assert await uow.projects.get("prj_01other") is None
         assert await uow.events.for_payment(payment.id) == []
+
+
+@pytest.mark.parametrize("statement", ["insert", "update", "delete"])
+async def test_the_database_refuses_a_write_inside_a_read_unit_of_work(database: Database, statement: str) -> None:
+    """Past the types: SQL written on a reader's own connection fails (PostgreSQL: a READ ONLY
+    transaction; SQLite: `query_only` reader connections) and changes nothing."""
+    await _seed(database, _payment(1))
+    payments = tables.payments
+    sql = {
+        "insert": sa.insert(tables.projects).values(id="prj_01other", name="Other", created_at=T0),
+        "update": sa.update(payments).where(payments.c.id == "pay_01persist0001").values(amount=1),
+        "delete": sa.delete(payments).where(payments.c.id == "pay_01persist0001"),
+    }[statement]
+    with pytest.raises(sa.exc.DBAPIError, match=r"(?i)read-only|readonly"):
+        async with database.read() as uow:
+            await uow.connection.execute(sql)
+
+    payment = await _current(database, "pay_01persist0001")
+    assert payment.amount == 500
+
+
+class _Statements:
+    """The SQL the bridge's write engine sends, as (statement, executemany) pairs."""
+
+    def __init__(self, db: Database) -> None:
+        self.seen: list[tuple[str, bool]] = []
+        self._engine = db.write_engine.sync_engine
+        sa.event.listen(self._engine, "before_cursor_execute", self._record)
+
+    def _record(
+        self, _conn: object, _cursor: object, statement: str, _params: object, _ctx: object, many: bool
+    ) -> None:
+        self.seen.append((" ".join(statement.split()), many))
+
+    def close(self) -> None:
+        sa.event.remove(self._engine, "before_cursor_execute", self._record)
+
+    def starting(self, prefix: str) -> list[tuple[str, bool]]:
+        return [(sql, many) for sql, many in self.seen if sql.upper().startswith(prefix.upper())]
+
+
+async def test_a_change_that_is_not_saved_is_not_written(database: Database) -> None:
+    await _seed(database, _payment(1))
+    async with database.write() as uow:
+        payment = await uow.payments.lock("pay_01persist0001")
+        assert payment is not None
+        payment.status = PaymentStatus.SUCCEEDED  # and no save
+
+    assert (await _current(database, "pay_01persist0001")).status is PaymentStatus.PENDING
+
+
+async def test_save_writes_the_changed_columns_only_and_nothing_when_none_changed(database: Database) -> None:
+    await _seed(database, _payment(1), _payment(2))
+    statements = _Statements(database)
+    try:
+        async with database.write() as uow:
+            one, two = await uow.payments.lock_many(["pay_01persist0001", "pay_01persist0002"])
+            await uow.payments.save(two)  # unchanged: no statement
+            one.needs_attention, one.attention_reason = True, "late_success"
+            await uow.payments.save(one)
+            await uow.payments.save(one)  # saved already: nothing more to write
+    finally:
+        statements.close()
+
+    [(update, _)] = statements.starting("UPDATE payments")
+    assert "needs_attention" in update and "attention_reason" in update
+    assert "status" not in update.split(" WHERE ")[0] and "amount" not in update
+    stored = await _current(database, "pay_01persist0001")
+    assert (stored.needs_attention, stored.attention_reason) == (True, "late_success")
+
+
+async def test_a_batch_of_saves_with_the_same_changes_is_one_batched_update(database: Database) -> None:
+    payments = [_payment(n) for n in range(1, 6)]
+    await _seed(database, *payments)
+    statements = _Statements(database)
+    try:
+        async with database.write() as uow:
+            locked = await uow.payments.lock_many([p.id for p in payments])
+            for payment in locked:
+                payment.next_query_at = T0 + timedelta(minutes=1)
+            await uow.payments.save_many(locked)
+    finally:
+        statements.close()
+
+    updates = statements.starting("UPDATE payments")
+    assert len(updates) == 1 and updates[0][1] is True  # one executemany
+    for payment in payments:
+        assert (await _current(database, payment.id)).next_query_at == T0 + timedelta(minutes=1)
+
+
+async def test_events_and_evidence_are_written_as_one_insert_each_at_commit(database: Database) -> None:
+    payments = [_payment(n) for n in range(1, 4)]
+    await _seed(database, *payments)
+    statements = _Statements(database)
+    try:
+        async with database.write() as uow:
+            for payment in payments:
+                await write_event(uow, payment, EventType.CREATED, T0)
+                await uow.evidence.add(
+                    PaymentEvidence(
+                        id=f"evd_{payment.id}", payment_id=payment.id, source="push", created_at=T0, verdict="apply"
+                    )
+                )
+            assert statements.starting("INSERT INTO outbox_events") == []  # nothing before the commit
+    finally:
+        statements.close()
+
+    assert len(statements.starting("INSERT INTO outbox_events")) == 1
+    assert len(statements.starting("INSERT INTO payment_evidence")) == 1
+    async with database.read() as uow:
+        for payment in payments:
+            assert [e.type for e in await uow.events.for_payment(payment.id)] == [EventType.CREATED]
+            assert [e.id for e in await uow.evidence.for_payment(payment.id)] == [f"evd_{payment.id}"]
+
+
+async def test_events_added_are_seen_by_a_read_in_the_same_unit_of_work(database: Database) -> None:
+    await _seed(database, _payment(1))
+    async with database.write() as uow:
+        await write_event(uow, _payment(1), EventType.CREATED, T0)
+        assert [e.type for e in await uow.events.for_payment("pay_01persist0001")] == [EventType.CREATED]
+
+
+async def test_the_commit_listeners_hear_of_the_events_once_committed_and_never_after_a_rollback(
+    database: Database,
+) -> None:
+    await _seed(database, _payment(1), _payment(2))
+    heard: list[list[str]] = []
+    database.on_commit(lambda events: heard.append([e.subject_id or "" for e in events]))
+
+    with pytest.raises(RuntimeError):
+        async with database.write() as uow:
+            await write_event(uow, _payment(1), EventType.CREATED, T0)
+            raise RuntimeError("rolled back")
+    async with database.write() as uow:
+        await write_event(uow, _payment(2), EventType.CREATED, T0)
+
+    assert heard == [["pay_01persist0002"]]

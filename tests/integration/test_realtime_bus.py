@@ -37,7 +37,7 @@ async def positions(db: Database, project_id: str, mode: str = "test") -> list[t
     c = outbox_events.c
     stmt = sa.select(c.id, c.position).where(c.project_id == project_id, c.mode == mode).order_by(c.position)
     async with db.read() as uow:
-        return [(row.id, row.position) for row in await uow.session.execute(stmt)]
+        return [(row.id, row.position) for row in await uow.connection.execute(stmt)]
 
 
 async def test_committed_events_are_announced_after_the_commit_and_rolled_back_ones_never(database: Database) -> None:
@@ -58,7 +58,7 @@ async def test_committed_events_are_announced_after_the_commit_and_rolled_back_o
             await uow.events.add(doomed)
             raise ZeroDivisionError
     async with database.write() as uow:  # a write without events announces nothing
-        await uow.session.execute(sa.select(1))
+        await uow.connection.execute(sa.select(1))
     assert announced == [[first.id, second.id]]
 
 

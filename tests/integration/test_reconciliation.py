@@ -230,6 +230,7 @@ async def test_a_push_whose_answer_never_came_becomes_unknown_and_is_never_pushe
         assert row is not None
         row.status, row.checkout_request_id, row.merchant_request_id = PaymentStatus.PENDING, None, None
         row.completed_at = row.evidence = row.result_code = row.mpesa_receipt_number = None
+        await uow.payments.save(row)
     pushes_before = len(bridge.simulator.pushes())
 
     bridge.clock.advance(61)

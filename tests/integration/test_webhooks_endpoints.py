@@ -62,7 +62,7 @@ async def test_an_endpoint_is_created_with_a_secret_shown_once(bridge: InProcess
     assert "secret" not in read and secret not in str(listed)
     assert [e["id"] for e in listed["data"]] == [created["id"]]
     async with bridge.db.read() as uow:  # sealed at rest, under the master key
-        stored = (await uow.session.execute(sa.select(tables.webhook_endpoints.c.secret_sealed))).scalar_one()
+        stored = (await uow.connection.execute(sa.select(tables.webhook_endpoints.c.secret_sealed))).scalar_one()
     assert stored.startswith("v1.") and secret not in stored
 
 

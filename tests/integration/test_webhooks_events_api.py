@@ -151,7 +151,7 @@ async def pending_redeliveries(bridge: InProcessBridge, event_id: str) -> list[t
     d = tables.webhook_deliveries.c
     stmt = sa.select(d.id, d.endpoint_id).where(d.event_id == event_id, d.redelivery.is_(True), d.status == "pending")
     async with bridge.db.read() as uow:
-        return [(row.id, row.endpoint_id) for row in (await uow.session.execute(stmt)).all()]
+        return [(row.id, row.endpoint_id) for row in (await uow.connection.execute(stmt)).all()]
 
 
 async def test_a_second_redeliver_while_one_is_pending_answers_the_pending_one(
@@ -246,7 +246,7 @@ async def test_old_events_are_pruned_unless_a_delivery_is_pending(bridge: InProc
         bridge.clock.advance(timedelta(days=1, seconds=1).total_seconds())
         undispatched = await add_events(bridge, tenant.project_id, [(EventType.CREATED, "pay_later")])
         async with bridge.db.write() as uow:  # an event older than retention that was never dispatched
-            await uow.session.execute(
+            await uow.connection.execute(
                 sa.update(tables.outbox_events)
                 .where(tables.outbox_events.c.id == undispatched[0].id)
                 .values(created_at=bridge.clock.now() - timedelta(days=60))
@@ -256,6 +256,7 @@ async def test_old_events_are_pruned_unless_a_delivery_is_pending(bridge: InProc
     left = {e["id"] for e in (await listing(bridge, tenant, limit=100))["data"]}
     assert left == {stuck.id, fresh[0].id, undispatched[0].id}
     async with bridge.db.read() as uow:
-        rows = (await uow.session.execute(sa.select(tables.webhook_deliveries.c.event_id))).scalars().all()
-        attempts = (await uow.session.execute(sa.select(sa.func.count()).select_from(tables.webhook_attempts))).scalar()
+        rows = (await uow.connection.execute(sa.select(tables.webhook_deliveries.c.event_id))).scalars().all()
+        count_attempts = sa.select(sa.func.count()).select_from(tables.webhook_attempts)
+        attempts = (await uow.connection.execute(count_attempts)).scalar()
     assert delivered.id not in rows and stuck.id in rows and attempts == 0

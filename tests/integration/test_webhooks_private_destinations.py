@@ -68,7 +68,7 @@ async def attempts_of(bridge: InProcessBridge, tenant: Tenant, event_id: str) ->
 
 async def stored_bodies(bridge: InProcessBridge) -> list[str | None]:
     async with bridge.db.read() as uow:
-        return list((await uow.session.execute(sa.select(tables.webhook_attempts.c.response_body))).scalars())
+        return list((await uow.connection.execute(sa.select(tables.webhook_attempts.c.response_body))).scalars())
 
 
 class TestProduction:

@@ -178,6 +178,7 @@ class ProjectService:
                 raise AuthenticationFailed(INVALID_KEY_MESSAGE)
             ends = now + timedelta(seconds=grace_seconds)
             old.expires_at = min(old.expires_at, ends) if old.expires_at else ends
+            await uow.projects.save_key(old)
             await uow.projects.add_key(issued.key)
         self._forget_key(old.key_hash)
         return issued, old
@@ -195,6 +196,7 @@ class ProjectService:
             old = [k for k in await uow.projects.keys(project_id) if Mode(k.mode) is mode and k.usable_at(now)]
             for key in old:
                 key.expires_at = min(key.expires_at, ends) if key.expires_at else ends
+            await uow.projects.save_keys(old)
             await uow.projects.add_key(issued.key)
         for key in old:
             self._forget_key(key.key_hash)
@@ -207,6 +209,7 @@ class ProjectService:
             if key is None or (project_id is not None and key.project_id != project_id):
                 raise NotFound(f"No such key: '{key_id}'", param="key_id")
             key.revoked_at = key.revoked_at or self._clock.now()
+            await uow.projects.save_key(key)
         self._forget_key(key.key_hash)
         return key
 
@@ -244,6 +247,7 @@ class ProjectService:
                 project.signing_secret_sealed = self._box.seal(new_secret, context=signing_context(project_id))
             elif signing_secret == "none":
                 project.signing_secret_sealed = None
+            await uow.projects.save(project)
         self._keys = {d: entry for d, entry in self._keys.items() if entry[1] is None or entry[1].id != project_id}
         return project, new_secret
 

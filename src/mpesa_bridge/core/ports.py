@@ -140,7 +140,18 @@ class PaymentReader(Protocol):
 
 
 class PaymentRepository(PaymentReader, Protocol):
+    """Payments in a write unit of work. Nothing is written unless a verb says so: a use case that
+    changes a payment it loaded calls `save` (or `save_many`) before its unit of work ends."""
+
     async def add(self, payment: Payment) -> None: ...
+
+    async def save(self, payment: Payment) -> None:
+        """Write what the use case changed on a payment this unit of work loaded or added."""
+        ...
+
+    async def save_many(self, payments: Sequence[Payment]) -> None:
+        """`save` for several, batched (a callback batch's payments)."""
+        ...
 
     async def lock(self, payment_id: str) -> Payment | None: ...
 
@@ -172,7 +183,10 @@ class EventReader(Protocol):
 
 
 class EventRepository(EventReader, Protocol):
-    async def add(self, event: OutboxEvent) -> None: ...
+    async def add(self, event: OutboxEvent) -> None:
+        """Written in this unit of work's transaction (with its other new rows, at the latest
+        before it commits) and announced once it has committed."""
+        ...
 
 
 class EvidenceReader(Protocol):
@@ -194,6 +208,10 @@ class CallbackReader(Protocol):
 
 class CallbackRepository(CallbackReader, Protocol):
     async def add_many(self, callbacks: Sequence[InboundCallback]) -> None: ...
+
+    async def save_many(self, callbacks: Sequence[InboundCallback]) -> None:
+        """Write what the handler made of callbacks this unit of work locked (state, attempts, …)."""
+        ...
 
     async def lock_many(self, callback_ids: Sequence[str]) -> Sequence[InboundCallback]:
         """The callbacks among `callback_ids` that no other transaction holds, locked, in id order."""
@@ -221,9 +239,21 @@ class ProjectReader(Protocol):
 class ProjectRepository(ProjectReader, Protocol):
     async def add(self, project: Project) -> None: ...
 
-    async def put_daraja_config(self, config: DarajaConfig) -> None: ...
+    async def save(self, project: Project) -> None:
+        """Write what the use case changed on a project this unit of work loaded."""
+        ...
+
+    async def put_daraja_config(self, config: DarajaConfig) -> None:
+        """Insert or replace the settings of the config's project mode."""
+        ...
 
     async def add_key(self, key: ApiKey) -> None: ...
+
+    async def save_key(self, key: ApiKey) -> None:
+        """Write what the use case changed on a key this unit of work loaded (revoked, expires)."""
+        ...
+
+    async def save_keys(self, keys: Sequence[ApiKey]) -> None: ...
 
     async def touch_key(self, key_id: str, at: datetime) -> None: ...
 

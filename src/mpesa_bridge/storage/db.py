@@ -16,23 +16,24 @@ from typing import Any, Self
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.core.ports import CallbackReader, EvidenceReader, PaymentReader, ProjectReader
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, create_private_file, tighten
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.storage.callbacks import SqlCallbackReader, SqlCallbackRepository
+from mpesa_bridge.storage.events import SqlEventReader, SqlEventRepository
 from mpesa_bridge.storage.idempotency import SqlIdempotencyRepository
-from mpesa_bridge.storage.mapping import map_entities
-from mpesa_bridge.storage.repositories import (
-    SqlCallbackRepository,
-    SqlEventRepository,
+from mpesa_bridge.storage.payments import (
+    SqlEvidenceReader,
     SqlEvidenceRepository,
+    SqlPaymentReader,
     SqlPaymentRepository,
-    SqlProjectRepository,
 )
+from mpesa_bridge.storage.pending import PendingRows
+from mpesa_bridge.storage.projects import SqlProjectReader, SqlProjectRepository
 from mpesa_bridge.storage.sqlite_inline import inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -41,34 +42,10 @@ log = get_logger("mpesa_bridge.storage")
 
 # Called with the outbox events of a write right after it committed (`Database.on_commit`).
 CommitListener = Callable[[Sequence[OutboxEvent]], None]
-_FLUSHED_EVENTS = "mpesa_bridge.flushed_events"
-
-
-class _WriteSession(Session):
-    """A write session remembers the outbox events it flushed, whoever added them, so that they can
-    be announced once — and only if — the transaction commits."""
 
 
 class ReadOnlyTransaction(RuntimeError):
     """Something tried to write inside `Database.read()`: a bug (use `write()`)."""
-
-
-class _ReadSession(Session):
-    """A read session refuses to flush: a write there would take SQLite's write lock from a reader
-    connection and then be rolled back without a word."""
-
-
-@event.listens_for(_ReadSession, "before_flush")
-def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
-    if session.new or session.dirty or session.deleted:
-        raise ReadOnlyTransaction("a read unit of work cannot write: use Database.write()")
-
-
-@event.listens_for(_WriteSession, "after_flush")
-def _remember_events(session: Session, _context: Any) -> None:
-    flushed = [obj for obj in session.new if isinstance(obj, OutboxEvent)]
-    if flushed:
-        session.info.setdefault(_FLUSHED_EVENTS, []).extend(flushed)
 
 
 def normalise_url(url: str) -> str:
@@ -143,6 +120,8 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not writer:
+            cursor.execute("PRAGMA query_only=ON")  # a reader that tries to write fails loudly
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -156,7 +135,6 @@ class Database:
     """Owns the engines; hands out units of work (`write()`, `read()`)."""
 
     def __init__(self, url: str, *, pool_size: int = 20) -> None:
-        map_entities()
         self.url = normalise_url(url)
         self.sqlite = is_sqlite(self.url)
         if self.sqlite:
@@ -167,20 +145,14 @@ class Database:
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
-        self._write_sessions = async_sessionmaker(
-            self.write_engine, expire_on_commit=False, autoflush=True, sync_session_class=_WriteSession
-        )
         self._commit_listeners: list[CommitListener] = []
-        self._read_sessions = async_sessionmaker(
-            self.read_engine, expire_on_commit=False, autoflush=False, sync_session_class=_ReadSession
-        )
 
     @property
     def dialect(self) -> str:
         return "sqlite" if self.sqlite else "postgresql"
 
     def write(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._write_sessions, lock=not self.sqlite, commit=True, listeners=self._commit_listeners)
+        return SqlUnitOfWork(self.write_engine, lock=not self.sqlite, listeners=self._commit_listeners)
 
     def on_commit(self, listener: CommitListener) -> None:
         """Call `listener` with the outbox events of every committed write, right after the commit
@@ -189,7 +161,7 @@ class Database:
         self._commit_listeners.append(listener)
 
     def read(self) -> SqlReadUnitOfWork:
-        return SqlReadUnitOfWork(self._read_sessions, lock=False, commit=False)
+        return SqlReadUnitOfWork(self.read_engine, postgres=not self.sqlite)
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()
@@ -198,76 +170,54 @@ class Database:
 
 
 class SqlReadUnitOfWork:
-    """One session, one transaction, rolled back on exit. Its repositories are typed by the core's
-    read-only protocols, so that a write verb inside `Database.read()` is a type error; the session
-    refuses a flush, and objects added without one, at run time too."""
+    """One connection, one read-only transaction, rolled back on exit. Its repositories are the
+    readers, typed by the core's read-only protocols: a write verb inside `Database.read()` is a
+    type error. At run time the database refuses a write too: PostgreSQL runs the transaction READ
+    ONLY, and SQLite's reader connections are `query_only`."""
 
-    session: AsyncSession
+    connection: AsyncConnection
     payments: PaymentReader
-    events: SqlEventRepository  # realtime.sse's stream reads are on the concrete class
+    events: SqlEventReader  # realtime.sse's stream reads are on the concrete class
     evidence: EvidenceReader
     callbacks: CallbackReader
     projects: ProjectReader
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        lock: bool,
-        commit: bool,
-        listeners: Sequence[CommitListener] = (),
-    ) -> None:
-        self._sessions = sessions
-        self._lock = lock
-        self._commit = commit
-        self._listeners = listeners
+    def __init__(self, engine: AsyncEngine, *, postgres: bool) -> None:
+        self._engine = engine
+        self._postgres = postgres
 
     async def __aenter__(self) -> Self:
-        self.session = self._sessions()
-        await self.session.begin()
-        self._open()
+        connection = await self._engine.connect()
+        if self._postgres:
+            connection = await connection.execution_options(postgresql_readonly=True)
+        self.connection = connection
+        try:
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        self.payments = SqlPaymentReader(connection)
+        self.events = SqlEventReader(connection)
+        self.evidence = SqlEvidenceReader(connection)
+        self.callbacks = SqlCallbackReader(connection)
+        self.projects = SqlProjectReader(connection)
         return self
-
-    def _open(self) -> None:
-        # Row locks (FOR UPDATE) matter on PostgreSQL; SQLite's single writer already serialises.
-        self.payments = SqlPaymentRepository(self.session, lock=self._lock)
-        self.events = SqlEventRepository(self.session)
-        self.evidence = SqlEvidenceRepository(self.session)
-        self.callbacks = SqlCallbackRepository(self.session, lock=self._lock)
-        self.projects = SqlProjectRepository(self.session)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        committed: list[OutboxEvent] = []
         try:
-            if exc_type is None and self._commit:
-                await self.session.commit()
-                committed = self.session.info.pop(_FLUSHED_EVENTS, [])
-            else:
-                if exc_type is None and not self._commit and self.session.new:
-                    # Added, never flushed (an outbox event): it would vanish with the rollback.
-                    raise ReadOnlyTransaction("a read unit of work cannot write: use Database.write()")
-                # A rollback expires loaded objects; a reader's results must outlive the session.
-                if exc_type is None:
-                    self.session.expunge_all()
-                await self.session.rollback()
+            await self.connection.rollback()
         finally:
-            await self.session.close()
-        if committed:
-            self._announce(committed)
-
-    def _announce(self, events: Sequence[OutboxEvent]) -> None:
-        for listener in self._listeners:
-            try:
-                listener(events)
-            except Exception:
-                log.exception("db.on_commit_failed", events=len(events))
+            await self.connection.close()
 
 
-class SqlUnitOfWork(SqlReadUnitOfWork):
-    """One session, one transaction: commit on a clean exit, roll back on an error."""
+class SqlUnitOfWork:
+    """One connection, one transaction: commit on a clean exit, roll back on an error. New events
+    and evidence are written together just before the commit; the events are announced to the
+    `on_commit` listeners once it succeeded."""
 
+    connection: AsyncConnection
     payments: SqlPaymentRepository
     events: SqlEventRepository
     evidence: SqlEvidenceRepository
@@ -275,6 +225,50 @@ class SqlUnitOfWork(SqlReadUnitOfWork):
     projects: SqlProjectRepository
     idempotency: SqlIdempotencyRepository
 
-    def _open(self) -> None:
-        super()._open()
-        self.idempotency = SqlIdempotencyRepository(self.session)
+    def __init__(self, engine: AsyncEngine, *, lock: bool, listeners: Sequence[CommitListener] = ()) -> None:
+        self._engine = engine
+        self._lock = lock
+        self._listeners = listeners
+
+    async def __aenter__(self) -> Self:
+        self.connection = connection = await self._engine.connect()
+        try:
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        # Row locks (FOR UPDATE) matter on PostgreSQL; SQLite's single writer already serialises.
+        self.pending = PendingRows(connection)
+        self.payments = SqlPaymentRepository(connection, lock=self._lock)
+        self.events = SqlEventRepository(connection, self.pending)
+        self.evidence = SqlEvidenceRepository(connection, self.pending)
+        self.callbacks = SqlCallbackRepository(connection, lock=self._lock)
+        self.projects = SqlProjectRepository(connection)
+        self.idempotency = SqlIdempotencyRepository(connection)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        committed = False
+        try:
+            if exc_type is None:
+                await self.pending.flush()
+                await self.connection.commit()
+                committed = True
+            else:
+                await self.connection.rollback()
+        finally:
+            if not committed and self.connection.in_transaction():
+                await self.connection.rollback()  # the flush or the commit failed
+            await self.connection.close()
+        events = [row for row in self.pending.written if isinstance(row, OutboxEvent)]
+        if committed and events:
+            self._announce(events)
+
+    def _announce(self, events: Sequence[OutboxEvent]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("db.on_commit_failed", events=len(events))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mpesa_bridge.core.ids import new_token
 from mpesa_bridge.storage.tables import idempotency_keys as t
@@ -83,18 +83,18 @@ async def _claim_once(
     db: Database, scope: str, key: str, request_hash: str, now: datetime, *, ttl: float, lock_timeout: float
 ) -> Claim:
     async with db.write() as uow:
-        session = uow.session
+        conn = uow.connection
         stmt = sa.select(t).where(_where(scope, key))
         if not db.sqlite:
             stmt = stmt.with_for_update()
-        row = (await session.execute(stmt)).mappings().first()
+        row = (await conn.execute(stmt)).mappings().first()
         owner = new_token()
         if row is None:
-            await session.execute(sa.insert(t).values(scope=scope, key=key, **_fresh(request_hash, now, ttl, owner)))
+            await conn.execute(sa.insert(t).values(scope=scope, key=key, **_fresh(request_hash, now, ttl, owner)))
             return Claim("new", owner=owner)
         if row["expires_at"] <= now:
             fresh = _fresh(request_hash, now, ttl, owner)
-            await session.execute(sa.update(t).where(_where(scope, key)).values(**fresh))
+            await conn.execute(sa.update(t).where(_where(scope, key)).values(**fresh))
             return Claim("new", owner=owner)
         if row["request_hash"] != request_hash:
             return Claim("reused")
@@ -106,10 +106,10 @@ async def _claim_once(
         if row["resource_id"] is not None:
             # A recovery point was passed: the resource exists, and a prompt may have been shown.
             # Never run the request again; answer with what it created.
-            await session.execute(sa.update(t).where(_where(scope, key)).values(owner=owner, state=IN_PROGRESS))
+            await conn.execute(sa.update(t).where(_where(scope, key)).values(owner=owner, state=IN_PROGRESS))
             return Claim("recover", owner=owner, resource_id=row["resource_id"], resource_secret=row["resource_secret"])
         # The first request died before creating anything: let this one run it.
-        await session.execute(sa.update(t).where(_where(scope, key)).values(**_fresh(request_hash, now, ttl, owner)))
+        await conn.execute(sa.update(t).where(_where(scope, key)).values(**_fresh(request_hash, now, ttl, owner)))
         return Claim("new", owner=owner)
 
 
@@ -130,13 +130,13 @@ def _fresh(request_hash: str, now: datetime, ttl: float, owner: str) -> dict[str
 class SqlIdempotencyRepository:
     """The key's side of a creating transaction (`core.ports.IdempotencyRepository`)."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
 
     async def bind(self, scope: str, key: str, owner: str, resource_id: str, resource_secret: str | None) -> bool:
         """Bind the claimed key to the resource this transaction creates. False: the claim was lost
         (taken over, or the key is gone); the caller must roll back."""
-        result = await self._session.execute(
+        result = await self._conn.execute(
             sa.update(t)
             .where(_where(scope, key) & (t.c.owner == owner) & (t.c.resource_id.is_(None)))
             .values(resource_id=resource_id, resource_secret=resource_secret)
@@ -146,7 +146,7 @@ class SqlIdempotencyRepository:
 
 async def complete(db: Database, scope: str, key: str, owner: str, status: int, body: bytes) -> None:
     async with db.write() as uow:
-        await uow.session.execute(
+        await uow.connection.execute(
             sa.update(t)
             .where(_where(scope, key) & (t.c.owner == owner))
             .values(state=COMPLETED, response_status=status, response_body=body)
@@ -157,13 +157,13 @@ async def release(db: Database, scope: str, key: str, owner: str) -> None:
     """The request ended without an answer to remember. A key bound to a resource is kept (the next
     request with it recovers the resource at once); an unbound one is forgotten (retry runs again)."""
     async with db.write() as uow:
-        session = uow.session
+        conn = uow.connection
         mine = _where(scope, key) & (t.c.owner == owner)
-        await session.execute(sa.delete(t).where(mine & t.c.resource_id.is_(None)))
-        await session.execute(sa.update(t).where(mine & t.c.resource_id.is_not(None)).values(state=UNANSWERED))
+        await conn.execute(sa.delete(t).where(mine & t.c.resource_id.is_(None)))
+        await conn.execute(sa.update(t).where(mine & t.c.resource_id.is_not(None)).values(state=UNANSWERED))
 
 
 async def prune(db: Database, now: datetime) -> int:
     async with db.write() as uow:
-        result = await uow.session.execute(sa.delete(t).where(t.c.expires_at <= now))
+        result = await uow.connection.execute(sa.delete(t).where(t.c.expires_at <= now))
         return int(getattr(result, "rowcount", 0) or 0)

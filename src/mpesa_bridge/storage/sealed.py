@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mpesa_bridge.config import ConfigError
 from mpesa_bridge.core.crypto import MasterKeyError, SecretBox
@@ -161,14 +161,14 @@ def _after(columns: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]) -> s
     )
 
 
-async def _page(session: AsyncSession, source: _Source, after: tuple[Any, ...] | None, limit: int) -> list[Any]:
+async def _page(conn: AsyncConnection, source: _Source, after: tuple[Any, ...] | None, limit: int) -> list[Any]:
     table = source.table
     pk = [table.c[name] for name in source.pk]
     columns = [table.c[name] for name in source.columns]
     query = sa.select(*pk, *columns).where(sa.or_(*(c.is_not(None) for c in columns))).order_by(*pk).limit(limit)
     if after is not None:
         query = query.where(_after(pk, after))
-    return list((await session.execute(query)).all())
+    return list((await conn.execute(query)).all())
 
 
 def _text(value: str | bytes) -> str:
@@ -201,7 +201,7 @@ async def sealed_values(db: Database, *, batch: int = 500) -> AsyncIterator[Seal
         after: tuple[Any, ...] | None = None
         while True:
             async with db.read() as uow:
-                rows = await _page(uow.session, source, after, batch)
+                rows = await _page(uow.connection, source, after, batch)
             for row in rows:
                 for value in _values(source, row):
                     yield value
@@ -219,7 +219,7 @@ def _failure(value: SealedValue, box: SecretBox) -> SealFailure:
 
 
 async def _reseal_one(
-    session: AsyncSession, source: _Source, value: SealedValue, box: SecretBox
+    conn: AsyncConnection, source: _Source, value: SealedValue, box: SecretBox
 ) -> tuple[str, SealedValue]:
     """Re-seal one value: "resealed", "current", "gone" or "failed" (with the value as last read).
 
@@ -238,11 +238,11 @@ async def _reseal_one(
             .where(*_where_key(source, value.key), column == source.stored(value.column, value.sealed))
             .values({value.column: source.stored(value.column, box.seal(plaintext, context=value.context))})
         )
-        result = await session.execute(update)
+        result = await conn.execute(update)
         if getattr(result, "rowcount", 0) == 1:
             return "resealed", value
         # Someone changed it since we read it: look again.
-        now = await session.execute(sa.select(column).where(*_where_key(source, value.key)))
+        now = await conn.execute(sa.select(column).where(*_where_key(source, value.key)))
         sealed = now.scalar_one_or_none()
         if sealed is None:
             return "gone", value
@@ -263,10 +263,10 @@ async def reseal_all(db: Database, box: SecretBox, batch: int = 100) -> ResealRe
         after: tuple[Any, ...] | None = None
         while True:
             async with db.write() as uow:
-                rows = await _page(uow.session, source, after, batch)
+                rows = await _page(uow.connection, source, after, batch)
                 for row in rows:
                     for value in _values(source, row):
-                        outcome, last = await _reseal_one(uow.session, source, value, box)
+                        outcome, last = await _reseal_one(uow.connection, source, value, box)
                         if outcome == "resealed":
                             report.resealed += 1
                         elif outcome == "current":

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.core.projects import Tenant
@@ -34,7 +34,8 @@ from mpesa_bridge.core.webhooks.entity import (
 )
 from mpesa_bridge.core.webhooks.ports import EventFilter
 from mpesa_bridge.storage import tables
-from mpesa_bridge.storage.db import Database, SqlReadUnitOfWork
+from mpesa_bridge.storage.db import Database, SqlReadUnitOfWork, SqlUnitOfWork
+from mpesa_bridge.storage.events import EVENTS, SqlEventRepository, build_events
 
 _endpoints = tables.webhook_endpoints
 _deliveries = tables.webhook_deliveries
@@ -75,8 +76,11 @@ def _delivery(row: sa.RowMapping) -> WebhookDelivery:
 
 
 class SqlWebhookRepository:
-    def __init__(self, session: AsyncSession, *, postgres: bool, lock: bool) -> None:
-        self._s = session
+    def __init__(
+        self, conn: AsyncConnection, *, postgres: bool, lock: bool, events: SqlEventRepository | None = None
+    ) -> None:
+        self._s = conn
+        self._events = events
         self._postgres = postgres
         self._lock = lock  # row locks (FOR UPDATE) in write units on PostgreSQL
 
@@ -147,8 +151,8 @@ class SqlWebhookRepository:
         return bool(result.scalar())
 
     async def undispatched(self, limit: int) -> Sequence[OutboxEvent]:
-        stmt = sa.select(OutboxEvent).where(_events.c.dispatched_at.is_(None)).order_by(_events.c.id).limit(limit)
-        return (await self._s.execute(stmt)).scalars().all()
+        stmt = EVENTS.select().where(_events.c.dispatched_at.is_(None)).order_by(_events.c.id).limit(limit)
+        return build_events(await self._s.execute(stmt))
 
     async def mark_dispatched(self, event_ids: Sequence[str], at: datetime) -> None:
         if event_ids:
@@ -156,8 +160,10 @@ class SqlWebhookRepository:
             await self._s.execute(stmt)
 
     async def add_event(self, event: OutboxEvent) -> None:
-        self._s.add(event)
-        await self._s.flush()
+        """Written at once (its deliveries reference it), announced with the commit."""
+        if self._events is None:
+            raise RuntimeError("events are written in a write unit of work")
+        await self._events.add_now(event)
 
     # --- deliveries -----------------------------------------------------------------------------
 
@@ -216,7 +222,7 @@ class SqlWebhookRepository:
             await self._s.execute(sa.select(_endpoints).where(_endpoints.c.id.in_(endpoint_ids)))
         ).mappings()
         endpoints = {r["id"]: _endpoint(r) for r in endpoint_rows.all()}
-        events = (await self._s.execute(sa.select(OutboxEvent).where(_events.c.id.in_(event_ids)))).scalars().all()
+        events = build_events(await self._s.execute(EVENTS.select().where(_events.c.id.in_(event_ids))))
         by_id = {event.id: event for event in events}
         return [
             ClaimedDelivery(deliveries[i], endpoints[deliveries[i].endpoint_id], by_id[deliveries[i].event_id])
@@ -258,19 +264,17 @@ class SqlWebhookRepository:
 
     async def event(self, tenant: Tenant, event_id: str, *, lock: bool = False) -> OutboxEvent | None:
         c = _events.c
-        stmt = sa.select(OutboxEvent).where(
-            c.id == event_id, c.project_id == tenant.project_id, c.mode == tenant.mode.value
-        )
+        stmt = EVENTS.select().where(c.id == event_id, c.project_id == tenant.project_id, c.mode == tenant.mode.value)
         if lock and self._lock:
             # FOR NO KEY UPDATE: serialises redelivery decisions about this event; deliveries being
             # inserted for it (their foreign key takes KEY SHARE) need not wait.
             stmt = stmt.with_for_update(key_share=True)
-        found: OutboxEvent | None = (await self._s.execute(stmt)).scalar_one_or_none()
-        return found
+        found = build_events(await self._s.execute(stmt))
+        return found[0] if found else None
 
     async def events(self, tenant: Tenant, query: EventFilter) -> Sequence[OutboxEvent]:
         c = _events.c
-        stmt = sa.select(OutboxEvent).where(c.project_id == tenant.project_id, c.mode == tenant.mode.value)
+        stmt = EVENTS.select().where(c.project_id == tenant.project_id, c.mode == tenant.mode.value)
         if query.type is not None:
             stmt = stmt.where(c.type == query.type)
         if query.subject is not None:
@@ -282,7 +286,7 @@ class SqlWebhookRepository:
         if query.starting_after is not None:
             stmt = stmt.where(c.id < query.starting_after)
         stmt = stmt.order_by(c.id.desc()).limit(query.limit + 1)
-        return (await self._s.execute(stmt)).scalars().all()
+        return build_events(await self._s.execute(stmt))
 
     async def deliveries_of(self, event_id: str) -> Sequence[WebhookDelivery]:
         stmt = sa.select(_deliveries).where(_deliveries.c.event_id == event_id).order_by(_deliveries.c.id)
@@ -322,18 +326,21 @@ class SqlWebhookRepository:
 
 
 class SqlWebhookUnitOfWork:
-    """A `Database` unit of work with the webhook repository on its session."""
+    """A `Database` unit of work with the webhook repository on its connection."""
 
     webhooks: SqlWebhookRepository
 
-    def __init__(self, inner: SqlReadUnitOfWork, *, postgres: bool, lock: bool) -> None:
+    def __init__(self, inner: SqlReadUnitOfWork | SqlUnitOfWork, *, postgres: bool, lock: bool) -> None:
         self._inner = inner
         self._postgres = postgres
         self._lock = lock
 
     async def __aenter__(self) -> Self:
         await self._inner.__aenter__()
-        self.webhooks = SqlWebhookRepository(self._inner.session, postgres=self._postgres, lock=self._lock)
+        events = self._inner.events if isinstance(self._inner.events, SqlEventRepository) else None
+        self.webhooks = SqlWebhookRepository(
+            self._inner.connection, postgres=self._postgres, lock=self._lock, events=events
+        )
         return self
 
     async def __aexit__(

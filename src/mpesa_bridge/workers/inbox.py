@@ -103,6 +103,7 @@ class Inbox(WorkerLoop):
             # Due only: an id read by a sweep may have failed meanwhile and now waits for its retry.
             callbacks = [c for c in locked if _due(c, self._clock.now())]
             await self._dispatch(uow, callbacks)
+            await uow.callbacks.save_many(callbacks)
         for callback in callbacks:
             log.info(
                 "callback.processed",
@@ -161,6 +162,7 @@ class Inbox(WorkerLoop):
                 # Locked afresh: skipped if another worker is trying it right now (its try counts).
                 callbacks = [c for c in await uow.callbacks.lock_many([callback_id]) if c.state == "received"]
                 given_up = [record_failure(c, error, now, self._retry) for c in callbacks]
+                await uow.callbacks.save_many(callbacks)
         except Exception:
             log.exception("callback.failure_not_recorded", callback_id=callback_id)
             return

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from mpesa_bridge.core.callbacks.stk import (
 from mpesa_bridge.core.payments.entity import InboundCallback, OutboxEvent, Payment, PaymentEvidence
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from tests.fixtures.memory import MemoryDatabase
 
 # ---------------------------------------------------------------------------------------------
 # Reference bodies
@@ -425,61 +426,45 @@ def test_is_placeholder_receipt(receipt: str | None, placeholder: bool) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class FakePayments:
-    def __init__(self, *payments: Payment) -> None:
-        self.items = {p.id: p for p in payments}
-        self.locked_tokens: list[str] = []
-
-    async def lock_by_callback_tokens(self, token_hashes: Sequence[str]) -> Mapping[str, Payment]:
-        """A value, not a warmed cache: the handler applies what this returns."""
-        self.locked_tokens.extend(token_hashes)
-        return {p.callback_token_hash: p for p in self.items.values() if p.callback_token_hash in token_hashes}
-
-    async def by_checkout_request_id(self, checkout_request_id: str) -> Payment | None:
-        return next((p for p in self.items.values() if p.checkout_request_id == checkout_request_id), None)
-
-
-class FakeEvents:
-    def __init__(self) -> None:
-        self.items: list[OutboxEvent] = []
-
-    async def add(self, event: OutboxEvent) -> None:
-        self.items.append(event)
-
-    async def for_payment(self, payment_id: str) -> Sequence[OutboxEvent]:
-        return [e for e in self.items if (e.subject_type, e.subject_id) == ("payment", payment_id)]
-
-
-class FakeEvidence:
-    def __init__(self) -> None:
-        self.items: list[PaymentEvidence] = []
-
-    async def add(self, evidence: PaymentEvidence) -> None:
-        self.items.append(evidence)
-
-    async def for_payment(self, payment_id: str) -> Sequence[PaymentEvidence]:
-        return [e for e in self.items if e.payment_id == payment_id]
-
-
-class FakeProjects:
-    """No project asks for confirm-by-query here (the integration tests cover that mode)."""
-
-    def __init__(self) -> None:
-        self.reads: list[str] = []
-
-    async def get(self, project_id: str) -> None:
-        self.reads.append(project_id)
-        return None
-
-
-class FakeUoW:
-    """Just the repositories `apply_stk_callback` touches; anything else would be an AttributeError."""
+class World:
+    """The payments of a test in the shared in-memory ports (`tests/fixtures/memory.py`). Callbacks
+    go through them as through the inbox: stored, then locked, applied and saved in one unit of
+    work. After each, the test's own objects are refreshed from what was committed — so a change
+    the handler made but did not save is not seen here (and the unit of work refuses it)."""
 
     def __init__(self, *payments: Payment) -> None:
-        self.payments = FakePayments(*payments)
-        self.events = FakeEvents()
-        self.evidence = FakeEvidence()
-        self.projects = FakeProjects()
+        self.db = MemoryDatabase(payments)
+        self._mine = list(payments)
+
+    async def process(self, callbacks: Sequence[InboundCallback], at: datetime) -> None:
+        new = [c for c in callbacks if c.id not in self.db.committed.callbacks]
+        if new:
+            async with self.db.write() as uow:
+                await uow.callbacks.add_many(new)
+        async with self.db.write() as uow:
+            locked = await uow.callbacks.lock_many([c.id for c in callbacks])
+            await StkHandler(POLICY).apply(uow, locked, at)  # type: ignore[arg-type]
+            await uow.callbacks.save_many(locked)
+        for payment in self._mine:
+            vars(payment).update(vars(self.db.payment(payment.id)))
+        for callback in callbacks:
+            vars(callback).update(vars(self.db.callback(callback.id)))
+
+    @property
+    def events(self) -> list[OutboxEvent]:
+        return self.db.events
+
+    @property
+    def evidence(self) -> list[PaymentEvidence]:
+        return self.db.evidence
+
+    @property
+    def locked_tokens(self) -> list[str]:
+        return [token for (tokens,) in self.db.called("payments.lock_by_callback_tokens") for token in tokens]
+
+    @property
+    def project_reads(self) -> list[str]:
+        return [project_id for (project_id,) in self.db.called("projects.get")]
 
 
 TOKEN = "tok_reference_token"
@@ -528,8 +513,8 @@ def make_callback(body: bytes, *, token_hash: str = TOKEN_HASH, received_at: dat
     )
 
 
-async def _apply(uow: FakeUoW, callback: InboundCallback, at: datetime = AT) -> None:
-    await StkHandler(POLICY).apply(uow, [callback], at)  # type: ignore[arg-type]
+async def _apply(world: World, callback: InboundCallback, at: datetime = AT) -> None:
+    await world.process([callback], at)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,7 +524,7 @@ async def _apply(uow: FakeUoW, callback: InboundCallback, at: datetime = AT) -> 
 
 async def test_success_callback_settles_a_pending_payment() -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(SUCCESS_BODY)
 
     await _apply(uow, callback)
@@ -549,7 +534,7 @@ async def test_success_callback_settles_a_pending_payment() -> None:
     assert callback.processed_at == AT
     assert callback.payment_id == payment.id
     assert callback.checkout_request_id == CHECKOUT
-    assert uow.payments.locked_tokens == [TOKEN_HASH]
+    assert uow.locked_tokens == [TOKEN_HASH]
 
     assert payment.status is PaymentStatus.SUCCEEDED
     assert payment.evidence is Evidence.CALLBACK
@@ -563,7 +548,7 @@ async def test_success_callback_settles_a_pending_payment() -> None:
     assert payment.updated_at == AT
     assert payment.needs_attention is False
 
-    [event] = uow.events.items
+    [event] = uow.events
     assert event.type == "payment.succeeded"
     assert (event.subject_type, event.subject_id) == ("payment", payment.id)
     assert event.project_id == payment.project_id
@@ -574,7 +559,7 @@ async def test_success_callback_settles_a_pending_payment() -> None:
     assert event.data["object"]["status"] == "succeeded"
     assert event.data["object"]["mpesa_receipt_number"] == RECEIPT
 
-    [row] = uow.evidence.items
+    [row] = uow.evidence
     assert row.payment_id == payment.id
     assert row.source == "callback"
     assert row.verdict == "apply"
@@ -586,7 +571,7 @@ async def test_success_callback_settles_a_pending_payment() -> None:
 
 async def test_the_same_callback_again_is_a_duplicate() -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     await _apply(uow, make_callback(SUCCESS_BODY))
 
     again = make_callback(SUCCESS_BODY)
@@ -597,20 +582,20 @@ async def test_the_same_callback_again_is_a_duplicate() -> None:
     assert payment.status is PaymentStatus.SUCCEEDED
     assert payment.completed_at == AT
     assert payment.needs_attention is False
-    assert [e.type for e in uow.events.items] == ["payment.succeeded"]
-    assert [r.verdict for r in uow.evidence.items] == ["apply", "duplicate"]
+    assert [e.type for e in uow.events] == ["payment.succeeded"]
+    assert [r.verdict for r in uow.evidence] == ["apply", "duplicate"]
 
 
 async def test_reprocessing_the_same_stored_callback_counts_attempts() -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(SUCCESS_BODY)
     await _apply(uow, callback)
     await _apply(uow, callback, AT + timedelta(seconds=30))
     assert callback.attempts == 2
     assert callback.state == "duplicate"
     assert callback.processed_at == AT + timedelta(seconds=30)
-    assert len(uow.events.items) == 1
+    assert len(uow.events) == 1
 
 
 @pytest.mark.parametrize(
@@ -639,7 +624,7 @@ async def test_failure_callbacks_settle_with_their_reason(
     doc = _doc(body)
     _stk(doc)["CheckoutRequestID"] = CHECKOUT
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(orjson.dumps(doc))
 
     await _apply(uow, callback)
@@ -650,12 +635,12 @@ async def test_failure_callbacks_settle_with_their_reason(
     assert payment.failure_code == failure_code
     assert payment.failure_message == _stk(doc)["ResultDesc"]
     assert payment.mpesa_receipt_number is None
-    assert [e.type for e in uow.events.items] == [event]
+    assert [e.type for e in uow.events] == [event]
 
 
 async def test_unknown_token_is_flagged_and_touches_nothing() -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(SUCCESS_BODY, token_hash=hashlib.sha256(b"someone else").hexdigest())
 
     await _apply(uow, callback)
@@ -665,28 +650,29 @@ async def test_unknown_token_is_flagged_and_touches_nothing() -> None:
     assert callback.checkout_request_id == CHECKOUT
     assert payment.status is PaymentStatus.PENDING
     assert payment.needs_attention is False
-    assert uow.events.items == []
-    assert uow.evidence.items == []
+    assert uow.events == []
+    assert uow.evidence == []
 
 
 async def test_malformed_body_is_flagged_before_any_lookup() -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(b"<html>not json</html>")
 
-    await apply_stk_callback(uow, callback, payment, AT, POLICY)  # type: ignore[arg-type]
+    async with uow.db.write() as tx:
+        await apply_stk_callback(tx, callback, payment, AT, POLICY)  # type: ignore[arg-type]
 
     assert (callback.state, callback.flag_reason) == ("flagged", "malformed")
     assert callback.attempts == 1
     assert callback.processed_at == AT
     assert callback.payment_id is None
-    assert uow.payments.locked_tokens == []
+    assert uow.locked_tokens == []
     assert payment.status is PaymentStatus.PENDING
-    assert uow.events.items == []
-    assert uow.evidence.items == []
+    assert uow.events == []
+    assert uow.evidence == []
 
 
-def _assert_flagged_on_payment(uow: FakeUoW, payment: Payment, callback: InboundCallback, problem: str) -> None:
+def _assert_flagged_on_payment(uow: World, payment: Payment, callback: InboundCallback, problem: str) -> None:
     assert (callback.state, callback.flag_reason) == ("flagged", problem)
     assert callback.payment_id == payment.id
     assert payment.status is PaymentStatus.PENDING
@@ -695,8 +681,8 @@ def _assert_flagged_on_payment(uow: FakeUoW, payment: Payment, callback: Inbound
     assert payment.needs_attention is True
     assert payment.attention_reason == f"callback_{problem}"
     assert payment.updated_at == AT
-    assert uow.events.items == []
-    [row] = uow.evidence.items
+    assert uow.events == []
+    [row] = uow.evidence
     assert (row.source, row.verdict, row.note, row.callback_id) == ("callback", "flagged", problem, callback.id)
     assert row.result_code == "0"
 
@@ -704,7 +690,7 @@ def _assert_flagged_on_payment(uow: FakeUoW, payment: Payment, callback: Inbound
 @pytest.mark.parametrize("amount", [2, 100, 0.5, None], ids=["2", "100", "fraction", "missing"])
 async def test_success_with_another_amount_is_flagged(amount: object) -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(_success_body(amount=amount))
     await _apply(uow, callback)
     _assert_flagged_on_payment(uow, payment, callback, "amount_mismatch")
@@ -712,7 +698,7 @@ async def test_success_with_another_amount_is_flagged(amount: object) -> None:
 
 async def test_success_from_another_phone_is_flagged() -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(_success_body(phone=254711111111))
     await _apply(uow, callback)
     _assert_flagged_on_payment(uow, payment, callback, "phone_mismatch")
@@ -720,7 +706,7 @@ async def test_success_from_another_phone_is_flagged() -> None:
 
 async def test_success_without_a_phone_is_accepted() -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(_success_body(phone=None))
     await _apply(uow, callback)
     assert callback.state == "applied"
@@ -730,7 +716,7 @@ async def test_success_without_a_phone_is_accepted() -> None:
 @pytest.mark.parametrize("receipt", ["NLJ0000000", None, "ABC"], ids=["placeholder", "missing", "short"])
 async def test_success_without_a_real_receipt_is_flagged(receipt: object) -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(_success_body(receipt=receipt))
     await _apply(uow, callback)
     _assert_flagged_on_payment(uow, payment, callback, "receipt_missing")
@@ -738,7 +724,7 @@ async def test_success_without_a_real_receipt_is_flagged(receipt: object) -> Non
 
 async def test_another_checkout_request_id_is_flagged_without_touching_the_payment() -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(_success_body(checkout="ws_CO_000000000000000000000000"))
 
     await _apply(uow, callback)
@@ -750,15 +736,15 @@ async def test_another_checkout_request_id_is_flagged_without_touching_the_payme
     assert payment.attention_reason is None
     assert payment.updated_at == CREATED
     assert payment.checkout_request_id == CHECKOUT
-    assert uow.events.items == []
-    [row] = uow.evidence.items
+    assert uow.events == []
+    [row] = uow.evidence
     assert (row.verdict, row.note) == ("flagged", "checkout_request_id_mismatch")
 
 
 @pytest.mark.parametrize("status", [PaymentStatus.PENDING, PaymentStatus.UNKNOWN])
 async def test_a_payment_without_checkout_id_adopts_the_callbacks(status: PaymentStatus) -> None:
     payment = make_payment(status=status, checkout_request_id=None, merchant_request_id=None)
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(SUCCESS_BODY)
 
     await _apply(uow, callback)
@@ -768,12 +754,12 @@ async def test_a_payment_without_checkout_id_adopts_the_callbacks(status: Paymen
     assert payment.merchant_request_id == MERCHANT
     assert payment.status is PaymentStatus.SUCCEEDED
     assert payment.needs_attention is False
-    assert [e.type for e in uow.events.items] == ["payment.succeeded"]
+    assert [e.type for e in uow.events] == ["payment.succeeded"]
 
 
 async def test_adoption_keeps_a_known_merchant_request_id() -> None:
     payment = make_payment(status=PaymentStatus.UNKNOWN, checkout_request_id=None, merchant_request_id="ours-1")
-    uow = FakeUoW(payment)
+    uow = World(payment)
     await _apply(uow, make_callback(SUCCESS_BODY))
     assert payment.checkout_request_id == CHECKOUT
     assert payment.merchant_request_id == "ours-1"
@@ -781,7 +767,7 @@ async def test_adoption_keeps_a_known_merchant_request_id() -> None:
 
 async def test_a_failure_callback_is_adopted_too() -> None:
     payment = make_payment(status=PaymentStatus.UNKNOWN, checkout_request_id=None)
-    uow = FakeUoW(payment)
+    uow = World(payment)
     doc = _doc(CANCELLED_BODY)
     await _apply(uow, make_callback(CANCELLED_BODY))
     assert payment.checkout_request_id == _stk(doc)["CheckoutRequestID"]
@@ -798,7 +784,7 @@ async def test_a_failure_callback_is_adopted_too() -> None:
 )
 async def test_adoption_refused_when_amount_or_phone_disagree(body: bytes, problem: str) -> None:
     payment = make_payment(status=PaymentStatus.UNKNOWN, checkout_request_id=None)
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(body)
 
     await _apply(uow, callback)
@@ -807,12 +793,12 @@ async def test_adoption_refused_when_amount_or_phone_disagree(body: bytes, probl
     assert payment.checkout_request_id is None
     assert payment.status is PaymentStatus.UNKNOWN
     assert payment.needs_attention is True
-    assert uow.events.items == []
+    assert uow.events == []
 
 
 async def test_adoption_refused_outside_the_match_window() -> None:
     payment = make_payment(status=PaymentStatus.UNKNOWN, checkout_request_id=None)
-    uow = FakeUoW(payment)
+    uow = World(payment)
     late = CREATED + timedelta(seconds=POLICY.match_window + 1)
     callback = make_callback(SUCCESS_BODY, received_at=late)
 
@@ -822,12 +808,12 @@ async def test_adoption_refused_outside_the_match_window() -> None:
     assert payment.checkout_request_id is None
     assert payment.status is PaymentStatus.UNKNOWN
     assert payment.needs_attention is False
-    assert uow.events.items == []
+    assert uow.events == []
 
 
 async def test_adoption_at_the_edge_of_the_match_window() -> None:
     payment = make_payment(status=PaymentStatus.UNKNOWN, checkout_request_id=None)
-    uow = FakeUoW(payment)
+    uow = World(payment)
     edge = CREATED + timedelta(seconds=POLICY.match_window)
     callback = make_callback(SUCCESS_BODY, received_at=edge)
     await _apply(uow, callback, edge)
@@ -836,7 +822,7 @@ async def test_adoption_at_the_edge_of_the_match_window() -> None:
 
 async def test_a_final_payment_without_checkout_id_does_not_adopt() -> None:
     payment = make_payment(status=PaymentStatus.FAILED, evidence=Evidence.DARAJA_ANSWER, checkout_request_id=None)
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(SUCCESS_BODY)
     await _apply(uow, callback)
     assert (callback.state, callback.flag_reason) == ("flagged", "checkout_request_id_mismatch")
@@ -852,7 +838,7 @@ async def test_late_success_corrects_our_own_timeout() -> None:
         failure_message="no_response",
         completed_at=CREATED + timedelta(minutes=10),
     )
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(SUCCESS_BODY)
 
     await _apply(uow, callback)
@@ -865,11 +851,11 @@ async def test_late_success_corrects_our_own_timeout() -> None:
     assert payment.failure_message is None
     assert payment.needs_attention is True
     assert payment.attention_reason == "late_success"
-    [event] = uow.events.items
+    [event] = uow.events
     assert event.type == "payment.succeeded"
     assert event.late_correction is True
     assert event.data["object"]["needs_attention"] is True
-    [row] = uow.evidence.items
+    [row] = uow.evidence
     assert row.verdict == "correct"
     assert row.note is not None
     assert "late correction" in row.note
@@ -877,15 +863,15 @@ async def test_late_success_corrects_our_own_timeout() -> None:
 
 async def test_late_success_corrects_a_query_answer() -> None:
     payment = make_payment(status=PaymentStatus.FAILED, evidence=Evidence.DARAJA_ANSWER, failure_code="timeout")
-    uow = FakeUoW(payment)
+    uow = World(payment)
     await _apply(uow, make_callback(SUCCESS_BODY))
     assert payment.status is PaymentStatus.SUCCEEDED
-    assert [e.late_correction for e in uow.events.items] == [True]
+    assert [e.late_correction for e in uow.events] == [True]
 
 
 async def test_a_cancel_after_a_callback_set_success_changes_nothing() -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     await _apply(uow, make_callback(SUCCESS_BODY))
     assert payment.status is PaymentStatus.SUCCEEDED
 
@@ -900,14 +886,14 @@ async def test_a_cancel_after_a_callback_set_success_changes_nothing() -> None:
     assert payment.failure_code is None
     assert payment.needs_attention is True
     assert payment.attention_reason == "contradicting_callback"
-    assert [e.type for e in uow.events.items] == ["payment.succeeded"]
-    assert [r.verdict for r in uow.evidence.items] == ["apply", "conflict"]
-    assert uow.evidence.items[-1].note == "contradicts succeeded set by callback"
+    assert [e.type for e in uow.events] == ["payment.succeeded"]
+    assert [r.verdict for r in uow.evidence] == ["apply", "conflict"]
+    assert uow.evidence[-1].note == "contradicts succeeded set by callback"
 
 
 async def test_a_success_after_a_callback_set_cancel_is_a_conflict() -> None:
     payment = make_payment()
-    uow = FakeUoW(payment)
+    uow = World(payment)
     await _apply(uow, make_callback(_failure_body(1032)))
     assert payment.status is PaymentStatus.CANCELLED
 
@@ -918,12 +904,12 @@ async def test_a_success_after_a_callback_set_cancel_is_a_conflict() -> None:
     assert payment.status is PaymentStatus.CANCELLED
     assert payment.mpesa_receipt_number is None
     assert payment.needs_attention is True
-    assert [e.type for e in uow.events.items] == ["payment.cancelled"]
+    assert [e.type for e in uow.events] == ["payment.cancelled"]
 
 
 async def test_a_callback_confirms_a_query_set_success() -> None:
     payment = make_payment(status=PaymentStatus.SUCCEEDED, evidence=Evidence.DARAJA_ANSWER, completed_at=AT)
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(SUCCESS_BODY)
     await _apply(uow, callback, AT + timedelta(seconds=5))
     assert callback.state == "applied"
@@ -931,27 +917,27 @@ async def test_a_callback_confirms_a_query_set_success() -> None:
     assert payment.mpesa_receipt_number == RECEIPT
     assert payment.transaction_date == PAID_AT_UTC
     assert payment.needs_attention is False
-    assert uow.events.items == []
-    assert [r.verdict for r in uow.evidence.items] == ["confirm"]
+    assert uow.events == []
+    assert [r.verdict for r in uow.evidence] == ["confirm"]
 
 
 async def test_a_different_failure_over_a_query_answer_is_recorded_only() -> None:
     payment = make_payment(status=PaymentStatus.FAILED, evidence=Evidence.DARAJA_ANSWER, failure_code="timeout")
-    uow = FakeUoW(payment)
+    uow = World(payment)
     callback = make_callback(_failure_body(1032))
     await _apply(uow, callback)
     assert (callback.state, callback.flag_reason) == ("recorded", None)
     assert payment.status is PaymentStatus.FAILED
     assert payment.failure_code == "timeout"
     assert payment.needs_attention is False
-    assert uow.events.items == []
-    assert [r.verdict for r in uow.evidence.items] == ["record"]
+    assert uow.events == []
+    assert [r.verdict for r in uow.evidence] == ["record"]
 
 
 async def test_adoption_refused_when_another_payment_holds_the_checkout_id() -> None:
     holder = make_payment(id="pay_01holder", callback_token_hash="other-token-hash")
     orphan = make_payment(id="pay_01orphan", status=PaymentStatus.UNKNOWN, checkout_request_id=None)
-    uow = FakeUoW(holder, orphan)
+    uow = World(holder, orphan)
     callback = make_callback(SUCCESS_BODY)
 
     await _apply(uow, callback)
@@ -959,7 +945,7 @@ async def test_adoption_refused_when_another_payment_holds_the_checkout_id() -> 
     assert (callback.state, callback.flag_reason) == ("flagged", "checkout_request_id_taken")
     assert orphan.checkout_request_id is None and orphan.status is PaymentStatus.UNKNOWN
     assert holder.status is PaymentStatus.PENDING
-    assert uow.events.items == []
+    assert uow.events == []
 
 
 async def test_the_handler_applies_the_payments_the_lookup_returns_and_reads_a_project_once() -> None:
@@ -969,7 +955,7 @@ async def test_the_handler_applies_the_payments_the_lookup_returns_and_reads_a_p
     second = make_payment(
         id="pay_01second", callback_token_hash="b" * 64, checkout_request_id="ws_CO_second", merchant_request_id="m2"
     )
-    uow = FakeUoW(first, second)
+    uow = World(first, second)
     callbacks = [
         make_callback(SUCCESS_BODY),
         make_callback(
@@ -978,9 +964,9 @@ async def test_the_handler_applies_the_payments_the_lookup_returns_and_reads_a_p
         ),
     ]
 
-    await StkHandler(POLICY).apply(uow, callbacks, AT)  # type: ignore[arg-type]
+    await uow.process(callbacks, AT)
 
     assert [c.state for c in callbacks] == ["applied", "applied"]
     assert (first.status, second.status) == (PaymentStatus.SUCCEEDED, PaymentStatus.SUCCEEDED)
-    assert sorted(uow.payments.locked_tokens) == sorted([TOKEN_HASH, "b" * 64])
-    assert uow.projects.reads == ["prj_01test"]
+    assert sorted(uow.locked_tokens) == sorted([TOKEN_HASH, "b" * 64])
+    assert uow.project_reads == ["prj_01test"]

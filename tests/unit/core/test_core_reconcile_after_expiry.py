@@ -123,9 +123,10 @@ class Expiry:
 
     def __init__(self, *script: str, policy: ReconcilePolicy | None = None) -> None:
         self.time = VirtualTime()
-        self.payment = make_payment(1)
-        self.payment.created_at = START - timedelta(seconds=600)  # at max_age: the next query decides
-        self.db = FakeDb([self.payment])
+        payment = make_payment(1)
+        payment.created_at = START - timedelta(seconds=600)  # at max_age: the next query decides
+        self.db = FakeDb([payment])
+        self._payment_id = payment.id
         self.daraja = ScriptedDaraja(*script)
         pacer = Pacer(100.0, monotonic=self.time.monotonic, sleep=self.time.sleep)
         self.reconciler = Reconciler(
@@ -136,6 +137,11 @@ class Expiry:
             policy or ReconcilePolicy(),
             pacer=pacer,
         )
+
+    @property
+    def payment(self) -> Payment:
+        """The payment as committed (a test sets a field on it to set the scene)."""
+        return self.db.items[self._payment_id]
 
     async def run(self) -> ReconcileReport:
         return await self.time.run(self.reconciler.run_once())

@@ -12,18 +12,18 @@ import itertools
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
-from mpesa_bridge.core.payments.entity import OutboxEvent, Payment, PaymentEvidence
+from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.payments.pacing import Pacer
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.payments.reconcile import Reconciler
-from mpesa_bridge.core.payments.status import PaymentStatus, query_may_correct
-from mpesa_bridge.core.ports import QueryAnswer, QueryClaim, QueryPending
+from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.ports import QueryAnswer, QueryPending
 from mpesa_bridge.core.projects import DarajaAccount, DarajaEnvironment, Tenant
+from tests.fixtures.memory import MemoryDatabase
 
 T = TypeVar("T")
 START = datetime(2024, 7, 1, 9, 0, tzinfo=UTC)
@@ -157,97 +157,29 @@ def test_a_fractional_rate() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class FakePayments:
-    def __init__(self, db: FakeDb) -> None:
-        self._db = db
-
-    async def claim_due_for_query(self, now: datetime, limit: int, hold_until: datetime) -> Sequence[QueryClaim]:
-        due = sorted(
-            (
-                p
-                for p in self._db.items.values()
-                if p.next_query_at is not None
-                and p.next_query_at <= now
-                and (
-                    p.status in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
-                    or query_may_correct(p.status, p.evidence)
-                )
-                and p.checkout_request_id is not None
-            ),
-            key=lambda p: p.next_query_at or now,
-        )[:limit]
-        for payment in due:
-            payment.next_query_at = hold_until
-        return [QueryClaim(p.id, p.project_id, p.mode, p.checkout_request_id or "") for p in due]
-
-    async def stranded(self, before: datetime, limit: int) -> Sequence[str]:
-        return []
-
-    async def find(self, payment_id: str) -> Payment | None:
-        return self._db.items.get(payment_id)
-
-    async def lock(self, payment_id: str) -> Payment | None:
-        return self._db.items.get(payment_id)
-
-    async def lock_many(self, payment_ids: Sequence[str]) -> Sequence[Payment]:
-        self._db.write_sizes.append(len(payment_ids))
-        if self._db.write_takes:
-            await self._db.write_takes(0.05)
-        if self._db.broken & set(payment_ids):
-            raise RuntimeError("a database error")
-        return [self._db.items[i] for i in sorted(payment_ids) if i in self._db.items]
-
-
-class FakeEvents:
-    def __init__(self, db: FakeDb) -> None:
-        self._db = db
-
-    async def add(self, event: OutboxEvent) -> None:
-        self._db.events.append(event)
-
-
-class FakeEvidence:
-    def __init__(self, db: FakeDb) -> None:
-        self._db = db
-
-    async def add(self, evidence: PaymentEvidence) -> None:
-        self._db.evidence.append(evidence)
-
-
-class FakeUoW:
-    def __init__(self, db: FakeDb) -> None:
-        self._db = db
-        self.payments = FakePayments(db)
-        self.events = FakeEvents(db)
-        self.evidence = FakeEvidence(db)
-
-    async def __aenter__(self) -> FakeUoW:
-        self._db.open_in.add(asyncio.current_task())
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._db.open_in.discard(asyncio.current_task())
-
-
-class FakeDb:
-    """Payments by id, and which tasks have a transaction open right now."""
+class FakeDb(MemoryDatabase):
+    """The shared in-memory ports (`tests/fixtures/memory.py`), with a disk that can be slow or fail."""
 
     def __init__(self, payments: Sequence[Payment]) -> None:
-        self.items = {p.id: p for p in payments}
-        self.events: list[OutboxEvent] = []
-        self.evidence: list[PaymentEvidence] = []
-        self.open_in: set[asyncio.Task[Any] | None] = set()
+        super().__init__(payments)
         self.write_sizes: list[int] = []  # payments per answer-writing transaction
         self.broken: set[str] = set()  # payments whose write fails
         self.write_takes: Callable[[float], Awaitable[None]] | None = None  # a slow disk: writes take time
+        self.lock_hook = self._locking
 
-    def write(self) -> FakeUoW:
-        return FakeUoW(self)
+    async def _locking(self, verb: str, ids: Sequence[str]) -> None:
+        if verb != "payments.lock_many":
+            return
+        self.write_sizes.append(len(ids))
+        if self.write_takes:
+            await self.write_takes(0.05)
+        if self.broken & set(ids):
+            raise RuntimeError("a database error")
 
-    def read(self) -> FakeUoW:
-        return FakeUoW(self)
+    @property
+    def items(self) -> dict[str, Payment]:
+        """The committed payments, by id."""
+        return self.committed.payments
 
 
 class FakeDaraja:

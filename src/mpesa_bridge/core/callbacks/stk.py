@@ -155,6 +155,9 @@ class StkHandler:
         for callback in callbacks:
             payment = payments.get(callback.token_hash)
             await apply_stk_callback(uow, callback, payment, at, self._policy, projects)
+        # One batched write for the batch's payments (a payment no callback changed writes nothing);
+        # the inbox saves the callbacks.
+        await uow.payments.save_many(list(payments.values()))
 
 
 class BatchProjects:
@@ -180,7 +183,8 @@ async def apply_stk_callback(
     projects: BatchProjects | None = None,
 ) -> None:
     """Process one stored callback inside the caller's transaction; the callback is locked, and so
-    is `payment`, the one its token names (None: no payment has that token)."""
+    is `payment`, the one its token names (None: no payment has that token). Both are changed in
+    place; the caller saves them (`StkHandler.apply` the payments, the inbox the callbacks)."""
     callback.attempts += 1
     callback.processed_at = at
     try:

@@ -1,7 +1,9 @@
 """Applying an outcome report to a payment: the one place a payment's status changes.
 
 Every report is run through `status.decide`, written to the evidence log, and — when the
-status changes — written as an outbox event in the same transaction.
+status changes — written as an outbox event in the same transaction. These functions change the
+payment they are given; the use case that loaded it saves it (`uow.payments.save`) once it has
+made all its changes.
 """
 
 from __future__ import annotations

@@ -119,6 +119,7 @@ async def _write(
             payment = payments.get(answered.payment_id)
             if payment is not None:  # payments are never deleted
                 await _apply(uow, payment, answered, now, policy, done)
+        await uow.payments.save_many(list(payments.values()))
     report.settled += done.settled
     report.corrected += done.corrected
     report.expired += done.expired
@@ -336,4 +337,5 @@ class Reconciler:
                 payment = await uow.payments.lock(payment_id)
                 if payment is not None and await mark_unknown(uow, payment, "push_unanswered", now):
                     payment.next_query_at = None
+                    await uow.payments.save(payment)
                     report.marked_unknown += 1

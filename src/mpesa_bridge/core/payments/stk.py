@@ -233,6 +233,7 @@ class PaymentService:
                 await record_outcome(uow, payment, outcome, now)
             elif unknown is not None:
                 await mark_unknown(uow, payment, unknown, now)
+            await uow.payments.save(payment)
             return payment
 
 

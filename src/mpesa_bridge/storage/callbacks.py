@@ -1,0 +1,48 @@
+"""The inbox's repository: callbacks exactly as they arrived, then what their handler made of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mpesa_bridge.core.payments.entity import InboundCallback
+from mpesa_bridge.storage import tables
+from mpesa_bridge.storage.rows import EntityRows, Loaded
+
+CALLBACKS = EntityRows(tables.inbound_callbacks, InboundCallback)
+
+
+class SqlCallbackReader:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._c = conn
+
+    async def unprocessed(self, due_by: datetime, limit: int) -> Sequence[str]:
+        c = tables.inbound_callbacks.c
+        due = sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= due_by)
+        stmt = sa.select(c.id).where(c.state == "received", due).order_by(c.received_at).limit(limit)
+        return (await self._c.execute(stmt)).scalars().all()
+
+
+class SqlCallbackRepository(SqlCallbackReader):
+    def __init__(self, conn: AsyncConnection, *, lock: bool) -> None:
+        super().__init__(conn)
+        self._lock = lock
+        self._loaded = Loaded(CALLBACKS)
+
+    async def add_many(self, callbacks: Sequence[InboundCallback]) -> None:
+        await CALLBACKS.insert(self._c, callbacks)  # one multi-row INSERT
+        for callback in callbacks:
+            self._loaded.remember(callback)
+
+    async def lock_many(self, callback_ids: Sequence[str]) -> Sequence[InboundCallback]:
+        c = tables.inbound_callbacks.c
+        stmt = CALLBACKS.select().where(c.id.in_(list(callback_ids))).order_by(c.id)
+        if self._lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return self._loaded.build(await self._c.execute(stmt))
+
+    async def save_many(self, callbacks: Sequence[InboundCallback]) -> None:
+        await self._loaded.save(self._c, callbacks)

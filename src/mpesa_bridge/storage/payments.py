@@ -1,0 +1,271 @@
+"""The payment aggregate's repositories: payments and their evidence log (SQLAlchemy Core).
+
+Every tenant-facing query is scoped by project and mode. Reads return plain values; writes are
+explicit verbs (`add`, `save`, `save_many`, the conditional `adopt_daraja_ids`), and evidence is
+written with the unit of work's other new rows, as one multi-row INSERT before it commits."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from mpesa_bridge.core.ids import id_ceiling, id_floor
+from mpesa_bridge.core.payments.entity import Payment, PaymentEvidence
+from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.ports import DayStatusTotal, PaymentFilter, QueryClaim
+from mpesa_bridge.core.projects import Tenant
+from mpesa_bridge.storage import tables
+from mpesa_bridge.storage.pending import PendingRows
+from mpesa_bridge.storage.rows import EntityRows, Loaded
+
+PAYMENT_ID_PREFIX = "pay"  # core.payments.stk: new_id("pay", created_at)
+
+
+class NairobiDate(FunctionElement[date]):
+    """The Africa/Nairobi calendar date of an aware UTC timestamp column."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(NairobiDate, "postgresql")
+def _nairobi_date_postgresql(element: NairobiDate, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'Africa/Nairobi') AS DATE)"
+
+
+@compiles(NairobiDate, "sqlite")
+def _nairobi_date_sqlite(element: NairobiDate, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps naive UTC text (types.UTCDateTime). Kenya has been UTC+3 all year since 1942.
+    return f"date({compiler.process(element.clauses, **kw)}, '+3 hours')"
+
+
+PAYMENTS = EntityRows(tables.payments, Payment)
+EVIDENCE = EntityRows(tables.payment_evidence, PaymentEvidence)
+_OPEN = (PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
+
+
+class SqlPaymentReader:
+    """Payments as values; no lock, no write (`core.ports.PaymentReader`)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._c = conn
+
+    async def _all(self, stmt: sa.Select[Any]) -> list[Payment]:
+        return [PAYMENTS.build(row) for row in await self._c.execute(stmt)]
+
+    async def _first(self, stmt: sa.Select[Any]) -> Payment | None:
+        found = await self._all(stmt)
+        return found[0] if found else None
+
+    async def get(self, tenant: Tenant, payment_id: str) -> Payment | None:
+        c = tables.payments.c
+        stmt = PAYMENTS.select().where(
+            c.id == payment_id, c.project_id == tenant.project_id, c.mode == tenant.mode.value
+        )
+        return await self._first(stmt)
+
+    async def find(self, payment_id: str) -> Payment | None:
+        return await self._first(PAYMENTS.select().where(tables.payments.c.id == payment_id))
+
+    async def by_checkout_request_id(self, checkout_request_id: str) -> Payment | None:
+        return await self._first(PAYMENTS.select().where(tables.payments.c.checkout_request_id == checkout_request_id))
+
+    async def open_twin(self, payment: Payment, since: datetime) -> Payment | None:
+        c = tables.payments.c
+        stmt = PAYMENTS.select().where(
+            c.project_id == payment.project_id,
+            c.mode == payment.mode,
+            c.phone == payment.phone,
+            c.amount == payment.amount,
+            c.account_reference == payment.account_reference,
+            c.status.in_(_OPEN),
+            c.created_at >= since,
+        )
+        return await self._first(stmt.limit(1))
+
+    async def open_for_phone(self, short_code: str, phone: str, since: datetime) -> Payment | None:
+        c = tables.payments.c
+        stmt = PAYMENTS.select().where(
+            c.phone == phone,
+            c.business_short_code == short_code,
+            c.status.in_(_OPEN),
+            c.created_at >= since,
+        )
+        return await self._first(stmt.limit(1))
+
+    async def list(self, tenant: Tenant, query: PaymentFilter) -> Sequence[Payment]:
+        c = tables.payments.c
+        stmt = PAYMENTS.select().where(c.project_id == tenant.project_id, c.mode == tenant.mode.value)
+        if query.status is not None:
+            stmt = stmt.where(c.status == query.status)
+        if query.phone is not None:
+            stmt = stmt.where(c.phone == query.phone)
+        if query.account_reference is not None:
+            stmt = stmt.where(c.account_reference == query.account_reference)
+        # A time bound is also an id bound (ids begin with their creation time, core.ids): with it
+        # the (tenant[, status], id) indexes stop at the window's edge instead of reading every
+        # older payment of the tenant to learn that none matches (the last page of a window).
+        if query.created_gte is not None:
+            stmt = stmt.where(c.created_at >= query.created_gte, c.id >= id_floor(PAYMENT_ID_PREFIX, query.created_gte))
+        if query.created_lte is not None:
+            stmt = stmt.where(
+                c.created_at <= query.created_lte, c.id < id_ceiling(PAYMENT_ID_PREFIX, query.created_lte)
+            )
+        if query.starting_after is not None:
+            stmt = stmt.where(c.id < query.starting_after)
+        return await self._all(stmt.order_by(c.id.desc()).limit(query.limit + 1))
+
+    async def day_totals(self, tenant: Tenant, since: datetime, before: datetime) -> Sequence[DayStatusTotal]:
+        # Served by ix_payments_tenant_created alone (it holds status and amount): no table reads.
+        c = tables.payments.c
+        day = NairobiDate(c.created_at)
+        stmt = (
+            sa.select(day, c.status, sa.func.count(), sa.func.coalesce(sa.func.sum(c.amount), 0))
+            .where(
+                c.project_id == tenant.project_id,
+                c.mode == tenant.mode.value,
+                c.created_at >= since,
+                c.created_at < before,
+            )
+            .group_by(day, c.status)
+        )
+        rows = (await self._c.execute(stmt)).all()
+        return [DayStatusTotal(row[0], PaymentStatus(row[1]), int(row[2]), int(row[3])) for row in rows]
+
+    async def stranded(self, before: datetime, limit: int) -> Sequence[str]:
+        c = tables.payments.c
+        stmt = (
+            sa.select(c.id)
+            .where(
+                c.status == PaymentStatus.PENDING,
+                c.checkout_request_id.is_(None),
+                c.created_at <= before,
+            )
+            .limit(limit)
+        )
+        return (await self._c.execute(stmt)).scalars().all()
+
+
+class SqlPaymentRepository(SqlPaymentReader):
+    """Payments in a write unit of work (`core.ports.PaymentRepository`): what it loads it
+    remembers, and `save` writes the columns the use case changed since."""
+
+    def __init__(self, conn: AsyncConnection, *, lock: bool) -> None:
+        super().__init__(conn)
+        self._lock = lock
+        self._loaded = Loaded(PAYMENTS)
+
+    async def _all(self, stmt: sa.Select[Any]) -> list[Payment]:
+        return self._loaded.build(await self._c.execute(stmt))
+
+    async def add(self, payment: Payment) -> None:
+        await PAYMENTS.insert(self._c, [payment])
+        self._loaded.remember(payment)
+
+    async def save(self, payment: Payment) -> None:
+        await self._loaded.save(self._c, [payment])
+
+    async def save_many(self, payments: Sequence[Payment]) -> None:
+        await self._loaded.save(self._c, payments)
+
+    async def lock(self, payment_id: str) -> Payment | None:
+        return await self._first(self._locking(PAYMENTS.select().where(tables.payments.c.id == payment_id)))
+
+    async def lock_many(self, payment_ids: Sequence[str]) -> Sequence[Payment]:
+        """The payments with these ids, locked in id order (two lockers of overlapping sets cannot deadlock)."""
+        c = tables.payments.c
+        return await self._all(self._locking(PAYMENTS.select().where(c.id.in_(list(payment_ids))).order_by(c.id)))
+
+    async def lock_by_callback_tokens(self, token_hashes: Sequence[str]) -> Mapping[str, Payment]:
+        c = tables.payments.c
+        stmt = PAYMENTS.select().where(c.callback_token_hash.in_(sorted(set(token_hashes)))).order_by(c.id)
+        return {p.callback_token_hash: p for p in await self._all(self._locking(stmt))}
+
+    async def adopt_daraja_ids(
+        self, payment_id: str, merchant_request_id: str, checkout_request_id: str, at: datetime
+    ) -> Payment | None:
+        # COALESCE in the statement, not in Python: on PostgreSQL a callback applied meanwhile holds
+        # the row, and the UPDATE re-reads the committed row before deciding (READ COMMITTED).
+        c = tables.payments.c
+        stmt = (
+            sa.update(tables.payments)
+            .where(c.id == payment_id)
+            .values(
+                checkout_request_id=sa.func.coalesce(c.checkout_request_id, checkout_request_id),
+                merchant_request_id=sa.func.coalesce(c.merchant_request_id, merchant_request_id),
+                updated_at=at,
+            )
+            .returning(*PAYMENTS.columns)
+        )
+        found = self._loaded.build(await self._c.execute(stmt))
+        return found[0] if found else None
+
+    async def lock_phone(self, short_code: str, phone: str) -> None:
+        """Serialise pushes to one phone. PostgreSQL: a transaction-scoped advisory lock; SQLite
+        has a single writer already."""
+        if self._lock:
+            key = int.from_bytes(hashlib.sha256(f"{short_code}:{phone}".encode()).digest()[:8], "big", signed=True)
+            await self._c.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    async def claim_due_for_query(self, now: datetime, limit: int, hold_until: datetime) -> Sequence[QueryClaim]:
+        """Take the due payments and move their next query to `hold_until`, in the caller's transaction.
+
+        PostgreSQL: rows another transaction holds (another worker's claim, a callback being applied)
+        are skipped, and a row another worker claimed meanwhile no longer matches once its claim is
+        committed (READ COMMITTED re-checks the WHERE on the newer row). SQLite: writes are serial."""
+        c = tables.payments.c
+        stmt = (
+            sa.select(c.id, c.project_id, c.mode, c.checkout_request_id)
+            .where(
+                c.next_query_at <= now,
+                sa.or_(
+                    c.status.in_(_OPEN),
+                    # status.query_may_correct: an expiry on our own timeout is re-checked a while.
+                    sa.and_(c.status == PaymentStatus.EXPIRED, c.evidence == Evidence.OWN_TIMEOUT),
+                ),
+                c.checkout_request_id.is_not(None),
+            )
+            .order_by(c.next_query_at)
+            .limit(limit)
+        )
+        if self._lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = (await self._c.execute(stmt)).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        await self._c.execute(sa.update(tables.payments).where(c.id.in_(ids)).values(next_query_at=hold_until))
+        return [QueryClaim(row.id, row.project_id, row.mode, row.checkout_request_id) for row in rows]
+
+    def _locking(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
+        return stmt.with_for_update() if self._lock else stmt
+
+
+class SqlEvidenceReader:
+    def __init__(self, conn: AsyncConnection, pending: PendingRows | None = None) -> None:
+        self._c = conn
+        self._pending = pending
+
+    async def for_payment(self, payment_id: str) -> Sequence[PaymentEvidence]:
+        if self._pending is not None:
+            await self._pending.flush()
+        t = tables.payment_evidence
+        stmt = EVIDENCE.select().where(t.c.payment_id == payment_id).order_by(t.c.id)
+        return [EVIDENCE.build(row) for row in await self._c.execute(stmt)]
+
+
+class SqlEvidenceRepository(SqlEvidenceReader):
+    def __init__(self, conn: AsyncConnection, pending: PendingRows) -> None:
+        super().__init__(conn, pending)
+        self._queue = pending
+
+    async def add(self, evidence: PaymentEvidence) -> None:
+        self._queue.add(EVIDENCE, evidence)  # written with the unit of work's other new rows
