@@ -13,6 +13,9 @@ from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.rows import EntityRows, Loaded
 
 CALLBACKS = EntityRows(tables.inbound_callbacks, InboundCallback)
+_c = tables.inbound_callbacks.c
+_BY_IDS = CALLBACKS.select().where(_c.id.in_(sa.bindparam("ids", expanding=True))).order_by(_c.id)
+_BY_IDS_LOCKED = _BY_IDS.with_for_update(skip_locked=True)  # another worker's rows are skipped
 
 
 class SqlCallbackReader:
@@ -38,11 +41,8 @@ class SqlCallbackRepository(SqlCallbackReader):
             self._loaded.remember(callback)
 
     async def lock_many(self, callback_ids: Sequence[str]) -> Sequence[InboundCallback]:
-        c = tables.inbound_callbacks.c
-        stmt = CALLBACKS.select().where(c.id.in_(list(callback_ids))).order_by(c.id)
-        if self._lock:
-            stmt = stmt.with_for_update(skip_locked=True)
-        return self._loaded.build(await self._c.execute(stmt))
+        stmt = _BY_IDS_LOCKED if self._lock else _BY_IDS
+        return self._loaded.build(await self._c.execute(stmt, {"ids": list(callback_ids)}))
 
     async def save_many(self, callbacks: Sequence[InboundCallback]) -> None:
         await self._loaded.save(self._c, callbacks)

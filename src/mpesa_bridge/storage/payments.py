@@ -51,6 +51,30 @@ PAYMENTS = EntityRows(tables.payments, Payment)
 EVIDENCE = EntityRows(tables.payment_evidence, PaymentEvidence)
 _OPEN = (PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
 
+# The hot paths' statements, built once with bound parameters: building a statement and its cache
+# key costs more CPU than running it (`make bench`, B1/B2).
+_c = tables.payments.c
+_BY_ID = PAYMENTS.select().where(_c.id == sa.bindparam("id"))
+_BY_TENANT_ID = _BY_ID.where(_c.project_id == sa.bindparam("project_id"), _c.mode == sa.bindparam("mode"))
+_BY_CHECKOUT = PAYMENTS.select().where(_c.checkout_request_id == sa.bindparam("checkout_request_id"))
+_OPEN_FOR_PHONE = PAYMENTS.select().where(
+    _c.phone == sa.bindparam("phone"), _c.status.in_(_OPEN), _c.created_at >= sa.bindparam("since")
+)
+_BY_IDS = PAYMENTS.select().where(_c.id.in_(sa.bindparam("ids", expanding=True))).order_by(_c.id)
+_BY_TOKENS = PAYMENTS.select().where(_c.callback_token_hash.in_(sa.bindparam("tokens", expanding=True))).order_by(_c.id)
+_ADOPT = (
+    sa.update(tables.payments)
+    .where(_c.id == sa.bindparam("payment_id"))
+    .values(
+        # COALESCE in the statement, not in Python: on PostgreSQL a callback applied meanwhile holds
+        # the row, and the UPDATE re-reads the committed row before deciding (READ COMMITTED).
+        checkout_request_id=sa.func.coalesce(_c.checkout_request_id, sa.bindparam("checkout")),
+        merchant_request_id=sa.func.coalesce(_c.merchant_request_id, sa.bindparam("merchant")),
+        updated_at=sa.bindparam("at", type_=tables.payments.c.updated_at.type),
+    )
+    .returning(*PAYMENTS.columns)
+)
+
 
 class SqlPaymentReader:
     """Payments as values; no lock, no write (`core.ports.PaymentReader`)."""
@@ -58,48 +82,25 @@ class SqlPaymentReader:
     def __init__(self, conn: AsyncConnection) -> None:
         self._c = conn
 
-    async def _all(self, stmt: sa.Select[Any]) -> list[Payment]:
-        return [PAYMENTS.build(row) for row in await self._c.execute(stmt)]
+    async def _all(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[Payment]:
+        return [PAYMENTS.build(row) for row in await self._c.execute(stmt, params)]
 
-    async def _first(self, stmt: sa.Select[Any]) -> Payment | None:
-        found = await self._all(stmt)
+    async def _first(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Payment | None:
+        found = await self._all(stmt, params)
         return found[0] if found else None
 
     async def get(self, tenant: Tenant, payment_id: str) -> Payment | None:
-        c = tables.payments.c
-        stmt = PAYMENTS.select().where(
-            c.id == payment_id, c.project_id == tenant.project_id, c.mode == tenant.mode.value
-        )
-        return await self._first(stmt)
+        params = {"id": payment_id, "project_id": tenant.project_id, "mode": tenant.mode.value}
+        return await self._first(_BY_TENANT_ID, params)
 
     async def find(self, payment_id: str) -> Payment | None:
-        return await self._first(PAYMENTS.select().where(tables.payments.c.id == payment_id))
+        return await self._first(_BY_ID, {"id": payment_id})
 
     async def by_checkout_request_id(self, checkout_request_id: str) -> Payment | None:
-        return await self._first(PAYMENTS.select().where(tables.payments.c.checkout_request_id == checkout_request_id))
+        return await self._first(_BY_CHECKOUT, {"checkout_request_id": checkout_request_id})
 
-    async def open_twin(self, payment: Payment, since: datetime) -> Payment | None:
-        c = tables.payments.c
-        stmt = PAYMENTS.select().where(
-            c.project_id == payment.project_id,
-            c.mode == payment.mode,
-            c.phone == payment.phone,
-            c.amount == payment.amount,
-            c.account_reference == payment.account_reference,
-            c.status.in_(_OPEN),
-            c.created_at >= since,
-        )
-        return await self._first(stmt.limit(1))
-
-    async def open_for_phone(self, short_code: str, phone: str, since: datetime) -> Payment | None:
-        c = tables.payments.c
-        stmt = PAYMENTS.select().where(
-            c.phone == phone,
-            c.business_short_code == short_code,
-            c.status.in_(_OPEN),
-            c.created_at >= since,
-        )
-        return await self._first(stmt.limit(1))
+    async def open_for_phone(self, phone: str, since: datetime) -> Sequence[Payment]:
+        return await self._all(_OPEN_FOR_PHONE, {"phone": phone, "since": since})
 
     async def list(self, tenant: Tenant, query: PaymentFilter) -> Sequence[Payment]:
         c = tables.payments.c
@@ -163,8 +164,8 @@ class SqlPaymentRepository(SqlPaymentReader):
         self._lock = lock
         self._loaded = Loaded(PAYMENTS)
 
-    async def _all(self, stmt: sa.Select[Any]) -> list[Payment]:
-        return self._loaded.build(await self._c.execute(stmt))
+    async def _all(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[Payment]:
+        return self._loaded.build(await self._c.execute(stmt, params))
 
     async def add(self, payment: Payment) -> None:
         await PAYMENTS.insert(self._c, [payment])
@@ -177,43 +178,28 @@ class SqlPaymentRepository(SqlPaymentReader):
         await self._loaded.save(self._c, payments)
 
     async def lock(self, payment_id: str) -> Payment | None:
-        return await self._first(self._locking(PAYMENTS.select().where(tables.payments.c.id == payment_id)))
+        return await self._first(_BY_ID_LOCKED if self._lock else _BY_ID, {"id": payment_id})
 
     async def lock_many(self, payment_ids: Sequence[str]) -> Sequence[Payment]:
         """The payments with these ids, locked in id order (two lockers of overlapping sets cannot deadlock)."""
-        c = tables.payments.c
-        return await self._all(self._locking(PAYMENTS.select().where(c.id.in_(list(payment_ids))).order_by(c.id)))
+        return await self._all(_BY_IDS_LOCKED if self._lock else _BY_IDS, {"ids": list(payment_ids)})
 
     async def lock_by_callback_tokens(self, token_hashes: Sequence[str]) -> Mapping[str, Payment]:
-        c = tables.payments.c
-        stmt = PAYMENTS.select().where(c.callback_token_hash.in_(sorted(set(token_hashes)))).order_by(c.id)
-        return {p.callback_token_hash: p for p in await self._all(self._locking(stmt))}
+        stmt = _BY_TOKENS_LOCKED if self._lock else _BY_TOKENS
+        return {p.callback_token_hash: p for p in await self._all(stmt, {"tokens": sorted(set(token_hashes))})}
 
     async def adopt_daraja_ids(
         self, payment_id: str, merchant_request_id: str, checkout_request_id: str, at: datetime
     ) -> Payment | None:
-        # COALESCE in the statement, not in Python: on PostgreSQL a callback applied meanwhile holds
-        # the row, and the UPDATE re-reads the committed row before deciding (READ COMMITTED).
-        c = tables.payments.c
-        stmt = (
-            sa.update(tables.payments)
-            .where(c.id == payment_id)
-            .values(
-                checkout_request_id=sa.func.coalesce(c.checkout_request_id, checkout_request_id),
-                merchant_request_id=sa.func.coalesce(c.merchant_request_id, merchant_request_id),
-                updated_at=at,
-            )
-            .returning(*PAYMENTS.columns)
-        )
-        found = self._loaded.build(await self._c.execute(stmt))
-        return found[0] if found else None
+        params = {"payment_id": payment_id, "checkout": checkout_request_id, "merchant": merchant_request_id, "at": at}
+        return await self._first(_ADOPT, params)
 
     async def lock_phone(self, short_code: str, phone: str) -> None:
         """Serialise pushes to one phone. PostgreSQL: a transaction-scoped advisory lock; SQLite
         has a single writer already."""
         if self._lock:
             key = int.from_bytes(hashlib.sha256(f"{short_code}:{phone}".encode()).digest()[:8], "big", signed=True)
-            await self._c.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            await self._c.execute(_LOCK_PHONE, {"key": key})
 
     async def claim_due_for_query(self, now: datetime, limit: int, hold_until: datetime) -> Sequence[QueryClaim]:
         """Take the due payments and move their next query to `hold_until`, in the caller's transaction.
@@ -245,8 +231,11 @@ class SqlPaymentRepository(SqlPaymentReader):
         await self._c.execute(sa.update(tables.payments).where(c.id.in_(ids)).values(next_query_at=hold_until))
         return [QueryClaim(row.id, row.project_id, row.mode, row.checkout_request_id) for row in rows]
 
-    def _locking(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
-        return stmt.with_for_update() if self._lock else stmt
+
+_LOCK_PHONE = sa.text("SELECT pg_advisory_xact_lock(:key)")
+_BY_ID_LOCKED = _BY_ID.with_for_update()
+_BY_IDS_LOCKED = _BY_IDS.with_for_update()
+_BY_TOKENS_LOCKED = _BY_TOKENS.with_for_update()
 
 
 class SqlEvidenceReader:

@@ -17,20 +17,21 @@ from mpesa_bridge.storage.rows import EntityRows, Loaded
 PROJECTS = EntityRows(tables.projects, Project)
 CONFIGS = EntityRows(tables.daraja_configs, DarajaConfig, key=("project_id", "mode"))
 KEYS = EntityRows(tables.api_keys, ApiKey)
+_PROJECT_BY_ID = PROJECTS.select().where(tables.projects.c.id == sa.bindparam("id"))
 
 
 class SqlProjectReader:
     def __init__(self, conn: AsyncConnection) -> None:
         self._c = conn
 
-    async def _projects(self, stmt: sa.Select[Any]) -> list[Project]:
-        return [PROJECTS.build(row) for row in await self._c.execute(stmt)]
+    async def _projects(self, stmt: sa.Select[Any], params: dict[str, Any] | None = None) -> list[Project]:
+        return [PROJECTS.build(row) for row in await self._c.execute(stmt, params)]
 
     async def _keys(self, stmt: sa.Select[Any]) -> list[ApiKey]:
         return [KEYS.build(row) for row in await self._c.execute(stmt)]
 
     async def get(self, project_id: str) -> Project | None:
-        found = await self._projects(PROJECTS.select().where(tables.projects.c.id == project_id))
+        found = await self._projects(_PROJECT_BY_ID, {"id": project_id})
         return found[0] if found else None
 
     async def list(self) -> Sequence[Project]:
@@ -73,8 +74,8 @@ class SqlProjectRepository(SqlProjectReader):
         self._loaded_projects = Loaded(PROJECTS)
         self._loaded_keys = Loaded(KEYS)
 
-    async def _projects(self, stmt: sa.Select[Any]) -> list[Project]:
-        return self._loaded_projects.build(await self._c.execute(stmt))
+    async def _projects(self, stmt: sa.Select[Any], params: dict[str, Any] | None = None) -> list[Project]:
+        return self._loaded_projects.build(await self._c.execute(stmt, params))
 
     async def _keys(self, stmt: sa.Select[Any]) -> list[ApiKey]:
         return self._loaded_keys.build(await self._c.execute(stmt))

@@ -126,11 +126,15 @@ class PaymentService:
     async def _refuse_if_in_flight(self, uow: UnitOfWork, payment: Payment) -> None:
         # Checked inside the inserting transaction, under a per-phone lock, so two concurrent
         # requests cannot both pass.
+        windows = [w for w in (self._guards.duplicate_window, self._guards.phone_window) if w]
+        if not windows:
+            return
         await uow.payments.lock_phone(payment.business_short_code, payment.phone)
         now = payment.created_at
+        open_now = await uow.payments.open_for_phone(payment.phone, now - timedelta(seconds=max(windows)))
         if self._guards.duplicate_window:
             since = now - timedelta(seconds=self._guards.duplicate_window)
-            twin = await uow.payments.open_twin(payment, since)
+            twin = next((p for p in open_now if p.created_at >= since and _same_request(p, payment)), None)
             if twin is not None:
                 raise Conflict(
                     f"A payment for this phone, amount and reference is already in progress ({twin.id}).",
@@ -138,7 +142,7 @@ class PaymentService:
                 )
         if self._guards.phone_window:
             since = now - timedelta(seconds=self._guards.phone_window)
-            if await uow.payments.open_for_phone(payment.business_short_code, payment.phone, since) is not None:
+            if any(p.created_at >= since and p.business_short_code == payment.business_short_code for p in open_now):
                 raise Conflict(
                     "A payment prompt is already on this phone; wait for it to finish.",
                     code="phone_busy",
@@ -235,6 +239,16 @@ class PaymentService:
                 await mark_unknown(uow, payment, unknown, now)
             await uow.payments.save(payment)
             return payment
+
+
+def _same_request(one: Payment, other: Payment) -> bool:
+    """The same tenant asking the same phone for the same amount against the same reference."""
+    return (one.project_id, one.mode, one.amount, one.account_reference) == (
+        other.project_id,
+        other.mode,
+        other.amount,
+        other.account_reference,
+    )
 
 
 async def _bind(uow: UnitOfWork, binding: IdempotencyBinding, payment_id: str, client_secret: str) -> None:
