@@ -355,3 +355,36 @@ async def test_observed_success_rate_with_a_flaky_receiver(
         f"first-attempt success={first_ok / len(events):.1%} final success={len(ok) / len(events):.0%} "
         f"received twice={sum(n > 1 for n in ok.values())}"
     )
+
+
+async def test_the_attempts_of_a_round_share_transactions_and_an_endpoint_is_disabled_once(
+    bridge: InProcessBridge, receiver: Receiver
+) -> None:
+    """Five deliveries to an endpoint that always fails, each about another payment: each round
+    sends all five at once and records them together; at the end of the window all five give up in
+    the same transaction, and the endpoint is disabled — once, with one `endpoint.disabled` event."""
+    tenant = await bridge.create_project()
+    created = await endpoint(bridge, tenant, f"{receiver.url}/down")
+    receiver.rule("/down", lambda _request: Reply(503, b""))
+    await add_events(bridge, tenant.project_id, [(EventType.SUCCEEDED, f"pay_{n}") for n in range(5)])
+
+    async with webhook_worker(bridge) as worker:
+        first = await worker.run_once()
+        assert first.attempted == 5
+        assert worker.service._records.batches < 5  # five attempts, fewer transactions
+        for due in range(1, len(SCHEDULE)):
+            bridge.clock.advance(SCHEDULE[due] - SCHEDULE[due - 1])
+            assert (await worker.run_once()).attempted == 5
+        bridge.clock.advance(7 * 86_400)
+        await worker.run_once()
+
+    assert len(receiver.at("/down")) == 5 * len(SCHEDULE)
+    read = (await bridge.client.get(f"/v1/webhook_endpoints/{created['id']}", headers=tenant.headers())).json()
+    assert read["enabled"] is False and read["disabled_reason"] == "failing"
+    events = (await bridge.client.get(f"/v1/events?type={ENDPOINT_DISABLED}", headers=tenant.headers())).json()
+    assert len(events["data"]) == 1
+    for n in range(5):
+        detail = await bridge.client.get(f"/v1/events?subject=pay_{n}", headers=tenant.headers())
+        (event,) = detail.json()["data"]
+        (delivery,) = (await event_detail(bridge, tenant, event["id"]))["deliveries"]
+        assert delivery["status"] == "failed" and delivery["attempt_count"] == len(SCHEDULE)

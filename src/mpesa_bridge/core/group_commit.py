@@ -7,8 +7,8 @@ starts at once (no timer, no added latency); in a burst one commit serves dozens
 If a write of several items fails, each is written again in a transaction of its own, so one bad
 item fails only itself; the others are not lost. A single item that fails is reported to
 `on_failure` (and to its waiter, for `submit`). The callback ingest (`workers.ingest`), the inbox
-(`workers.inbox`) and the reconciler's answers (`core.payments.reconcile`) all write this way,
-each with its own batch limit.
+(`workers.inbox`), the reconciler's answers (`core.payments.reconcile`) and the webhook attempts
+(`core.webhooks.delivery`) all write this way, each with its own batch limit.
 """
 
 from __future__ import annotations

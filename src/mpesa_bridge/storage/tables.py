@@ -240,7 +240,12 @@ webhook_deliveries = sa.Table(
     sa.Column("completed_at", UTCDateTime(), nullable=True),
 )
 # Claims: pending deliveries by due time; order: the pending deliveries of one (endpoint, subject).
-sa.Index("ix_webhook_deliveries_status_next", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at)
+sa.Index(
+    "ix_webhook_deliveries_status_next",
+    webhook_deliveries.c.status,
+    webhook_deliveries.c.next_attempt_at,
+    webhook_deliveries.c.id,  # the claim's ORDER BY next_attempt_at, id (migration 0009)
+)
 sa.Index(
     "ix_webhook_deliveries_endpoint_subject",
     webhook_deliveries.c.endpoint_id,

@@ -60,6 +60,33 @@ _ENDPOINT_MUTABLE = (
 )
 
 
+# The delivery worker's statements, built once with bound parameters (`make bench`, B4).
+_ec, _dc = _endpoints.c, _deliveries.c
+_ENDPOINT_SUCCEEDED = (
+    # Conditional, so that a healthy endpoint's row is not rewritten (nor locked) on every success.
+    sa.update(_endpoints)
+    .where(_ec.id == sa.bindparam("endpoint_id"), _ec.failing_since.is_not(None))
+    .values(failing_since=None)
+)
+_ENDPOINT_FAILED = (
+    sa.update(_endpoints)
+    .where(_ec.id == sa.bindparam("endpoint_id"), _ec.failing_since.is_(None))
+    .values(failing_since=sa.bindparam("at", type_=_ec.failing_since.type))
+)
+# Only while still ours: a lease that ran out may have passed the delivery to another worker, and
+# an endpoint switched off meanwhile has cancelled it.
+_RELEASE = sa.update(_deliveries).where(
+    _dc.id == sa.bindparam("delivery_id"), _dc.claimed_by == sa.bindparam("worker_id"), _dc.status == _PENDING
+)
+_DUE = (
+    _dc.status == _PENDING,
+    _dc.next_attempt_at <= sa.bindparam("now", type_=_dc.next_attempt_at.type),
+    sa.or_(_dc.lease_until.is_(None), _dc.lease_until <= sa.bindparam("now", type_=_dc.lease_until.type)),
+)
+_ANY_DUE = sa.select(_dc.id).where(*_DUE).limit(1)
+_INSERT_ATTEMPT = sa.insert(_attempts)
+
+
 def _row(obj: Any) -> dict[str, Any]:
     values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     if "status" in values:
@@ -122,17 +149,10 @@ class SqlWebhookRepository:
         return [_endpoint(r) for r in rows]
 
     async def endpoint_succeeded(self, endpoint_id: str) -> None:
-        c = _endpoints.c
-        # Conditional, so that a healthy endpoint's row is not rewritten (nor locked) on every success.
-        await self._s.execute(
-            sa.update(_endpoints).where(c.id == endpoint_id, c.failing_since.is_not(None)).values(failing_since=None)
-        )
+        await self._s.execute(_ENDPOINT_SUCCEEDED, {"endpoint_id": endpoint_id})
 
     async def endpoint_failed(self, endpoint_id: str, at: datetime) -> None:
-        c = _endpoints.c
-        await self._s.execute(
-            sa.update(_endpoints).where(c.id == endpoint_id, c.failing_since.is_(None)).values(failing_since=at)
-        )
+        await self._s.execute(_ENDPOINT_FAILED, {"endpoint_id": endpoint_id, "at": at})
 
     async def _one_endpoint(self, stmt: sa.Select[Any], *, lock: bool) -> WebhookEndpoint | None:
         if lock and self._lock:
@@ -180,8 +200,7 @@ class SqlWebhookRepository:
         ]
 
     async def any_due(self, now: datetime) -> bool:
-        stmt = sa.select(_deliveries.c.id).where(*self._due(now)).limit(1)
-        return (await self._s.execute(stmt)).first() is not None
+        return (await self._s.execute(_ANY_DUE, {"now": now})).first() is not None
 
     async def claim_due(
         self, now: datetime, worker_id: str, lease_until: datetime, limit: int
@@ -230,8 +249,9 @@ class SqlWebhookRepository:
         ]
 
     async def release(self, delivery: WebhookDelivery, worker_id: str) -> bool:
-        d = _deliveries.c
         values = {
+            "delivery_id": delivery.id,
+            "worker_id": worker_id,
             "status": str(delivery.status),
             "attempts": delivery.attempts,
             "first_attempt_at": delivery.first_attempt_at,
@@ -241,14 +261,17 @@ class SqlWebhookRepository:
             "claimed_by": None,
             "lease_until": None,
         }
-        # Only while still ours: a lease that ran out may have passed the delivery to another worker,
-        # and an endpoint switched off meanwhile has cancelled it.
-        stmt = sa.update(_deliveries).where(d.id == delivery.id, d.claimed_by == worker_id, d.status == _PENDING)
-        result = await self._s.execute(stmt.values(values))
+        result = await self._s.execute(_RELEASE, values)
         return bool(getattr(result, "rowcount", 0) == 1)
 
     async def add_attempt(self, attempt: WebhookAttempt) -> None:
-        await self._s.execute(sa.insert(_attempts).values(_row(attempt)))
+        await self.add_attempts([attempt])
+
+    async def add_attempts(self, attempts: Sequence[WebhookAttempt]) -> None:
+        """One INSERT for all of them."""
+        rows = [_row(attempt) for attempt in attempts]
+        if rows:
+            await self._s.execute(_INSERT_ATTEMPT, rows if len(rows) > 1 else rows[0])
 
     async def cancel_pending(self, endpoint_id: str, at: datetime) -> int:
         d = _deliveries.c

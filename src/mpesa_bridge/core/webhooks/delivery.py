@@ -1,7 +1,8 @@
 """Sending deliveries: claim, sign, POST, record — and decide what happens after a failure.
 
 One round (`deliver_due`) claims up to `batch` due deliveries under a lease, sends them at the
-same time with no transaction open, and records each attempt in its own short transaction. The
+same time with no transaction open, and records the attempts as they end — those that end while
+a record is being written share the next transaction (`core.group_commit`). The
 record only moves the delivery on if this worker still holds it; the attempt itself is always kept
 (it happened). A 2xx ends the delivery; anything else schedules the next try along the
 `RetryPolicy`, or gives up at the end of its window — and if the endpoint has not had one success
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.crypto import MasterKeyError, SecretBox
+from mpesa_bridge.core.group_commit import GroupCommit
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.core.payments.public import event_public
@@ -37,6 +39,17 @@ from mpesa_bridge.core.webhooks.signing import encode_payload, sign_event
 
 DISPATCH_BATCH = 500
 PRUNE_BATCH = 500
+RECORD_BATCH = 100  # attempts recorded per transaction, at most
+
+
+@dataclass(frozen=True)
+class _Record:
+    """One attempt to record, with the delivery as it is to be left (status, next attempt)."""
+
+    claimed: ClaimedDelivery
+    at: datetime
+    attempt: WebhookAttempt
+    report: DeliveryReport
 
 
 @dataclass
@@ -81,6 +94,8 @@ class DeliveryService:
         self._lease = timedelta(seconds=lease)
         self._batch = batch
         self._rand = rand
+        # The attempts of a round end at about the same time: their records share transactions.
+        self._records = GroupCommit(self._write_records, max_batch=RECORD_BATCH)
 
     async def dispatch(self, report: DeliveryReport | None = None) -> DeliveryReport:
         """Turn every undispatched outbox event into deliveries, a batch per transaction."""
@@ -146,7 +161,7 @@ class DeliveryService:
     async def _record(
         self, claimed: ClaimedDelivery, at: datetime, result: SendResult, report: DeliveryReport
     ) -> WebhookAttempt:
-        delivery, endpoint = claimed.delivery, claimed.endpoint
+        delivery = claimed.delivery
         attempt = WebhookAttempt(
             id=new_id("wha", at),
             delivery_id=delivery.id,
@@ -161,28 +176,47 @@ class DeliveryService:
         delivery.first_attempt_at = delivery.first_attempt_at or at
         delivery.last_attempt_at = at
         report.attempted += 1
-        async with self._db.write() as uow:
-            # The endpoint's row before the delivery's, in every writer of both: no deadlock on PostgreSQL.
-            if result.succeeded:
-                await uow.webhooks.endpoint_succeeded(endpoint.id)
-                delivery.status, delivery.completed_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, at, None
-                report.succeeded += 1
-            else:
-                await uow.webhooks.endpoint_failed(endpoint.id, at)
-                report.failed += 1
-                delivery.next_attempt_at = self._policy.next_attempt(
-                    delivery.attempts, delivery.first_attempt_at, at, self._rand
-                )
-                if delivery.next_attempt_at is None:
-                    delivery.status, delivery.completed_at = DeliveryStatus.FAILED, at
-                    report.gave_up += 1
-            gave_up = delivery.status is DeliveryStatus.FAILED
-            locked = await uow.webhooks.lock_endpoint(endpoint.id) if gave_up else None
-            await uow.webhooks.add_attempt(attempt)
-            still_mine = await uow.webhooks.release(delivery, self.worker_id)
-            if still_mine and locked is not None:
-                report.disabled += await self._disable_if_exhausted(uow, locked, at)
+        if result.succeeded:
+            delivery.status, delivery.completed_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, at, None
+            report.succeeded += 1
+        else:
+            report.failed += 1
+            delivery.next_attempt_at = self._policy.next_attempt(
+                delivery.attempts, delivery.first_attempt_at, at, self._rand
+            )
+            if delivery.next_attempt_at is None:
+                delivery.status, delivery.completed_at = DeliveryStatus.FAILED, at
+                report.gave_up += 1
+        # Returns once the transaction holding this record committed (with the round's others).
+        await self._records.submit(_Record(claimed, at, attempt, report))
         return attempt
+
+    async def _write_records(self, records: Sequence[_Record]) -> None:
+        """Record attempts in one transaction: the endpoints' rows first (in id order), then the
+        deliveries' (in id order), in every writer of both — no deadlock on PostgreSQL."""
+        by_endpoint = sorted(enumerate(records), key=lambda item: (item[1].claimed.endpoint.id, item[0]))
+        async with self._db.write() as uow:
+            for _, record in by_endpoint:  # in the order the attempts ended, per endpoint
+                if record.attempt.succeeded:
+                    await uow.webhooks.endpoint_succeeded(record.claimed.endpoint.id)
+                else:
+                    await uow.webhooks.endpoint_failed(record.claimed.endpoint.id, record.at)
+            locked: dict[str, WebhookEndpoint | None] = {}
+            for _, record in by_endpoint:
+                if record.claimed.delivery.status is DeliveryStatus.FAILED and record.claimed.endpoint.id not in locked:
+                    locked[record.claimed.endpoint.id] = await uow.webhooks.lock_endpoint(record.claimed.endpoint.id)
+            await uow.webhooks.add_attempts([record.attempt for record in records])
+            gave_up: dict[str, _Record] = {}
+            for record in sorted(records, key=lambda r: r.claimed.delivery.id):
+                still_mine = await uow.webhooks.release(record.claimed.delivery, self.worker_id)
+                if still_mine and record.claimed.delivery.status is DeliveryStatus.FAILED:
+                    gave_up.setdefault(record.claimed.endpoint.id, record)
+            # Once every delivery of the batch is settled: an endpoint is disabled once at most, and
+            # cancelling its pending deliveries leaves the ones that just gave up `failed`.
+            for endpoint_id, record in gave_up.items():
+                endpoint = locked.get(endpoint_id)
+                if endpoint is not None:
+                    record.report.disabled += await self._disable_if_exhausted(uow, endpoint, record.at)
 
     async def _disable_if_exhausted(self, uow: WebhookUnitOfWork, endpoint: WebhookEndpoint, at: datetime) -> int:
         if not endpoint.enabled or endpoint.deleted_at is not None:

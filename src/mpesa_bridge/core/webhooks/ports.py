@@ -64,6 +64,10 @@ class WebhookRepository(Protocol):
 
     async def add_attempt(self, attempt: WebhookAttempt) -> None: ...
 
+    async def add_attempts(self, attempts: Sequence[WebhookAttempt]) -> None:
+        """Several attempts in one statement."""
+        ...
+
     async def cancel_pending(self, endpoint_id: str, at: datetime) -> int: ...
 
     # --- events ---------------------------------------------------------------------------------
