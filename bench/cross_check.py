@@ -22,6 +22,7 @@ from typing import Any
 from bench import wrk
 from bench.context import Context, Figure
 from bench.harness import Load, Server, median, wait_until
+from bench.stk_seed import seed_pending
 
 B1_CONNECTIONS = 64
 # Phones and CheckoutRequestIDs of the cross-check's payments start here, far from B1's own.
@@ -70,8 +71,6 @@ def b1(
     """wrk POSTs fresh success callbacks to the bridge B1 just measured; its `… (wrk)` figures."""
     if not available(ctx):
         return []
-    from bench.stk_seed import seed_pending
-
     window = seconds(ctx)
     best = max(load.rate for load in loads)
     # wrk is a lighter client than bench/loadgen.py and a short load generator run reads low: room
