@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import wrk
 from bench.context import Context, Figure
 
 PACKAGES = (
@@ -54,6 +55,7 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "postgresql": _command(["psql", "--version"]),
         "redis": _command(["redis-server", "--version"]),
+        "wrk": wrk.version(),
         "commit": _command(["git", "rev-parse", "--short", "HEAD"]),
         "packages": versions,
     }
@@ -102,6 +104,33 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(rows)
 
 
+def _pair(ours: float, theirs: float, digits: int) -> str:
+    return f"{_num(ours, digits)} · {_num(theirs, digits)}"
+
+
+def witness_table(figures: list[Figure]) -> str:
+    """The wrk cross-check (bench/cross_check.py): each figure wrk measured beside bench/loadgen.py's."""
+    rows = [
+        "| # | Figure | Engine | Requests/s loadgen · wrk | p50 ms loadgen · wrk | p99 ms loadgen · wrk "
+        "| Server CPU/request loadgen · wrk |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        if not f.detail.get("cross_check"):
+            continue
+        ours, theirs = f.detail["loadgen"], f.detail["wrk"]
+        rows.append(
+            f"| {f.case} | {f.name.removesuffix(' (wrk)')} | {f.engine or '—'} "
+            f"| {_pair(ours['rate_per_s'], theirs['rate_per_s'], 0)} "
+            f"| {_pair(ours['latency_ms']['p50'], theirs['latency_ms']['p50'], 2)} "
+            f"| {_pair(ours['latency_ms']['p99'], theirs['latency_ms']['p99'], 2)} "
+            f"| {_pair(ours['cpu_ms_per_request'], theirs['cpu_ms_per_request'], 3)} ms |"
+        )
+    if len(rows) == 2:
+        return ""
+    return "Cross-check with wrk (same bridge, same run, after the load generator):\n\n" + "\n".join(rows)
+
+
 def write(ctx: Context, out_dir: Path, started: datetime, settings: dict[str, Any]) -> tuple[Path, str]:
     finished = datetime.now(UTC)
     info = machine()
@@ -111,6 +140,9 @@ def write(ctx: Context, out_dir: Path, started: datetime, settings: dict[str, An
         f"{(finished - started).total_seconds():.0f} s"
     )
     text = header + "\n\n" + table(ctx.figures)
+    witnesses = witness_table(ctx.figures)
+    if witnesses:
+        text += "\n\n" + witnesses
     if ctx.notes:
         text += "\n\n" + "\n".join(f"- {note}" for note in ctx.notes)
     document = {

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from bench import cross_check
 from bench.context import Context, Figure, add_scaling, processes_suffix
 from bench.harness import Load, Server, bridge_server, median, percentile, processes_env, run_load, wait_until
 from bench.stk_seed import Pending, rows, scalar, seed_pending
@@ -43,13 +44,17 @@ def _lags_ms(url: str, ids: list[str]) -> list[float]:
     return [(processed - received).total_seconds() * 1000 for received, processed in found if processed]
 
 
-def _check(url: str, expected: int) -> dict[str, int]:
-    counts = {
+def _counts(url: str) -> dict[str, int]:
+    return {
         "succeeded": int(scalar(url, "SELECT count(*) FROM payments WHERE status = 'succeeded'")),
         "events": int(scalar(url, "SELECT count(*) FROM outbox_events WHERE type = 'payment.succeeded'")),
         "callbacks": int(scalar(url, "SELECT count(*) FROM inbound_callbacks")),
         "applied": int(scalar(url, "SELECT count(*) FROM inbound_callbacks WHERE state = 'applied'")),
     }
+
+
+def _check(url: str, expected: int) -> dict[str, int]:
+    counts = _counts(url)
     if any(value != expected for value in counts.values()):
         raise AssertionError(f"B1 expected {expected} of each, found {counts}")
     return counts
@@ -80,7 +85,13 @@ def _one_engine(ctx: Context, engine: str, processes: int = 1) -> list[Load]:
             loads.append(load)
             lags.append(_lags_ms(url, [p.id for p in batch]))
         counts = _check(url, warm + n * ctx.reps)
+        witness: list[Figure] = []
+        if processes == 1:  # the second witness, on the same bridge (bench/cross_check.py)
+            pending, counted = (lambda: _unprocessed(url)), (lambda: _counts(url))
+            witness = cross_check.b1(ctx, bridge, url, project["id"], engine, loads, pending, counted)
     _figures(ctx, engine, loads, lags, counts, processes)
+    for figure in witness:
+        ctx.add(figure)
     return loads
 
 

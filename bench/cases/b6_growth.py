@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from bench import cross_check
 from bench.context import Context, Figure
 from bench.harness import Load, Server, admin_create_project, bare_server, bridge_server, median, run_load
 from bench.seed import Share, explain, query, seed_history
@@ -84,6 +85,10 @@ def _grow(ctx: Context, engine: str, bare: Load) -> None:
                 ctx.add(_list_figure(ctx, engine, size, label, load, bare, detail))
             if totals:
                 ctx.add(_totals_figure(engine, size, totals, {**common, "explain": plans}))
+            if size == sizes[-1]:  # the second witness, on the same bridge (bench/cross_check.py)
+                name = _list_name("first page", size)
+                for figure in cross_check.b6(ctx, bridge, engine, name, first_path, headers, CONNECTIONS, first):
+                    ctx.add(figure)
 
 
 def _load(bridge: Server) -> dict[str, Any]:
@@ -167,7 +172,7 @@ def _list_figure(
     baseline = ctx.baseline.get if ctx.baseline else None
     return Figure(
         CASE,
-        f"GET /v1/payments {label} (succeeded, last 30 days), {_size(size)} payments: p99",
+        _list_name(label, size),
         p99,
         "ms",
         engine=engine,
@@ -189,6 +194,10 @@ def _list_figure(
             "bare_64_connections_p99_ms": round(1000 * baseline.p(0.99), 2) if baseline else None,
         },
     )
+
+
+def _list_name(label: str, size: int) -> str:
+    return f"GET /v1/payments {label} (succeeded, last 30 days), {_size(size)} payments: p99"
 
 
 def _totals_figure(engine: str, size: int, seconds: list[float], detail: dict[str, Any]) -> Figure:
