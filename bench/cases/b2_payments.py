@@ -80,7 +80,12 @@ def _one(ctx: Context, engine: str, processes: int = 1) -> list[Load]:
     }
     loads: list[Load] = []
     name = f"b2-{engine}-{processes}"
-    with simulator.start(), bridge_server(ctx.log_dir, ctx.work / "data", url, name=name, **env).start() as bridge:
+    bridge = bridge_server(ctx.log_dir, ctx.work / "data", url, name=name, **env)
+    with simulator, bridge:
+        for server in (simulator, bridge):  # both start at once: imports take seconds on a busy machine
+            server.start(wait=False)
+        for server in (simulator, bridge):
+            server.wait_ready()
         bridge.wait_processes(processes)
         key = admin_create_project(bridge)["secret_keys"]["test"]
         # Enough to warm every process (connections land on either), each with its OAuth token.

@@ -55,6 +55,7 @@ from bench.harness import (
     median,
     percentile,
     python,
+    seed_rows,
 )
 
 CASE = "B3"
@@ -148,7 +149,8 @@ async def _seed(database_url: str, project_id: str, count: int, chunk: int = 200
                         "project_id": project_id,
                         "mode": "test",
                         "type": EventType.CREATED,
-                        "payment_id": payment_id,
+                        "subject_type": "payment",  # what the event is about (migration 0008)
+                        "subject_id": payment_id,
                         "data": {"object": payment_public(SimpleNamespace(**UNSET, **payment))},  # type: ignore[arg-type]
                         "created_at": now,
                         "late_correction": False,
@@ -158,8 +160,8 @@ async def _seed(database_url: str, project_id: str, count: int, chunk: int = 200
                 )
                 seeded.append(item)
             async with db.write_engine.begin() as conn:  # positions come from the database's trigger
-                await conn.execute(tables.payments.insert(), payments)
-                await conn.execute(tables.outbox_events.insert(), events)
+                await conn.execute(tables.payments.insert(), seed_rows(tables.payments, payments))
+                await conn.execute(tables.outbox_events.insert(), seed_rows(tables.outbox_events, events))
     finally:
         await db.dispose()
     return seeded

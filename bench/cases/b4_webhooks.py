@@ -48,6 +48,7 @@ from bench.harness import (
     free_port,
     median,
     python,
+    seed_rows,
     wait_until,
 )
 from bench.receiver import id_digest
@@ -151,7 +152,7 @@ class Database:
 
         async def _seed() -> None:
             async with self._database().write() as uow:
-                await uow.connection.execute(sa.insert(tables.outbox_events), rows)
+                await uow.connection.execute(sa.insert(tables.outbox_events), seed_rows(tables.outbox_events, rows))
 
         self.run(_seed())
 
@@ -252,7 +253,8 @@ def event_rows(template: dict[str, Any], project_id: str, count: int) -> list[di
                 "project_id": project_id,
                 "mode": "test",
                 "type": template["type"],
-                "payment_id": payment_id,
+                "subject_type": "payment",  # what the event is about (migration 0008)
+                "subject_id": payment_id,
                 "data": data,
                 "created_at": at,
                 "late_correction": False,

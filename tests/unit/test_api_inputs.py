@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mpesa_bridge.api.inputs import Refusal, json_refusal, path_refusal, query_refusal
+from mpesa_bridge.api.inputs import UNPARSED, Refusal, json_refusal, path_refusal, query_refusal, read_json
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,19 @@ def test_a_nul_in_the_path_names_nothing() -> None:
         404, "resource_missing", "Unrecognized request URL: the path holds a NUL character."
     )
     assert path_refusal("/v1/payments/pay_%00") is None  # already decoded by the server: this is text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"a": 1, "b": [1.5, -0.0, "x\\u00e9"], "a": {"c": null}}', b"\xef\xbb\xbf[1]", b'"\\ud83d\\ude00"'],
+)
+def test_the_document_handed_on_is_what_python_s_json_reads(body: bytes) -> None:
+    refusal, document = read_json(body)
+    assert refusal is None
+    assert document == json.loads(body)  # what the routes read before the body was parsed once
+
+
+@pytest.mark.parametrize("body", [b"{", b"", b'{"n": 18446744073709551616}', b'{"ref": "1234567890123456789"}'])
+def test_the_route_reads_the_body_itself_when_the_edge_did_not_or_would_read_it_otherwise(body: bytes) -> None:
+    refusal, document = read_json(body)
+    assert refusal is None and document is UNPARSED

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from mpesa_bridge.api.deps import AdminDep, RuntimeDep
 from mpesa_bridge.api.idempotency import idempotent
 from mpesa_bridge.api.responses import JSONResponse
+from mpesa_bridge.api.routing import ParsedBodyRoute
 from mpesa_bridge.api.schemas import (
     BODY_REFUSED,
     RATE_LIMITED,
@@ -38,7 +39,7 @@ from mpesa_bridge.runtime import Runtime
 
 ADMIN_SCOPE = "admin"  # the operator's Idempotency-Keys, apart from every project's
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep], route_class=ParsedBodyRoute)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse},
     401: {"model": ErrorResponse},

@@ -18,6 +18,7 @@ from mpesa_bridge.api.middleware import BridgeMiddleware
 from mpesa_bridge.api.net import networks_from
 from mpesa_bridge.api.parts import build_http_parts
 from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget
+from mpesa_bridge.api.routing import add_routes
 from mpesa_bridge.api.v1 import events, keys, payments, stream, webhooks
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
@@ -114,14 +115,9 @@ def create_app(
         redirect_slashes=False,
     )
     install_error_handlers(app)
-    app.include_router(stream.router)  # first: /v1/events/stream before events' /v1/events/{event_id}
-    app.include_router(payments.router)
-    app.include_router(keys.router)
-    app.include_router(webhooks.router)
-    app.include_router(events.router)
-    app.include_router(callbacks.router)
-    app.include_router(admin.router)
-    app.include_router(health.router)
+    # stream first: /v1/events/stream before events' /v1/events/{event_id}
+    add_routes(app, stream.router, payments.router, keys.router, webhooks.router, events.router)
+    add_routes(app, callbacks.router, admin.router, health.router)
     install_docs(app)
     if not settings.production:
         install_demo(app)

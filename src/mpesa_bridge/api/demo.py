@@ -14,6 +14,7 @@ from importlib.resources import files
 from fastapi import APIRouter, FastAPI
 from starlette.responses import HTMLResponse, Response
 
+from mpesa_bridge.api.routing import add_routes
 from mpesa_bridge.simulator import MAGIC_NUMBERS
 
 router = APIRouter(include_in_schema=False)
@@ -45,4 +46,4 @@ async def demo_style() -> Response:
 
 
 def install_demo(app: FastAPI) -> None:
-    app.include_router(router)
+    add_routes(app, router)

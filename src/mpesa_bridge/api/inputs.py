@@ -11,14 +11,16 @@ stored as `null`. One check at the edge covers every route, present and future:
 - a JSON body holds one in a string or a key, at any depth, or a non-finite number: 400, `param`
   names the top-level field.
 
-Everything here is pure; `api/middleware.py` calls it. Daraja's callbacks never come here: they
-are stored raw, whatever they hold.
+The body is parsed once: the document read here goes on to the route (`api/routing.py`), which
+validates it without reading the body again. Everything here is pure; `api/middleware.py` calls
+it. Daraja's callbacks never come here: they are stored raw, whatever they hold.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -44,6 +46,9 @@ class _NonFinite:
 
 NON_FINITE = _NonFinite()
 _UNREADABLE = object()
+UNPARSED: Any = object()
+"""`read_json`'s document when the route must parse the body itself."""
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 
 def path_refusal(path: str) -> Refusal | None:
@@ -67,12 +72,29 @@ def query_refusal(query_string: bytes) -> Refusal | None:
 
 def json_refusal(body: bytes) -> Refusal | None:
     """Why a JSON body cannot be taken, or None (also for one that is not JSON: the route says so)."""
+    return read_json(body)[0]
+
+
+def read_json(body: bytes) -> tuple[Refusal | None, Any]:
+    """Why a JSON body cannot be taken (or None), and the document the route is to validate: the
+    body is parsed once, here (`api/routing.py` hands the document on). UNPARSED when it is not
+    JSON, or when the route must read it itself to answer as it always has."""
     try:
         data = orjson.loads(body)  # strict: no NaN/Infinity, no overflow to inf, no unpaired surrogate
     except orjson.JSONDecodeError:
         data = _as_fastapi_reads(body)
-        return None if data is _UNREADABLE else _first_flaw(data)
-    return _first_flaw(data) if _ESCAPED_NUL in body else None
+        if data is _UNREADABLE:
+            return None, UNPARSED  # the route answers "not JSON" (or a parse error) as before
+        flaw = _first_flaw(data)
+        # Without a flaw, no number was marked: `data` is what Python's json reads, as the route would.
+        return flaw, (UNPARSED if flaw else data)
+    if _ESCAPED_NUL in body:
+        flaw = _first_flaw(data)
+        if flaw is not None:
+            return flaw, UNPARSED
+    # orjson reads an integer beyond 64 bits as a float, Python's json as an int: such a body (any
+    # run of 19 digits, to be sure) is left to the route to read, so it reads as it always has.
+    return None, (UNPARSED if _LONG_NUMBER.search(body) else data)
 
 
 def _as_fastapi_reads(body: bytes) -> Any:

@@ -12,7 +12,8 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mpesa_bridge.api.errors import RAW_SECURITY_HEADERS, error_reply
-from mpesa_bridge.api.inputs import Refusal, json_refusal, path_refusal, query_refusal
+from mpesa_bridge.api.inputs import UNPARSED, Refusal, path_refusal, query_refusal, read_json
+from mpesa_bridge.api.routing import PARSED_JSON
 from mpesa_bridge.logging import get_logger
 
 log = get_logger("mpesa_bridge.api")
@@ -157,7 +158,10 @@ class BridgeMiddleware:
         path: str = scope.get("path", "")
         if not body or path.startswith(self.any_body_prefixes) or not path.startswith(self.json_only_prefixes):
             return None
-        return json_refusal(body)  # JSON only by now: anything else under these prefixes was a 415
+        refusal, document = read_json(body)  # JSON only by now: anything else under these prefixes was a 415
+        if document is not UNPARSED:
+            scope[PARSED_JSON] = document  # the route validates it, never parsing the body again
+        return refusal
 
     def _stamped(self, send: Send, request_id: str) -> Send:
         async def stamped(message: Message) -> None:

@@ -13,6 +13,7 @@ from mpesa_bridge.api.deps import RuntimeDep, TenantDep
 from mpesa_bridge.api.idempotency import idempotent
 from mpesa_bridge.api.pagination import aware, list_page
 from mpesa_bridge.api.responses import JSONResponse
+from mpesa_bridge.api.routing import ParsedBodyRoute
 from mpesa_bridge.api.schemas import BODY_REFUSED, RATE_LIMITED, ErrorResponse
 from mpesa_bridge.core.errors import InvalidRequest
 from mpesa_bridge.core.payments.entity import PAYMENT, Subject
@@ -20,7 +21,7 @@ from mpesa_bridge.core.payments.public import event_public
 from mpesa_bridge.core.webhooks.ports import EventFilter
 from mpesa_bridge.core.webhooks.public import delivery_public, event_detail_public
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=ParsedBodyRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "invalid request (the `param` names the field)"},

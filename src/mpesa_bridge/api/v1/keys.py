@@ -11,12 +11,13 @@ from starlette.responses import Response
 from mpesa_bridge.api.deps import CallerDep, RuntimeDep
 from mpesa_bridge.api.idempotency import idempotent
 from mpesa_bridge.api.responses import JSONResponse
+from mpesa_bridge.api.routing import ParsedBodyRoute
 from mpesa_bridge.api.schemas import BODY_REFUSED, RATE_LIMITED, ErrorResponse
 from mpesa_bridge.core.errors import NotFound
 from mpesa_bridge.core.payments.public import iso
 from mpesa_bridge.core.projects import ApiKey
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=ParsedBodyRoute)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse},
     401: {"model": ErrorResponse},

@@ -14,6 +14,7 @@ from mpesa_bridge.api.idempotency import idempotent_creation
 from mpesa_bridge.api.pagination import aware, list_page
 from mpesa_bridge.api.parts import http_parts
 from mpesa_bridge.api.responses import JSONResponse
+from mpesa_bridge.api.routing import ParsedBodyRoute
 from mpesa_bridge.api.schemas import (
     BODY_REFUSED,
     RATE_LIMITED,
@@ -32,7 +33,7 @@ from mpesa_bridge.core.payments.validation import validate_payment_create
 from mpesa_bridge.core.phone import normalise_phone
 from mpesa_bridge.core.ports import IdempotencyBinding, PaymentFilter
 
-router = APIRouter(prefix="/v1/payments", tags=["payments"])
+router = APIRouter(prefix="/v1/payments", tags=["payments"], route_class=ParsedBodyRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "invalid request (the `param` names the field)"},

@@ -11,12 +11,13 @@ from starlette.responses import Response
 from mpesa_bridge.api.deps import RuntimeDep, TenantDep
 from mpesa_bridge.api.idempotency import idempotent
 from mpesa_bridge.api.responses import JSONResponse
+from mpesa_bridge.api.routing import ParsedBodyRoute
 from mpesa_bridge.api.schemas import BODY_REFUSED, RATE_LIMITED, ErrorResponse
 from mpesa_bridge.core.webhooks.endpoints import MAX_DESCRIPTION, EndpointChanges
 from mpesa_bridge.core.webhooks.entity import EVENT_TYPES
 from mpesa_bridge.core.webhooks.public import endpoint_public
 
-router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"], route_class=ParsedBodyRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
