@@ -103,26 +103,20 @@ class SqlPaymentReader:
         return await self._all(_OPEN_FOR_PHONE, {"phone": phone, "since": since})
 
     async def list(self, tenant: Tenant, query: PaymentFilter) -> Sequence[Payment]:
-        c = tables.payments.c
-        stmt = PAYMENTS.select().where(c.project_id == tenant.project_id, c.mode == tenant.mode.value)
+        params: dict[str, Any] = {"project_id": tenant.project_id, "mode": tenant.mode.value, "limit": query.limit + 1}
         if query.status is not None:
-            stmt = stmt.where(c.status == query.status)
+            params["status"] = query.status
         if query.phone is not None:
-            stmt = stmt.where(c.phone == query.phone)
+            params["phone"] = query.phone
         if query.account_reference is not None:
-            stmt = stmt.where(c.account_reference == query.account_reference)
-        # A time bound is also an id bound (ids begin with their creation time, core.ids): with it
-        # the (tenant[, status], id) indexes stop at the window's edge instead of reading every
-        # older payment of the tenant to learn that none matches (the last page of a window).
+            params["reference"] = query.account_reference
         if query.created_gte is not None:
-            stmt = stmt.where(c.created_at >= query.created_gte, c.id >= id_floor(PAYMENT_ID_PREFIX, query.created_gte))
+            params["gte"], params["id_floor"] = query.created_gte, id_floor(PAYMENT_ID_PREFIX, query.created_gte)
         if query.created_lte is not None:
-            stmt = stmt.where(
-                c.created_at <= query.created_lte, c.id < id_ceiling(PAYMENT_ID_PREFIX, query.created_lte)
-            )
+            params["lte"], params["id_ceiling"] = query.created_lte, id_ceiling(PAYMENT_ID_PREFIX, query.created_lte)
         if query.starting_after is not None:
-            stmt = stmt.where(c.id < query.starting_after)
-        return await self._all(stmt.order_by(c.id.desc()).limit(query.limit + 1))
+            params["starting_after"] = query.starting_after
+        return await self._all(_list_statement(frozenset(params)), params)
 
     async def day_totals(self, tenant: Tenant, since: datetime, before: datetime) -> Sequence[DayStatusTotal]:
         # Served by ix_payments_tenant_created alone (it holds status and amount): no table reads.
@@ -234,6 +228,40 @@ class SqlPaymentRepository(SqlPaymentReader):
 
 _LOCK_PHONE = sa.text("SELECT pg_advisory_xact_lock(:key)")
 _BY_ID_LOCKED = _BY_ID.with_for_update()
+_LISTS: dict[frozenset[str], sa.Select[Any]] = {}
+
+
+def _list_statement(given: frozenset[str]) -> sa.Select[Any]:
+    """The page query for the filters given (by their parameter names), built once per shape."""
+    found = _LISTS.get(given)
+    if found is not None:
+        return found
+    c = tables.payments.c
+    stmt = PAYMENTS.select().where(c.project_id == sa.bindparam("project_id"), c.mode == sa.bindparam("mode"))
+    if "status" in given:
+        stmt = stmt.where(c.status == sa.bindparam("status", type_=c.status.type))
+    if "phone" in given:
+        stmt = stmt.where(c.phone == sa.bindparam("phone"))
+    if "reference" in given:
+        stmt = stmt.where(c.account_reference == sa.bindparam("reference"))
+    # A time bound is also an id bound (ids begin with their creation time, core.ids): with it the
+    # (tenant[, status], id) indexes stop at the window's edge instead of reading every older
+    # payment of the tenant to learn that none matches (the last page of a window).
+    if "gte" in given:
+        stmt = stmt.where(
+            c.created_at >= sa.bindparam("gte", type_=c.created_at.type), c.id >= sa.bindparam("id_floor")
+        )
+    if "lte" in given:
+        stmt = stmt.where(
+            c.created_at <= sa.bindparam("lte", type_=c.created_at.type), c.id < sa.bindparam("id_ceiling")
+        )
+    if "starting_after" in given:
+        stmt = stmt.where(c.id < sa.bindparam("starting_after"))
+    stmt = stmt.order_by(c.id.desc()).limit(sa.bindparam("limit", type_=sa.Integer()))
+    _LISTS[given] = stmt
+    return stmt
+
+
 _BY_IDS_LOCKED = _BY_IDS.with_for_update()
 _BY_TOKENS_LOCKED = _BY_TOKENS.with_for_update()
 
