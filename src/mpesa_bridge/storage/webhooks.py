@@ -85,6 +85,35 @@ _DUE = (
 )
 _ANY_DUE = sa.select(_dc.id).where(*_DUE).limit(1)
 _INSERT_ATTEMPT = sa.insert(_attempts)
+_earlier = _deliveries.alias("earlier")
+_WAITS_FOR_EARLIER = sa.exists().where(
+    _earlier.c.endpoint_id == _dc.endpoint_id,
+    _earlier.c.subject_type == _dc.subject_type,  # NULL (about no subject) never waits
+    _earlier.c.subject_id == _dc.subject_id,
+    _earlier.c.status == _PENDING,
+    sa.or_(
+        _earlier.c.event_id < _dc.event_id,
+        sa.and_(_earlier.c.event_id == _dc.event_id, _earlier.c.id < _dc.id),
+    ),
+)
+# Due deliveries of enabled endpoints whose (endpoint, subject) has no earlier one pending, in the
+# order of ix_webhook_deliveries_status_next (status, next_attempt_at, id; migration 0009).
+_CLAIM = (
+    sa.select(_dc.id)
+    .join(_endpoints, _ec.id == _dc.endpoint_id)
+    .where(*_DUE, _ec.enabled.is_(True), ~_WAITS_FOR_EARLIER)
+    .order_by(_dc.next_attempt_at, _dc.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+)
+_CLAIM_LOCKED = _CLAIM.with_for_update(skip_locked=True, of=_deliveries)
+_TAKE = (
+    sa.update(_deliveries)
+    .where(_dc.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(claimed_by=sa.bindparam("worker_id"), lease_until=sa.bindparam("lease", type_=_dc.lease_until.type))
+)
+_DELIVERIES_BY_ID = sa.select(_deliveries).where(_dc.id.in_(sa.bindparam("ids", expanding=True)))
+_ENDPOINTS_BY_ID = sa.select(_endpoints).where(_ec.id.in_(sa.bindparam("ids", expanding=True)))
+_EVENTS_BY_ID = EVENTS.select().where(_events.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def _row(obj: Any) -> dict[str, Any]:
@@ -191,57 +220,27 @@ class SqlWebhookRepository:
         if deliveries:
             await self._s.execute(sa.insert(_deliveries), [_row(d) for d in deliveries])
 
-    def _due(self, now: datetime) -> list[sa.ColumnElement[bool]]:
-        d = _deliveries.c
-        return [
-            d.status == _PENDING,
-            d.next_attempt_at <= now,
-            sa.or_(d.lease_until.is_(None), d.lease_until <= now),
-        ]
-
     async def any_due(self, now: datetime) -> bool:
         return (await self._s.execute(_ANY_DUE, {"now": now})).first() is not None
 
     async def claim_due(
         self, now: datetime, worker_id: str, lease_until: datetime, limit: int
     ) -> Sequence[ClaimedDelivery]:
-        d = _deliveries.c
-        earlier = _deliveries.alias("earlier")
-        e = earlier.c
-        waits_for_earlier = sa.exists().where(
-            e.endpoint_id == d.endpoint_id,
-            e.subject_type == d.subject_type,  # NULL (about no subject) never waits
-            e.subject_id == d.subject_id,
-            e.status == _PENDING,
-            sa.or_(e.event_id < d.event_id, sa.and_(e.event_id == d.event_id, e.id < d.id)),
-        )
-        stmt = (
-            sa.select(d.id)
-            .join(_endpoints, _endpoints.c.id == d.endpoint_id)
-            .where(*self._due(now), _endpoints.c.enabled.is_(True), ~waits_for_earlier)
-            .order_by(d.next_attempt_at, d.id)
-            .limit(limit)
-        )
-        if self._lock:
-            stmt = stmt.with_for_update(skip_locked=True, of=_deliveries)
-        ids = list((await self._s.execute(stmt)).scalars().all())
+        stmt = _CLAIM_LOCKED if self._lock else _CLAIM
+        ids = list((await self._s.execute(stmt, {"now": now, "limit": limit})).scalars().all())
         if not ids:
             return []
-        await self._s.execute(
-            sa.update(_deliveries).where(d.id.in_(ids)).values(claimed_by=worker_id, lease_until=lease_until)
-        )
+        await self._s.execute(_TAKE, {"ids": ids, "worker_id": worker_id, "lease": lease_until})
         return await self._claimed(ids)
 
     async def _claimed(self, ids: list[str]) -> list[ClaimedDelivery]:
-        rows = (await self._s.execute(sa.select(_deliveries).where(_deliveries.c.id.in_(ids)))).mappings().all()
+        rows = (await self._s.execute(_DELIVERIES_BY_ID, {"ids": ids})).mappings().all()
         deliveries = {r["id"]: _delivery(r) for r in rows}
-        endpoint_ids = {d.endpoint_id for d in deliveries.values()}
-        event_ids = {d.event_id for d in deliveries.values()}
-        endpoint_rows = (
-            await self._s.execute(sa.select(_endpoints).where(_endpoints.c.id.in_(endpoint_ids)))
-        ).mappings()
+        endpoint_ids = list({d.endpoint_id for d in deliveries.values()})
+        event_ids = list({d.event_id for d in deliveries.values()})
+        endpoint_rows = (await self._s.execute(_ENDPOINTS_BY_ID, {"ids": endpoint_ids})).mappings()
         endpoints = {r["id"]: _endpoint(r) for r in endpoint_rows.all()}
-        events = build_events(await self._s.execute(EVENTS.select().where(_events.c.id.in_(event_ids))))
+        events = build_events(await self._s.execute(_EVENTS_BY_ID, {"ids": event_ids}))
         by_id = {event.id: event for event in events}
         return [
             ClaimedDelivery(deliveries[i], endpoints[deliveries[i].endpoint_id], by_id[deliveries[i].event_id])

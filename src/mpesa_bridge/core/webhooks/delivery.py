@@ -94,6 +94,7 @@ class DeliveryService:
         self._lease = timedelta(seconds=lease)
         self._batch = batch
         self._rand = rand
+        self._last_full = False  # the last claim took a whole batch
         # The attempts of a round end at about the same time: their records share transactions.
         self._records = GroupCommit(self._write_records, max_batch=RECORD_BATCH)
 
@@ -115,11 +116,14 @@ class DeliveryService:
     async def claim(self, limit: int | None = None) -> list[ClaimedDelivery]:
         """Take up to `limit` due deliveries under this worker's lease."""
         now = self._clock.now()
-        async with self._db.read() as uow:
-            if not await uow.webhooks.any_due(now):
-                return []
+        limit = limit or self._batch
+        if not self._last_full:  # after a full claim more is likely due: straight to the write
+            async with self._db.read() as uow:
+                if not await uow.webhooks.any_due(now):
+                    return []
         async with self._db.write() as uow:
-            claimed = await uow.webhooks.claim_due(now, self.worker_id, now + self._lease, limit or self._batch)
+            claimed = await uow.webhooks.claim_due(now, self.worker_id, now + self._lease, limit)
+        self._last_full = len(claimed) >= limit
         return list(claimed)
 
     async def deliver_due(self, report: DeliveryReport | None = None) -> DeliveryReport:
