@@ -213,3 +213,21 @@ async def test_openapi_and_docs_are_served(bridge: InProcessBridge) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert "cdn" not in docs.text.lower() and "http://" not in docs.text and "https://" not in docs.text
     assert script.status_code == 200 and len(script.content) > 100_000
+
+
+async def test_metadata_keeps_every_json_value_through_the_database(bridge: InProcessBridge) -> None:
+    """JSON columns are written and read with orjson: the metadata comes back as it was sent, the
+    64-bit integer limits and text beyond ASCII included, on both engines."""
+    shop = await bridge.create_project()
+    metadata = {
+        "big": 2**63 - 1,
+        "negative": -(2**63),
+        "text": "Nairobi — ŋ ✓",
+        "nested": {"list": [1, 2.5, None, True]},
+    }
+    created = await bridge.pay(shop, phone="0708374149", amount=10, metadata=metadata)
+    assert created["metadata"] == metadata
+    read = await bridge.get(shop, created["id"])
+    assert read["metadata"] == metadata
+    events = (await bridge.client.get(f"/v1/events?subject={created['id']}", headers=shop.headers())).json()
+    assert all(event["data"]["object"]["metadata"] == metadata for event in events["data"])

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -39,6 +40,16 @@ from mpesa_bridge.storage.projects import SqlProjectReader, SqlProjectRepository
 from mpesa_bridge.storage.sqlite_inline import inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# JSON columns (a payment's metadata, an event's data) through orjson, not the json module: a
+# fraction of the CPU per row. Only JSON values reach these columns: str keys, no datetimes, and
+# integers within 64 bits (the edge refuses larger ones: core.payments.validation).
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 log = get_logger("mpesa_bridge.storage")
 
@@ -98,6 +109,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
             max_overflow=0,
             pool_timeout=60,
             async_creator=inline_creator(database, SQLITE_BUSY_TIMEOUT_MS / 1000),
+            **JSON_CODEC,
         )
     else:
         # Readers: enough kept open for a burst. A connection past the pool is opened and closed again
@@ -110,6 +122,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
             max_overflow=16,
             pool_timeout=60,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            **JSON_CODEC,
         )
     busy_timeout_ms = 0 if writer else SQLITE_BUSY_TIMEOUT_MS  # the writer waits for the lock asynchronously
 
@@ -170,7 +183,7 @@ class Database:
             self.write_engine = _sqlite_engine(self.url, writer=True)
             self.read_engine = _sqlite_engine(self.url, writer=False)
         else:
-            self.write_engine = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size)
+            self.write_engine = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size, **JSON_CODEC)
             _ping_when_idle(self.write_engine)
             self.read_engine = self.write_engine
         self._commit_listeners: list[CommitListener] = []
