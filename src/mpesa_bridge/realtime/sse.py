@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
+import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import ClassVar, Protocol, Self
 
-import anyio
 import orjson
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
 from starlette.types import Receive, Send
 from starlette.types import Scope as ASGIScope
 
@@ -50,6 +52,7 @@ POSITION = re.compile(r"^(0|[1-9][0-9]{0,17})$")  # a resume point the server ga
 PAGE_SIZE = 100
 FROM_THE_START = 0  # positions start at 1
 SHUTDOWN_GRACE = 1.0  # seconds a stream has, when the server stops, to say goodbye with a retry: hint
+STOP_POLL = 0.5  # seconds between looks at whether the server is stopping
 
 
 class StreamEvents(Protocol):
@@ -222,7 +225,11 @@ class OpenStreams:
 
 
 class EventStream:
-    """One SSE connection's messages, from `cursor` on."""
+    """One SSE connection's messages, from `cursor` on, heartbeats included.
+
+    It waits in one place — its doorbell, with a deadline at the next heartbeat, timed read, key
+    check or maximum age — and what happens around it rings that doorbell: the client leaving
+    (`client_gone`), the server stopping (`server_stopping`)."""
 
     def __init__(
         self,
@@ -247,36 +254,70 @@ class EventStream:
         self._options = options
         self._still_valid = still_valid  # a key's stream: ends once the key stops working
         self._monotonic = monotonic
-        self.stopping = anyio.Event()  # set when the server shuts down (sse-starlette sets it)
+        self._doorbell: Subscription | None = None  # while subscribed
+        self.stopping = False  # the server shuts down: say goodbye with a retry: hint
+        self.gone = False  # the client left: end without a word
 
-    async def messages(self) -> AsyncIterator[ServerSentEvent]:
+    def server_stopping(self) -> None:
+        self.stopping = True
+        self._ring()
+
+    def client_gone(self) -> None:
+        self.gone = True
+        self._ring()
+
+    def _ring(self) -> None:
+        if self._doorbell is not None:
+            self._doorbell.ring()
+
+    async def messages(self) -> AsyncGenerator[Message, None]:
         options = self._options
-        ends_at = self._monotonic() + options.max_age
-        check_at = self._monotonic() + options.key_recheck
-        yield ServerSentEvent(id=self._resume_id, retry=options.retry_ms)  # the resume point, before anything else
-        with self._bus.subscribe(self.scope) as doorbell, self._ring_when_stopping(doorbell):
-            rung = True  # the first read is unconditional
-            while True:
-                doorbell.clear()  # a ring while we read means: read again
-                page = await self._next_page() if rung or await self._tenant_moved() else []
-                for event, position in page:
-                    yield event_message(event)
-                    self.cursor = position
-                now = self._monotonic()
-                if now >= ends_at or self.stopping.is_set():
-                    reason = "server stopping" if self.stopping.is_set() else "maximum connection age reached"
-                    yield ServerSentEvent(comment=f"{reason}: reconnect", retry=options.retry_ms)
-                    return
-                if self._still_valid is not None and now >= check_at:
-                    if not await self._still_valid():
-                        yield ServerSentEvent(comment="credentials no longer valid")
-                        return  # no retry hint: a reconnect would be refused
-                    check_at = now + options.key_recheck
-                rung = True
-                if len(page) < options.page_size:
-                    next_check = check_at if self._still_valid is not None else ends_at
-                    rung = await doorbell.wait(min(options.poll_interval, ends_at - now, next_check - now))
-                    rung = rung or self.stopping.is_set()
+        opened = self._monotonic()
+        ends_at = opened + options.max_age
+        check_at = opened + options.key_recheck
+        beat_at = opened + options.heartbeat if options.heartbeat > 0 else math.inf
+        yield Message(id=self._resume_id, retry=options.retry_ms)  # the resume point, before anything else
+        with self._bus.subscribe(self.scope) as doorbell:
+            self._doorbell = doorbell
+            try:
+                rung = True  # the first read is unconditional
+                while not self.gone:
+                    doorbell.clear()  # a ring while we read means: read again
+                    page = await self._next_page() if rung or await self._tenant_moved() else []
+                    for index in range(len(page)):  # no loop variable keeps an event while we wait
+                        yield event_message(page[index][0])
+                        self.cursor = page[index][1]
+                    full = len(page) >= options.page_size
+                    page = []  # an idle stream holds none of what it sent (issue 10)
+                    now = self._monotonic()
+                    if self.gone:
+                        return
+                    if now >= ends_at or self.stopping:
+                        reason = "server stopping" if self.stopping else "maximum connection age reached"
+                        yield Message(comment=f"{reason}: reconnect", retry=options.retry_ms)
+                        return
+                    if self._still_valid is not None and now >= check_at:
+                        if not await self._still_valid():
+                            yield Message(comment="credentials no longer valid")
+                            return  # no retry hint: a reconnect would be refused
+                        check_at = now + options.key_recheck
+                    rung = True
+                    if not full:
+                        next_check = check_at if self._still_valid is not None else ends_at
+                        wake_at = now + min(options.poll_interval, ends_at - now, next_check - now)
+                        while True:  # until rung or the timed wake; heartbeats meanwhile
+                            rung = await doorbell.wait(min(wake_at, beat_at) - now)
+                            rung = rung or self.stopping or self.gone
+                            now = self._monotonic()
+                            if rung:
+                                break
+                            if now >= beat_at:
+                                yield HEARTBEAT
+                                beat_at = max(beat_at + options.heartbeat, now)
+                            if now >= wake_at:
+                                break
+            finally:
+                self._doorbell = None
 
     async def _tenant_moved(self) -> bool:
         """After a timed wake: has anything committed in the tenant since the last timed read?
@@ -289,18 +330,6 @@ class EventStream:
         self._seen_tail = tail
         return True
 
-    @contextlib.contextmanager
-    def _ring_when_stopping(self, doorbell: Subscription) -> Iterator[None]:
-        async def ring() -> None:
-            await self.stopping.wait()
-            doorbell.ring()
-
-        watcher = asyncio.create_task(ring(), name="sse-stopping")
-        try:
-            yield
-        finally:
-            watcher.cancel()
-
     async def _next_page(self) -> list[tuple[OutboxEvent, int]]:
         scope = self.scope
         async with self._store.read() as uow:
@@ -309,8 +338,38 @@ class EventStream:
             )
 
 
-def event_message(event: OutboxEvent) -> ServerSentEvent:
-    return ServerSentEvent(data=orjson.dumps(event_public(event)).decode(), event=event.type, id=event.id)
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One SSE message: comment lines, then `id:`, `event:`, `data:` lines and `retry:`; CRLF ends
+    each line and a blank line the message."""
+
+    data: str | None = None
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+    comment: str | None = None
+
+    def encode(self) -> bytes:
+        lines: list[str] = []
+        if self.comment is not None:
+            lines += [f": {line}" for line in _LINE_BREAK.split(self.comment)]
+        if self.id is not None:
+            lines.append("id: " + _LINE_BREAK.sub("", self.id))
+        if self.event is not None:
+            lines.append("event: " + _LINE_BREAK.sub("", self.event))
+        if self.data is not None:
+            lines += [f"data: {line}" for line in _LINE_BREAK.split(self.data)]
+        if self.retry is not None:
+            lines.append(f"retry: {self.retry}")
+        return "".join(line + "\r\n" for line in lines).encode() + b"\r\n"
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+HEARTBEAT = Message(comment="heartbeat")
+
+
+def event_message(event: OutboxEvent) -> Message:
+    return Message(data=orjson.dumps(event_public(event)).decode(), event=event.type, id=event.id)
 
 
 def allowed_origin(allowed: Sequence[str], origin: str | None) -> str | None:
@@ -320,19 +379,115 @@ def allowed_origin(allowed: Sequence[str], origin: str | None) -> str | None:
     return origin if origin is not None and origin in allowed else None
 
 
-class _StreamResponse(EventSourceResponse):
-    """An SSE response that calls `on_close` once it is over: finished, client gone, server stopping,
-    or cancelled."""
+class _StreamResponse(Response):
+    """An SSE response that runs in the request's own task: it sends the stream's messages as they
+    come, and calls `on_close` once it is over (finished, client gone, server stopping, cancelled).
 
-    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    Besides that task, one task per stream waits on `receive()` for the client's disconnect; the
+    server's shutdown is watched by one task for every stream of the process (`_ServerStop`).
+    Stopping gives a stream SHUTDOWN_GRACE seconds to send its farewell, then ends it."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, stream: EventStream, *, headers: Mapping[str, str], on_close: Callable[[], None]) -> None:
+        self.status_code = 200
+        self.background = None
+        all_headers = MutableHeaders(headers=dict(headers))
+        all_headers.setdefault("Cache-Control", "no-store")
+        all_headers["Connection"] = "keep-alive"
+        all_headers["X-Accel-Buffering"] = "no"  # nginx: pass each message on at once
+        self.init_headers(all_headers)
+        self._stream = stream
         self._on_close = on_close
 
     async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            if scope.get("method", "GET") != "HEAD":  # HEAD: the headers alone, no stream
+                await self._send_messages(receive, send)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             self._on_close()
+
+    async def _send_messages(self, receive: Receive, send: Send) -> None:
+        stream = self._stream
+        client = asyncio.create_task(_until_disconnect(receive, stream), name="sse-client")
+        messages = stream.messages()
+        try:
+            async with asyncio.timeout(None) as grace:
+
+                def stopping() -> None:
+                    stream.server_stopping()
+                    grace.reschedule(asyncio.get_running_loop().time() + SHUTDOWN_GRACE)
+
+                watcher = _ServerStop.watch(stopping)
+                try:
+                    async for message in messages:
+                        await send({"type": "http.response.body", "body": message.encode(), "more_body": True})
+                        if stream.gone:
+                            break
+                finally:
+                    watcher.forget(stopping)
+        except TimeoutError:
+            if not grace.expired():
+                raise
+        finally:
+            await messages.aclose()
+            client.cancel()
+
+
+async def _until_disconnect(receive: Receive, stream: EventStream) -> None:
+    with contextlib.suppress(Exception):  # a receive that fails has lost its client too
+        while (await receive())["type"] != "http.disconnect":
+            pass  # a request body (none is expected): keep listening
+    stream.client_gone()
+
+
+class _ServerStop:
+    """Tells the open streams of this event loop that the server is stopping: one task, running
+    while a stream is open, looks every STOP_POLL seconds at the uvicorn server of this process
+    (found through the SIGTERM handler it installs while it serves: `Server.handle_exit`), and
+    calls every stream's callback once its `should_exit` is set — by a signal, or by a test."""
+
+    _by_loop: ClassVar[dict[asyncio.AbstractEventLoop, _ServerStop]] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._callbacks: set[Callable[[], None]] = set()
+        self._task = loop.create_task(self._watch(), name="sse-server-stop")
+
+    @classmethod
+    def watch(cls, callback: Callable[[], None]) -> _ServerStop:
+        """Call `callback` once the server stops, unless `forget` comes first."""
+        loop = asyncio.get_running_loop()
+        watcher = cls._by_loop.get(loop)
+        if watcher is None or watcher._task.done():
+            watcher = cls._by_loop[loop] = cls(loop)
+        watcher._callbacks.add(callback)
+        return watcher
+
+    def forget(self, callback: Callable[[], None]) -> None:
+        self._callbacks.discard(callback)
+
+    async def _watch(self) -> None:
+        try:
+            await asyncio.sleep(0)  # the first stream registers before the first look
+            while self._callbacks:
+                if _server_stopping():
+                    callbacks, self._callbacks = self._callbacks, set()
+                    for callback in callbacks:
+                        callback()
+                    return
+                await asyncio.sleep(STOP_POLL)
+        finally:
+            if self._by_loop.get(self._loop) is self:
+                del self._by_loop[self._loop]
+
+
+def _server_stopping() -> bool:
+    handler = signal.getsignal(signal.SIGTERM)
+    server = getattr(handler, "__self__", None)
+    return bool(getattr(server, "should_exit", False))
 
 
 def sse_response(
@@ -341,18 +496,10 @@ def sse_response(
     *,
     origin: str | None = None,
     on_close: Callable[[], None] = lambda: None,
-) -> EventSourceResponse:
+) -> Response:
     headers = {}
     if origin is not None:
         headers["Access-Control-Allow-Origin"] = origin
         if origin != "*":
             headers["Vary"] = "Origin"
-    return _StreamResponse(
-        stream.messages(),
-        on_close=on_close,
-        headers=headers,
-        ping=options.heartbeat,
-        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
-        shutdown_event=stream.stopping,
-        shutdown_grace_period=SHUTDOWN_GRACE,
-    )
+    return _StreamResponse(stream, headers=headers, on_close=on_close)
