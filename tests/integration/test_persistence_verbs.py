@@ -196,6 +196,12 @@ class _Statements:
     def close(self) -> None:
         sa.event.remove(self._engine, "before_cursor_execute", self._record)
 
+    def __enter__(self) -> _Statements:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def starting(self, prefix: str) -> list[tuple[str, bool]]:
         return [(sql, many) for sql, many in self.seen if sql.upper().startswith(prefix.upper())]
 
@@ -212,16 +218,13 @@ async def test_a_change_that_is_not_saved_is_not_written(database: Database) -> 
 
 async def test_save_writes_the_changed_columns_only_and_nothing_when_none_changed(database: Database) -> None:
     await _seed(database, _payment(1), _payment(2))
-    statements = _Statements(database)
-    try:
+    with _Statements(database) as statements:
         async with database.write() as uow:
             one, two = await uow.payments.lock_many(["pay_01persist0001", "pay_01persist0002"])
             await uow.payments.save(two)  # unchanged: no statement
             one.needs_attention, one.attention_reason = True, "late_success"
             await uow.payments.save(one)
             await uow.payments.save(one)  # saved already: nothing more to write
-    finally:
-        statements.close()
 
     [(update, _)] = statements.starting("UPDATE payments")
     assert "needs_attention" in update and "attention_reason" in update
@@ -233,15 +236,12 @@ async def test_save_writes_the_changed_columns_only_and_nothing_when_none_change
 async def test_a_batch_of_saves_with_the_same_changes_is_one_batched_update(database: Database) -> None:
     payments = [_payment(n) for n in range(1, 6)]
     await _seed(database, *payments)
-    statements = _Statements(database)
-    try:
+    with _Statements(database) as statements:
         async with database.write() as uow:
             locked = await uow.payments.lock_many([p.id for p in payments])
             for payment in locked:
                 payment.next_query_at = T0 + timedelta(minutes=1)
             await uow.payments.save_many(locked)
-    finally:
-        statements.close()
 
     updates = statements.starting("UPDATE payments")
     assert len(updates) == 1 and updates[0][1] is True  # one executemany
@@ -252,8 +252,7 @@ async def test_a_batch_of_saves_with_the_same_changes_is_one_batched_update(data
 async def test_events_and_evidence_are_written_as_one_insert_each_at_commit(database: Database) -> None:
     payments = [_payment(n) for n in range(1, 4)]
     await _seed(database, *payments)
-    statements = _Statements(database)
-    try:
+    with _Statements(database) as statements:
         async with database.write() as uow:
             for payment in payments:
                 await write_event(uow, payment, EventType.CREATED, T0)
@@ -263,8 +262,6 @@ async def test_events_and_evidence_are_written_as_one_insert_each_at_commit(data
                     )
                 )
             assert statements.starting("INSERT INTO outbox_events") == []  # nothing before the commit
-    finally:
-        statements.close()
 
     assert len(statements.starting("INSERT INTO outbox_events")) == 1
     assert len(statements.starting("INSERT INTO payment_evidence")) == 1

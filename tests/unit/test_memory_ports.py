@@ -10,53 +10,37 @@ import pytest
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.payments.status import PaymentStatus
 from tests.fixtures.memory import MemoryDatabase, ReadOnly, UnsavedChanges
+from tests.unit.core.test_core_reconcile_pacing import make_payment
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
 
 def _payment(n: int = 1) -> Payment:
-    return Payment(
-        id=f"pay_{n:04d}",
-        project_id="prj_1",
-        mode="test",
-        status=PaymentStatus.PENDING,
-        amount=10,
-        phone="254708374149",
-        account_reference="INV1",
-        description="Payment",
-        metadata={},
-        business_short_code="174379",
-        party_b="174379",
-        transaction_type="CustomerPayBillOnline",
-        daraja_environment="simulator",
-        callback_token_hash=f"h{n}",
-        created_at=T0,
-        updated_at=T0,
-    )
+    return make_payment(n, project_id="prj_1")
 
 
 async def test_a_use_case_that_forgets_to_save_is_caught_and_nothing_is_committed() -> None:
     db = MemoryDatabase([_payment()])
-    with pytest.raises(UnsavedChanges, match=r"Payment pay_0001: status"):
+    with pytest.raises(UnsavedChanges, match=r"Payment pay_00001: status"):
         async with db.write() as uow:
-            payment = await uow.payments.lock("pay_0001")
+            payment = await uow.payments.lock("pay_00001")
             assert payment is not None
             payment.status = PaymentStatus.SUCCEEDED
-    assert db.payment("pay_0001").status is PaymentStatus.PENDING
+    assert db.payment("pay_00001").status is PaymentStatus.PENDING
 
 
 async def test_a_saved_change_is_committed_and_the_caller_holds_a_copy() -> None:
     original = _payment()
     db = MemoryDatabase([original])
     async with db.write() as uow:
-        payment = await uow.payments.lock("pay_0001")
+        payment = await uow.payments.lock("pay_00001")
         assert payment is not None and payment is not original
         payment.status = PaymentStatus.SUCCEEDED
         await uow.payments.save(payment)
         payment.needs_attention = True  # after the save: must be saved again
         await uow.payments.save(payment)
-    assert db.payment("pay_0001").status is PaymentStatus.SUCCEEDED
-    assert db.payment("pay_0001").needs_attention is True
+    assert db.payment("pay_00001").status is PaymentStatus.SUCCEEDED
+    assert db.payment("pay_00001").needs_attention is True
     assert original.status is PaymentStatus.PENDING
 
 
@@ -65,24 +49,24 @@ async def test_an_error_rolls_back_every_write() -> None:
     with pytest.raises(RuntimeError):
         async with db.write() as uow:
             await uow.payments.add(_payment(2))
-            payment = await uow.payments.lock("pay_0001")
+            payment = await uow.payments.lock("pay_00001")
             assert payment is not None
             payment.status = PaymentStatus.FAILED
             await uow.payments.save(payment)
             raise RuntimeError("boom")
-    assert set(db.committed.payments) == {"pay_0001"}
-    assert db.payment("pay_0001").status is PaymentStatus.PENDING
+    assert set(db.committed.payments) == {"pay_00001"}
+    assert db.payment("pay_00001").status is PaymentStatus.PENDING
 
 
 async def test_a_read_unit_of_work_refuses_writes_and_does_not_check_saves() -> None:
     db = MemoryDatabase([_payment(1)])
     async with db.read() as uow:
-        payment = await uow.payments.find("pay_0001")
+        payment = await uow.payments.find("pay_00001")
         assert payment is not None
         payment.status = PaymentStatus.SUCCEEDED  # a value the caller may change: nothing is written
         with pytest.raises(ReadOnly):
             await uow.payments.add(_payment(2))
-    assert db.payment("pay_0001").status is PaymentStatus.PENDING
+    assert db.payment("pay_00001").status is PaymentStatus.PENDING
 
 
 async def test_overlapping_units_of_work_keep_each_others_writes() -> None:
@@ -90,13 +74,13 @@ async def test_overlapping_units_of_work_keep_each_others_writes() -> None:
     first, second = db.write(), db.write()
     async with first as a:
         async with second as b:
-            two = await b.payments.lock("pay_0002")
+            two = await b.payments.lock("pay_00002")
             assert two is not None
             two.status = PaymentStatus.FAILED
             await b.payments.save(two)
-        one = await a.payments.lock("pay_0001")
+        one = await a.payments.lock("pay_00001")
         assert one is not None
         one.status = PaymentStatus.SUCCEEDED
         await a.payments.save(one)
-    assert db.payment("pay_0001").status is PaymentStatus.SUCCEEDED
-    assert db.payment("pay_0002").status is PaymentStatus.FAILED
+    assert db.payment("pay_00001").status is PaymentStatus.SUCCEEDED
+    assert db.payment("pay_00002").status is PaymentStatus.FAILED

@@ -210,6 +210,20 @@ class Database:
             await self.read_engine.dispose()
 
 
+async def _begin(engine: AsyncEngine, *, read_only: bool = False) -> AsyncConnection:
+    """A pooled connection with its transaction begun (READ ONLY on PostgreSQL when asked); the
+    connection goes back to the pool if the transaction cannot begin."""
+    connection = await engine.connect()
+    try:
+        if read_only:
+            connection = await connection.execution_options(postgresql_readonly=True)
+        await connection.begin()
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
+
+
 class SqlReadUnitOfWork:
     """One connection, one read-only transaction, rolled back on exit. Its repositories are the
     readers, typed by the core's read-only protocols: a write verb inside `Database.read()` is a
@@ -228,15 +242,7 @@ class SqlReadUnitOfWork:
         self._postgres = postgres
 
     async def __aenter__(self) -> Self:
-        connection = await self._engine.connect()
-        if self._postgres:
-            connection = await connection.execution_options(postgresql_readonly=True)
-        self.connection = connection
-        try:
-            await connection.begin()
-        except BaseException:
-            await connection.close()
-            raise
+        self.connection = connection = await _begin(self._engine, read_only=self._postgres)
         self.payments = SqlPaymentReader(connection)
         self.events = SqlEventReader(connection)
         self.evidence = SqlEvidenceReader(connection)
@@ -272,12 +278,7 @@ class SqlUnitOfWork:
         self._listeners = listeners
 
     async def __aenter__(self) -> Self:
-        self.connection = connection = await self._engine.connect()
-        try:
-            await connection.begin()
-        except BaseException:
-            await connection.close()
-            raise
+        self.connection = connection = await _begin(self._engine)
         # Row locks (FOR UPDATE) matter on PostgreSQL; SQLite's single writer already serialises.
         self.pending = PendingRows(connection)
         self.payments = SqlPaymentRepository(connection, lock=self._lock)
