@@ -46,7 +46,7 @@ lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml
 	@$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o requirements.lock -q
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks B1–B7 beside a bare ASGI app (~10 min); writes bench/results/ (BENCH_ARGS=--cases B1,B2)
+bench: $(STAMP) ## Benchmarks B1–B7 beside a bare ASGI app (~6 min); writes bench/results/ (BENCH_ARGS=--cases B1,B2)
 	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 .PHONY: bench-smoke
