@@ -28,13 +28,11 @@ def build_events(result: Any) -> list[OutboxEvent]:
 class SqlEventReader:
     """Reads of the outbox (`core.ports.EventReader`, and `realtime.sse`'s stream reads)."""
 
-    def __init__(self, conn: AsyncConnection, pending: PendingRows | None = None) -> None:
+    def __init__(self, conn: AsyncConnection) -> None:
         self._c = conn
-        self._pending = pending
 
     async def _flushed(self) -> None:
-        if self._pending is not None:
-            await self._pending.flush()  # what this unit of work added is among what it reads
+        """A read unit of work adds nothing: nothing to write before reading."""
 
     async def for_payment(self, payment_id: str) -> Sequence[OutboxEvent]:
         return await self.for_subject(Subject(PAYMENT, payment_id))
@@ -95,8 +93,11 @@ class SqlEventRepository(SqlEventReader):
     """The outbox in a write unit of work (`core.ports.EventRepository`)."""
 
     def __init__(self, conn: AsyncConnection, pending: PendingRows) -> None:
-        super().__init__(conn, pending)
+        super().__init__(conn)
         self._queue = pending
+
+    async def _flushed(self) -> None:
+        await self._queue.flush()  # what this unit of work added is among what it reads
 
     async def add(self, event: OutboxEvent) -> None:
         self._queue.add(EVENTS, event)

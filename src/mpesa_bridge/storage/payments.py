@@ -267,13 +267,14 @@ _BY_TOKENS_LOCKED = _BY_TOKENS.with_for_update()
 
 
 class SqlEvidenceReader:
-    def __init__(self, conn: AsyncConnection, pending: PendingRows | None = None) -> None:
+    def __init__(self, conn: AsyncConnection) -> None:
         self._c = conn
-        self._pending = pending
+
+    async def _flushed(self) -> None:
+        """A read unit of work adds nothing: nothing to write before reading."""
 
     async def for_payment(self, payment_id: str) -> Sequence[PaymentEvidence]:
-        if self._pending is not None:
-            await self._pending.flush()
+        await self._flushed()
         t = tables.payment_evidence
         stmt = EVIDENCE.select().where(t.c.payment_id == payment_id).order_by(t.c.id)
         return [EVIDENCE.build(row) for row in await self._c.execute(stmt)]
@@ -281,8 +282,11 @@ class SqlEvidenceReader:
 
 class SqlEvidenceRepository(SqlEvidenceReader):
     def __init__(self, conn: AsyncConnection, pending: PendingRows) -> None:
-        super().__init__(conn, pending)
+        super().__init__(conn)
         self._queue = pending
+
+    async def _flushed(self) -> None:
+        await self._queue.flush()  # what this unit of work added is among what it reads
 
     async def add(self, evidence: PaymentEvidence) -> None:
         self._queue.add(EVIDENCE, evidence)  # written with the unit of work's other new rows

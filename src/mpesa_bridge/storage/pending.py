@@ -23,9 +23,6 @@ class PendingRows:
     def add(self, rows: EntityRows[Any], entity: Any) -> None:
         self._queued.setdefault(rows, []).append(entity)
 
-    def __bool__(self) -> bool:
-        return any(self._queued.values())
-
     async def flush(self) -> None:
         queued, self._queued = self._queued, {}
         for rows, entities in queued.items():

@@ -53,7 +53,11 @@ class EntityRows(Generic[E]):
         return self.entity(*row)
 
     def values(self, entity: E) -> dict[str, Any]:
-        return {name: getattr(entity, name) for name in self.names}
+        return dict(zip(self.names, self.row_of(entity), strict=True))
+
+    def row_of(self, entity: E) -> tuple[Any, ...]:
+        """The entity's stored fields, in column order: what a row of it holds."""
+        return tuple(getattr(entity, name) for name in self.names)
 
     def key_of(self, entity: E) -> tuple[Any, ...]:
         return tuple(getattr(entity, k) for k in self.key)
@@ -91,23 +95,20 @@ class Loaded(Generic[E]):
         for row in result:
             values = tuple(row)
             self._seen[self._rows.key_of_row(values)] = values
-            out.append(self._rows.entity(*values))
+            out.append(self._rows.build(values))
         return out
 
     def remember(self, entity: E) -> None:
         """An entity this unit of work inserted: later saves compare with what was inserted."""
-        self._seen[self._rows.key_of(entity)] = tuple(getattr(entity, n) for n in self._rows.names)
+        self._seen[self._rows.key_of(entity)] = self._rows.row_of(entity)
 
     def changes(self, entity: E) -> tuple[tuple[Any, ...], dict[str, Any]]:
         key = self._rows.key_of(entity)
         before = self._seen.get(key)
         if before is None:
             raise LookupError(f"{type(entity).__name__} {key} was not loaded in this unit of work: load it to save it")
-        changed = {
-            name: getattr(entity, name)
-            for name, old in zip(self._rows.names, before, strict=True)
-            if getattr(entity, name) != old
-        }
+        now = self._rows.row_of(entity)
+        changed = {name: value for name, value, old in zip(self._rows.names, now, before, strict=True) if value != old}
         return key, changed
 
     async def save(self, conn: AsyncConnection, entities: Sequence[E]) -> None:
