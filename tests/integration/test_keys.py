@@ -18,6 +18,7 @@ from mpesa_bridge.core.payments.public import iso
 from mpesa_bridge.core.projects import display_key
 from mpesa_bridge.storage import tables
 from tests.fixtures.bridge import ADMIN_TOKEN, InProcessBridge, Tenant, make_settings
+from tests.fixtures.database import Statements
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KEY_PATTERN = re.compile(r"sk_(?:test|live)_[A-Za-z0-9]{32}")
@@ -365,23 +366,14 @@ async def test_an_unknown_key_and_a_revoked_key_cost_the_same(bridge: InProcessB
     revoked = await bridge.client.post(f"/v1/keys/{revoked_id}/revoke", headers=bearer(spare))
     assert revoked.status_code == 200, revoked.text
     unknown = "sk_test_" + "A" * 32
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = bridge.db.read_engine.sync_engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        costs: dict[str, list[int]] = {}
+    costs: dict[str, list[int]] = {}
+    with Statements(bridge.db.read_engine) as sent:
         for name, secret in (("unknown", unknown), ("revoked", shop.test_key)):
             for _ in range(2):
-                before = len(statements)
+                before = len(sent.seen)
                 response = await bridge.client.get("/v1/payments", headers=bearer(secret))
                 assert response.status_code == 401
-                costs.setdefault(name, []).append(len(statements) - before)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
+                costs.setdefault(name, []).append(len(sent.seen) - before)
 
     assert costs["unknown"] == costs["revoked"], costs
     assert costs["unknown"][0] > 0 and costs["unknown"][1] == 0, costs  # read once, then remembered

@@ -20,6 +20,7 @@ from mpesa_bridge.core.ports import PushAccepted
 from mpesa_bridge.core.projects import Project
 from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.db import Database
+from tests.fixtures.database import Statements
 from tests.integration.test_callbacks_inbox import success_body
 
 T0 = datetime(2026, 11, 26, 7, 20, tzinfo=UTC)
@@ -180,32 +181,6 @@ async def test_the_database_refuses_a_write_inside_a_read_unit_of_work(database:
     assert payment.amount == 500
 
 
-class _Statements:
-    """The SQL the bridge's write engine sends, as (statement, executemany) pairs."""
-
-    def __init__(self, db: Database) -> None:
-        self.seen: list[tuple[str, bool]] = []
-        self._engine = db.write_engine.sync_engine
-        sa.event.listen(self._engine, "before_cursor_execute", self._record)
-
-    def _record(
-        self, _conn: object, _cursor: object, statement: str, _params: object, _ctx: object, many: bool
-    ) -> None:
-        self.seen.append((" ".join(statement.split()), many))
-
-    def close(self) -> None:
-        sa.event.remove(self._engine, "before_cursor_execute", self._record)
-
-    def __enter__(self) -> _Statements:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def starting(self, prefix: str) -> list[tuple[str, bool]]:
-        return [(sql, many) for sql, many in self.seen if sql.upper().startswith(prefix.upper())]
-
-
 async def test_a_change_that_is_not_saved_is_not_written(database: Database) -> None:
     await _seed(database, _payment(1))
     async with database.write() as uow:
@@ -218,7 +193,7 @@ async def test_a_change_that_is_not_saved_is_not_written(database: Database) -> 
 
 async def test_save_writes_the_changed_columns_only_and_nothing_when_none_changed(database: Database) -> None:
     await _seed(database, _payment(1), _payment(2))
-    with _Statements(database) as statements:
+    with Statements(database.write_engine) as statements:
         async with database.write() as uow:
             one, two = await uow.payments.lock_many(["pay_01persist0001", "pay_01persist0002"])
             await uow.payments.save(two)  # unchanged: no statement
@@ -236,7 +211,7 @@ async def test_save_writes_the_changed_columns_only_and_nothing_when_none_change
 async def test_a_batch_of_saves_with_the_same_changes_is_one_batched_update(database: Database) -> None:
     payments = [_payment(n) for n in range(1, 6)]
     await _seed(database, *payments)
-    with _Statements(database) as statements:
+    with Statements(database.write_engine) as statements:
         async with database.write() as uow:
             locked = await uow.payments.lock_many([p.id for p in payments])
             for payment in locked:
@@ -252,7 +227,7 @@ async def test_a_batch_of_saves_with_the_same_changes_is_one_batched_update(data
 async def test_events_and_evidence_are_written_as_one_insert_each_at_commit(database: Database) -> None:
     payments = [_payment(n) for n in range(1, 4)]
     await _seed(database, *payments)
-    with _Statements(database) as statements:
+    with Statements(database.write_engine) as statements:
         async with database.write() as uow:
             for payment in payments:
                 await write_event(uow, payment, EventType.CREATED, T0)

@@ -362,21 +362,40 @@ async def test_the_attempts_of_a_round_share_transactions_and_an_endpoint_is_dis
 ) -> None:
     """Five deliveries to an endpoint that always fails, each about another payment: each round
     sends all five at once and records them together; at the end of the window all five give up in
-    the same transaction, and the endpoint is disabled — once, with one `endpoint.disabled` event."""
+    the same transaction, and the endpoint is disabled — once, with one `endpoint.disabled` event.
+
+    The five answers are handed back at the same moment (a barrier after the real POSTs), so that
+    every attempt of a round is queued before its record is written — as under load — whatever
+    the machine's speed: one transaction per round, every time."""
     tenant = await bridge.create_project()
     created = await endpoint(bridge, tenant, f"{receiver.url}/down")
     receiver.rule("/down", lambda _request: Reply(503, b""))
     await add_events(bridge, tenant.project_id, [(EventType.SUCCEEDED, f"pay_{n}") for n in range(5)])
 
     async with webhook_worker(bridge) as worker:
+        sender, answers = worker.service._sender, [0]
+        rounds: defaultdict[int, asyncio.Event] = defaultdict(asyncio.Event)
+        post = sender.post
+
+        async def post_together(*args: Any) -> Any:
+            result = await post(*args)
+            answers[0] += 1
+            everyone = rounds[(answers[0] - 1) // 5]
+            if answers[0] % 5 == 0:
+                everyone.set()  # the others resume in the order they waited, before any record is written
+            await everyone.wait()
+            return result
+
+        sender.post = post_together  # type: ignore[method-assign]
         first = await worker.run_once()
         assert first.attempted == 5
-        assert worker.service._records.batches < 5  # five attempts, fewer transactions
+        assert worker.service._records.batches == 1  # five attempts, one transaction
         for due in range(1, len(SCHEDULE)):
             bridge.clock.advance(SCHEDULE[due] - SCHEDULE[due - 1])
             assert (await worker.run_once()).attempted == 5
         bridge.clock.advance(7 * 86_400)
         await worker.run_once()
+        assert worker.service._records.batches == len(SCHEDULE)
 
     assert len(receiver.at("/down")) == 5 * len(SCHEDULE)
     read = (await bridge.client.get(f"/v1/webhook_endpoints/{created['id']}", headers=tenant.headers())).json()
