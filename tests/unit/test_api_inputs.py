@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mpesa_bridge.api.inputs import UNPARSED, Refusal, json_refusal, path_refusal, query_refusal, read_json
+from mpesa_bridge.api.inputs import UNPARSED, Refusal, path_refusal, query_refusal, read_json
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ from mpesa_bridge.api.inputs import UNPARSED, Refusal, json_refusal, path_refusa
     ],
 )
 def test_unstorable_characters_are_refused_with_the_field_named(body: bytes, param: str | None) -> None:
-    refusal = json_refusal(body)
+    refusal = read_json(body)[0]
     assert refusal is not None and refusal.status == 400 and refusal.code == "invalid_characters", refusal
     assert refusal.param == param
     assert "\x00" not in refusal.message
@@ -37,7 +37,7 @@ def test_non_finite_numbers_are_refused_anywhere(number: bytes) -> None:
         (b'{"metadata": [1, {"y": [' + number + b"]}]}", "metadata"),
         (b'{"grace_period_seconds": ' + number + b"}", "grace_period_seconds"),
     ):
-        refusal = json_refusal(body)
+        refusal = read_json(body)[0]
         assert refusal is not None and (refusal.status, refusal.code, refusal.param) == (
             400,
             "parameter_invalid",
@@ -60,7 +60,7 @@ def test_non_finite_numbers_are_refused_anywhere(number: bytes) -> None:
     ],
 )
 def test_storable_bodies_pass(body: bytes) -> None:
-    assert json_refusal(body) is None
+    assert read_json(body)[0] is None
 
 
 def test_the_query_string_is_checked_percent_decoded() -> None:

@@ -70,11 +70,6 @@ def query_refusal(query_string: bytes) -> Refusal | None:
     return None
 
 
-def json_refusal(body: bytes) -> Refusal | None:
-    """Why a JSON body cannot be taken, or None (also for one that is not JSON: the route says so)."""
-    return read_json(body)[0]
-
-
 def read_json(body: bytes) -> tuple[Refusal | None, Any]:
     """Why a JSON body cannot be taken (or None), and the document the route is to validate: the
     body is parsed once, here (`api/routing.py` hands the document on). UNPARSED when it is not

@@ -198,17 +198,13 @@ class DeliveryService:
     async def _write_records(self, records: Sequence[_Record]) -> None:
         """Record attempts in one transaction: the endpoints' rows first (in id order), then the
         deliveries' (in id order), in every writer of both — no deadlock on PostgreSQL."""
-        by_endpoint = sorted(enumerate(records), key=lambda item: (item[1].claimed.endpoint.id, item[0]))
         async with self._db.write() as uow:
-            for _, record in by_endpoint:  # in the order the attempts ended, per endpoint
+            # A stable sort: per endpoint, in the order the attempts ended.
+            for record in sorted(records, key=lambda r: r.claimed.endpoint.id):
                 if record.attempt.succeeded:
                     await uow.webhooks.endpoint_succeeded(record.claimed.endpoint.id)
                 else:
                     await uow.webhooks.endpoint_failed(record.claimed.endpoint.id, record.at)
-            locked: dict[str, WebhookEndpoint | None] = {}
-            for _, record in by_endpoint:
-                if record.claimed.delivery.status is DeliveryStatus.FAILED and record.claimed.endpoint.id not in locked:
-                    locked[record.claimed.endpoint.id] = await uow.webhooks.lock_endpoint(record.claimed.endpoint.id)
             await uow.webhooks.add_attempts([record.attempt for record in records])
             gave_up: dict[str, _Record] = {}
             for record in sorted(records, key=lambda r: r.claimed.delivery.id):
@@ -216,9 +212,10 @@ class DeliveryService:
                 if still_mine and record.claimed.delivery.status is DeliveryStatus.FAILED:
                     gave_up.setdefault(record.claimed.endpoint.id, record)
             # Once every delivery of the batch is settled: an endpoint is disabled once at most, and
-            # cancelling its pending deliveries leaves the ones that just gave up `failed`.
+            # cancelling its pending deliveries leaves the ones that just gave up `failed`. Its row is
+            # this transaction's already (endpoint_failed above): read afresh, it shows that failure.
             for endpoint_id, record in gave_up.items():
-                endpoint = locked.get(endpoint_id)
+                endpoint = await uow.webhooks.lock_endpoint(endpoint_id)
                 if endpoint is not None:
                     record.report.disabled += await self._disable_if_exhausted(uow, endpoint, record.at)
 
