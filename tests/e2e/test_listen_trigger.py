@@ -94,6 +94,10 @@ async def test_listen_forwards_signed_events_and_prints_one_line_each(
             ).json()
             await _wait_for_events(receiver, created["id"], 2)
             requests = list(receiver.requests)
+            for request in requests:  # listen prints a delivery's line once its answer is in: after the receiver has it
+                event = json.loads(request.body)
+                if event["data"]["object"]["id"] == created["id"]:
+                    await _wait_for_line(tmp_path / "listen.log", f"--> {event['type']} [{event['id']}]  <-- [200]")
         finally:
             listener.terminate()
             listener.wait(10)
