@@ -229,6 +229,25 @@ class Settings(BaseSettings):
     realtime_max_connect_failures: int = Field(
         3, ge=1, description="refused Socket.IO connects after which the connection is closed"
     )
+    # --- dashboard ---------------------------------------------------------------------------------
+    dashboard_enabled: bool = Field(True, description="serve the admin dashboard at /dashboard")
+    dashboard_session_idle: float = Field(
+        1800.0, gt=0, description="seconds without a request after which a dashboard session ends"
+    )
+    dashboard_session_max_age: float = Field(
+        43_200.0, gt=0, description="seconds after sign-in at which a dashboard session ends, active or not"
+    )
+    dashboard_signup: bool = Field(False, description="let anyone create a dashboard account at /dashboard/signup")
+    password_hash_time_cost: int = Field(3, ge=1, le=20, description="argon2id passes per password hash")
+    password_hash_memory_kib: int = Field(
+        65_536, ge=1024, le=1_048_576, description="argon2id memory per password hash, KiB"
+    )
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="smtp://user:password@host:587 (STARTTLS) or smtps://…:465 for the dashboard's emails; "
+        "unset: the links are written to the log",
+    )
+    smtp_from: str = Field("mpesa-bridge <no-reply@localhost>", description="From: of the dashboard's emails")
 
     @model_validator(mode="after")
     def _production_guard(self) -> Settings:

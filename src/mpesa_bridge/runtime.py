@@ -8,11 +8,12 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 
 import httpx
 
-from mpesa_bridge.config import Settings
+from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.clock import Clock, SystemClock
@@ -22,17 +23,21 @@ from mpesa_bridge.core.payments.policy import GuardPolicy, ReconcilePolicy
 from mpesa_bridge.core.payments.reconcile import Reconciler
 from mpesa_bridge.core.payments.stk import PaymentService
 from mpesa_bridge.core.payments.validation import PaymentLimits
-from mpesa_bridge.core.projects import DarajaEnvironment
+from mpesa_bridge.core.people.passwords import PasswordHasher
+from mpesa_bridge.core.people.service import PeoplePolicy, PeopleService
+from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
 from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.mail import mailer_for
 from mpesa_bridge.realtime.hub import Realtime, realtime_for
 from mpesa_bridge.routes import CALLBACK_PATH
 from mpesa_bridge.storage import idempotency
 from mpesa_bridge.storage.db import Database
 from mpesa_bridge.storage.migrate import upgrade
+from mpesa_bridge.storage.people import PeopleStorage
 from mpesa_bridge.storage.sealed import check_master_keys
 from mpesa_bridge.storage.webhooks import WebhookStorage
 from mpesa_bridge.tls import client_ssl_context
@@ -68,6 +73,7 @@ class Runtime:
     delivery: DeliveryLoop
     # Live updates (SSE, Socket.IO): announced by the database after each commit that wrote events.
     realtime: Realtime
+    people: PeopleService  # the dashboard's accounts, sessions and invitations
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
@@ -101,6 +107,17 @@ def policy_from(settings: Settings) -> ReconcilePolicy:
         push_grace=settings.reconcile_push_grace,
         after_expiry=settings.reconcile_after_expiry,
         after_expiry_backoff=settings.after_expiry_backoff_steps,
+    )
+
+
+def simulator_daraja(settings: Settings) -> DarajaSettingsInput:
+    """Test-mode defaults: the built-in simulator with Safaricom's public sandbox shortcode."""
+    return DarajaSettingsInput(
+        environment=DarajaEnvironment.SIMULATOR,
+        consumer_key=settings.simulator_consumer_key,
+        consumer_secret=settings.simulator_consumer_secret.get_secret_value(),
+        short_code=SANDBOX_SHORTCODE,
+        passkey=SANDBOX_PASSKEY,
     )
 
 
@@ -146,6 +163,22 @@ async def build_runtime(
         db, gateway, projects, clock, lambda token: f"{base}{CALLBACK_PATH}{token}", policy, guards
     )
     webhooks = WebhookStorage(db)
+    people = PeopleService(
+        PeopleStorage(db),
+        PasswordHasher(time_cost=settings.password_hash_time_cost, memory_cost=settings.password_hash_memory_kib),
+        clock,
+        mailer_for(
+            settings.smtp_url.get_secret_value() if settings.smtp_url else None,
+            settings.smtp_from,
+            production=settings.production,
+        ),
+        PeoplePolicy(
+            idle=timedelta(seconds=settings.dashboard_session_idle),
+            absolute=timedelta(seconds=settings.dashboard_session_max_age),
+            signup=settings.dashboard_signup,
+        ),
+        link_base=base,
+    )
     resolver = SystemResolver()
     delivery, webhook_sender = build_delivery(settings, webhooks, box, clock, resolver=resolver)
     return Runtime(
@@ -188,5 +221,6 @@ async def build_runtime(
         events=EventService(webhooks, clock),
         delivery=delivery,
         realtime=realtime,
+        people=people,
         clients=[functools.partial(close_http, http), webhook_sender.aclose],
     )

@@ -22,14 +22,13 @@ import sqlalchemy as sa
 import typer.main
 from typer.testing import CliRunner, Result
 
-from mpesa_bridge.api.admin import simulator_settings
 from mpesa_bridge.cli import register_commands
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.crypto import SecretBox, key_id, parse_master_key
 from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput, Mode
 from mpesa_bridge.core.projects import Tenant as TenantScope
 from mpesa_bridge.core.sealing import idempotency_context, idempotency_secret_context
-from mpesa_bridge.runtime import build_runtime
+from mpesa_bridge.runtime import build_runtime, simulator_daraja
 from mpesa_bridge.storage import sealed
 from mpesa_bridge.storage.db import Database
 from mpesa_bridge.storage.sealed import reseal_all, sealed_values, verify_sealed
@@ -116,7 +115,7 @@ async def old_data(database: Database, db_url: str, tmp_path: Path) -> list[Tena
     tenants = []
     try:
         for name in ("Duka", "Kiosk"):
-            daraja = {Mode.TEST: simulator_settings(settings), Mode.LIVE: live}
+            daraja = {Mode.TEST: simulator_daraja(settings), Mode.LIVE: live}
             project, keys = await runtime.projects.create_project(name, daraja)
             await runtime.projects.update_security(project.id, signing_secret="generate")
             tenants.append(Tenant(project.id, keys[Mode.TEST].secret, keys[Mode.LIVE].secret))

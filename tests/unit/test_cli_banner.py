@@ -27,7 +27,13 @@ def settings(tmp_path: Path, **values: object) -> Settings:
     ],
 )
 def test_the_banner_names_the_daraja_in_use(tmp_path: Path, values: dict[str, object], said: str) -> None:
-    text = banner("http://127.0.0.1:8000", "proj_1", "sk_test_x", daraja_description(settings(tmp_path, **values)))
+    text = banner(
+        "http://127.0.0.1:8000",
+        "proj_1",
+        "sk_test_x",
+        daraja_description(settings(tmp_path, **values)),
+        ("dev@example.com", "pw"),
+    )
     first_line = text.strip().splitlines()[0]
     assert said in first_line
     if "standalone" in said or "no Daraja" in said:

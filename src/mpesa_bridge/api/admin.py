@@ -25,7 +25,6 @@ from mpesa_bridge.api.schemas import (
     ProjectPublic,
 )
 from mpesa_bridge.api.v1.keys import KeyPublic, key_public
-from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.payments.public import iso
 from mpesa_bridge.core.projects import (
     DarajaConfig,
@@ -35,7 +34,7 @@ from mpesa_bridge.core.projects import (
     Project,
     ShortcodeType,
 )
-from mpesa_bridge.runtime import Runtime
+from mpesa_bridge.runtime import Runtime, simulator_daraja
 
 ADMIN_SCOPE = "admin"  # the operator's Idempotency-Keys, apart from every project's
 
@@ -66,17 +65,6 @@ def to_input(given: DarajaSettings) -> DarajaSettingsInput:
         passkey=given.passkey,
         shortcode_type=ShortcodeType(given.shortcode_type),
         till_number=given.till_number,
-    )
-
-
-def simulator_settings(settings: Settings) -> DarajaSettingsInput:
-    """Test-mode defaults: the built-in simulator with Safaricom's public sandbox shortcode."""
-    return DarajaSettingsInput(
-        environment=DarajaEnvironment.SIMULATOR,
-        consumer_key=settings.simulator_consumer_key,
-        consumer_secret=settings.simulator_consumer_secret.get_secret_value(),
-        short_code=SANDBOX_SHORTCODE,
-        passkey=SANDBOX_PASSKEY,
     )
 
 
@@ -119,7 +107,7 @@ async def _create_project(runtime: Runtime, body: ProjectCreate) -> Response:
     if body.test is not None:
         daraja[Mode.TEST] = to_input(body.test)
     elif runtime.settings.resolved_simulator_url:
-        daraja[Mode.TEST] = simulator_settings(runtime.settings)
+        daraja[Mode.TEST] = simulator_daraja(runtime.settings)
     if body.live is not None:
         daraja[Mode.LIVE] = to_input(body.live)
     project, keys = await runtime.projects.create_project(body.name, daraja)

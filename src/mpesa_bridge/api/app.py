@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from starlette.responses import RedirectResponse
 
 from mpesa_bridge import __version__
 from mpesa_bridge.api import admin, callbacks, health
@@ -22,6 +23,7 @@ from mpesa_bridge.api.routing import add_routes
 from mpesa_bridge.api.v1 import events, keys, payments, stream, webhooks
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
+from mpesa_bridge.dashboard.app import create_dashboard
 from mpesa_bridge.logging import configure_logging, get_logger
 from mpesa_bridge.realtime.socketio import SocketAuthorizer, SocketGateway
 from mpesa_bridge.routes import CALLBACK_PATH
@@ -50,6 +52,16 @@ def simulator_config(settings: Settings) -> SimulatorConfig:
 
 def simulator_for(settings: Settings) -> Simulator:
     return Simulator(simulator_config(settings))
+
+
+def install_dashboard(app: FastAPI) -> None:
+    """The dashboard at /dashboard/ (its own app: HTML errors, sessions; `dashboard/app.py`)."""
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard_home() -> RedirectResponse:
+        return RedirectResponse("/dashboard/", status_code=308)
+
+    app.mount("/dashboard", create_dashboard(lambda: app.state.runtime))
 
 
 def create_app(
@@ -121,6 +133,8 @@ def create_app(
     install_docs(app)
     if not settings.production:
         install_demo(app)
+    if settings.dashboard_enabled:
+        install_dashboard(app)
     if simulator is not None:
         app.mount("/simulator", simulator.app)
     app.mount("/socket.io", sockets.app)

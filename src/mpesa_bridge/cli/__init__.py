@@ -26,6 +26,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(projects_app, name="projects")
 keys_app = typer.Typer(help="Secret keys: list, rotate with a grace period, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+users_app = typer.Typer(help="Dashboard accounts: create (the first one too) and list.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 HostOpt = Annotated[str | None, typer.Option(envvar="MPESA_BRIDGE_HOST", help="interface to bind", show_default=False)]
 PortOpt = Annotated[int | None, typer.Option(envvar="MPESA_BRIDGE_PORT", help="port to listen on", show_default=False)]
@@ -189,7 +191,7 @@ def db_current(database_url: DbOpt = None) -> None:
 
 def register_commands() -> typer.Typer:
     """Import the modules that add their commands to `app` (kept out of import time on purpose)."""
-    from mpesa_bridge.cli import keys, listen, projects  # noqa: F401
+    from mpesa_bridge.cli import keys, listen, projects, users  # noqa: F401
     from mpesa_bridge.cli import secrets as _secrets  # noqa: F401
 
     return app

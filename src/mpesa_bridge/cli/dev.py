@@ -1,18 +1,22 @@
-"""Development bootstrap: one test project, its key kept in the data directory, and a first curl."""
+"""Development bootstrap: one test project, its key kept in the data directory, a dashboard account
+that owns it, and a first curl."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 
-from mpesa_bridge.api.admin import simulator_settings
 from mpesa_bridge.config import Settings
 from mpesa_bridge.core.errors import AuthenticationFailed
+from mpesa_bridge.core.people.entity import Role
+from mpesa_bridge.core.people.service import SignInFailed
 from mpesa_bridge.core.projects import Mode
-from mpesa_bridge.runtime import Runtime
+from mpesa_bridge.runtime import Runtime, simulator_daraja
 
 DEV_FILE = "dev-project.json"
+DEV_EMAIL = "dev@example.com"
 
 
 async def ensure_dev_project(runtime: Runtime) -> tuple[str, str]:
@@ -26,11 +30,28 @@ async def ensure_dev_project(runtime: Runtime) -> tuple[str, str]:
         except (AuthenticationFailed, KeyError):
             pass  # the database was reset: make a new project below
     project, keys = await runtime.projects.create_project(
-        "Development", {Mode.TEST: simulator_settings(runtime.settings)}
+        "Development", {Mode.TEST: simulator_daraja(runtime.settings)}
     )
     secret = keys[Mode.TEST].secret
     _save(path, {"project_id": project.id, "test_secret_key": secret})
     return project.id, secret
+
+
+async def ensure_dev_account(runtime: Runtime, project_id: str) -> tuple[str, str]:
+    """Return (email, password) of the development dashboard account — a platform admin who owns
+    the development project — creating it (or a new password) when the saved one does not work."""
+    path: Path = runtime.settings.data_dir / DEV_FILE
+    saved = _load(path) or {}
+    email, password = saved.get("dashboard_email", DEV_EMAIL), saved.get("dashboard_password", "")
+    try:
+        signed = await runtime.people.sign_in(email, password)
+        await runtime.people.sign_out(signed.token)
+    except SignInFailed:
+        password = "dev-" + secrets.token_urlsafe(12)
+        user = await runtime.people.ensure_dev_user(email, password)
+        await runtime.people.add_member(project_id, user.id, Role.OWNER)
+        _save(path, {**saved, "dashboard_email": email, "dashboard_password": password})
+    return email, password
 
 
 def _load(path: Path) -> dict[str, str] | None:
@@ -61,7 +82,7 @@ def daraja_description(settings: Settings) -> str:
     return "no Daraja simulator: configure Daraja sandbox credentials"
 
 
-def banner(base_url: str, project_id: str, secret: str, daraja: str) -> str:
+def banner(base_url: str, project_id: str, secret: str, daraja: str, account: tuple[str, str]) -> str:
     return f"""
 mpesa-bridge is starting on {base_url}  (sandbox mode, {daraja})
 
@@ -69,6 +90,7 @@ mpesa-bridge is starting on {base_url}  (sandbox mode, {daraja})
   test secret key  {secret}
   API docs         {base_url}/docs
   demo page        {base_url}/demo#key={secret}
+  dashboard        {base_url}/dashboard/  (sign in as {account[0]}, password {account[1]})
 
 Make a payment (the simulated customer pays within a few seconds):
 

@@ -6,12 +6,11 @@ from typing import Annotated
 
 import typer
 
-from mpesa_bridge.api.admin import simulator_settings
 from mpesa_bridge.cli import DbOpt, projects_app, run, settings_from
 from mpesa_bridge.config import Settings
 from mpesa_bridge.core.errors import BridgeError
 from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput, Mode, ShortcodeType
-from mpesa_bridge.runtime import Runtime, build_runtime
+from mpesa_bridge.runtime import Runtime, build_runtime, simulator_daraja
 
 
 async def with_runtime(settings: Settings, fn: object) -> object:
@@ -41,7 +40,7 @@ def create(
     settings = settings_from(database_url=database_url)
 
     async def _create(runtime: Runtime) -> None:
-        daraja = {Mode.TEST: simulator_settings(runtime.settings)} if simulator else {}
+        daraja = {Mode.TEST: simulator_daraja(runtime.settings)} if simulator else {}
         project, keys = await runtime.projects.create_project(name, daraja)
         typer.echo(f"project   {project.id}  ({project.name})")
         for mode, issued in keys.items():

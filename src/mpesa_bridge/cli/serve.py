@@ -24,15 +24,17 @@ log = get_logger("mpesa_bridge.cli")
 async def serve_forever(settings: Settings, *, dev: bool) -> None:
     config = serve_config(settings)
     if dev:
-        from mpesa_bridge.cli.dev import banner, daraja_description, ensure_dev_project
+        from mpesa_bridge.cli.dev import banner, daraja_description, ensure_dev_account, ensure_dev_project
         from mpesa_bridge.runtime import build_runtime
 
         runtime = await build_runtime(settings)
         try:
             project_id, secret = await ensure_dev_project(runtime)
+            account = await ensure_dev_account(runtime, project_id)
         finally:
             await runtime.aclose()
-        typer.echo(banner(settings.resolved_public_base_url, project_id, secret, daraja_description(settings)))
+        base = settings.resolved_public_base_url
+        typer.echo(banner(base, project_id, secret, daraja_description(settings), account))
     await uvicorn.Server(config).serve()
 
 

@@ -119,6 +119,7 @@ class Project:
     require_signed_requests: bool = False
     signing_secret_sealed: str | None = None
     confirm_by_query: bool = False
+    time_zone: str = "Africa/Nairobi"  # the dashboard's days and hours (zoneinfo name)
 
 
 @dataclass(eq=False)

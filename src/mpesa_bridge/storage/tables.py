@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.people.entity import Role, TokenKind
 from mpesa_bridge.core.projects import DarajaEnvironment, Mode, ShortcodeType
 from mpesa_bridge.storage.types import IntEnumType, JSONType, StrEnumType, UTCDateTime
 
@@ -27,6 +28,7 @@ projects = sa.Table(
     sa.Column("require_signed_requests", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("signing_secret_sealed", sa.Text(), nullable=True),
     sa.Column("confirm_by_query", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("time_zone", sa.String(64), nullable=False, server_default="Africa/Nairobi"),
 )
 
 daraja_configs = sa.Table(
@@ -284,3 +286,75 @@ idempotency_keys = sa.Table(
     sa.Column("resource_id", sa.String(40), nullable=True),
     sa.Column("resource_secret", sa.Text(), nullable=True),  # its client secret, sealed
 )
+
+
+# --- the dashboard's people (migration 0010) ---------------------------------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),  # lower-cased
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("is_admin", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("disabled_at", UTCDateTime(), nullable=True),
+    sa.Column("failed_logins", sa.Integer(), nullable=False),
+    sa.Column("locked_until", UTCDateTime(), nullable=True),
+    sa.Column("last_login_at", UTCDateTime(), nullable=True),
+    sa.Column("language", sa.String(8), nullable=False),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("user_id", sa.String(40), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), primary_key=True, index=True),
+    sa.Column("role", StrEnumType(Role), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+dashboard_sessions = sa.Table(
+    "dashboard_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the cookie's token
+    sa.Column("user_id", sa.String(40), sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("project_id", sa.String(40), nullable=True),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(300), nullable=True),
+)
+
+one_time_tokens = sa.Table(
+    "one_time_tokens",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the link's token
+    sa.Column("kind", StrEnumType(TokenKind), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("user_id", sa.String(40), nullable=True),
+    sa.Column("project_id", sa.String(40), nullable=True, index=True),
+    sa.Column("role", StrEnumType(Role), nullable=True),
+    sa.Column("created_by", sa.String(40), nullable=True),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("user_id", sa.String(40), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("project_id", sa.String(40), nullable=True),
+    sa.Column("target", sa.String(320), nullable=True),
+    sa.Column("detail", sa.String(500), nullable=True),
+)
+sa.Index("ix_audit_log_project_id", audit_log.c.project_id, audit_log.c.id)

@@ -1,0 +1,1 @@
+"""The people who use the dashboard: accounts, their roles per project, sessions, one-time links."""

@@ -1,0 +1,72 @@
+"""The overview: what came in today, over 7 and 30 days, the success rate, and the latest payments
+(updated live by `static/dashboard.js` from `/dashboard/live`).
+
+    GET /dashboard/        the overview
+    GET /dashboard/live    Server-Sent Events: every event of the project and mode looked at
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.ports import PaymentFilter
+from mpesa_bridge.dashboard.auth import SESSION_COOKIE, Viewer, page, runtime_of
+from mpesa_bridge.dashboard.web import render
+from mpesa_bridge.realtime.bus import Scope
+from mpesa_bridge.realtime.sse import EventStream, StreamOptions, resume_point, sse_response
+
+router = APIRouter()
+ViewerDep = Annotated[Viewer, Depends(page())]
+FINISHED = (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.EXPIRED)
+
+
+@router.get("/")
+async def overview(request: Request, viewer: ViewerDep) -> Response:
+    payments = runtime_of(request).payments
+    _, days = await payments.daily_totals(viewer.tenant, days=30)
+    figures = []
+    for label, span in (("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30)):
+        window = days[-span:]
+        finished = sum(d.by_status[s] for d in window for s in FINISHED)
+        succeeded = sum(d.by_status[PaymentStatus.SUCCEEDED] for d in window)
+        figures.append(
+            {
+                "label": label,
+                "volume": sum(d.succeeded_amount for d in window),
+                "succeeded": succeeded,
+                "count": sum(d.count for d in window),
+                "rate": None if finished == 0 else round(100 * succeeded / finished, 1),
+            }
+        )
+    latest = await payments.list(viewer.tenant, PaymentFilter(limit=10))
+    return render(request, "overview.html", {"figures": figures, "latest": latest})
+
+
+@router.get("/live")
+async def live(request: Request, viewer: ViewerDep) -> Response:
+    """The project mode's events as they are committed, while the session lasts."""
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    scope = Scope(viewer.tenant.project_id, viewer.tenant.mode.value)
+    options = StreamOptions(
+        heartbeat=settings.sse_heartbeat_interval,
+        max_age=settings.sse_max_connection_age,
+        retry=settings.sse_retry_delay,
+        poll_interval=settings.sse_poll_interval,
+        key_recheck=settings.realtime_key_recheck_interval,
+    )
+    start = await resume_point(runtime.db, scope, request.headers.get("last-event-id"))
+    token = request.cookies.get(SESSION_COOKIE, "")
+
+    async def still_signed_in() -> bool:
+        return await runtime.people.identify(token) is not None
+
+    stream = EventStream(
+        runtime.db, runtime.realtime.bus, scope, start.cursor, options, still_valid=still_signed_in, resume_id=start.id
+    )
+    return sse_response(stream, options)
