@@ -51,6 +51,9 @@ COMMANDS = [
     ["projects", "list"],
     ["projects", "set-daraja"],
     ["projects", "new-key"],
+    ["users"],
+    ["users", "create"],
+    ["users", "list"],
 ]
 PROJECT_ID = re.compile(r"\bproj_[0-9a-z]+\b")
 LIVE_DARAJA = ["--mode", "live", "--environment", "production", "--short-code", "600000"]
@@ -121,7 +124,9 @@ def _options() -> dict[tuple[str, ...], list[Any]]:
 
 
 def test_the_walk_finds_every_command() -> None:
-    assert set(_options()) == {tuple(c) for c in COMMANDS if c not in ([], ["db"], ["projects"], ["keys"], ["secrets"])}
+    assert set(_options()) == {
+        tuple(c) for c in COMMANDS if c not in ([], ["db"], ["projects"], ["keys"], ["secrets"], ["users"])
+    }
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")

@@ -14,21 +14,31 @@ from mpesa_bridge.runtime import Runtime
 
 @users_app.command("create")
 def create(
-    email: Annotated[str, typer.Option(help="the person's email: their sign-in name")],
+    email: Annotated[
+        str, typer.Option(envvar="MPESA_BRIDGE_USER_EMAIL", help="the person's email: their sign-in name")
+    ],
     password: Annotated[
         str | None,
         typer.Option(
-            help="their password (default: asked for, not echoed); at least 10 characters", show_default=False
+            envvar="MPESA_BRIDGE_USER_PASSWORD",
+            help="their password (default: asked for, not echoed); at least 10 characters",
+            show_default=False,
         ),
     ] = None,
-    name: Annotated[str, typer.Option(help="their name, as the dashboard shows it")] = "",
+    name: Annotated[
+        str, typer.Option(envvar="MPESA_BRIDGE_USER_NAME", help="their name, as the dashboard shows it")
+    ] = "",
     admin: Annotated[
-        bool, typer.Option("--admin", help="platform admin: sees every project, manages accounts")
+        bool,
+        typer.Option("--admin", envvar="MPESA_BRIDGE_USER_ADMIN", help="platform admin: every project, all accounts"),
     ] = False,
     project: Annotated[
-        str | None, typer.Option(help="a project id to add them to (with --role)", show_default=False)
+        str | None,
+        typer.Option(
+            envvar="MPESA_BRIDGE_USER_PROJECT", help="a project id to add them to (with --role)", show_default=False
+        ),
     ] = None,
-    role: Annotated[Role, typer.Option(help="their role in --project")] = Role.OWNER,
+    role: Annotated[Role, typer.Option(envvar="MPESA_BRIDGE_USER_ROLE", help="their role in --project")] = Role.OWNER,
     database_url: DbOpt = None,
 ) -> None:
     """Create a dashboard account. Sign in at <public base URL>/dashboard/."""
