@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
@@ -27,6 +27,18 @@ FINISHED = (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELL
 
 @router.get("/")
 async def overview(request: Request, viewer: ViewerDep) -> Response:
+    figures = await _figures(request, viewer)
+    latest = await runtime_of(request).payments.list(viewer.tenant, PaymentFilter(limit=10))
+    return render(request, "overview.html", {"figures": figures, "latest": latest})
+
+
+@router.get("/figures")
+async def figures(request: Request, viewer: ViewerDep) -> Response:
+    """The overview's figures alone: what its script swaps in after a payment event."""
+    return render(request, "_figures.html", {"figures": await _figures(request, viewer)})
+
+
+async def _figures(request: Request, viewer: Viewer) -> list[dict[str, Any]]:
     payments = runtime_of(request).payments
     _, days = await payments.daily_totals(viewer.tenant, days=30)
     figures = []
@@ -43,8 +55,7 @@ async def overview(request: Request, viewer: ViewerDep) -> Response:
                 "rate": None if finished == 0 else round(100 * succeeded / finished, 1),
             }
         )
-    latest = await payments.list(viewer.tenant, PaymentFilter(limit=10))
-    return render(request, "overview.html", {"figures": figures, "latest": latest})
+    return figures
 
 
 @router.get("/live")

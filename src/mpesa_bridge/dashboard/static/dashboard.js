@@ -62,6 +62,7 @@
       if (!payment || payment.object !== "payment") return;
       document.dispatchEvent(new CustomEvent("mb:payment", { detail: { type: event.type, payment: payment } }));
       tables.forEach(function (table) { upsert(table, payment); });
+      refreshFigures();
       var single = document.querySelector("[data-live-payment='" + payment.id + "']");
       if (single) {
         var cell = single.querySelector("[data-status]");
@@ -74,6 +75,20 @@
       source.addEventListener(type, handle);
     });
     source.onmessage = handle;
+  }
+
+  // The overview's figures: fetched again (at most every 2 s) after a payment event, swapped in
+  // place; each figure keeps its size, so nothing moves.
+  var figuresTimer = null;
+  function refreshFigures() {
+    var box = document.querySelector("[data-live-figures]");
+    if (!box || figuresTimer) return;
+    figuresTimer = setTimeout(function () {
+      figuresTimer = null;
+      fetch(box.getAttribute("data-live-figures"), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html !== null) box.innerHTML = new DOMParser().parseFromString(html, "text/html").body.innerHTML; });
+    }, 2000);
   }
 
   function upsert(table, payment) {
