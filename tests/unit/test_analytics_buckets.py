@@ -84,7 +84,11 @@ def test_nairobi_hours_are_24_a_day_with_the_empty_ones() -> None:
 def test_london_spring_forward_day_is_23_hours_and_autumn_day_25() -> None:
     spring = query(date(2026, 3, 28), date(2026, 3, 30), tz="Europe/London")
     days = group(spring, [slot(utc(2026, 3, 29, 0), S.SUCCEEDED, 1, 5), slot(utc(2026, 3, 29, 23), S.FAILED)])
-    assert [(b.end.astimezone(UTC) - b.start.astimezone(UTC)) for b in days] == [timedelta(hours=24), timedelta(hours=23), timedelta(hours=24)]
+    assert [(b.end.astimezone(UTC) - b.start.astimezone(UTC)) for b in days] == [
+        timedelta(hours=24),
+        timedelta(hours=23),
+        timedelta(hours=24),
+    ]
     # 23:00 UTC on 29 March is 00:00 BST on the 30th.
     assert [(b.count, b.succeeded_amount) for b in days] == [(0, 0), (1, 5), (1, 0)]
 

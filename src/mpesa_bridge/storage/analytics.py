@@ -56,9 +56,15 @@ def _slot_postgresql(element: UtcSlot, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(UtcSlot, "sqlite")
 def _slot_sqlite(element: UtcSlot, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps naive UTC text (types.UTCDateTime); '%s' is its whole Unix seconds.
     column, seconds = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(CAST(strftime('%s', {column}) AS INTEGER) / {seconds})"
+    return f"({_sqlite_unix_seconds(column)} / {seconds})"
+
+
+def _sqlite_unix_seconds(column: str) -> str:
+    # SQLite keeps naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (types.UTCDateTime). Its date
+    # functions round to the millisecond, so 20:59:59.9999995 would become 21:00:00: the whole
+    # seconds are read from the text without its fraction, which floors as PostgreSQL does.
+    return f"CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER)"
 
 
 class SecondsBetween(FunctionElement[int]):
@@ -76,10 +82,13 @@ def _seconds_postgresql(element: SecondsBetween, compiler: SQLCompiler, **kw: An
 
 @compiles(SecondsBetween, "sqlite")
 def _seconds_sqlite(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    # julianday is a double: rounded to whole milliseconds first, so 30.000 s never floors to 29.
+    # In microseconds from the text (see _sqlite_unix_seconds), then floored like PostgreSQL's floor().
     start, stop = (compiler.process(c, **kw) for c in element.clauses)
-    millis = f"CAST(round((julianday({stop}) - julianday({start})) * 86400000.0) AS INTEGER)"
-    return f"(CASE WHEN {millis} >= 0 THEN {millis} / 1000 ELSE -((999 - {millis}) / 1000) END)"
+    micros = (
+        f"(({_sqlite_unix_seconds(stop)} - {_sqlite_unix_seconds(start)}) * 1000000"
+        f" + CAST(substr({stop}, 21, 6) AS INTEGER) - CAST(substr({start}, 21, 6) AS INTEGER))"
+    )
+    return f"(CASE WHEN {micros} >= 0 THEN {micros} / 1000000 ELSE -((999999 - {micros}) / 1000000) END)"
 
 
 _c = tables.payments.c
