@@ -18,6 +18,7 @@ from mpesa_bridge.storage.db import Database
 A, B = "proj_analytics_a", "proj_analytics_b"
 RICH, REGULAR = "254798765432", "254712345678"
 NOW = datetime(2026, 12, 2, 16, 0, tzinfo=UTC)  # 19:00 on 2 Dec in Nairobi
+LAST_MICROSECOND = datetime(2026, 12, 1, 20, 59, 59, 999999, tzinfo=UTC)  # of 1 Dec in Nairobi
 
 
 def utc(*args: int) -> datetime:
@@ -66,15 +67,7 @@ def payment(
 ROWS = [
     # In range (Nairobi days 1-3 Dec 2026: 30 Nov 21:00 UTC up to 3 Dec 21:00 UTC), project A, test mode.
     payment(1, utc(2026, 11, 30, 21), "succeeded", 100, settle=12),  # 00:00 on 1 Dec
-    payment(
-        2,
-        datetime(2026, 12, 1, 20, 59, 59, 999999, tzinfo=UTC),
-        "failed",
-        50,
-        settle=30.5,
-        failure_code="insufficient_funds",
-        result_code="1",
-    ),  # fmt: skip
+    payment(2, LAST_MICROSECOND, "failed", 50, settle=30.5, failure_code="insufficient_funds", result_code="1"),
     payment(3, utc(2026, 12, 1, 21), "succeeded", 250, settle=45),  # 00:00 on 2 Dec
     payment(4, utc(2026, 12, 2, 10), "succeeded", 1000, phone=RICH, settle=5),  # 13:00 on 2 Dec
     payment(5, utc(2026, 12, 2, 11), "cancelled", 70, settle=20, result_code="1032"),
