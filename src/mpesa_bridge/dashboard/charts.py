@@ -21,7 +21,8 @@ these classes:
     mb-chart__empty          the empty state's text
     mb-table                 the table of `data_table`; its numeric cells are mb-table__num
 
-Money is whole shillings, written "KES 1,234".
+`chart_id` becomes the `<svg>`'s id and prefixes its title's and description's ids: give each
+chart on a page its own. Money is whole shillings, written "KES 1,234".
 """
 
 from __future__ import annotations
