@@ -212,8 +212,9 @@ async def test_durations_floor_to_the_second_alike_on_both_engines(
             payment(1, start, "succeeded", 10, settle=29.999999),  # 29 s, crossing a minute and an hour
             payment(2, start, "failed", 10, settle=0.000001),  # 0 s
             payment(3, start, "expired", 10, settle=61.000001),  # 61 s
+            payment(4, start, "cancelled", 10, settle=-2.5),  # completed before created (a clock ran back): 0 s
         ],
     )
     result = await service.analytics(AnalyticsQuery.local_days(A, Mode.TEST, date(2026, 12, 1), date(2026, 12, 1)))
-    assert (result.settle_times.p50, result.settle_times.p99) == (29, 61)
-    assert [b.count for b in result.settle_times.histogram][:4] == [1, 1, 0, 1]
+    assert (result.settle_times.p50, result.settle_times.p90, result.settle_times.p99) == (0, 61, 61)
+    assert [b.count for b in result.settle_times.histogram][:4] == [2, 1, 0, 1]

@@ -68,7 +68,9 @@ def _sqlite_unix_seconds(column: str) -> str:
 
 
 class SecondsBetween(FunctionElement[int]):
-    """Whole seconds (floored) from the first timestamp to the second."""
+    """Whole seconds (floored) from the first timestamp to the second; 0 if the second is earlier
+    (a clock that ran back: core.analytics counts it as 0 s too). Clamped, not branched: on SQLite
+    a CASE would compute the difference three times a row."""
 
     type = sa.BigInteger()
     inherit_cache = True
@@ -77,18 +79,18 @@ class SecondsBetween(FunctionElement[int]):
 @compiles(SecondsBetween, "postgresql")
 def _seconds_postgresql(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
     start, stop = (compiler.process(c, **kw) for c in element.clauses)
-    return f"CAST(floor(extract(epoch FROM ({stop} - {start}))) AS BIGINT)"
+    return f"GREATEST(CAST(floor(extract(epoch FROM ({stop} - {start}))) AS BIGINT), 0)"
 
 
 @compiles(SecondsBetween, "sqlite")
 def _seconds_sqlite(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    # In microseconds from the text (see _sqlite_unix_seconds), then floored like PostgreSQL's floor().
+    # In microseconds from the text (see _sqlite_unix_seconds); integer division floors what is >= 0.
     start, stop = (compiler.process(c, **kw) for c in element.clauses)
     micros = (
         f"(({_sqlite_unix_seconds(stop)} - {_sqlite_unix_seconds(start)}) * 1000000"
         f" + CAST(substr({stop}, 21, 6) AS INTEGER) - CAST(substr({start}, 21, 6) AS INTEGER))"
     )
-    return f"(CASE WHEN {micros} >= 0 THEN {micros} / 1000000 ELSE -((999999 - {micros}) / 1000000) END)"
+    return f"(max({micros}, 0) / 1000000)"
 
 
 _c = tables.payments.c
