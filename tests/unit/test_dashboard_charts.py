@@ -34,7 +34,7 @@ def texts(root: ET.Element, cls: str) -> list[str]:
 
 def check_accessible(root: ET.Element, title: str) -> None:
     assert root.get("role") == "img" and root.get("width") == "100%"
-    assert root.get("viewBox") == "0 0 640 320"
+    assert (root.get("viewBox") or "").startswith("0 0 640 ")
     labelled_by = (root.get("aria-labelledby") or "").split()
     ids = {el.get("id"): el for el in root.iter() if el.get("id")}
     assert labelled_by and all(name in ids for name in labelled_by)

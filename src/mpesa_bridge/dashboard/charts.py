@@ -37,6 +37,7 @@ from markupsafe import Markup, escape
 Format = Literal["amount", "count", "percent"]
 EMPTY = "No payments in this range"
 WIDTH, HEIGHT = 640, 320
+HBAR_ROW = 30  # a horizontal bar chart is as tall as its rows need
 FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="11"'
 _BAR_FILL = "#2f7d4f"
 _LINE_STROKE = "#1f5f99"
@@ -95,14 +96,14 @@ def _num(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
-def _open(kind: str, chart_id: str, title: str, desc: str) -> str:
+def _open(kind: str, chart_id: str, title: str, desc: str, height: int = HEIGHT) -> str:
     cid = _safe_id(chart_id)
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" '
         f'preserveAspectRatio="xMidYMid meet" role="img" aria-labelledby="{cid}-title {cid}-desc" '
         f'class="mb-chart mb-chart--{kind}" id="{cid}" {FONT}>'
         f'<title id="{cid}-title">{escape(title)}</title><desc id="{cid}-desc">{escape(desc)}</desc>'
-        f'<rect class="mb-chart__frame" x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>'
+        f'<rect class="mb-chart__frame" x="0" y="0" width="{WIDTH}" height="{height}" fill="#ffffff"/>'
     )
 
 
@@ -117,8 +118,9 @@ def _empty(kind: str, chart_id: str, title: str, message: str) -> Markup:
 class _Plot:
     """The plotting area inside the margins, and the value axis (vertical, or horizontal for hbar)."""
 
-    def __init__(self, left: float, top: float, right: float, bottom: float) -> None:
-        self.left, self.top, self.right, self.bottom = left, top, WIDTH - right, HEIGHT - bottom
+    def __init__(self, left: float, top: float, right: float, bottom: float, height: int = HEIGHT) -> None:
+        self.left, self.top, self.right, self.bottom = left, top, WIDTH - right, height - bottom
+        self.total_height = height
 
     @property
     def width(self) -> float:
@@ -260,12 +262,13 @@ def hbar_chart(
     if not items:
         return _empty("hbar", chart_id, title, empty)
     fmt = _formatter(value_format)
-    plot = _Plot(left=150, top=12, right=96, bottom=40)
+    height = 12 + 40 + HBAR_ROW * len(items)
+    plot = _Plot(left=150, top=12, right=96, bottom=40, height=height)
     ticks = nice_ticks(max(max(v for _, v in items), 1), count=4)
     row = plot.height / len(items)
-    bar = max(2.0, min(row * 0.7, 28.0))
+    bar = row * 0.7
     desc = f"{x_label} by {title.lower()}: " + "; ".join(f"{label} {fmt(v)}" for label, v in items[:3]) + "."
-    parts = [_open("hbar", chart_id, title, desc)]
+    parts = [_open("hbar", chart_id, title, desc, height)]
     for tick in ticks:
         x = plot.left + plot.width * tick / ticks[-1]
         parts.append(
@@ -288,7 +291,7 @@ def hbar_chart(
         )
     parts.append(_axes(plot))
     parts.append(
-        f'<text class="mb-chart__axis-label" x="{_num(plot.left + plot.width / 2)}" y="{HEIGHT - 6}" '
+        f'<text class="mb-chart__axis-label" x="{_num(plot.left + plot.width / 2)}" y="{plot.total_height - 6}" '
         f'text-anchor="middle" fill="{_TEXT}">{escape(x_label)}</text>'
     )
     return _markup("".join(parts) + "</svg>")
