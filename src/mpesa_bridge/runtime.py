@@ -15,6 +15,7 @@ import httpx
 
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.accounts import ProjectService
+from mpesa_bridge.core.analytics import AnalyticsService
 from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.clock import Clock, SystemClock
 from mpesa_bridge.core.crypto import SecretBox
@@ -35,6 +36,7 @@ from mpesa_bridge.mail import mailer_for
 from mpesa_bridge.realtime.hub import Realtime, realtime_for
 from mpesa_bridge.routes import CALLBACK_PATH
 from mpesa_bridge.storage import idempotency
+from mpesa_bridge.storage.analytics import analytics_reader
 from mpesa_bridge.storage.db import Database
 from mpesa_bridge.storage.migrate import upgrade
 from mpesa_bridge.storage.people import PeopleStorage
@@ -74,6 +76,7 @@ class Runtime:
     # Live updates (SSE, Socket.IO): announced by the database after each commit that wrote events.
     realtime: Realtime
     people: PeopleService  # the dashboard's accounts, sessions and invitations
+    analytics: AnalyticsService  # the dashboard's figures and charts
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
@@ -222,5 +225,6 @@ async def build_runtime(
         delivery=delivery,
         realtime=realtime,
         people=people,
+        analytics=AnalyticsService(lambda: analytics_reader(db), clock),
         clients=[functools.partial(close_http, http), webhook_sender.aclose],
     )

@@ -13,6 +13,10 @@ from mpesa_bridge.dashboard import i18n
 LABEL = re.compile(r"""\bt\(\s*(?:"([^"]+)"|'([^']+)')""")
 TEMPLATES = files("mpesa_bridge.dashboard") / "templates"
 PAGES = files("mpesa_bridge.dashboard") / "pages"
+# The navigation's entries: ("/dashboard/…", "Label", "role") in base.html, shown through t(label).
+NAV = re.compile(r'\("/dashboard/[^"]*", "([^"]+)"')
+# Section titles and facts the analytics page builds: _section("Revenue", …), {"median": …}.
+SECTION = re.compile(r'_section\(\s*"([^"]+)"')
 # Titles and messages the pages pass to templates that show them through t().
 TITLE = re.compile(r"""["'](?:title|message|label)["']\s*:\s*["']([^"']+)["']""")
 
@@ -21,10 +25,12 @@ def labels() -> set[str]:
     found: set[str] = set()
     for entry in TEMPLATES.iterdir():
         if entry.name.endswith(".html"):
-            found |= {a or b for a, b in LABEL.findall(entry.read_text(encoding="utf-8"))}
+            text = entry.read_text(encoding="utf-8")
+            found |= {a or b for a, b in LABEL.findall(text)} | set(NAV.findall(text))
     for entry in PAGES.iterdir():
         if entry.name.endswith(".py"):
-            found |= set(TITLE.findall(entry.read_text(encoding="utf-8")))
+            text = entry.read_text(encoding="utf-8")
+            found |= set(TITLE.findall(text)) | {a or b for a, b in LABEL.findall(text)} | set(SECTION.findall(text))
     found |= {s.value for s in PaymentStatus} | {r.value for r in Role} | {"test mode", "live mode"}
     return found
 

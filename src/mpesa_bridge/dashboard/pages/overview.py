@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.ports import PaymentFilter
 from mpesa_bridge.dashboard.auth import SESSION_COOKIE, Viewer, page, runtime_of
 from mpesa_bridge.dashboard.web import render
@@ -22,7 +21,6 @@ from mpesa_bridge.realtime.sse import EventStream, StreamOptions, resume_point, 
 
 router = APIRouter()
 ViewerDep = Annotated[Viewer, Depends(page())]
-FINISHED = (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.EXPIRED)
 
 
 @router.get("/")
@@ -39,20 +37,24 @@ async def figures(request: Request, viewer: ViewerDep) -> Response:
 
 
 async def _figures(request: Request, viewer: Viewer) -> list[dict[str, Any]]:
-    payments = runtime_of(request).payments
-    _, days = await payments.daily_totals(viewer.tenant, days=30)
+    project = viewer.project
+    assert project is not None
+    seen = await runtime_of(request).analytics.overview(project.id, viewer.mode, project.time_zone)
     figures = []
-    for label, span in (("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30)):
-        window = days[-span:]
-        finished = sum(d.by_status[s] for d in window for s in FINISHED)
-        succeeded = sum(d.by_status[PaymentStatus.SUCCEEDED] for d in window)
+    for label, period in (
+        ("Today", seen.today),
+        ("Last 7 days", seen.last_7_days),
+        ("Last 30 days", seen.last_30_days),
+    ):
+        f = period.figures
+        rate = f.success_rate
         figures.append(
             {
                 "label": label,
-                "volume": sum(d.succeeded_amount for d in window),
-                "succeeded": succeeded,
-                "count": sum(d.count for d in window),
-                "rate": None if finished == 0 else round(100 * succeeded / finished, 1),
+                "volume": f.succeeded_amount,
+                "succeeded": f.succeeded,
+                "count": f.count,
+                "rate": None if rate is None else round(100 * rate, 1),
             }
         )
     return figures
