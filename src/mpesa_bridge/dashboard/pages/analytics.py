@@ -6,8 +6,8 @@ customers (phones masked), time from push to a final state — in the project's 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
