@@ -5,6 +5,7 @@ API keys (create, rotate with a grace period on the ManualClock, revoke), each r
 from __future__ import annotations
 
 import re
+from importlib.resources import files
 from typing import Any
 
 import httpx
@@ -12,6 +13,9 @@ import pytest
 
 from mpesa_bridge.core.projects import Mode, hash_secret_key
 from mpesa_bridge.core.projects import Tenant as Scope
+from mpesa_bridge.dashboard.i18n import catalogue
+from mpesa_bridge.dashboard.pages import people as people_page
+from mpesa_bridge.dashboard.pages import settings as settings_page
 from mpesa_bridge.simulator.config import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from tests.fixtures.bridge import InProcessBridge, Tenant
 from tests.fixtures.dashboard import add_account, browser_client, csrf_in, post_form_async, sign_in_async
@@ -218,3 +222,44 @@ async def test_create_and_revoke_a_key(shop: People) -> None:
     activity = (await owner.get("/dashboard/settings")).text
     assert "key.created" in activity and "key.revoked" in activity
     assert "developer@example.com" in activity
+
+
+MY_TEMPLATES = ("settings", "settings_daraja", "settings_keys", "settings_key", "people", "people_users")
+LABEL = re.compile(r't\("([^"]+)"')
+FIELD_NAMES = {"environment", "form", "shortcode_type", "grace", "role", "role-"}  # errors.get("…"), not labels
+
+
+def test_every_label_of_these_pages_has_a_swahili_translation() -> None:
+    folder = files("mpesa_bridge.dashboard") / "templates"
+    words = catalogue("sw")
+    missing = set()
+    for name in MY_TEMPLATES:
+        labels = set(LABEL.findall((folder / f"{name}.html").read_text(encoding="utf-8")))
+        missing |= {label for label in labels - FIELD_NAMES if label not in words}
+    # Labels chosen at run time: notices, connection problems, states, modes, environments.
+    dynamic = [
+        *settings_page.NOTICES.values(),
+        *settings_page.CONNECTION_PROBLEMS.values(),
+        *people_page.NOTICES.values(),
+    ]
+    dynamic += [
+        "active",
+        "in grace",
+        "expired",
+        "revoked",
+        "test mode",
+        "live mode",
+        "simulator",
+        "sandbox",
+        "production",
+    ]
+    dynamic += ["owner", "developer", "viewer", "paybill", "till", "reject", "quarantine"]
+    missing |= {label for label in dynamic if label not in words}
+    assert not missing
+
+
+async def test_the_settings_page_in_swahili(shop: People) -> None:
+    owner = await shop.as_("owner")
+    owner.cookies.set("mb_lang", "sw", domain="bridge.test", path="/")
+    page = (await owner.get("/dashboard/settings")).text
+    assert "Mipangilio" in page and "Jaribu muunganisho" in page
