@@ -158,3 +158,26 @@ async def test_admin_lists_every_account_and_disabling_ends_sessions(shop: Shop)
     assert 'data-user="owner@example.com" data-state="disabled"' in (await admin.get("/dashboard/admin/users")).text
     await post_form_async(admin, f"{users}/{owner_id}/enable", {}, token_from=users)
     await shop.signed_in("owner@example.com")
+
+
+async def test_owner_withdraws_an_invitation_and_its_link_stops_working(shop: Shop) -> None:
+    owner = await shop.person("owner@example.com", "owner")
+    invited = await post(owner, "/dashboard/people/invite", {"email": "late@example.com", "role": "viewer"})
+    assert invited.status_code == 303
+    link = _LINK.search(shop.bridge.runtime.people._mailer.sent[-1][2])
+    assert link is not None
+    page = (await owner.get("/dashboard/people")).text
+    withdraw = re.search(r'action="(/dashboard/people/invites/[0-9a-f]+/revoke)"', page)
+    assert withdraw is not None
+    other = await shop.bridge.create_project("Other")
+    stranger = browser_client(shop.bridge.app)
+    shop.clients.append(stranger)
+    await add_account(shop.bridge.runtime, "stranger@example.com", project_id=other.project_id, role="owner")
+    assert (await sign_in_async(stranger, "stranger@example.com")).status_code == 303
+    foreign = await post_form_async(stranger, withdraw.group(1), {}, token_from="/dashboard/people")
+    assert foreign.status_code == 404  # not an invitation of the stranger's project
+    assert (await post(owner, withdraw.group(1), {})).status_code == 303
+    assert 'data-invite="late@example.com"' not in (await owner.get("/dashboard/people")).text
+    async with browser_client(shop.bridge.app) as anyone:
+        assert (await anyone.get(link.group(0))).status_code == 400
+    assert "member.invite_revoked" in (await owner.get("/dashboard/settings")).text

@@ -4,6 +4,7 @@ account on the bridge.
 GET  /dashboard/people                      members and their roles; owners: pending invitations
 POST /dashboard/people/invite               email + role: a single-use link by email (owner)
 POST /dashboard/people/{user_id}/role       role = owner | developer | viewer | remove (owner)
+POST /dashboard/people/invites/{invite_id}/revoke   the link stops working (owner)
 GET  /dashboard/admin/users                 every account (platform admin)
 POST /dashboard/admin/users/{user_id}/disable   ends the person's sessions at once
 POST /dashboard/admin/users/{user_id}/enable
@@ -36,6 +37,7 @@ USERS = "/dashboard/admin/users"
 NOTICES = {
     "invited": "The invitation was sent. The link works once, for seven days.",
     "role": "The role was changed.",
+    "withdrawn": "The invitation was withdrawn: its link no longer works.",
     "removed": "The person was removed from the project.",
     "disabled": "The account was disabled and its sessions ended.",
     "enabled": "The account was enabled again.",
@@ -96,6 +98,12 @@ async def change_role(request: Request, user_id: str, viewer: OwnerDep) -> Respo
     except InvalidRequest as exc:
         return await _people(request, viewer, errors={f"role-{user_id}": str(exc)}, status=400)
     return RedirectResponse(f"{PEOPLE}?done={'removed' if role is None else 'role'}", status_code=303)
+
+
+@router.post("/people/invites/{invite_id}/revoke")
+async def revoke_invite(request: Request, invite_id: str, viewer: OwnerDep) -> Response:
+    await runtime_of(request).people.revoke_invite(viewer.identity, viewer.tenant.project_id, invite_id)
+    return RedirectResponse(f"{PEOPLE}?done=withdrawn", status_code=303)
 
 
 def _role(value: str) -> Role:
