@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from mpesa_bridge.simulator.config import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from tests.fixtures.dashboard import Dashboard, browser, dashboard_bridge, screenshot, signed_in_page, wait_until
+from tests.fixtures.servers import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 _SECRET_KEY = re.compile(r"sk_test_[A-Za-z0-9]{32}")
@@ -22,7 +24,9 @@ GRACE = 3  # seconds
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    with dashboard_bridge(tmp_path_factory.mktemp("dash_settings")) as running:
+    # Daraja's sandbox at a port where nothing listens: "test connection" must say it is unreachable.
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with dashboard_bridge(tmp_path_factory.mktemp("dash_settings"), MPESA_BRIDGE_DARAJA_SANDBOX_URL=nowhere) as running:
         yield running
 
 
@@ -53,6 +57,13 @@ def test_settings_pages_render_and_the_connection_test_answers(dashboard: Dashbo
     page.goto(f"{dashboard.url}/settings/daraja/test")
     assert page.input_value("#f-consumer_secret") == ""  # a secret is never put back in a form
     screenshot(page, "settings-daraja")
+    save_daraja(page, "sandbox", "sandbox-key-ABCD", "sandbox-secret")  # the passkey is kept
+    assert "…ABCD" in page.inner_text('tr[data-daraja="test"]')
+    page.click("#test-test")
+    page.wait_for_selector('[data-test-result="test"].error')
+    assert "could not be reached" in page.inner_text('[data-test-result="test"]')
+    save_daraja(page, "simulator", SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET)  # back, for the key test
+    assert "sandbox-secret" not in page.content()
     page.goto(f"{dashboard.url}/settings")
     page.select_option("#f-confirm_by_query", "on")
     page.click("form[action$='/settings/callbacks'] button[type=submit]")
@@ -64,6 +75,15 @@ def test_settings_pages_render_and_the_connection_test_answers(dashboard: Dashbo
     screenshot(page, "settings-phone")
     only_the_bridge(page, dashboard)
     page.context.close()
+
+
+def save_daraja(page: Any, environment: str, key: str, secret: str) -> None:
+    page.goto(page.url.split("/dashboard/")[0] + "/dashboard/settings/daraja/test")
+    page.select_option("#f-environment", environment)
+    page.fill("#f-consumer_key", key)
+    page.fill("#f-consumer_secret", secret)
+    page.click("form[action$='/settings/daraja/test'] button[type=submit]")
+    page.wait_for_selector(".alert.success")
 
 
 def test_people_pages_invite_and_the_admin_list(dashboard: Dashboard, chromium: Any) -> None:
