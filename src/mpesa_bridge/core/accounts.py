@@ -7,20 +7,23 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.crypto import SecretBox
-from mpesa_bridge.core.errors import AuthenticationFailed, NotFound
+from mpesa_bridge.core.errors import AuthenticationFailed, InvalidRequest, NotFound
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.ports import UnitOfWorkFactory
 from mpesa_bridge.core.projects import (
     ApiKey,
     DarajaAccount,
     DarajaConfig,
+    DarajaEnvironment,
     DarajaSettingsInput,
     Mode,
     Project,
+    ShortcodeType,
     Tenant,
     display_key,
     generate_secret_key,
@@ -28,7 +31,7 @@ from mpesa_bridge.core.projects import (
     key_mode,
     missing_config,
 )
-from mpesa_bridge.core.sealing import signing_context
+from mpesa_bridge.core.sealing import daraja_context, signing_context
 
 INVALID_KEY_MESSAGE = "Invalid API key provided."
 LAST_USED_EVERY = timedelta(seconds=60)  # last_used_at is recorded at most this often per key
@@ -50,6 +53,36 @@ class IssuedKey:
 
     key: ApiKey
     secret: str
+
+
+MAX_PROJECT_NAME = 200
+
+
+@dataclass(frozen=True)
+class DarajaSummary:
+    """What may be shown of a mode's Daraja settings: never a secret, only the consumer key's last 4."""
+
+    mode: Mode
+    environment: DarajaEnvironment
+    short_code: str
+    shortcode_type: ShortcodeType
+    till_number: str | None
+    consumer_key_end: str
+    updated_at: datetime
+
+
+def check_time_zone(name: str) -> str:
+    """A zoneinfo name (`Africa/Nairobi`), or InvalidRequest: the dashboard buckets days in it."""
+    name = name.strip()
+    if not name or name not in available_timezones():
+        raise InvalidRequest(
+            "Choose a time zone by its name, such as Africa/Nairobi.", code="invalid_time_zone", param="time_zone"
+        )
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidRequest(f"Unknown time zone: {name}", code="invalid_time_zone", param="time_zone") from exc
+    return name
 
 
 class ProjectService:
@@ -262,6 +295,46 @@ class ProjectService:
         account = config.open(self._box)
         self._accounts[(tenant.project_id, tenant.mode)] = account
         return account
+
+    async def rename_project(self, project_id: str, name: str) -> Project:
+        name = name.strip()
+        if not name or len(name) > MAX_PROJECT_NAME:
+            raise InvalidRequest(
+                f"Give the project a name of 1 to {MAX_PROJECT_NAME} characters.", code="invalid_name", param="name"
+            )
+        return await self._change_project(project_id, name=name)
+
+    async def set_time_zone(self, project_id: str, time_zone: str) -> Project:
+        """The zone the dashboard shows the project's days and hours in (stored times stay UTC)."""
+        return await self._change_project(project_id, time_zone=check_time_zone(time_zone))
+
+    async def _change_project(self, project_id: str, **changes: str) -> Project:
+        async with self._db.write() as uow:
+            project = await uow.projects.get(project_id)
+            if project is None:
+                raise NotFound(f"No such project: '{project_id}'", param="project_id")
+            for name, value in changes.items():
+                setattr(project, name, value)
+            await uow.projects.save(project)
+        # Cached keys carry their project: drop this one's, so a caller sees the change at once.
+        self._keys = {d: entry for d, entry in self._keys.items() if entry[1] is None or entry[1].id != project_id}
+        return project
+
+    async def daraja_summaries(self, project_id: str) -> dict[Mode, DarajaSummary]:
+        """Each configured mode's settings as they may be shown back: no secret, the key's last 4."""
+        out = {}
+        for mode, config in (await self.daraja_configs(project_id)).items():
+            key = self._box.open(config.consumer_key_sealed, context=daraja_context(project_id, mode.value))
+            out[mode] = DarajaSummary(
+                mode=mode,
+                environment=DarajaEnvironment(config.environment),
+                short_code=config.short_code,
+                shortcode_type=ShortcodeType(config.shortcode_type),
+                till_number=config.till_number,
+                consumer_key_end=key[-4:],
+                updated_at=config.updated_at,
+            )
+        return out
 
     def _new_key(self, project_id: str, mode: Mode) -> IssuedKey:
         secret = generate_secret_key(mode)

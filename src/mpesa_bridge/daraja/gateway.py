@@ -37,6 +37,7 @@ from mpesa_bridge.daraja import (
     DarajaStillProcessing,
     DarajaSubscriberLocked,
     DarajaThrottled,
+    DarajaTransportError,
     DarajaValidationError,
     StkPushRequest,
     TokenCache,
@@ -158,6 +159,24 @@ class DarajaGatewayAdapter:
             raise QueryFailed(f"STK Query failed: {exc.__class__.__name__}") from exc
         log.info("daraja.stk_query.answered", checkout_request_id=checkout_request_id, result_code=result.result_code)
         return QueryAnswer(result_code=result.result_code, result_desc=result.result_desc)
+
+    async def check_credentials(self, account: DarajaAccount) -> None:
+        """Fetch a fresh OAuth token with the account's credentials (the dashboard's "test
+        connection"); the cached token is neither used nor replaced. Raises `PushNotSent` whose code
+        says what is wrong: daraja_auth_failed, daraja_unreachable, daraja_throttled,
+        environment_unavailable or daraja_error."""
+        client = self.client(account)
+        try:
+            await client._fetch_token()
+        except DarajaAuthError as exc:
+            raise PushNotSent("Daraja refused these credentials", code="daraja_auth_failed") from exc
+        except DarajaThrottled as exc:
+            raise PushNotSent("Daraja is throttling requests; try again shortly", code="daraja_throttled") from exc
+        except DarajaTransportError as exc:
+            raise PushNotSent(f"Daraja could not be reached ({exc.code})", code="daraja_unreachable") from exc
+        except DarajaError as exc:
+            raise PushNotSent(f"Daraja answered with an error ({exc.code})", code="daraja_error") from exc
+        log.info("daraja.credentials.checked", environment=account.environment.value)
 
 
 def _describe(exc: DarajaRejected) -> str:

@@ -396,6 +396,22 @@ class PeopleService:
         )
         return row
 
+    async def revoke_invite(self, by: Identity, project_id: str, invite_id: str) -> OneTimeToken:
+        """An owner withdraws a pending invitation: its link stops working (marked used, kept for
+        the record). `invite_id` is the stored id (the link's hash), never the link itself."""
+        if not by.can(project_id, Role.OWNER):
+            raise Forbidden("Only an owner can withdraw an invitation.")
+        async with self._store.write() as uow:
+            row = await uow.people.token(invite_id)
+            if row is None or row.kind != TokenKind.INVITE or row.project_id != project_id:
+                raise NotFound("No such invitation.")
+            if not await uow.people.use_token(row.id, self._clock.now()):
+                raise _used_link()
+            await uow.people.add_audit(
+                self._audit(by, "member.invite_revoked", project_id, target=row.email, detail=str(row.role))
+            )
+        return row
+
     async def invitation(self, token: str) -> tuple[OneTimeToken, bool]:
         """The invitation behind a link, and whether its email has an account already."""
         row = await self._valid_token(token, TokenKind.INVITE, self._clock.now())
