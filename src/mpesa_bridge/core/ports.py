@@ -206,6 +206,10 @@ class CallbackReader(Protocol):
         A callback waiting for its retry, or `failed`, is not among them: it cannot hide newer ones."""
         ...
 
+    async def for_payment(self, payment_id: str) -> Sequence[InboundCallback]:
+        """Every callback matched to the payment, as it arrived, oldest first (its timeline)."""
+        ...
+
 
 class CallbackRepository(CallbackReader, Protocol):
     async def add_many(self, callbacks: Sequence[InboundCallback]) -> None: ...

@@ -28,6 +28,10 @@ class SqlCallbackReader:
         stmt = sa.select(c.id).where(c.state == "received", due).order_by(c.received_at).limit(limit)
         return (await self._c.execute(stmt)).scalars().all()
 
+    async def for_payment(self, payment_id: str) -> Sequence[InboundCallback]:
+        stmt = CALLBACKS.select().where(_c.payment_id == payment_id).order_by(_c.received_at, _c.id)
+        return [CALLBACKS.build(row) for row in await self._c.execute(stmt)]
+
 
 class SqlCallbackRepository(SqlCallbackReader):
     def __init__(self, conn: AsyncConnection, *, lock: bool) -> None:
