@@ -27,7 +27,9 @@ STATUSES = list(PaymentStatus)
 PHONES = ["254708374149", "254711000001", "254722000002"]
 
 
-def make_payment(n: int, *, project_id: str = SHOP, mode: str = "test", at: datetime | None = None, **over: Any) -> Payment:
+def make_payment(
+    n: int, *, project_id: str = SHOP, mode: str = "test", at: datetime | None = None, **over: Any
+) -> Payment:
     created = at if at is not None else T0 + timedelta(minutes=37 * (n // 3))  # three share each instant
     status = STATUSES[n % len(STATUSES)]
     fields: dict[str, Any] = {
@@ -129,9 +131,11 @@ CASES: dict[str, tuple[dict[str, Any], Callable[[Payment], bool]]] = {
             "created_from": T0 + timedelta(hours=1),
             "created_before": T_END,
         },
-        lambda p: p.status in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.EXPIRED)
-        and 10 <= p.amount <= 1000
-        and T0 + timedelta(hours=1) <= p.created_at < T_END,
+        lambda p: (
+            p.status in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.EXPIRED)
+            and 10 <= p.amount <= 1000
+            and T0 + timedelta(hours=1) <= p.created_at < T_END
+        ),
     ),
 }
 

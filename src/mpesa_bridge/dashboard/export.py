@@ -4,7 +4,8 @@ Both take the payments as an async iterator (`PaymentSearchReader.iter_all`) and
 an async iterator of bytes, so memory stays flat however many rows there are: the CSV is encoded a
 few hundred rows at a time; the XLSX is written by xlsxwriter in `constant_memory` mode (each row
 goes to disk once the next begins) in a worker thread, to a temporary file only this process can
-read (0600), then streamed from the open file after its name is removed.
+read (0600, in a 0700 folder of its own), then streamed from the open file after its name is
+removed.
 
 Phones are masked (`core.phone.mask_phone`) unless the caller asks for them in full: an export is
 something shown in bulk. Times are Africa/Nairobi, for people.
@@ -18,14 +19,14 @@ stored as a formula.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import xlsxwriter
 
@@ -174,10 +175,21 @@ class _Sheets:
             else:
                 sheet.write_string(row, col, value)
 
+    def discard(self) -> None:
+        """Close the row files of an unfinished workbook (xlsxwriter closes them only in `close`)."""
+        for sheet in self.book.worksheets():
+            handle = getattr(sheet, "row_data_fh", None)
+            if handle is not None and not handle.closed:
+                handle.close()
+
     def close(self) -> None:
         if self._sheet is None:
             self._new_sheet()  # an empty export is still a workbook with its header
         self.book.close()
+
+
+def _open_for_reading(path: str) -> BinaryIO:
+    return open(path, "rb")
 
 
 async def _in_thread(function: Callable[..., T], *args: Any) -> T:
@@ -198,13 +210,18 @@ async def xlsx_chunks(
     tmp_dir: str | None = None,
     chunk_size: int = _CHUNK,
 ) -> AsyncIterator[bytes]:
-    """The payments as an XLSX workbook, streamed in chunks once it is complete. The temporary file
-    (in `tmp_dir`, else the system's) is removed whatever happens: finished, failed, cancelled, or
-    abandoned by a client that went away."""
-    fd, path = tempfile.mkstemp(prefix="mpesa-bridge-export-", suffix=".xlsx", dir=tmp_dir)  # mode 0600
-    os.close(fd)
+    """The payments as an XLSX workbook, streamed in chunks once it is complete.
+
+    The workbook and xlsxwriter's own temporary files live in a private folder (0700, the files in
+    it 0600) made in `tmp_dir` (else the system's temporary folder), removed whatever happens:
+    finished, failed, cancelled, or abandoned by a client that went away. The finished workbook is
+    streamed from its open file once the folder is gone."""
+    folder = tempfile.mkdtemp(prefix="mpesa-bridge-export-", dir=tmp_dir)
+    sheets: _Sheets | None = None
     try:
-        sheets = _Sheets(path, tmp_dir)
+        path = os.path.join(folder, "payments.xlsx")
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        sheets = _Sheets(path, folder)
         batch: list[tuple[Any, ...]] = []
         async for payment in payments:
             batch.append(_values(payment, reveal_phones))
@@ -213,10 +230,13 @@ async def xlsx_chunks(
                 batch = []
         await _in_thread(sheets.write_rows, batch)
         await _in_thread(sheets.close)
-        with open(path, "rb") as file:
-            os.unlink(path)  # the open file is all that is left: nothing to remove later
+        file = await _in_thread(_open_for_reading, path)
+        with file:
+            sheets = None
+            shutil.rmtree(folder)  # the open file is all that is left: nothing to remove later
             while chunk := await _in_thread(file.read, chunk_size):
                 yield chunk
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        if sheets is not None:
+            sheets.discard()
+        shutil.rmtree(folder, ignore_errors=True)

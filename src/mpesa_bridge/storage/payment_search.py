@@ -33,7 +33,7 @@ _c = tables.payments.c
 _TOP = "\U0010ffff"  # sorts after any character a reference may hold: the end of a prefix's range
 
 
-def _text_ids(q: PaymentSearch, text: str) -> sa.CompoundSelect:
+def _text_ids(q: PaymentSearch, text: str) -> sa.CompoundSelect[Any]:
     """The ids `text` names, each arm served by its own index."""
     tenant = (_c.project_id == q.project_id, _c.mode == q.mode)
     return sa.union(

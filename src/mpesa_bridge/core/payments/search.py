@@ -119,9 +119,12 @@ class PaymentSearch:
         put("statuses", _statuses(self.statuses))
         put("created_from", _aware_utc(self.created_from, "created_from"))
         put("created_before", _aware_utc(self.created_before, "created_before"))
-        if self.created_from is not None and self.created_before is not None:
-            if self.created_before <= self.created_from:
-                raise _refuse("created_before must be later than created_from", "created_before")
+        if (
+            self.created_from is not None
+            and self.created_before is not None
+            and self.created_before <= self.created_from
+        ):
+            raise _refuse("created_before must be later than created_from", "created_before")
         if self.phone is not None:
             put("phone", normalise_phone(self.phone, param="phone"))
         put("amount_min", _amount(self.amount_min, "amount_min"))
