@@ -117,6 +117,10 @@ sa.Index("ix_payments_tenant_phone", payments.c.project_id, payments.c.mode, pay
 sa.Index("ix_payments_phone_short_code", payments.c.phone, payments.c.business_short_code, payments.c.created_at)
 sa.Index("ix_payments_tenant_reference", payments.c.project_id, payments.c.mode, payments.c.account_reference)
 sa.Index("ix_payments_next_query_at", payments.c.next_query_at)
+# The dashboard's payment search (storage/payment_search.py, migration 0011): the amount sorts
+# keyset pages, and an M-Pesa receipt typed into the search box.
+sa.Index("ix_payments_tenant_amount_id", payments.c.project_id, payments.c.mode, payments.c.amount, payments.c.id)
+sa.Index("ix_payments_mpesa_receipt_number", payments.c.mpesa_receipt_number)
 
 payment_evidence = sa.Table(
     "payment_evidence",
