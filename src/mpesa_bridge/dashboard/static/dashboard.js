@@ -47,6 +47,11 @@
     badge.textContent = labels[status] || status;
   }
 
+  function setReceipt(row, payment) {
+    var cell = row.querySelector("[data-receipt]");
+    if (cell) cell.textContent = payment.mpesa_receipt_number || "—";
+  }
+
   function live() {
     var tables = document.querySelectorAll("table[data-live-list]");
     var states = document.querySelectorAll("[data-live-state]");
@@ -94,7 +99,7 @@
   function upsert(table, payment) {
     var body = table.tBodies[0];
     var row = body.querySelector("tr[data-payment='" + payment.id + "']");
-    if (row) { setStatus(row.querySelector("[data-status]"), payment.status); return; }
+    if (row) { setStatus(row.querySelector("[data-status]"), payment.status); setReceipt(row, payment); return; }
     if (table.dataset.liveAppend === "false") return;
     var template = document.getElementById("row-template");
     if (!template) return;
@@ -107,6 +112,7 @@
     cells[2].textContent = masked(payment.phone);
     cells[3].textContent = payment.account_reference;
     setStatus(row.querySelector("[data-status]"), payment.status);
+    setReceipt(row, payment);
     row.classList.add("fresh");
     body.insertBefore(row, body.firstChild);
     var limit = Number(table.dataset.liveLimit || 0);
