@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from mpesa_bridge.core.errors import BridgeError, InvalidRequest, NotFound
 from mpesa_bridge.core.people.service import Forbidden
 from mpesa_bridge.dashboard.auth import CsrfRefused, NoProject, NotSignedIn
-from mpesa_bridge.dashboard.pages import access, overview, projects
+from mpesa_bridge.dashboard.pages import access, attention, overview, projects, webhooks
 from mpesa_bridge.dashboard.web import render
 from mpesa_bridge.runtime import Runtime
 
@@ -33,7 +33,7 @@ def create_dashboard(runtime_of: Callable[[], Runtime]) -> FastAPI:
     app.state.runtime_of = runtime_of
     static = files("mpesa_bridge.dashboard") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    for module in (access, overview, projects):
+    for module in (access, overview, projects, webhooks, attention):
         app.include_router(module.router)
     _install_error_pages(app)
     return app
