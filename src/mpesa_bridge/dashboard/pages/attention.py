@@ -36,7 +36,9 @@ ViewerDep = Annotated[Viewer, Depends(page(Role.VIEWER))]
 DeveloperDep = Annotated[Viewer, Depends(page(Role.DEVELOPER))]
 QUEUE_LIMIT = 100
 RAW_LIMIT = 4000  # characters of a raw callback shown
+# As the logs mask them (logging.py): phone numbers, and the payer's digits that end a CheckoutRequestID.
 _MSISDN = re.compile(r"(?<![0-9])(?:(?:00)?254|0)([17][0-9]{8})(?![0-9])")
+_CHECKOUT = re.compile(r"\b(ws_CO_[0-9]*?)([0-9]{5})([0-9]{4})\b")
 
 
 def _reviews(request: Request) -> ReviewService:
@@ -51,6 +53,7 @@ def raw_body(callback: InboundCallback) -> str:
         text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except ValueError:
         pass
+    text = _CHECKOUT.sub(lambda m: f"{m.group(1)}*****{m.group(3)}", text)
     text = _MSISDN.sub(lambda m: mask_phone("254" + m.group(1)), text)
     return text if len(text) <= RAW_LIMIT else text[:RAW_LIMIT] + "\n…"
 
