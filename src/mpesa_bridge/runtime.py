@@ -86,7 +86,7 @@ class Runtime:
         loops: list[_Loop] = [self.inbox]
         if timed:
             loops += [ReconcileLoop(self.reconciler, self.settings.reconcile_interval), self.delivery]
-        tasks = [lambda: idempotency.prune(self.db, self.clock.now())]
+        tasks: list[Callable[[], Awaitable[int]]] = [lambda: idempotency.prune(self.db, self.clock.now())]
         if timed and self.webhook_alerts is not None:
             tasks.append(self.webhook_alerts.run)
         loops.append(MaintenanceLoop(tasks))

@@ -99,7 +99,10 @@ async def test_a_viewer_reads_the_queue_with_what_the_bridge_knows_but_cannot_ac
         assert "254708374149" not in page.text and "708374149" not in page.text  # …with the phone masked
         assert "data-review" not in page.text and "data-ask" not in page.text
         token = csrf_in(page.text)
-        for path in (f"/dashboard/attention/payments/{payment_id}/review", f"/dashboard/attention/payments/{payment_id}/refresh"):
+        for path in (
+            f"/dashboard/attention/payments/{payment_id}/review",
+            f"/dashboard/attention/payments/{payment_id}/refresh",
+        ):
             refused = await viewer.post(path, data={"csrf_token": token, "note": "looked"})
             assert refused.status_code == 403
     assert (await payment_row(bridge, payment_id))[0] is True

@@ -17,8 +17,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from mpesa_bridge.core.webhooks.alerts import FailingEndpointAlerts
 from mpesa_bridge.core.ids import new_id
+from mpesa_bridge.core.webhooks.alerts import FailingEndpointAlerts
 from mpesa_bridge.core.webhooks.entity import DeliveryStatus, WebhookAttempt
 from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.people import PeopleStorage
@@ -102,7 +102,9 @@ async def test_a_viewer_cannot_reach_the_webhook_pages_and_a_developer_can(bridg
         page = await dev.get("/dashboard/webhooks")
         assert page.status_code == 200 and "No webhook endpoints yet" in page.text
     async with bridge.db.read() as uow:
-        assert (await uow.connection.execute(sa.select(sa.func.count()).select_from(tables.webhook_endpoints))).scalar() == 0
+        assert (
+            await uow.connection.execute(sa.select(sa.func.count()).select_from(tables.webhook_endpoints))
+        ).scalar() == 0
 
 
 async def test_a_form_without_its_csrf_token_or_with_a_wrong_one_is_refused(bridge: InProcessBridge) -> None:
@@ -233,7 +235,9 @@ async def test_resend_one_and_resend_everything_failed_since_a_time_is_idempoten
     assert actions.count("webhook.failed_resent") == 3 and actions.count("webhook.delivery_resent") == 2
 
 
-async def test_a_pending_delivery_is_retried_now_rather_than_doubled(bridge: InProcessBridge, receiver: Receiver) -> None:
+async def test_a_pending_delivery_is_retried_now_rather_than_doubled(
+    bridge: InProcessBridge, receiver: Receiver
+) -> None:
     a = await shop(bridge, "Alpha")
     receiver.script("/hooks", FAIL, then=OK)
     async with person(bridge, a.emails["developer"]) as dev, webhook_worker(bridge) as worker:

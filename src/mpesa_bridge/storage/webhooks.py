@@ -346,7 +346,6 @@ class SqlWebhookRepository:
         await self._s.execute(sa.delete(_events).where(c.id.in_(ids)))
         return len(ids)
 
-
     # --- the delivery log and resending -----------------------------------------------------------
 
     def _of_tenant(self, tenant: Tenant) -> sa.Select[Any]:

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.errors import NotFound
+from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.core.projects import Tenant
 from mpesa_bridge.core.webhooks.dispatch import new_delivery
 from mpesa_bridge.core.webhooks.entity import DeliveryStatus, WebhookDelivery
@@ -75,13 +76,13 @@ class ResendService:
         now = self._clock.now()
         async with self._db.write() as uow:
             # Lock the tenant's endpoints (in id order): concurrent presses take turns.
-            for endpoint in await uow.webhooks.endpoints(tenant):
-                await uow.webhooks.endpoint(tenant, endpoint.id, lock=True)
+            for listed in await uow.webhooks.endpoints(tenant):
+                await uow.webhooks.endpoint(tenant, listed.id, lock=True)
             failed = await uow.webhooks.failed_since(tenant, since, self._limit + 1)
             more = len(failed) > self._limit
             failed = failed[: self._limit]
             queued: list[WebhookDelivery] = []
-            events = {}
+            events: dict[str, OutboxEvent | None] = {}
             for delivery in failed:
                 if delivery.event_id not in events:
                     events[delivery.event_id] = await uow.webhooks.event(tenant, delivery.event_id)

@@ -13,6 +13,7 @@ callbacks that contradict each other, an `unknown` outcome); a callback by the i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Annotated, Any
@@ -49,10 +50,8 @@ def _reviews(request: Request) -> ReviewService:
 def raw_body(callback: InboundCallback) -> str:
     """The callback as it arrived, pretty-printed when it is JSON, phone numbers masked, bounded."""
     text = callback.body.decode("utf-8", errors="replace")
-    try:
+    with contextlib.suppress(ValueError):  # not JSON: shown as it came
         text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        pass
     text = _CHECKOUT.sub(lambda m: f"{m.group(1)}*****{m.group(3)}", text)
     text = _MSISDN.sub(lambda m: mask_phone("254" + m.group(1)), text)
     return text if len(text) <= RAW_LIMIT else text[:RAW_LIMIT] + "\n…"

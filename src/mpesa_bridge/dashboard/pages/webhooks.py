@@ -66,8 +66,13 @@ def _endpoint_view(endpoint: WebhookEndpoint, now: datetime) -> dict[str, Any]:
 
 
 async def _list_page(
-    request: Request, viewer: Viewer, *, errors: dict[str, str] | None = None, values: dict[str, Any] | None = None,
-    notice: str | None = None, status: int = 200,
+    request: Request,
+    viewer: Viewer,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    notice: str | None = None,
+    status: int = 200,
 ) -> Response:
     runtime = runtime_of(request)
     now = runtime.clock.now()
@@ -94,15 +99,15 @@ async def add_endpoint(request: Request, viewer: DeveloperDep) -> Response:
     description = str(form.get("description", "")).strip() or None
     events = _events_of(form)
     try:
-        issued = await runtime_of(request).webhook_endpoints.create(
-            viewer.tenant, url, events, description=description
-        )
+        issued = await runtime_of(request).webhook_endpoints.create(viewer.tenant, url, events, description=description)
     except InvalidRequest as exc:
         errors = {"url" if exc.param not in ("description", "enabled_events") else exc.param: str(exc)}
         values = {"url": url, "description": description or "", "events": events}
         return await _list_page(request, viewer, errors=errors, values=values, status=400)
     await _record(request, viewer, "webhook.endpoint_created", issued.endpoint.id, issued.endpoint.url)
-    return render(request, "webhooks_secret.html", {"endpoint": issued.endpoint, "secret": issued.secret, "rotated": False})
+    return render(
+        request, "webhooks_secret.html", {"endpoint": issued.endpoint, "secret": issued.secret, "rotated": False}
+    )
 
 
 @router.get("/webhooks/deliveries")
@@ -136,9 +141,7 @@ async def _deliveries(request: Request, viewer: Viewer, endpoint: WebhookEndpoin
     if endpoint is None:
         return render(request, "webhooks_deliveries.html", context)
     now = runtime.clock.now()
-    context.update(
-        {"view": _endpoint_view(endpoint, now), "event_types": EVENT_TYPES, "errors": {}, "values": None}
-    )
+    context.update({"view": _endpoint_view(endpoint, now), "event_types": EVENT_TYPES, "errors": {}, "values": None})
     return render(request, "webhooks_endpoint.html", context)
 
 
@@ -152,7 +155,9 @@ def _resent_notice(report: ResendReport) -> str:
 async def resend_one(request: Request, viewer: DeveloperDep, delivery_id: str) -> Response:
     form = await form_of(request)
     report = await _resender(request).resend_one(viewer.tenant, delivery_id)
-    await _record(request, viewer, "webhook.delivery_resent", delivery_id, f"queued={report.queued} now={report.retried_now}")
+    await _record(
+        request, viewer, "webhook.delivery_resent", delivery_id, f"queued={report.queued} now={report.retried_now}"
+    )
     back = form.get("back", "")
     target = back if back.startswith("/dashboard/webhooks") and "//" not in back else "/dashboard/webhooks/deliveries"
     sep = "&" if "?" in target else "?"
