@@ -98,6 +98,9 @@ async def test_a_viewer_reads_the_queue_with_what_the_bridge_knows_but_cannot_ac
         assert "ResultCode" in page.text  # the raw callback…
         assert "254708374149" not in page.text and "708374149" not in page.text  # …with the phone masked
         assert "data-review" not in page.text and "data-ask" not in page.text
+        viewer.cookies.set("mb_lang", "sw", domain="bridge.test", path="/")
+        swahili = await viewer.get("/dashboard/attention")
+        assert "Malipo yanayohitaji uangalizi" in swahili.text and "callback zinazopingana" not in swahili.text
         token = csrf_in(page.text)
         for path in (
             f"/dashboard/attention/payments/{payment_id}/review",

@@ -101,6 +101,9 @@ async def test_a_viewer_cannot_reach_the_webhook_pages_and_a_developer_can(bridg
         assert "Webhooks" not in (await viewer.get("/dashboard/")).text.split("<main")[0].split("nav")[1]
         page = await dev.get("/dashboard/webhooks")
         assert page.status_code == 200 and "No webhook endpoints yet" in page.text
+        dev.cookies.set("mb_lang", "sw", domain="bridge.test", path="/")
+        swahili = await dev.get("/dashboard/webhooks")
+        assert "Bado hakuna anwani ya webhook" in swahili.text and "Ongeza anwani" in swahili.text
     async with bridge.db.read() as uow:
         assert (
             await uow.connection.execute(sa.select(sa.func.count()).select_from(tables.webhook_endpoints))
@@ -128,8 +131,10 @@ async def test_an_endpoint_is_added_edited_disabled_enabled_rotated_and_deleted_
         edit = {"url": f"{receiver.url}/v2", "description": "orders", "events": "payment.succeeded"}
         saved = await post_form_async(dev, f"/dashboard/webhooks/{endpoint_id}", edit)
         assert saved.status_code == 303
-        bad = await post_form_async(dev, f"/dashboard/webhooks/{endpoint_id}", {"url": "ftp://nope"})
+        bad = await post_form_async(dev, f"/dashboard/webhooks/{endpoint_id}", {"url": "ftp://nope", "events": "*"})
         assert bad.status_code == 400 and 'aria-invalid="true"' in bad.text
+        no_events = await post_form_async(dev, f"/dashboard/webhooks/{endpoint_id}", {"url": f"{receiver.url}/v2"})
+        assert no_events.status_code == 400 and "Tick at least one event type" in no_events.text
         for action in ("disable", "enable"):
             assert (await post_form_async(dev, f"/dashboard/webhooks/{endpoint_id}/{action}", {})).status_code == 303
         rotated = await post_form_async(dev, f"/dashboard/webhooks/{endpoint_id}/rotate", {})

@@ -53,8 +53,17 @@ async def _record(request: Request, viewer: Viewer, action: str, target: str, de
 
 
 def _events_of(form: Any) -> list[str]:
+    """The ticked event types; "every event" wins over single ones. None ticked is refused by the
+    service (`validate_event_types`), beside the boxes."""
     chosen = [v for v in form.getlist("events") if isinstance(v, str)]
-    return ["*"] if not chosen or "*" in chosen else chosen
+    return ["*"] if "*" in chosen else chosen
+
+
+def _field_errors(exc: InvalidRequest) -> dict[str, str]:
+    """The service's refusal, beside the field it is about."""
+    if exc.param == "enabled_events":
+        return {"enabled_events": "Tick at least one event type, or every event."}
+    return {"description" if exc.param == "description" else "url": str(exc)}
 
 
 def _endpoint_view(endpoint: WebhookEndpoint, now: datetime) -> dict[str, Any]:
@@ -101,7 +110,7 @@ async def add_endpoint(request: Request, viewer: DeveloperDep) -> Response:
     try:
         issued = await runtime_of(request).webhook_endpoints.create(viewer.tenant, url, events, description=description)
     except InvalidRequest as exc:
-        errors = {"url" if exc.param not in ("description", "enabled_events") else exc.param: str(exc)}
+        errors = _field_errors(exc)
         values = {"url": url, "description": description or "", "events": events}
         return await _list_page(request, viewer, errors=errors, values=values, status=400)
     await _record(request, viewer, "webhook.endpoint_created", issued.endpoint.id, issued.endpoint.url)
@@ -207,7 +216,7 @@ async def edit_endpoint(request: Request, viewer: DeveloperDep, endpoint_id: str
         context = {
             "view": _endpoint_view(endpoint, runtime.clock.now()),
             "event_types": EVENT_TYPES,
-            "errors": {"url" if exc.param not in ("description", "enabled_events") else exc.param: str(exc)},
+            "errors": _field_errors(exc),
             "values": {"url": url, "description": description, "events": changes.enabled_events},
             "log": None,
             "keep": "",
