@@ -16,7 +16,6 @@ not send stale warnings; the dashboard's warning does not depend on it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mpesa_bridge.core.clock import Clock
@@ -42,13 +41,6 @@ def disabled_around(endpoint: WebhookEndpoint, policy: RetryPolicy | None = None
     return endpoint.failing_since + timedelta(seconds=(policy or RetryPolicy()).window)
 
 
-@dataclass(frozen=True)
-class SentAlert:
-    endpoint_id: str
-    project_id: str
-    recipients: tuple[str, ...]
-
-
 class FailingEndpointAlerts:
     """Claims each newly day-old failure streak once and emails the project's owners about it."""
 
@@ -70,7 +62,6 @@ class FailingEndpointAlerts:
         self._after = after
         self._link_base = link_base.rstrip("/")
         self._policy = policy or RetryPolicy()
-        self.sent: list[SentAlert] = []  # what this instance sent (tests, logs)
 
     async def run(self) -> int:
         """One pass: every streak that became `after` old since the last pass; how many were told."""
@@ -94,7 +85,6 @@ class FailingEndpointAlerts:
         subject, body = self._message(endpoint)
         for email in recipients:
             await self._mailer.send(email, subject, body)
-        self.sent.append(SentAlert(endpoint.id, endpoint.project_id, tuple(recipients)))
 
     async def _owners(self, project_id: str) -> Sequence[str]:
         async with self._people.read() as uow:
