@@ -27,6 +27,7 @@ from mpesa_bridge.core.payments.validation import PaymentLimits
 from mpesa_bridge.core.people.passwords import PasswordHasher
 from mpesa_bridge.core.people.service import PeoplePolicy, PeopleService
 from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput
+from mpesa_bridge.core.webhooks.alerts import FailingEndpointAlerts
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
@@ -80,6 +81,7 @@ class Runtime:
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
+    webhook_alerts: FailingEndpointAlerts | None = None  # owners told of a day-old failure streak
 
     async def start_workers(self, *, timed: bool = True) -> None:
         """Start the background loops. `timed=False` leaves out the loops that act when the clock
@@ -87,7 +89,10 @@ class Runtime:
         loops: list[_Loop] = [self.inbox]
         if timed:
             loops += [ReconcileLoop(self.reconciler, self.settings.reconcile_interval), self.delivery]
-        loops.append(MaintenanceLoop([lambda: idempotency.prune(self.db, self.clock.now())]))
+        tasks: list[Callable[[], Awaitable[int]]] = [lambda: idempotency.prune(self.db, self.clock.now())]
+        if timed and self.webhook_alerts is not None:
+            tasks.append(self.webhook_alerts.run)
+        loops.append(MaintenanceLoop(tasks))
         for loop in loops:
             await loop.start()
             self.loops.append(loop)
@@ -166,15 +171,16 @@ async def build_runtime(
         db, gateway, projects, clock, lambda token: f"{base}{CALLBACK_PATH}{token}", policy, guards
     )
     webhooks = WebhookStorage(db)
+    mailer = mailer_for(
+        settings.smtp_url.get_secret_value() if settings.smtp_url else None,
+        settings.smtp_from,
+        production=settings.production,
+    )
     people = PeopleService(
         PeopleStorage(db),
         PasswordHasher(time_cost=settings.password_hash_time_cost, memory_cost=settings.password_hash_memory_kib),
         clock,
-        mailer_for(
-            settings.smtp_url.get_secret_value() if settings.smtp_url else None,
-            settings.smtp_from,
-            production=settings.production,
-        ),
+        mailer,
         PeoplePolicy(
             idle=timedelta(seconds=settings.dashboard_session_idle),
             absolute=timedelta(seconds=settings.dashboard_session_max_age),
@@ -227,4 +233,8 @@ async def build_runtime(
         people=people,
         analytics=AnalyticsService(lambda: analytics_reader(db), clock),
         clients=[functools.partial(close_http, http), webhook_sender.aclose],
+        # Emailed only when SMTP is set; the dashboard warns either way.
+        webhook_alerts=FailingEndpointAlerts(
+            webhooks, PeopleStorage(db), mailer if settings.smtp_url else None, clock, link_base=base
+        ),
     )

@@ -95,6 +95,9 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("GET", "/demo"): "demo page (development only): static HTML, it calls the API like any client",
     ("GET", "/demo/demo.js"): "demo page's script, static",
     ("GET", "/demo/demo.css"): "demo page's style sheet, static",
+    ("GET", "/dashboard"): "a redirect to /dashboard/, no data",
+    ("*", "/dashboard"): "the dashboard (a mount): sessions, not secret keys; its pages are scoped to the person's "
+    "projects and tested for it in tests/integration/test_dashboard_*.py",
     ("*", "/socket.io"): "Socket.IO gateway (a mount, not routes): authorizes each connection itself; not probed here",
 }
 

@@ -206,8 +206,17 @@ class CallbackReader(Protocol):
         A callback waiting for its retry, or `failed`, is not among them: it cannot hide newer ones."""
         ...
 
+    async def needing_review(self, tenant: Tenant, limit: int) -> Sequence[InboundCallback]:
+        """The tenant's callbacks the inbox flagged or gave up on (`flagged`, `failed`), newest
+        first: those tied to a payment of the tenant (by payment id or callback token)."""
+        ...
+
+    async def get(self, tenant: Tenant, callback_id: str) -> InboundCallback | None:
+        """One callback tied to a payment of the tenant; None for any other."""
+        ...
+
     async def for_payment(self, payment_id: str) -> Sequence[InboundCallback]:
-        """Every callback matched to the payment, as it arrived, oldest first (its timeline)."""
+        """Every callback stored about a payment, in the order they arrived."""
         ...
 
 

@@ -24,12 +24,14 @@ from mpesa_bridge.dashboard.auth import CsrfRefused, NoProject, NotSignedIn
 from mpesa_bridge.dashboard.pages import (
     access,
     analytics,
+    attention,
     overview,
     payment_detail,
     payments,
     people,
     projects,
     settings,
+    webhooks,
 )
 from mpesa_bridge.dashboard.web import render
 from mpesa_bridge.runtime import Runtime
@@ -43,7 +45,18 @@ def create_dashboard(runtime_of: Callable[[], Runtime]) -> FastAPI:
     static = files("mpesa_bridge.dashboard") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     # payments before payment_detail: /payments/export.csv is not a payment id
-    for module in (access, overview, projects, analytics, payments, payment_detail, settings, people):
+    for module in (
+        access,
+        overview,
+        projects,
+        analytics,
+        payments,
+        payment_detail,
+        settings,
+        people,
+        webhooks,
+        attention,
+    ):
         app.include_router(module.router)
     _install_error_pages(app)
     return app

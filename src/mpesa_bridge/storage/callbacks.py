@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mpesa_bridge.core.payments.entity import InboundCallback
+from mpesa_bridge.core.projects import Tenant
 from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.rows import EntityRows, Loaded
 
@@ -16,6 +17,14 @@ CALLBACKS = EntityRows(tables.inbound_callbacks, InboundCallback)
 _c = tables.inbound_callbacks.c
 _BY_IDS = CALLBACKS.select().where(_c.id.in_(sa.bindparam("ids", expanding=True))).order_by(_c.id)
 _BY_IDS_LOCKED = _BY_IDS.with_for_update(skip_locked=True)  # another worker's rows are skipped
+_p = tables.payments.c
+NEEDS_REVIEW = ("flagged", "failed")  # states a person should look at (the attention queue)
+
+
+def _of_tenant(tenant: Tenant) -> sa.ColumnElement[bool]:
+    """Tied to a payment of the tenant: by the payment the handler found, or by the callback token."""
+    payment = sa.or_(_p.id == _c.payment_id, _p.callback_token_hash == _c.token_hash)
+    return sa.exists().where(payment, _p.project_id == tenant.project_id, _p.mode == tenant.mode.value)
 
 
 class SqlCallbackReader:
@@ -27,6 +36,20 @@ class SqlCallbackReader:
         due = sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= due_by)
         stmt = sa.select(c.id).where(c.state == "received", due).order_by(c.received_at).limit(limit)
         return (await self._c.execute(stmt)).scalars().all()
+
+    async def needing_review(self, tenant: Tenant, limit: int) -> Sequence[InboundCallback]:
+        stmt = (
+            CALLBACKS.select()
+            .where(_c.state.in_(NEEDS_REVIEW), _of_tenant(tenant))
+            .order_by(_c.received_at.desc(), _c.id.desc())
+            .limit(limit)
+        )
+        return [CALLBACKS.build(row) for row in await self._c.execute(stmt)]
+
+    async def get(self, tenant: Tenant, callback_id: str) -> InboundCallback | None:
+        stmt = CALLBACKS.select().where(_c.id == callback_id, _of_tenant(tenant))
+        found = [CALLBACKS.build(row) for row in await self._c.execute(stmt)]
+        return found[0] if found else None
 
     async def for_payment(self, payment_id: str) -> Sequence[InboundCallback]:
         stmt = CALLBACKS.select().where(_c.payment_id == payment_id).order_by(_c.received_at, _c.id)

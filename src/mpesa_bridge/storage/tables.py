@@ -223,6 +223,7 @@ webhook_endpoints = sa.Table(
     sa.Column("deleted_at", UTCDateTime(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("failing_notified_at", UTCDateTime(), nullable=True),  # migration 0011
 )
 sa.Index("ix_webhook_endpoints_tenant", webhook_endpoints.c.project_id, webhook_endpoints.c.mode)
 

@@ -32,7 +32,7 @@ from mpesa_bridge.core.webhooks.entity import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from mpesa_bridge.core.webhooks.ports import EventFilter
+from mpesa_bridge.core.webhooks.ports import DeliveryFilter, EventFilter
 from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.db import Database, SqlReadUnitOfWork, SqlUnitOfWork
 from mpesa_bridge.storage.events import EVENTS, SqlEventRepository, build_events
@@ -345,6 +345,105 @@ class SqlWebhookRepository:
         await self._s.execute(sa.delete(_deliveries).where(d.event_id.in_(ids)))
         await self._s.execute(sa.delete(_events).where(c.id.in_(ids)))
         return len(ids)
+
+    # --- the delivery log and resending -----------------------------------------------------------
+
+    def _of_tenant(self, tenant: Tenant) -> sa.Select[Any]:
+        return (
+            sa.select(_deliveries)
+            .join(_endpoints, _ec.id == _dc.endpoint_id)
+            .where(_ec.project_id == tenant.project_id, _ec.mode == tenant.mode.value)
+        )
+
+    async def deliveries(self, tenant: Tenant, query: DeliveryFilter) -> Sequence[WebhookDelivery]:
+        stmt = self._of_tenant(tenant)
+        if query.endpoint_id is not None:
+            stmt = stmt.where(_dc.endpoint_id == query.endpoint_id)
+        if query.state == "undelivered":
+            stmt = stmt.where(_dc.status != DeliveryStatus.SUCCEEDED.value)
+        elif query.state == "failing":
+            stmt = stmt.where(
+                sa.or_(
+                    _dc.status == DeliveryStatus.FAILED.value,
+                    sa.and_(_dc.status == _PENDING, _dc.attempts > 0),
+                )
+            )
+        if query.starting_after is not None:
+            stmt = stmt.where(_dc.id < query.starting_after)
+        stmt = stmt.order_by(_dc.id.desc()).limit(query.limit + 1)
+        return [_delivery(r) for r in (await self._s.execute(stmt)).mappings().all()]
+
+    async def delivery(self, tenant: Tenant, delivery_id: str) -> WebhookDelivery | None:
+        row = (await self._s.execute(self._of_tenant(tenant).where(_dc.id == delivery_id))).mappings().first()
+        return _delivery(row) if row is not None else None
+
+    async def retry_now(self, delivery_ids: Sequence[str], at: datetime) -> int:
+        if not delivery_ids:
+            return 0
+        stmt = (
+            sa.update(_deliveries)
+            .where(_dc.id.in_(list(delivery_ids)), _dc.status == _PENDING, _dc.next_attempt_at > at)
+            .values(next_attempt_at=at)
+        )
+        result = await self._s.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def failed_since(self, tenant: Tenant, since: datetime, limit: int) -> Sequence[WebhookDelivery]:
+        later = _deliveries.alias("later")
+        superseded = sa.exists().where(
+            later.c.event_id == _dc.event_id, later.c.endpoint_id == _dc.endpoint_id, later.c.id > _dc.id
+        )
+        stmt = (
+            self._of_tenant(tenant)
+            .where(
+                _dc.status.in_([DeliveryStatus.FAILED.value, DeliveryStatus.CANCELLED.value]),
+                _dc.completed_at >= since,
+                _ec.enabled.is_(True),
+                _ec.deleted_at.is_(None),
+                ~superseded,
+            )
+            .order_by(_dc.id)
+            .limit(limit)
+        )
+        return [_delivery(r) for r in (await self._s.execute(stmt)).mappings().all()]
+
+    async def failing_pending(self, tenant: Tenant, since: datetime, limit: int) -> Sequence[str]:
+        stmt = (
+            sa.select(_dc.id)
+            .join(_endpoints, _ec.id == _dc.endpoint_id)
+            .where(
+                _ec.project_id == tenant.project_id,
+                _ec.mode == tenant.mode.value,
+                _dc.status == _PENDING,
+                _dc.attempts > 0,
+                _dc.last_attempt_at >= since,
+            )
+            .order_by(_dc.id)
+            .limit(limit)
+        )
+        return list((await self._s.execute(stmt)).scalars().all())
+
+    def _alertable(self, failing_before: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+        return (
+            _ec.enabled.is_(True),
+            _ec.deleted_at.is_(None),
+            _ec.failing_since.is_not(None),
+            _ec.failing_since <= failing_before,
+            sa.or_(_ec.failing_notified_at.is_(None), _ec.failing_notified_at < _ec.failing_since),
+        )
+
+    async def endpoints_to_alert(self, failing_before: datetime, limit: int) -> Sequence[WebhookEndpoint]:
+        stmt = sa.select(_endpoints).where(*self._alertable(failing_before)).order_by(_ec.id).limit(limit)
+        return [_endpoint(r) for r in (await self._s.execute(stmt)).mappings().all()]
+
+    async def mark_alerted(self, endpoint_id: str, failing_before: datetime, at: datetime) -> bool:
+        stmt = (
+            sa.update(_endpoints)
+            .where(_ec.id == endpoint_id, *self._alertable(failing_before))
+            .values(failing_notified_at=at)
+        )
+        result = await self._s.execute(stmt)
+        return bool(getattr(result, "rowcount", 0) == 1)
 
 
 class SqlWebhookUnitOfWork:

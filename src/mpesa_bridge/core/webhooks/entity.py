@@ -42,6 +42,9 @@ class WebhookEndpoint:
     disabled_reason: str | None = None  # "failing" when the bridge disabled it, None when a person did
     disabled_at: datetime | None = None
     deleted_at: datetime | None = None
+    # When the owners were told of the current failure streak (`core.webhooks.alerts`): a streak
+    # whose `failing_since` is later than this has not been told yet.
+    failing_notified_at: datetime | None = None
 
     def subscribes_to(self, event_type: str) -> bool:
         return ALL_EVENTS in self.enabled_events or event_type in self.enabled_events

@@ -24,6 +24,19 @@ class EventFilter:
     limit: int = 20
 
 
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """The dashboard's delivery log: newest first, keyset-paged by id.
+
+    `state`: None (all), "undelivered" (not succeeded: pending, failed or cancelled) or "failing"
+    (its last attempt failed: pending with attempts, or given up)."""
+
+    endpoint_id: str | None = None
+    state: str | None = None
+    starting_after: str | None = None
+    limit: int = 50
+
+
 class WebhookRepository(Protocol):
     # --- endpoints (tenant-scoped reads never return deleted endpoints) ---------------------------
     async def add_endpoint(self, endpoint: WebhookEndpoint) -> None: ...
@@ -82,6 +95,37 @@ class WebhookRepository(Protocol):
     async def attempts_of(self, delivery_ids: Sequence[str]) -> Sequence[WebhookAttempt]: ...
 
     async def prune_events(self, before: datetime, limit: int) -> int: ...
+
+    # --- the delivery log and resending (dashboard) ---------------------------------------------
+    async def deliveries(self, tenant: Tenant, query: DeliveryFilter) -> Sequence[WebhookDelivery]:
+        """Up to `query.limit + 1` deliveries of the tenant's endpoints, newest first."""
+        ...
+
+    async def delivery(self, tenant: Tenant, delivery_id: str) -> WebhookDelivery | None: ...
+
+    async def retry_now(self, delivery_ids: Sequence[str], at: datetime) -> int:
+        """Bring pending deliveries' next attempt forward to `at`; how many were pending."""
+        ...
+
+    async def failed_since(self, tenant: Tenant, since: datetime, limit: int) -> Sequence[WebhookDelivery]:
+        """Deliveries of the tenant's enabled endpoints that failed (gave up or were cancelled) at or
+        after `since` and have no later delivery of the same event to the same endpoint, oldest
+        first: what "resend everything that failed" still has to resend."""
+        ...
+
+    async def failing_pending(self, tenant: Tenant, since: datetime, limit: int) -> Sequence[str]:
+        """Ids of pending deliveries whose last attempt, at or after `since`, failed."""
+        ...
+
+    async def endpoints_to_alert(self, failing_before: datetime, limit: int) -> Sequence[WebhookEndpoint]:
+        """Enabled endpoints of every tenant failing since `failing_before` or earlier whose current
+        streak has not been reported yet."""
+        ...
+
+    async def mark_alerted(self, endpoint_id: str, failing_before: datetime, at: datetime) -> bool:
+        """Record that the current streak was reported, if it still qualifies and was not already:
+        True for exactly one caller per streak."""
+        ...
 
 
 class WebhookUnitOfWork(Protocol):
