@@ -4,13 +4,18 @@ Swahili labels, a phone-sized viewport — every page screenshotted, nothing fet
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
-from tests.fixtures.dashboard import Dashboard, browser, dashboard_bridge, screenshot, signed_in_page
+from tests.fixtures.dashboard import Dashboard, browser, dashboard_bridge, screenshot, signed_in_page, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PHONE = {"width": 390, "height": 844}
@@ -119,3 +124,136 @@ def test_a_project_is_created_in_the_browser_and_its_keys_shown_once(dashboard: 
 def test_screenshots_are_kept_out_of_git() -> None:
     ignored = (Path(__file__).resolve().parents[2] / ".gitignore").read_text().split()
     assert "test-screenshots/" in ignored
+
+
+def _settled(dashboard: Dashboard, *made: dict[str, Any]) -> None:
+    for payment in made:
+        deadline_status = "failed" if payment["phone"].endswith("000001") else "succeeded"
+        dashboard.wait_for_status(str(payment["id"]), deadline_status)
+
+
+def test_the_payments_list_filters_and_both_exports_hold_exactly_its_rows(
+    dashboard: Dashboard, chromium: Any, tmp_path: Path
+) -> None:
+    made = [
+        dashboard.pay("0708374149", 100, "EXP-1"),
+        dashboard.pay("0712345678", 250, "EXP-2"),
+        dashboard.pay("0700000001", 75, "EXP-3"),
+    ]
+    _settled(dashboard, *made)
+    page = signed_in_page(chromium, dashboard, "developer")
+    page.goto(f"{dashboard.url}/payments")
+    screenshot(page, "payments")
+    page.fill("#p-q", "EXP-")
+    page.select_option("#p-status", "succeeded")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**/dashboard/payments?**")
+    shown = page.locator("tbody tr[data-payment]").evaluate_all("rows => rows.map(r => r.dataset.payment)")
+    assert shown == [made[1]["id"], made[0]["id"]]
+    screenshot(page, "payments-filtered")
+    with page.expect_download() as csv_download:
+        page.click("text=CSV")
+    csv_path = tmp_path / "list.csv"
+    csv_download.value.save_as(csv_path)
+    rows = list(csv.DictReader(io.StringIO(csv_path.read_text(encoding="utf-8-sig"))))
+    assert [r["id"] for r in rows] == shown and [r["amount"] for r in rows] == ["250", "100"]
+    with page.expect_download() as xlsx_download:
+        page.click("text=Excel (XLSX)")
+    xlsx_path = tmp_path / "list.xlsx"
+    xlsx_download.value.save_as(xlsx_path)
+    assert xlsx_ids(xlsx_path) == shown
+    only_the_bridge(page, dashboard)
+    page.context.close()
+
+
+def xlsx_ids(path: Path) -> list[str]:
+    """The first column of the workbook's first sheet, header left out (shared or inline strings)."""
+    ns = {"s": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    with zipfile.ZipFile(path) as book:
+        sheet = ElementTree.fromstring(book.read("xl/worksheets/sheet1.xml"))
+        names = book.namelist()
+        strings = (
+            [si.findtext(".//s:t", "", ns) for si in ElementTree.fromstring(book.read("xl/sharedStrings.xml"))]
+            if "xl/sharedStrings.xml" in names
+            else []
+        )
+    ids = []
+    for row in sheet.findall(".//s:sheetData/s:row", ns)[1:]:
+        cell = row.find("s:c", ns)
+        assert cell is not None
+        inline = cell.findtext(".//s:t", None, ns)
+        ids.append(inline if inline is not None else strings[int(cell.findtext("s:v", "", ns))])
+    return ids
+
+
+def test_a_new_payment_appears_in_the_list_and_its_page_tells_its_story(dashboard: Dashboard, chromium: Any) -> None:
+    page = signed_in_page(chromium, dashboard, "owner")
+    page.goto(f"{dashboard.url}/payments")
+    page.wait_for_selector(".live-dot.on")
+    made = dashboard.pay("0722000111", 61, "STORY-1")
+    page.wait_for_selector(f"tr[data-payment='{made['id']}'] .status-succeeded", timeout=20_000)
+    assert page.locator(f"tr[data-payment='{made['id']}'] [data-receipt]").inner_text() != "—"
+    page.click(f"tr[data-payment='{made['id']}'] a")
+    page.wait_for_selector("h1:has-text('KES 61')")
+    for step in ("Created", "Sent to Daraja", "callback.stk", "payment.succeeded"):
+        assert page.locator(".timeline", has_text=step).count() == 1, step
+    page.click("text=Raw callback")
+    assert "CallbackMetadata" in page.locator("pre").first.inner_text()
+    screenshot(page, "payment-detail")
+    page.click("text=Ask Daraja now")
+    page.wait_for_selector("text=Daraja was asked")
+    screenshot(page, "payment-asked")
+    page.context.close()
+
+
+def test_the_analytics_page_draws_its_charts(dashboard: Dashboard, chromium: Any) -> None:
+    dashboard.wait_for_status(str(dashboard.pay("0733000222", 99, "CHART")["id"]), "succeeded")
+    page = signed_in_page(chromium, dashboard, "viewer")
+    page.goto(f"{dashboard.url}/analytics")
+    for chart in ("revenue", "volume", "rate", "reasons", "payers", "settle"):
+        box = page.locator(f"svg#{chart}").bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 50, chart
+    page.locator("details.table-view summary").first.click()
+    assert page.locator("table.mb-table").first.is_visible()
+    screenshot(page, "analytics")
+    page.select_option("#a-bucket", "hour")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_selector("svg#revenue")
+    screenshot(page, "analytics-hourly")
+    page.context.close()
+
+
+def test_the_signed_out_pages_render(dashboard: Dashboard, chromium: Any) -> None:
+    context = chromium.new_context()
+    page = context.new_page()
+    page.goto(f"{dashboard.url}/forgot")
+    screenshot(page, "forgot")
+    page.fill("#f-email", dashboard.emails["viewer"])
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=If an account exists")
+    screenshot(page, "forgot-sent")
+    link = wait_for_link(dashboard, "/dashboard/reset/")
+    page.goto(link)
+    screenshot(page, "reset")
+    page.goto(f"{dashboard.url}/invite/not-a-real-token")
+    assert page.locator("h1").inner_text() in ("Bad request", "Not found")
+    screenshot(page, "invite-invalid")
+    page.goto(f"{dashboard.url}/signup")
+    page.wait_for_selector("text=Sign-up is closed")
+    screenshot(page, "signup-closed")
+    page.goto(f"{dashboard.url}/no-such-page")
+    page.wait_for_selector("text=There is no such page.")
+    screenshot(page, "not-found")
+    context.close()
+
+
+def wait_for_link(dashboard: Dashboard, path: str) -> str:
+    """The newest link to `path` the development mailer wrote to the bridge's log."""
+    found: list[str] = []
+
+    def logged() -> bool:
+        found[:] = re.findall(rf"http://127\.0\.0\.1:\d+{re.escape(path)}[A-Za-z0-9_\-]+", dashboard.log())
+        return bool(found)
+
+    wait_until(logged, 15, f"a {path} link in the log")
+    return found[-1]
