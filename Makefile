@@ -53,6 +53,11 @@ bench: $(STAMP) ## Benchmarks B1–B7 beside a bare ASGI app (~6 min); writes be
 bench-smoke: $(STAMP) ## The same benchmark code with tiny counts: checks that it works, measures nothing
 	@$(BIN)/python -m bench --smoke $(BENCH_ARGS)
 
+.PHONY: bench-dashboard
+bench-dashboard: $(STAMP) ## The dashboard at 10^6 payments on SQLite and PostgreSQL: list pages, exports' memory, analytics (~15 min)
+	@$(BIN)/python -m bench.dashboard_scale
+	@$(BIN)/python -m bench.analytics_scale
+
 .PHONY: clean
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
