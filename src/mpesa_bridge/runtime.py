@@ -89,7 +89,10 @@ class Runtime:
         loops: list[_Loop] = [self.inbox]
         if timed:
             loops += [ReconcileLoop(self.reconciler, self.settings.reconcile_interval), self.delivery]
-        tasks: list[Callable[[], Awaitable[int]]] = [lambda: idempotency.prune(self.db, self.clock.now())]
+        tasks: list[Callable[[], Awaitable[int]]] = [
+            lambda: idempotency.prune(self.db, self.clock.now()),
+            self.people.prune_sessions,
+        ]
         if timed and self.webhook_alerts is not None:
             tasks.append(self.webhook_alerts.run)
         loops.append(MaintenanceLoop(tasks))

@@ -334,3 +334,17 @@ async def test_unknown_dashboard_pages_are_a_rendered_404(bridge: InProcessBridg
     async with browser_client(bridge.app) as client:
         answer = await client.get("/dashboard/no-such-page")
     assert answer.status_code == 404 and "<h1>" in answer.text
+
+
+async def test_housekeeping_deletes_only_the_sessions_that_ended(bridge: InProcessBridge) -> None:
+    _, email = await setup(bridge)
+    people = bridge.runtime.people
+    async with browser_client(bridge.app) as old, browser_client(bridge.app) as fresh:
+        await sign_in_async(old, email)
+        bridge.clock.advance(people.policy.idle.total_seconds() - 60)
+        await sign_in_async(fresh, email)
+        bridge.clock.advance(61)  # the first is now idle too long; the second is a minute old
+        assert await people.prune_sessions() == 1
+        assert await people.prune_sessions() == 0
+        assert (await fresh.get("/dashboard/")).status_code == 200
+        assert (await old.get("/dashboard/")).status_code == 303

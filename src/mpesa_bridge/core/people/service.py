@@ -287,6 +287,13 @@ class PeopleService:
                     session = current
         return Identity(user, session, {m.project_id: m.role for m in memberships})
 
+    async def prune_sessions(self) -> int:
+        """Delete the sessions past their absolute expiry or idle too long (housekeeping: a session
+        is refused by `identify` either way; this keeps the table from growing)."""
+        now = self._clock.now()
+        async with self._store.write() as uow:
+            return await uow.people.delete_expired_sessions(now, now - self.policy.idle)
+
     async def sign_out(self, token: str) -> None:
         async with self._store.write() as uow:
             await uow.people.delete_session(digest(token))

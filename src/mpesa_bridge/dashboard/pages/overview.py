@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -20,6 +22,38 @@ from mpesa_bridge.realtime.bus import Scope
 from mpesa_bridge.realtime.sse import EventStream, StreamOptions, resume_point, sse_response
 
 router = APIRouter()
+LIVE_STREAMS_PER_SESSION = 10  # tabs of one browser session following live updates, per process
+
+
+class StreamSlots:
+    """Open live streams per session: a session may hold `limit` at once (a signed-in person cannot
+    tie up the server's connections). The release it returns is idempotent."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._open: Counter[str] = Counter()
+
+    def admit(self, session_id: str) -> Callable[[], None] | None:
+        if self._open[session_id] >= self._limit:
+            return None
+        self._open[session_id] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._open[session_id] -= 1
+                if self._open[session_id] <= 0:
+                    del self._open[session_id]
+
+        return release
+
+    def count(self, session_id: str) -> int:
+        return self._open[session_id]
+
+
+SLOTS = StreamSlots(LIVE_STREAMS_PER_SESSION)
 ViewerDep = Annotated[Viewer, Depends(page())]
 
 
@@ -79,7 +113,11 @@ async def live(request: Request, viewer: ViewerDep) -> Response:
     async def still_signed_in() -> bool:
         return await runtime.people.identify(token) is not None
 
+    release = SLOTS.admit(viewer.identity.session.id)
+    if release is None:
+        message = f"At most {LIVE_STREAMS_PER_SESSION} live views at once: close a tab and reload."
+        return render(request, "error.html", {"title": "Too many live views", "message": message}, status=429)
     stream = EventStream(
         runtime.db, runtime.realtime.bus, scope, start.cursor, options, still_valid=still_signed_in, resume_id=start.id
     )
-    return sse_response(stream, options)
+    return sse_response(stream, options, on_close=release)

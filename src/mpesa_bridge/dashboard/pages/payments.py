@@ -149,7 +149,8 @@ async def _export(request: Request, viewer: Viewer, kind: str) -> Response:
     )
 
     async def rows() -> AsyncIterator[Payment]:
-        # One read transaction for the whole export: a consistent snapshot of the list.
+        # One read transaction, read in keyset batches: no row is repeated or skipped. On SQLite it is
+        # one snapshot; PostgreSQL's READ COMMITTED lets a batch see a status changed meanwhile.
         async with runtime.db.read() as uow:
             async for payment in SqlPaymentSearch(uow.connection).iter_all(query):
                 yield payment
