@@ -235,10 +235,12 @@ def test_the_signed_out_pages_render(dashboard: Dashboard, chromium: Any) -> Non
     link = wait_for_link(dashboard, "/dashboard/reset/")
     page.goto(link)
     screenshot(page, "reset")
-    owner = dashboard.client("owner")
-    invited = owner.post_form(
-        "/dashboard/people/invite", {"email": "newcomer@example.com", "role": "viewer"}, token_from="/dashboard/people"
-    )
+    with dashboard.client("owner") as owner:  # an httpx client: closed, or its socket leaks into a later test
+        invited = owner.post_form(
+            "/dashboard/people/invite",
+            {"email": "newcomer@example.com", "role": "viewer"},
+            token_from="/dashboard/people",
+        )
     assert invited.status_code in (200, 303), invited.text
     page.goto(wait_for_link(dashboard, "/dashboard/invite/"))
     page.wait_for_selector("text=newcomer@example.com")
