@@ -14,6 +14,7 @@ from mpesa_bridge.api.qr import (
     content_type,
     qr_image,
     qr_png,
+    qr_response,
     qr_svg,
 )
 from mpesa_bridge.core.errors import InvalidRequest
@@ -118,3 +119,23 @@ def test_a_png_wider_than_the_limit_is_refused() -> None:
         qr_png(long_url, MAX_SCALE)
     assert caught.value.param == "scale"
     assert str(MAX_PNG_SIDE) in caught.value.message
+
+
+@pytest.mark.parametrize("fmt", ["svg", "png"])
+def test_qr_response_carries_the_image_and_its_headers(fmt: str) -> None:
+    response = qr_response(URLS[0], fmt, scale=4, filename="plk_01jz5m3k")  # type: ignore[arg-type]
+
+    assert response.body == qr_image(URLS[0], fmt, scale=4)  # type: ignore[arg-type]
+    assert response.headers["content-type"].startswith(content_type(fmt))  # type: ignore[arg-type]
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-disposition"] == f'inline; filename="plk_01jz5m3k.{fmt}"'
+
+
+def test_qr_response_filenames_cannot_break_the_header() -> None:
+    response = qr_response(URLS[0], "png", filename='../evil"\r\nSet-Cookie: x=1')
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith('inline; filename="') and disposition.endswith('.png"')
+    name = disposition[len('inline; filename="') : -len('.png"')]
+    assert set(name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    assert "content-disposition" not in qr_response(URLS[0], "png").headers

@@ -1,10 +1,11 @@
 """QR codes of URLs (payment links, checkout sessions) as SVG or PNG, drawn with segno.
 
-An adapter concern: the core never sees an image. Routes call `qr_image(text, fmt, scale=...)`
-and answer with its bytes and `content_type(fmt)`::
+An adapter concern: the core never sees an image. A `GET …/qr?format=svg|png` route answers with
+`qr_response`, or builds its own answer from `qr_image` and `content_type`::
 
-    body = qr_image(link_url, "png", scale=8)
-    return Response(body, media_type=content_type("png"))
+    @router.get("/{link_id}/qr")
+    async def link_qr(..., format: Annotated[QrFormat, Query()] = "svg") -> Response:
+        return qr_response(link.url, format, filename=link.id)
 
 Choices, fixed here so every QR the bridge draws reads the same way:
 
@@ -19,9 +20,11 @@ Choices, fixed here so every QR the bridge draws reads the same way:
 from __future__ import annotations
 
 import io
+import re
 from typing import Literal, get_args
 
 import segno
+from starlette.responses import Response
 
 from mpesa_bridge.core.errors import InvalidRequest
 
@@ -37,6 +40,7 @@ __all__ = [
     "content_type",
     "qr_image",
     "qr_png",
+    "qr_response",
     "qr_svg",
 ]
 
@@ -102,6 +106,21 @@ def qr_image(text: str, fmt: QrFormat, *, scale: int = DEFAULT_SCALE) -> bytes:
     """`qr_svg` or `qr_png` by `fmt` (what a `?format=svg|png` route needs)."""
     content_type(fmt)  # refuses an unknown format, naming `format`
     return qr_svg(text, scale=scale) if fmt == "svg" else qr_png(text, scale)
+
+
+_UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def qr_response(text: str, fmt: QrFormat, *, scale: int = DEFAULT_SCALE, filename: str | None = None) -> Response:
+    """The QR image as an HTTP answer: its media type, `nosniff`, never cached (a link's QR is cheap
+    to draw, and a deactivated link's should not linger), and with `filename` (without extension;
+    reduced to letters, digits and `. _ -`) a `Content-Disposition` that names the saved file."""
+    body = qr_image(text, fmt, scale=scale)
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if filename:
+        safe = _UNSAFE_IN_FILENAME.sub("_", filename).strip("._") or "qr"
+        headers["Content-Disposition"] = f'inline; filename="{safe[:100]}.{fmt}"'
+    return Response(body, media_type=content_type(fmt), headers=headers)
 
 
 def _symbol(text: str, error: ErrorLevel) -> segno.QRCode:
