@@ -69,6 +69,7 @@ CALLER_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhook_endpoints"): "test_listings_show_only_the_callers_project_and_mode",
     ("GET", "/v1/events/stream"): "test_the_project_event_stream_carries_only_the_callers_events",
     ("GET", "/v1/payments/totals"): "test_daily_totals_count_only_the_callers_payments",
+    ("POST", "/v1/qr_codes"): "test_a_qr_code_is_asked_with_the_callers_own_daraja_settings",
 }
 # Tenant routes that authenticate the caller themselves rather than through the secret-key dependency.
 OWN_AUTHENTICATION = {
@@ -356,6 +357,25 @@ async def test_daily_totals_count_only_the_callers_payments(bridge: InProcessBri
             own = 1 + (caller in extra)
             assert total["count"] == own and total["succeeded_count"] == own, (caller, query, total)
             assert total["succeeded_amount"] == 77 + extra.get(caller, 0), (caller, query, total)
+
+
+async def test_a_qr_code_is_asked_with_the_callers_own_daraja_settings(bridge: InProcessBridge, world: World) -> None:
+    # Nothing is stored, so the risk is the credentials: B's live ones broken, only B's live key fails.
+    # (A key of its own: tokens are cached per environment and consumer key.)
+    broken = LIVE_DARAJA | {"consumer_key": "unknown-consumer-key", "consumer_secret": "not-the-secret"}
+    changed = await bridge.client.put(
+        f"/v1/admin/projects/{world.b.project_id}/daraja/live", json=broken, headers=ADMIN
+    )
+    assert changed.status_code == 200, changed.text
+    body = {"merchant_name": "SHOP", "reference": "INV1", "amount": 10, "trx_code": "PB", "cpi": "174379"}
+    for who in EVERYONE:
+        response = await bridge.client.post("/v1/qr_codes", json=body, headers=world.key(who))
+        if who == "b:live":
+            assert response.status_code == 502, response.text
+            assert response.json()["error"]["code"] == "daraja_auth_failed"
+        else:
+            assert response.status_code == 200, (who, response.text)
+            assert response.json()["object"] == "qr_code"
 
 
 async def test_rotating_a_key_touches_only_the_callers_keys(bridge: InProcessBridge, world: World) -> None:

@@ -148,6 +148,57 @@ class EvidenceList(BaseModel):
     data: list[EvidencePublic]
 
 
+class QrCodeCreate(BaseModel):
+    """An M-Pesa Dynamic QR: the payer scans it in the M-Pesa app and sees these details filled in.
+
+    Daraja's rules are checked before anything is sent (`daraja/_validation.py`); a refusal is a 400
+    whose `param` names the field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    merchant_name: Any = Field(
+        description="the business name shown to the payer; ≤ 64 printable ASCII characters, no @ # & < >",
+        examples=["TEST SUPERMARKET"],
+        json_schema_extra={"type": "string", "maxLength": 64},
+    )
+    reference: Any = Field(
+        description="the transaction reference (for a paybill, the account number); ≤ 20 letters, digits, "
+        "spaces, . - _ /",
+        examples=["Invoice 42"],
+        json_schema_extra={"type": "string", "maxLength": 20},
+    )
+    amount: Any = Field(
+        description="whole shillings, 1 to 250000",
+        examples=[100],
+        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
+    )
+    trx_code: Any = Field(
+        description="BG buy goods (till), WA withdraw at an agent, PB paybill, SM send money to a phone, "
+        "SB send to a business",
+        examples=["BG"],
+        json_schema_extra={"type": "string", "enum": ["BG", "WA", "PB", "SM", "SB"]},
+    )
+    cpi: Any = Field(
+        description=f"the party paid: for SM a phone number 2547…/2541…; for BG, WA, PB a till, agent or "
+        f"paybill number ({SHORT_CODE_RULE}); for SB either",
+        examples=["373132"],
+        json_schema_extra={"type": "string"},
+    )
+    size: Any = Field(
+        300,
+        description="the side of the square PNG in pixels, 100 to 1000",
+        examples=[300],
+        json_schema_extra={"type": "integer", "minimum": 100, "maximum": 1000},
+    )
+
+
+class QrCodePublic(BaseModel):
+    object: Literal["qr_code"]
+    image_png_base64: str = Field(description="the PNG Daraja drew, base64 (serve as data:image/png;base64,…)")
+    request_id: str = Field(description="Daraja's RequestID; quote it to Safaricom support")
+    description: str = Field(description="Daraja's ResponseDescription")
+
+
 class CallbackAck(BaseModel):
     ResultCode: int = 0
     ResultDesc: str = "Accepted"

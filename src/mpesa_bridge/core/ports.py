@@ -1,6 +1,6 @@
 """The small protocols through which the core talks to the world.
 
-    DarajaGateway   — STK push and query (adapter: `daraja.gateway`)
+    DarajaGateway   — STK push and query, Dynamic QR (adapter: `daraja.gateway`)
     UnitOfWork      — one transaction over the repositories (adapter: `storage.db`)
     ReadUnitOfWork  — the same, read-only: its repositories have no write verbs
     Clock           — `core.clock`
@@ -12,7 +12,10 @@ Gateway errors (raised by DarajaGateway, caught by the use cases):
     ├── PushNotSent         — the push never reached Daraja, or was refused before processing
     ├── PushOutcomeUnknown  — sent, but we could not learn the answer: never retried, reconciled
     ├── QueryPending        — STK Query: "The transaction is being processed"
-    └── QueryFailed         — STK Query could not be answered now
+    ├── QueryFailed         — STK Query could not be answered now
+    ├── QrRefused           — Dynamic QR: the request broke Daraja's rules (also an InvalidRequest: 400)
+    └── QrUnavailable       — Dynamic QR: Daraja unreachable, throttling, refusing the credentials
+                              (also an UpstreamUnavailable: 502)
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from mpesa_bridge.core.errors import BridgeError
+from mpesa_bridge.core.errors import BridgeError, InvalidRequest, UpstreamUnavailable
 from mpesa_bridge.core.payments.entity import (
     InboundCallback,
     OutboxEvent,
@@ -58,6 +61,16 @@ class QueryFailed(GatewayError):
     code = "query_failed"
 
 
+class QrRefused(GatewayError, InvalidRequest):
+    """`param` names the field at fault, in the API's terms (merchant_name, reference, …)."""
+
+    code = "invalid_for_daraja"
+
+
+class QrUnavailable(GatewayError, UpstreamUnavailable):
+    code = "daraja_unavailable"
+
+
 @dataclass(frozen=True)
 class StkPushCommand:
     account: DarajaAccount
@@ -80,10 +93,34 @@ class QueryAnswer:
     result_desc: str
 
 
+@dataclass(frozen=True)
+class DynamicQrCommand:
+    """An M-Pesa Dynamic QR to draw: `trx_code` is BG, WA, PB, SM or SB; `cpi` the party paid."""
+
+    account: DarajaAccount
+    merchant_name: str
+    reference: str
+    amount: int
+    trx_code: str
+    cpi: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DynamicQrImage:
+    png: bytes
+    request_id: str
+    description: str
+
+
 class DarajaGateway(Protocol):
     async def stk_push(self, command: StkPushCommand) -> PushAccepted: ...
 
     async def stk_query(self, account: DarajaAccount, checkout_request_id: str) -> QueryAnswer: ...
+
+    async def dynamic_qr(self, command: DynamicQrCommand) -> DynamicQrImage:
+        """Raises `QrRefused` (with `param`) or `QrUnavailable`."""
+        ...
 
 
 @dataclass(frozen=True)

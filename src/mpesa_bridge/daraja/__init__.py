@@ -28,7 +28,16 @@ from ._exceptions import (
     DarajaTransportError,
     DarajaValidationError,
 )
-from ._models import DarajaCredentials, StkPushAccepted, StkPushRequest, StkQueryResult, TransactionType
+from ._models import (
+    DarajaCredentials,
+    DynamicQr,
+    DynamicQrRequest,
+    StkPushAccepted,
+    StkPushRequest,
+    StkQueryResult,
+    TransactionType,
+    TrxCode,
+)
 from ._security import stk_password, stk_timestamp
 from ._token_cache import AccessToken, TokenCache, TokenFetcher, TokenKey
 from .result_codes import classify_stk_result, normalise_code
@@ -52,6 +61,8 @@ __all__ = [
     "DarajaTimeout",
     "DarajaTransportError",
     "DarajaValidationError",
+    "DynamicQr",
+    "DynamicQrRequest",
     "StkPushAccepted",
     "StkPushRequest",
     "StkQueryResult",
@@ -59,6 +70,7 @@ __all__ = [
     "TokenFetcher",
     "TokenKey",
     "TransactionType",
+    "TrxCode",
     "classify_stk_result",
     "normalise_code",
     "stk_password",

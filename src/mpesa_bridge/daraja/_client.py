@@ -1,4 +1,4 @@
-"""The async Daraja client: OAuth, STK push and STK query over a caller-owned aiohttp or httpx client."""
+"""The async Daraja client: OAuth, STK push, STK query and Dynamic QR over a caller-owned aiohttp or httpx client."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import ClassVar
 import httpx
 
 from ._exceptions import DarajaConnectError, DarajaConnectTimeout, map_transport_errors
-from ._models import DarajaCredentials, StkPushAccepted, StkPushRequest, StkQueryResult
+from ._models import DarajaCredentials, DynamicQr, DynamicQrRequest, StkPushAccepted, StkPushRequest, StkQueryResult
 from ._responses import (
     Reply,
     error_for,
@@ -20,6 +20,7 @@ from ._responses import (
     is_token_error,
     oauth_error,
     parse_access_token,
+    parse_dynamic_qr,
     parse_stk_push,
     parse_stk_query,
     read_reply,
@@ -46,6 +47,7 @@ class DarajaEndpoints:
     oauth: str = "/oauth/v1/generate"
     stk_push: str = "/mpesa/stkpush/v1/processrequest"
     stk_query: str = "/mpesa/stkpushquery/v1/query"
+    dynamic_qr: str = "/mpesa/qrcode/v1/generate"
 
 
 def utc_now() -> datetime:
@@ -66,7 +68,7 @@ class _Secrets:
 
 
 class DarajaClient:
-    """An async client for Safaricom's Daraja API (OAuth, STK push, STK query).
+    """An async client for Safaricom's Daraja API (OAuth, STK push, STK query, Dynamic QR).
 
     `http` is an `aiohttp.ClientSession` (what the bridge uses: a fraction of httpx's CPU per
     request) or an `httpx.AsyncClient`; the client does not own it: the caller opens and closes
@@ -142,6 +144,23 @@ class DarajaClient:
         secrets = _Secrets(self._credentials.consumer_secret, passkey, password)
         reply = await self._call(self._endpoints.stk_query, body, "stk_query", money_moving=False, secrets=secrets)
         return parse_stk_query(reply, checkout_request_id)
+
+    async def dynamic_qr(self, req: DynamicQrRequest) -> DynamicQr:
+        """Generate an M-Pesa Dynamic QR code (a PNG the M-Pesa app scans to pay `req.cpi`).
+
+        Moves no money, so a lost answer is simply an error: asking again is harmless."""
+        req.validate()
+        body = {
+            "MerchantName": req.merchant_name,
+            "RefNo": req.ref_no,
+            "Amount": req.amount,
+            "TrxCode": req.trx_code,
+            "CPI": req.cpi,
+            "Size": str(req.size),  # a string in Daraja's documentation and samples
+        }
+        secrets = _Secrets(self._credentials.consumer_secret)
+        reply = await self._call(self._endpoints.dynamic_qr, body, "dynamic_qr", money_moving=False, secrets=secrets)
+        return parse_dynamic_qr(reply)
 
     async def _call(
         self, path: str, body: Mapping[str, object], operation: str, *, money_moving: bool, secrets: _Secrets

@@ -8,27 +8,40 @@ from typing import Literal
 from ._validation import (
     check_amount,
     check_callback_url,
+    check_cpi,
     check_free_text,
+    check_merchant_name,
     check_msisdn,
     check_non_empty,
+    check_qr_size,
     check_short_code,
     check_transaction_type,
+    check_trx_code,
 )
 
 __all__ = [
     "ACCOUNT_REFERENCE_MAX",
+    "QR_REF_NO_MAX",
     "TRANSACTION_DESC_MAX",
     "DarajaCredentials",
+    "DynamicQr",
+    "DynamicQrRequest",
     "StkPushAccepted",
     "StkPushRequest",
     "StkQueryResult",
     "TransactionType",
+    "TrxCode",
 ]
 
 ACCOUNT_REFERENCE_MAX = 12
 TRANSACTION_DESC_MAX = 13
 
 TransactionType = Literal["CustomerPayBillOnline", "CustomerBuyGoodsOnline"]
+# Dynamic QR: BG buy goods (till), WA withdraw at an agent, PB paybill, SM send money to a phone,
+# SB send to a business.
+TrxCode = Literal["BG", "WA", "PB", "SM", "SB"]
+# RefNo is the account number for a paybill; Daraja documents no limit, C2B account numbers run to 20.
+QR_REF_NO_MAX = 20
 
 
 @dataclass(frozen=True)
@@ -93,3 +106,38 @@ class StkQueryResult:
     checkout_request_id: str
     result_code: str
     result_desc: str
+
+
+@dataclass(frozen=True)
+class DynamicQrRequest:
+    """One Dynamic QR request (`POST /mpesa/qrcode/v1/generate`), in Daraja's terms.
+
+    `cpi` is the credit party: a till (BG), agent till (WA), paybill (PB) or business number (SB),
+    or for SM a phone number `2547…`/`2541…`. `size` is the side of the square PNG in pixels.
+    """
+
+    merchant_name: str
+    ref_no: str
+    amount: int
+    trx_code: TrxCode
+    cpi: str
+    size: int = 300
+
+    def validate(self) -> None:
+        """Raise `DarajaValidationError` for the first field Daraja would refuse or mishandle."""
+        check_merchant_name("merchant_name", self.merchant_name)
+        check_free_text("ref_no", self.ref_no, max_length=QR_REF_NO_MAX)
+        check_amount("amount", self.amount)
+        check_trx_code("trx_code", self.trx_code)
+        check_cpi("cpi", self.cpi, self.trx_code)
+        check_qr_size("size", self.size)
+
+
+@dataclass(frozen=True)
+class DynamicQr:
+    """A generated QR code: `png` is the decoded image of Daraja's base64 `QRCode`."""
+
+    response_code: str
+    request_id: str
+    response_description: str
+    png: bytes = field(repr=False)

@@ -6,6 +6,8 @@ numbers where strings are documented (and the reverse). Nothing here may crash o
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from ._exceptions import (
     DarajaSubscriberLocked,
     DarajaThrottled,
 )
-from ._models import StkPushAccepted, StkQueryResult
+from ._models import DynamicQr, StkPushAccepted, StkQueryResult
 from ._token_cache import AccessToken
 from ._transport import Answer
 from .result_codes import normalise_code
@@ -32,6 +34,7 @@ __all__ = [
     "is_token_error",
     "oauth_error",
     "parse_access_token",
+    "parse_dynamic_qr",
     "parse_stk_push",
     "parse_stk_query",
     "read_reply",
@@ -299,6 +302,39 @@ def parse_stk_query(reply: Reply, checkout_request_id: str) -> StkQueryResult:
         result_code=result_code,
         result_desc=_text(body, "ResultDesc") or "",
     )
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_DATA_URL_PREFIX = "data:image/png;base64,"
+
+
+def parse_dynamic_qr(reply: Reply) -> DynamicQr:
+    """Dynamic QR: success is ResponseCode "00" (any run of zeros) with `QRCode`, a base64 PNG.
+
+    Tolerated: the code as a number, a `data:` URL prefix, line breaks in the base64, missing padding."""
+    body, code = _response_code("dynamic_qr", reply, money_moving=False)
+    png = _png_of(_lookup(body, "QRCode"))
+    if png is None:
+        raise _unexpected("dynamic_qr", reply, money_moving=False, what="has no QRCode PNG")
+    return DynamicQr(
+        response_code=code,
+        request_id=_text(body, "RequestID") or _text(body, "requestId") or "",
+        response_description=_text(body, "ResponseDescription") or "",
+        png=png,
+    )
+
+
+def _png_of(value: object) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    text = "".join(value.split())
+    if text.lower().startswith(_DATA_URL_PREFIX):
+        text = text[len(_DATA_URL_PREFIX) :]
+    try:
+        png = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return png if png.startswith(_PNG_SIGNATURE) else None
 
 
 def parse_access_token(reply: Reply, redact: Redact) -> AccessToken:

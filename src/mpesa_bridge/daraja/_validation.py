@@ -16,17 +16,26 @@ __all__ = [
     "MAX_AMOUNT",
     "check_amount",
     "check_callback_url",
+    "check_cpi",
     "check_free_text",
+    "check_merchant_name",
     "check_msisdn",
     "check_non_empty",
+    "check_qr_size",
     "check_short_code",
     "check_transaction_type",
+    "check_trx_code",
 ]
 
 MIN_AMOUNT = 1
 MAX_AMOUNT = 250_000  # per-transaction ceiling (portal FAQ)
 
 TRANSACTION_TYPES = frozenset({"CustomerPayBillOnline", "CustomerBuyGoodsOnline"})
+TRX_CODES = ("BG", "WA", "PB", "SM", "SB")
+MERCHANT_NAME_MAX = 64
+# Daraja documents no bounds; below ~100 px a phone camera struggles, above 1000 px is only bytes.
+QR_SIZE_MIN = 100
+QR_SIZE_MAX = 1000
 
 # [0-9], not \d: \d also matches non-ASCII digits that int() would happily accept.
 _MSISDN = re.compile(r"254[71][0-9]{8}")
@@ -96,3 +105,39 @@ def check_non_empty(field: str, value: object, *, max_length: int | None = None)
         raise DarajaValidationError(field, "must not be empty")
     if max_length is not None and len(text) > max_length:
         raise DarajaValidationError(field, f"must be at most {max_length} characters")
+
+
+def check_merchant_name(field: str, value: object) -> None:
+    """The name the payer sees: printable, at most 64 characters, none of the symbols Daraja trips on."""
+    text = _require_str(field, value)
+    if not text.strip():
+        raise DarajaValidationError(field, "must not be empty")
+    if len(text) > MERCHANT_NAME_MAX:
+        raise DarajaValidationError(field, f"must be at most {MERCHANT_NAME_MAX} characters")
+    if not text.isascii() or not text.isprintable() or any(ch in "@#&<>" for ch in text):
+        raise DarajaValidationError(field, "may contain only printable ASCII, without @ # & < >")
+
+
+def check_trx_code(field: str, value: object) -> None:
+    if _require_str(field, value) not in TRX_CODES:
+        raise DarajaValidationError(field, f"must be one of {', '.join(TRX_CODES)}")
+
+
+def check_cpi(field: str, value: object, trx_code: object) -> None:
+    """A phone number for SM; a till, paybill or business number otherwise (SB: either form,
+    the portal says the business number is given "in MSISDN format")."""
+    text = _require_str(field, value)
+    if trx_code == "SM":
+        check_msisdn(field, text)
+    elif trx_code == "SB":
+        if not (is_short_code(text) or _MSISDN.fullmatch(text)):
+            raise DarajaValidationError(field, f"must be {SHORT_CODE_RULE}, or a phone number 254…")
+    else:
+        check_short_code(field, text)
+
+
+def check_qr_size(field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DarajaValidationError(field, "must be a whole number of pixels")
+    if not QR_SIZE_MIN <= value <= QR_SIZE_MAX:
+        raise DarajaValidationError(field, f"must be between {QR_SIZE_MIN} and {QR_SIZE_MAX}")

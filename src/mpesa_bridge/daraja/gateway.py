@@ -8,20 +8,30 @@ Client errors become the core's gateway errors here, and only here:
     anything with outcome_unknown (read timeout,
     5xx after sending)                             -> PushOutcomeUnknown (never retried)
     STK Query "being processed"                    -> QueryPending
+
+Dynamic QR (nothing to reconcile: it moves no money):
+
+    DarajaValidationError, DarajaRejected          -> QrRefused      (param: the API's field name)
+    every other DarajaError, an unknown environment -> QrUnavailable
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import httpx
 
 from mpesa_bridge.core.phone import mask_phone
 from mpesa_bridge.core.ports import (
+    DynamicQrCommand,
+    DynamicQrImage,
     PushAccepted,
     PushNotSent,
     PushOutcomeUnknown,
     PushRejected,
+    QrRefused,
+    QrUnavailable,
     QueryAnswer,
     QueryFailed,
     QueryPending,
@@ -39,8 +49,11 @@ from mpesa_bridge.daraja import (
     DarajaThrottled,
     DarajaTransportError,
     DarajaValidationError,
+    DynamicQr,
+    DynamicQrRequest,
     StkPushRequest,
     TokenCache,
+    TrxCode,
 )
 from mpesa_bridge.daraja.pool import HttpClient
 from mpesa_bridge.logging import get_logger
@@ -52,6 +65,31 @@ _REJECTION_REASONS = (
     ("merchant does not exist", "merchant_not_found"),
     ("wrong credentials", "invalid_daraja_credentials"),
 )
+
+
+# The Dynamic QR fields: the client's names and Daraja's ("Bad Request - Invalid RefNo") -> the API's.
+_QR_PARAMS = {
+    "merchant_name": "merchant_name",
+    "ref_no": "reference",
+    "amount": "amount",
+    "trx_code": "trx_code",
+    "cpi": "cpi",
+    "size": "size",
+    "MerchantName": "merchant_name",
+    "RefNo": "reference",
+    "Amount": "amount",
+    "TrxCode": "trx_code",
+    "CPI": "cpi",
+    "Size": "size",
+}
+_INVALID_FIELD = "bad request - invalid "
+
+
+def _qr_param(exc: DarajaRejected) -> str | None:
+    message = (exc.error_message or "").strip()
+    if not message.lower().startswith(_INVALID_FIELD):
+        return None
+    return _QR_PARAMS.get(message[len(_INVALID_FIELD) :].strip())
 
 
 def _rejection_code(exc: DarajaRejected) -> str:
@@ -159,6 +197,49 @@ class DarajaGatewayAdapter:
             raise QueryFailed(f"STK Query failed: {exc.__class__.__name__}") from exc
         log.info("daraja.stk_query.answered", checkout_request_id=checkout_request_id, result_code=result.result_code)
         return QueryAnswer(result_code=result.result_code, result_desc=result.result_desc)
+
+    async def dynamic_qr(self, command: DynamicQrCommand) -> DynamicQrImage:
+        """An M-Pesa Dynamic QR from Daraja, every field checked before it is sent."""
+        request = DynamicQrRequest(
+            merchant_name=command.merchant_name,
+            ref_no=command.reference,
+            amount=command.amount,
+            trx_code=cast(TrxCode, command.trx_code),  # checked by validate()
+            cpi=command.cpi,
+            size=command.size,
+        )
+        fields = {"env": command.account.environment.value, "trx_code": command.trx_code}
+        try:
+            qr = await self._dynamic_qr(command.account, request)
+        except QrRefused as exc:
+            log.info("daraja.dynamic_qr.refused", code=exc.code, param=exc.param, **fields)
+            raise
+        except QrUnavailable as exc:
+            log.warning("daraja.dynamic_qr.failed", code=exc.code, **fields)
+            raise
+        log.info("daraja.dynamic_qr.generated", request_id=qr.request_id, bytes=len(qr.png), **fields)
+        return DynamicQrImage(png=qr.png, request_id=qr.request_id, description=qr.response_description)
+
+    async def _dynamic_qr(self, account: DarajaAccount, request: DynamicQrRequest) -> DynamicQr:
+        try:
+            return await self.client(account).dynamic_qr(request)
+        except PushNotSent as exc:  # the environment is not available on this bridge
+            raise QrUnavailable(exc.message, code=exc.code) from exc
+        except DarajaValidationError as exc:
+            param = _QR_PARAMS.get(exc.field, exc.field)
+            raise QrRefused(f"{param}: {exc.message}", code="invalid_for_daraja", param=param) from exc
+        except DarajaRejected as exc:
+            named = _qr_param(exc)
+            code = "invalid_for_daraja" if named else _rejection_code(exc)
+            raise QrRefused(_describe(exc), code=code, param=named) from exc
+        except DarajaThrottled as exc:
+            raise QrUnavailable("Daraja is throttling requests; try again shortly", code="daraja_throttled") from exc
+        except DarajaAuthError as exc:
+            raise QrUnavailable("Daraja refused this project's credentials", code="daraja_auth_failed") from exc
+        except DarajaTransportError as exc:
+            raise QrUnavailable("Daraja could not be reached", code="daraja_unreachable") from exc
+        except DarajaError as exc:
+            raise QrUnavailable(f"Daraja answered with an error ({exc.code})", code="daraja_error") from exc
 
     async def check_credentials(self, account: DarajaAccount) -> None:
         """Fetch a fresh OAuth token with the account's credentials (the dashboard's "test

@@ -27,6 +27,7 @@ from .gateway import DarajaGateway
 OAUTH_PATH = "/oauth/v1/generate"
 STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
 STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
+DYNAMIC_QR_PATH = "/mpesa/qrcode/v1/generate"
 
 
 def build_app(gateway: DarajaGateway, lifespan: Lifespan[Starlette] | None = None) -> Starlette:
@@ -47,11 +48,18 @@ def build_app(gateway: DarajaGateway, lifespan: Lifespan[Starlette] | None = Non
         gateway.authorize(request.headers.get("authorization"))
         return JSONResponse(gateway.stk_query(await _json_body(request)))
 
+    async def dynamic_qr(request: Request) -> Response:
+        gateway.authorize(request.headers.get("authorization"))
+        body = await _json_body(request, first_field="MerchantName")
+        # Drawing a 2000-pixel PNG takes a while: off the event loop, which serves the callbacks too.
+        return JSONResponse(await asyncio.to_thread(gateway.dynamic_qr, body))
+
     app = Starlette(
         routes=[
             Route(OAUTH_PATH, generate_token, methods=["GET"]),
             Route(STK_PUSH_PATH, stk_push, methods=["POST"]),
             Route(STK_QUERY_PATH, stk_query, methods=["POST"]),
+            Route(DYNAMIC_QR_PATH, dynamic_qr, methods=["POST"]),
         ],
         exception_handlers={
             GatewayError: _gateway_error,
@@ -65,11 +73,11 @@ def build_app(gateway: DarajaGateway, lifespan: Lifespan[Starlette] | None = Non
     return app
 
 
-async def _json_body(request: Request) -> Mapping[str, Any]:
+async def _json_body(request: Request, first_field: str = "BusinessShortCode") -> Mapping[str, Any]:
     # Without a JSON Content-Type the gateway cannot parse the body and blames the first field.
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        raise invalid_field("BusinessShortCode")
+        raise invalid_field(first_field)
     try:
         body = json.loads(await request.body())
     except ValueError:

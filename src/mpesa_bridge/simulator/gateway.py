@@ -1,4 +1,5 @@
-"""The Daraja use cases, free of HTTP: mint a token, accept an STK push, answer an STK query."""
+"""The Daraja use cases, free of HTTP: mint a token, accept an STK push, answer an STK query,
+draw a Dynamic QR."""
 
 from __future__ import annotations
 
@@ -19,14 +20,16 @@ from .errors import (
     invalid_field,
     merchant_error,
 )
+from .qr import qr_payload, qr_png_base64
 from .scenarios import PRODUCT_NOT_PERMITTED, Scenario, scenario_for
 from .state import PushLedger, PushRecord, TokenStore
-from .validation import PAYBILL, StkPushRequest, check_password, parse_stk_push, parse_stk_query
+from .validation import PAYBILL, StkPushRequest, check_password, parse_dynamic_qr, parse_stk_push, parse_stk_query
 
 ACCEPTED = "Success. Request accepted for processing"
 QUERY_ACCEPTED = "The service request has been accepted successsfully"  # sic: Safaricom's typo
 LOCKED = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
 PROCESSING = "The transaction is being processed"
+QR_GENERATED = "QR Code Successfully Generated."
 
 
 class DarajaGateway:
@@ -117,6 +120,18 @@ class DarajaGateway:
     def _lagging(self, record: PushRecord) -> bool:
         lag = timedelta(seconds=self.config.query_lag)
         return record.scenario.query_lags and self.config.now() < record.created_at + lag
+
+    # Dynamic QR -------------------------------------------------------------------------------
+
+    def dynamic_qr(self, body: Mapping[str, Any]) -> dict[str, str]:
+        """Synchronous, no callback: the PNG is in the answer (daraja.md 12)."""
+        request = parse_dynamic_qr(body)
+        return {
+            "ResponseCode": "00",
+            "RequestID": ids.gateway_id(),
+            "ResponseDescription": QR_GENERATED,
+            "QRCode": qr_png_base64(qr_payload(request), request.size),
+        }
 
 
 def _basic_credentials(encoded: str) -> tuple[str | None, str | None]:

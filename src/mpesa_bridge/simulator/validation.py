@@ -1,4 +1,4 @@
-"""Field rules of the STK Push and STK Query requests (daraja.md sections 1.3, 3.1, 5 and 19).
+"""Field rules of the STK Push, STK Query and Dynamic QR requests (daraja.md sections 1.3, 3.1, 5, 12, 19).
 
 Fields are checked in the order Daraja lists them and the first bad one is named in
 `Bad Request - Invalid <Field>`. Numeric fields accept JSON numbers or digit strings, as Daraja does.
@@ -19,9 +19,13 @@ from .errors import invalid_field, merchant_error
 PAYBILL = "CustomerPayBillOnline"
 BUY_GOODS = "CustomerBuyGoodsOnline"
 MAX_AMOUNT = 250_000
+TRX_CODES = ("BG", "WA", "PB", "SM", "SB")
+# Daraja documents no bounds on Size; the simulator refuses what no one would ask for.
+MAX_QR_SIZE = 2000
 
 _SHORTCODE = re.compile(r"^\d{5,7}$")
 _MSISDN = re.compile(r"^254[17]\d{8}$")
+_SHORTCODE_OR_MSISDN = re.compile(r"^(\d{5,7}|254[17]\d{8})$")
 _TIMESTAMP = re.compile(r"^\d{14}$")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _WHITESPACE = re.compile(r"\s")
@@ -48,6 +52,16 @@ class StkQueryRequest:
     password: str
     timestamp: str
     checkout_request_id: str
+
+
+@dataclass(frozen=True)
+class DynamicQrRequest:
+    merchant_name: str
+    ref_no: str
+    amount: int
+    trx_code: str
+    cpi: str
+    size: int
 
 
 def stk_password(short_code: str, passkey: str, timestamp: str) -> str:
@@ -78,6 +92,27 @@ def parse_stk_query(body: Mapping[str, Any]) -> StkQueryRequest:
         timestamp=_timestamp(body),
         checkout_request_id=_checkout_request_id(body),
     )
+
+
+def parse_dynamic_qr(body: Mapping[str, Any]) -> DynamicQrRequest:
+    merchant_name = _text(body, "MerchantName", 100)
+    ref_no = _text(body, "RefNo", 100)
+    amount = _amount(body)
+    trx_code = body.get("TrxCode")
+    if trx_code not in TRX_CODES:
+        raise invalid_field("TrxCode")
+    # SM pays a phone number; the others a till, paybill, agent or business number (SB: either).
+    if trx_code == "SM":
+        cpi_pattern = _MSISDN
+    elif trx_code == "SB":
+        cpi_pattern = _SHORTCODE_OR_MSISDN
+    else:
+        cpi_pattern = _SHORTCODE
+    cpi = _digits(body, "CPI", cpi_pattern)
+    size = _as_digits(body.get("Size"))
+    if size is None or not 1 <= int(size) <= MAX_QR_SIZE:
+        raise invalid_field("Size")
+    return DynamicQrRequest(merchant_name, ref_no, amount, str(trx_code), cpi, int(size))
 
 
 def _as_digits(value: Any) -> str | None:
