@@ -129,6 +129,7 @@ async def list_checkout_sessions(
     response_model=CheckoutSessionPublic,
     responses={**_ERRORS, 401: {"model": ErrorResponse, "description": "missing or wrong key or client secret"}},
     summary="Read a checkout session (secret key or client secret)",
+    openapi_extra={"security": [{"SecretKey": []}, {"ClientSecret": []}]},  # either one
 )
 async def get_checkout_session(
     request: Request, runtime: RuntimeDep, session_id: str, client_secret: ClientSecretQuery = None
@@ -174,6 +175,7 @@ async def expire_checkout_session(runtime: RuntimeDep, tenant: TenantDep, sessio
         },
     },
     summary="Pay a checkout session (client secret): an STK Push to the customer's phone",
+    openapi_extra={"security": [{"ClientSecret": []}]},
 )
 async def pay_checkout_session(
     request: Request,
