@@ -6,11 +6,22 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+
 from mpesa_bridge.core.checkout.entity import CheckoutSession, CheckoutStatus
 from mpesa_bridge.core.projects import Project
 from mpesa_bridge.storage.db import Database
+from tests.fixtures.bridge import wait_until
 
 T0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+_WAITING = sa.text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+async def _lock_waits(database: Database) -> bool:
+    async with database.read() as uow:
+        return bool((await uow.connection.execute(_WAITING)).scalar_one())
 
 
 async def _seed(db: Database) -> None:
@@ -59,7 +70,9 @@ async def test_two_racing_claims_one_wins(database: Database) -> None:
     one = asyncio.create_task(first())
     two = asyncio.create_task(second())
     await first_claimed.wait()
-    await asyncio.sleep(0)  # the second transaction is under way (waiting on the lock or the writer)
+    if not database.sqlite:  # PostgreSQL: the second UPDATE is waiting for the first one's row lock
+        await wait_until(lambda: _lock_waits(database))
+    # (SQLite: the second transaction waits for the one writer connection, which the first holds.)
     let_go.set()
     assert await asyncio.wait_for(asyncio.gather(one, two), timeout=20) == [True, False]
     async with database.read() as uow:
