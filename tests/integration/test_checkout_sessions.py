@@ -212,6 +212,9 @@ async def test_a_paid_session_takes_no_further_payment(bridge: InProcessBridge) 
     assert expire.status_code == 409
     assert len(bridge.simulator.pushes()) == 1
     assert await session_payments(bridge, session["id"]) == [first.json()["payment"]["id"]]
+    as_merchant = await bridge.get(shop, first.json()["payment"]["id"])
+    assert as_merchant["checkout_session_id"] == session["id"] and as_merchant["amount"] == 1500
+    assert as_merchant["account_reference"] == "ORDER42" and as_merchant["metadata"] == {"cart": "c-9"}
     assert await session_events(bridge, shop, session["id"]) == ["checkout_session.completed"]
 
 

@@ -84,6 +84,7 @@ class PaymentPublic(BaseModel):
     business_short_code: str
     needs_attention: bool = Field(description="true when something about this payment needs a human look")
     attention_reason: str | None
+    checkout_session_id: str | None = Field(description="the checkout session that started the payment, if one did")
     transaction_date: str | None
     created_at: str
     updated_at: str

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from mpesa_bridge.core.checkout.entity import (
     ID_PREFIX,
@@ -145,13 +144,15 @@ class CheckoutService:
         """The maintenance pass: expire the open sessions whose time has come and that have no
         payment in flight (one with a payment in flight waits for its outcome). How many expired."""
         now = self._clock.now()
+        count = 0
         async with self._db.write() as uow:
-            due = await uow.checkout_sessions.due_to_expire(now, EXPIRE_BATCH)
-            for session_id in due:
+            for session_id in await uow.checkout_sessions.due_to_expire(now, EXPIRE_BATCH):
+                # Conditional: a payment that claimed the session meanwhile keeps it open.
                 expired = await uow.checkout_sessions.expire(session_id, now, due_only=True)
                 if expired is not None:
                     await uow.events.add(session_event(expired, CheckoutEventType.EXPIRED, now))
-        return len(due)
+                    count += 1
+        return count
 
     async def authenticate_client_secret(self, secret: str) -> CheckoutSession:
         """The session a client secret opens. Every failure — malformed, unknown, wrong — looks the same."""
@@ -178,11 +179,7 @@ class CheckoutService:
             amount=check_pay_amount(session, amount),
             account_reference=session.reference,
             description=session.description,
-            metadata=_payment_metadata(session),
+            metadata=dict(session.metadata),
         )
         tenant = Tenant(session.project_id, Mode(session.mode))
         return await self._payments.create(tenant, request, checkout_session_id=session.id)
-
-
-def _payment_metadata(session: CheckoutSession) -> dict[str, Any]:
-    return dict(session.metadata)
