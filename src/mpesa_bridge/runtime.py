@@ -17,6 +17,7 @@ from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.analytics import AnalyticsService
 from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
+from mpesa_bridge.core.checkout.service import CheckoutService
 from mpesa_bridge.core.clock import Clock, SystemClock
 from mpesa_bridge.core.crypto import SecretBox
 from mpesa_bridge.core.payments.pacing import Pacer
@@ -78,6 +79,7 @@ class Runtime:
     realtime: Realtime
     people: PeopleService  # the dashboard's accounts, sessions and invitations
     analytics: AnalyticsService  # the dashboard's figures and charts
+    checkout: CheckoutService  # checkout sessions: one payment a browser may take
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
@@ -93,6 +95,8 @@ class Runtime:
             lambda: idempotency.prune(self.db, self.clock.now()),
             self.people.prune_sessions,
         ]
+        if timed:
+            tasks.append(self.checkout.expire_due)  # checkout sessions past their expiry
         if timed and self.webhook_alerts is not None:
             tasks.append(self.webhook_alerts.run)
         loops.append(MaintenanceLoop(tasks))
@@ -235,6 +239,7 @@ async def build_runtime(
         realtime=realtime,
         people=people,
         analytics=AnalyticsService(lambda: analytics_reader(db), clock),
+        checkout=CheckoutService(db, payments, clock, lambda session_id: f"{base}/pay/{session_id}"),
         clients=[functools.partial(close_http, http), webhook_sender.aclose],
         # Emailed only when SMTP is set; the dashboard warns either way.
         webhook_alerts=FailingEndpointAlerts(

@@ -113,6 +113,10 @@ class Stack:
         data: dict[str, Any] = response.json()
         return data
 
+    def in_an_hour(self) -> str:
+        """An expires_at the bridge accepts (its clock is the machine's: a real process)."""
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+
     def pay(self, phone: str) -> dict[str, Any]:
         body = {"phone": phone, "amount": 10, "account_reference": "FUZZ", "metadata": {"order": 1}}
         headers = {"Authorization": f"Bearer {self.test_key}"}
@@ -270,6 +274,26 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
         # a prompt still open makes the next push to that phone 409 phone_busy.
         paid, failed = stack.pay("0711223344"), stack.pay("0700000001")
         return [operation.Case(path_parameters={"payment_id": p["id"]}) for p in (paid, failed)]
+    if label == "POST /v1/checkout_sessions":
+        body = {"amount": 100, "reference": "KNOWN", "metadata": {"k": [1, None]}, "success_url": "https://a.example/"}
+        ranged = {"amount_min": 10, "amount_max": 500, "reference": "RANGE", "expires_at": stack.in_an_hour()}
+        retry = {"Idempotency-Key": str(uuid.uuid4())}
+        cases = [operation.Case(body=body, headers=retry), operation.Case(body=body, headers=retry)]  # + replay
+        return [*cases, operation.Case(body=ranged)]
+    if label == "GET /v1/checkout_sessions":
+        return [operation.Case(), operation.Case(query={"limit": 1})]
+    if label.startswith(("GET /v1/checkout_sessions/", "POST /v1/checkout_sessions/")):
+        session = stack.tenant("POST", "/v1/checkout_sessions", json={"amount": 10, "reference": "KNOWN"})
+        ids = {"session_id": session["id"]}
+        if label.endswith("/pay"):  # the browser's call: the client secret (the query wins over the key sent)
+            query = {"client_secret": session["client_secret"]}
+            return [operation.Case(path_parameters=ids, query=query, body={"phone": "0722000333"})]
+        if label.endswith("/expire"):
+            return [operation.Case(path_parameters=ids)]
+        return [
+            operation.Case(path_parameters=ids),
+            operation.Case(path_parameters=ids, query={"client_secret": session["client_secret"]}),
+        ]
     if label == "POST /v1/keys/rotate":
         return [operation.Case(body={"grace_period_seconds": 60}, media_type="application/json"), operation.Case()]
     if label == "POST /v1/keys/{key_id}/revoke":

@@ -39,7 +39,7 @@ LIVE_DARAJA = {
     "short_code": SANDBOX_SHORTCODE,
     "passkey": SANDBOX_PASSKEY,
 }
-PREFIX = {"payment": "pay_", "key": "key_", "webhook_endpoint": "we_", "event": "evt_"}
+PREFIX = {"payment": "pay_", "key": "key_", "webhook_endpoint": "we_", "event": "evt_", "checkout_session": "cs_"}
 
 # Routes that take the id of a tenant's object: its kind, and a valid body where the route takes one
 # (so that a refusal is about the id, not the body).
@@ -55,18 +55,23 @@ OBJECT_ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/webhook_endpoints/{id}/rotate_secret"): ("webhook_endpoint", None),
     ("GET", "/v1/events/{id}"): ("event", None),
     ("POST", "/v1/events/{id}/redeliver"): ("event", None),
+    ("GET", "/v1/checkout_sessions/{id}"): ("checkout_session", None),
+    ("POST", "/v1/checkout_sessions/{id}/expire"): ("checkout_session", None),
+    ("GET", "/v1/checkout_sessions/{id}/events"): ("checkout_session", None),  # SSE, as for payments
 }
 LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/payments"): "payment",
     ("GET", "/v1/keys"): "key",
     ("GET", "/v1/webhook_endpoints"): "webhook_endpoint",
     ("GET", "/v1/events"): "event",
+    ("GET", "/v1/checkout_sessions"): "checkout_session",
 }
 # Tenant routes with no id to send: they act in the caller's own project and mode.
 CALLER_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/payments"): "test_creating_a_payment_stays_in_the_callers_project_and_mode",
     ("POST", "/v1/keys/rotate"): "test_rotating_a_key_touches_only_the_callers_keys",
     ("POST", "/v1/webhook_endpoints"): "test_listings_show_only_the_callers_project_and_mode",
+    ("POST", "/v1/checkout_sessions"): "test_listings_show_only_the_callers_project_and_mode",
     ("GET", "/v1/events/stream"): "test_the_project_event_stream_carries_only_the_callers_events",
     ("GET", "/v1/payments/totals"): "test_daily_totals_count_only_the_callers_payments",
     ("POST", "/v1/qr_codes"): "test_a_qr_code_is_asked_with_the_callers_own_daraja_settings",
@@ -74,6 +79,8 @@ CALLER_ROUTES: dict[tuple[str, str], str] = {
 # Tenant routes that authenticate the caller themselves rather than through the secret-key dependency.
 OWN_AUTHENTICATION = {
     ("GET", "/v1/payments/{id}/events"): "a secret key, or the payment's own client secret",
+    ("GET", "/v1/checkout_sessions/{id}"): "a secret key, or the session's own client secret",
+    ("GET", "/v1/checkout_sessions/{id}/events"): "a secret key, or the session's own client secret",
 }
 EXEMPT: dict[tuple[str, str], str] = {
     (
@@ -86,6 +93,8 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/v1/admin/projects/{id}/keys/{mode}"): "operator API (admin token)",
     ("PATCH", "/v1/admin/projects/{id}"): "operator API (admin token)",
     ("POST", "/v1/admin/keys/{id}/revoke"): "operator API (admin token)",
+    ("POST", "/v1/checkout_sessions/{id}/pay"): "the session's client secret only (a secret key is refused 401, "
+    "whatever the id); a client secret naming another session is 404: tests/integration/test_checkout_sessions.py",
     ("GET", "/healthz"): "no tenant data",
     ("GET", "/readyz"): "no tenant data",
     ("GET", "/openapi.json"): "the public API description",
@@ -172,6 +181,7 @@ class World:
             values += [payment["mpesa_receipt_number"]]
         values += [k["display"] for k in self.objects["key"][owner]]
         values += [v for e in self.objects["webhook_endpoint"][owner] for v in (e["url"], e["secret"])]
+        values += [v for c in self.objects["checkout_session"][owner] for v in (c["reference"], c["client_secret"])]
         return [v for v in values if v]
 
 
@@ -200,6 +210,10 @@ async def _setup(bridge: InProcessBridge) -> World:
         events = (await bridge.client.get("/v1/events", headers=headers)).json()["data"]
         assert events, f"{who}: a payment made no event"
         objects["event"][who] = events
+        session = {"amount": 55, "reference": "CS-" + who.replace(":", "-"), "metadata": {"note": f"metadata-of-{who}"}}
+        opened = await bridge.client.post("/v1/checkout_sessions", json=session, headers=headers)
+        assert opened.status_code == 201, opened.text
+        objects["checkout_session"][who] = [opened.json()]
     return World(a, b, objects)
 
 
@@ -276,6 +290,7 @@ async def _owner_view(bridge: InProcessBridge, world: World, owner: str, kind: s
         "payment": ["/v1/payments/{}", "/v1/payments/{}/evidence"],
         "webhook_endpoint": ["/v1/webhook_endpoints/{}"],
         "event": ["/v1/events/{}"],  # with its deliveries: a redelivery would add one
+        "checkout_session": ["/v1/checkout_sessions/{}"],
     }[kind]
     out = []
     for object_id in world.ids(kind, owner):

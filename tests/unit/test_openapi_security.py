@@ -13,6 +13,11 @@ from mpesa_bridge.api.app import create_app
 from mpesa_bridge.config import Settings
 
 PUBLIC = {"POST /v1/callbacks/daraja/{kind}/{token}", "GET /healthz", "GET /readyz"}  # Daraja and probes: no key
+# What a checkout session's client secret opens (api/v1/checkout_sessions.py): the read takes either credential.
+CLIENT_SECRET = {
+    "GET /v1/checkout_sessions/{session_id}": [{"SecretKey": []}, {"ClientSecret": []}],
+    "POST /v1/checkout_sessions/{session_id}/pay": [{"ClientSecret": []}],
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +32,7 @@ def operations(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_both_bearer_schemes_are_declared(schema: dict[str, Any]) -> None:
     schemes = schema["components"]["securitySchemes"]
-    assert set(schemes) == {"SecretKey", "AdminToken"}
+    assert set(schemes) == {"SecretKey", "AdminToken", "ClientSecret"}
     assert all(scheme["type"] == "http" and scheme["scheme"] == "bearer" for scheme in schemes.values())
     assert "sk_test_" in schemes["SecretKey"]["description"] and "sk_live_" in schemes["SecretKey"]["description"]
     assert "security" not in schema  # no global requirement: Daraja's callback and the probes stay open
@@ -40,6 +45,8 @@ def test_each_operation_asks_for_the_credentials_its_route_checks(schema: dict[s
         path = label.split(" ", 1)[1]
         if label in PUBLIC:
             expected = None
+        elif label in CLIENT_SECRET:
+            expected = CLIENT_SECRET[label]
         elif path.startswith("/v1/admin/"):
             expected = [{"AdminToken": []}]
         else:

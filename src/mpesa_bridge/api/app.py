@@ -20,7 +20,7 @@ from mpesa_bridge.api.net import networks_from
 from mpesa_bridge.api.parts import build_http_parts
 from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget
 from mpesa_bridge.api.routing import add_routes
-from mpesa_bridge.api.v1 import events, keys, payments, qr_codes, stream, webhooks
+from mpesa_bridge.api.v1 import checkout_sessions, events, keys, payments, qr_codes, stream, webhooks
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.dashboard.app import create_dashboard
@@ -130,6 +130,7 @@ def create_app(
     # stream first: /v1/events/stream before events' /v1/events/{event_id}
     add_routes(app, stream.router, payments.router, keys.router, webhooks.router, events.router)
     add_routes(app, qr_codes.router)
+    add_routes(app, checkout_sessions.router)
     add_routes(app, callbacks.router, admin.router, health.router)
     install_docs(app)
     if not settings.production:

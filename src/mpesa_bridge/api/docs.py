@@ -57,6 +57,13 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
         "Its mode decides where a payment goes: `sk_test_` to the simulator or Daraja's sandbox, "
         "`sk_live_` to production.",
     },
+    "ClientSecret": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "cs_…_secret_…",
+        "description": "A checkout session's client secret, for the browser: it reads, pays and watches that "
+        "one session, nothing else. Sent as `Authorization: Bearer cs_…_secret_…` or `?client_secret=`.",
+    },
     "AdminToken": {
         "type": "http",
         "scheme": "bearer",

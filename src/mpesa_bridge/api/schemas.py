@@ -84,6 +84,7 @@ class PaymentPublic(BaseModel):
     business_short_code: str
     needs_attention: bool = Field(description="true when something about this payment needs a human look")
     attention_reason: str | None
+    checkout_session_id: str | None = Field(description="the checkout session that started the payment, if one did")
     transaction_date: str | None
     created_at: str
     updated_at: str
@@ -270,3 +271,117 @@ class KeyCreated(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+class CheckoutSessionCreate(BaseModel):
+    """Open a checkout session: a fixed `amount`, or `amount_min` and `amount_max` for an amount the
+    customer chooses. Its client secret lets a browser read it, pay it and watch it — nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Any = Field(
+        None,
+        description="whole shillings, fixed; or leave it out and give amount_min and amount_max",
+        examples=[1500],
+        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
+    )
+    amount_min: Any = Field(
+        None,
+        description="the least the customer may choose, whole shillings",
+        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
+    )
+    amount_max: Any = Field(
+        None,
+        description="the most the customer may choose, whole shillings",
+        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
+    )
+    reference: Any = Field(
+        description="the payment's account reference, shown in the prompt; ≤ 12 letters, digits, spaces, . - _ /",
+        examples=["INV00042"],
+        json_schema_extra={"type": "string", "maxLength": 12},
+    )
+    description: Any = Field(
+        None,
+        description="≤ 13 letters, digits, spaces, . - _ /; default 'Payment'",
+        examples=["Order 42"],
+        json_schema_extra={"type": "string", "maxLength": 13},
+    )
+    metadata: Any = Field(
+        None,
+        description="your own JSON object (≤ 4 KB), kept with the session and copied to its payments",
+        json_schema_extra={"type": "object"},
+    )
+    expires_at: Any = Field(
+        None,
+        description="ISO 8601 with a zone, 1 minute to 24 hours from now; default one hour from now",
+        examples=["2026-12-31T12:00:00Z"],
+        json_schema_extra={"type": "string", "format": "date-time"},
+    )
+    success_url: Any = Field(
+        None, description="where the hosted page sends the customer once paid", json_schema_extra={"type": "string"}
+    )
+    cancel_url: Any = Field(
+        None, description="where the hosted page sends a customer who gives up", json_schema_extra={"type": "string"}
+    )
+
+
+class CheckoutSessionPay(BaseModel):
+    """Start an STK Push for the session to the customer's phone (any Kenyan form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Any = Field(
+        description="Kenyan mobile number of the payer", examples=["0708374149"], json_schema_extra={"type": "string"}
+    )
+    amount: Any = Field(
+        None,
+        description="only for a session where the customer chooses: within its amount_min..amount_max",
+        json_schema_extra={"type": "integer", "minimum": 1},
+    )
+
+
+class CheckoutPaymentSummary(BaseModel):
+    id: str
+    status: PaymentStatusName
+    amount: int
+    phone: str = Field(description="masked", examples=["2547****4149"])
+    failure_code: str | None
+    failure_message: str | None
+    mpesa_receipt_number: str | None
+    created_at: str
+
+
+class CheckoutSessionPublic(BaseModel):
+    id: str = Field(examples=["cs_01jz5m3k6q8w2d1c4b7n9p0r5t"])
+    object: Literal["checkout_session"]
+    mode: Literal["test", "live"]
+    status: Literal["open", "complete", "expired"]
+    amount: int | None = Field(description="the fixed amount; null when the customer chooses")
+    amount_min: int | None
+    amount_max: int | None
+    currency: Literal["KES"]
+    reference: str
+    description: str
+    metadata: dict[str, Any] | None = Field(None, description="absent from what a client secret reads")
+    url: str = Field(description="the hosted payment page")
+    success_url: str | None
+    cancel_url: str | None
+    payment_in_flight: bool = Field(description="a payment was started and has no outcome yet")
+    paid_payment_id: str | None = Field(description="the payment that completed the session")
+    payment: CheckoutPaymentSummary | None = Field(description="the latest payment started for the session")
+    expires_at: str
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+    client_secret: str | None = Field(
+        None,
+        description="only in the answer that creates the session: lets a browser read this session, pay it and "
+        "watch it, nothing else",
+    )
+
+
+class CheckoutSessionList(BaseModel):
+    object: Literal["list"]
+    data: list[CheckoutSessionPublic]
+    has_more: bool
+    next_cursor: str | None = Field(description="pass as starting_after to get the next page")

@@ -26,6 +26,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from mpesa_bridge.core.checkout.entity import CheckoutSession
 from mpesa_bridge.core.errors import BridgeError, InvalidRequest, UpstreamUnavailable
 from mpesa_bridge.core.payments.entity import (
     InboundCallback,
@@ -216,6 +217,45 @@ class PaymentRepository(PaymentReader, Protocol):
         ...
 
 
+class CheckoutSessionReader(Protocol):
+    async def get(self, tenant: Tenant, session_id: str) -> CheckoutSession | None: ...
+
+    async def find(self, session_id: str) -> CheckoutSession | None: ...
+
+    async def list(self, tenant: Tenant, starting_after: str | None, limit: int) -> Sequence[CheckoutSession]:
+        """Newest first, `limit + 1` at most (the extra one says there is a next page)."""
+        ...
+
+    async def due_to_expire(self, now: datetime, limit: int) -> Sequence[str]:
+        """Open sessions past their expiry with no payment in flight, oldest first."""
+        ...
+
+
+class CheckoutSessionRepository(CheckoutSessionReader, Protocol):
+    """Checkout sessions in a write unit of work. Every change is a conditional UPDATE decided in
+    the database, so that two transactions racing cannot both win."""
+
+    async def add(self, session: CheckoutSession) -> None: ...
+
+    async def claim(self, session_id: str, payment_id: str, now: datetime) -> bool:
+        """Make `payment_id` the session's payment in flight, if the session is open, unexpired and
+        has none in flight. False when another transaction (or an earlier one) holds it."""
+        ...
+
+    async def release(self, session_id: str, payment_id: str, at: datetime) -> None:
+        """The payment in flight ended without success: the session may take another."""
+        ...
+
+    async def complete(self, session_id: str, payment_id: str, at: datetime) -> CheckoutSession | None:
+        """open -> complete, paid by `payment_id`; None (nothing changed) unless the session was open."""
+        ...
+
+    async def expire(self, session_id: str, now: datetime, *, due_only: bool) -> CheckoutSession | None:
+        """open -> expired when no payment is in flight (and, with `due_only`, its time has come);
+        None (nothing changed) otherwise."""
+        ...
+
+
 class EventReader(Protocol):
     async def for_payment(self, payment_id: str) -> Sequence[OutboxEvent]: ...
 
@@ -346,6 +386,9 @@ class ReadUnitOfWork(Protocol):
     @property
     def projects(self) -> ProjectReader: ...
 
+    @property
+    def checkout_sessions(self) -> CheckoutSessionReader: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -373,6 +416,9 @@ class UnitOfWork(ReadUnitOfWork, Protocol):
 
     @property
     def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def checkout_sessions(self) -> CheckoutSessionRepository: ...
 
 
 class UnitOfWorkFactory(Protocol):

@@ -23,10 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from mpesa_bridge.core.payments.entity import OutboxEvent
-from mpesa_bridge.core.ports import CallbackReader, EvidenceReader, PaymentReader, ProjectReader
+from mpesa_bridge.core.ports import (
+    CallbackReader,
+    CheckoutSessionReader,
+    EvidenceReader,
+    PaymentReader,
+    ProjectReader,
+)
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, create_private_file, tighten
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.storage.callbacks import SqlCallbackReader, SqlCallbackRepository
+from mpesa_bridge.storage.checkout import SqlCheckoutSessionReader, SqlCheckoutSessionRepository
 from mpesa_bridge.storage.events import SqlEventReader, SqlEventRepository
 from mpesa_bridge.storage.idempotency import SqlIdempotencyRepository
 from mpesa_bridge.storage.payments import (
@@ -236,6 +243,7 @@ class SqlReadUnitOfWork:
     evidence: EvidenceReader
     callbacks: CallbackReader
     projects: ProjectReader
+    checkout_sessions: CheckoutSessionReader
 
     def __init__(self, engine: AsyncEngine, *, postgres: bool) -> None:
         self._engine = engine
@@ -248,6 +256,7 @@ class SqlReadUnitOfWork:
         self.evidence = SqlEvidenceReader(connection)
         self.callbacks = SqlCallbackReader(connection)
         self.projects = SqlProjectReader(connection)
+        self.checkout_sessions = SqlCheckoutSessionReader(connection)
         return self
 
     async def __aexit__(
@@ -271,6 +280,7 @@ class SqlUnitOfWork:
     callbacks: SqlCallbackRepository
     projects: SqlProjectRepository
     idempotency: SqlIdempotencyRepository
+    checkout_sessions: SqlCheckoutSessionRepository
 
     def __init__(self, engine: AsyncEngine, *, lock: bool, listeners: Sequence[CommitListener] = ()) -> None:
         self._engine = engine
@@ -287,6 +297,7 @@ class SqlUnitOfWork:
         self.callbacks = SqlCallbackRepository(connection, lock=self._lock)
         self.projects = SqlProjectRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
+        self.checkout_sessions = SqlCheckoutSessionRepository(connection)
         return self
 
     async def __aexit__(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from mpesa_bridge.core.checkout.entity import CheckoutStatus
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 from mpesa_bridge.core.people.entity import Role, TokenKind
 from mpesa_bridge.core.projects import DarajaEnvironment, Mode, ShortcodeType
@@ -96,6 +97,8 @@ payments = sa.Table(
     sa.Column("awaiting_confirmation", sa.Boolean(), nullable=False, server_default=sa.false()),
     # SHA-256 of the client secret (read-only access to this payment's status); None before 0004.
     sa.Column("client_secret_hash", sa.String(64), nullable=True),
+    # The checkout session that started it (migration 0013); None for a payment made by POST /v1/payments.
+    sa.Column("checkout_session_id", sa.String(40), nullable=True),
     sa.CheckConstraint("amount > 0", name="amount_positive"),
 )
 # Listing is newest first within a tenant; ids sort by creation time, so (tenant, id) serves
@@ -121,6 +124,44 @@ sa.Index("ix_payments_next_query_at", payments.c.next_query_at)
 # keyset pages, and an M-Pesa receipt typed into the search box.
 sa.Index("ix_payments_tenant_amount_id", payments.c.project_id, payments.c.mode, payments.c.amount, payments.c.id)
 sa.Index("ix_payments_mpesa_receipt_number", payments.c.mpesa_receipt_number)
+sa.Index("ix_payments_checkout_session_id", payments.c.checkout_session_id)
+
+# A checkout session takes at most one payment in flight (`active_payment_id`, claimed by a
+# conditional UPDATE) and is paid at most once (core/checkout/payments.py). Migration 0013.
+checkout_sessions = sa.Table(
+    "checkout_sessions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("status", StrEnumType(CheckoutStatus), nullable=False),
+    sa.Column("amount", sa.Integer(), nullable=True),
+    sa.Column("amount_min", sa.Integer(), nullable=True),
+    sa.Column("amount_max", sa.Integer(), nullable=True),
+    sa.Column("reference", sa.String(32), nullable=False),
+    sa.Column("description", sa.String(32), nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("success_url", sa.String(2000), nullable=True),
+    sa.Column("cancel_url", sa.String(2000), nullable=True),
+    sa.Column("url", sa.String(2100), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("client_secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("active_payment_id", sa.String(40), nullable=True),
+    sa.Column("last_payment_id", sa.String(40), nullable=True),
+    sa.Column("paid_payment_id", sa.String(40), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint(
+        "(amount IS NOT NULL AND amount > 0 AND amount_min IS NULL AND amount_max IS NULL) OR "
+        "(amount IS NULL AND amount_min > 0 AND amount_max >= amount_min)",
+        name="amount_fixed_or_range",
+    ),
+)
+_cs = checkout_sessions.c
+sa.Index("ix_checkout_sessions_tenant_id", _cs.project_id, _cs.mode, _cs.id)
+# The expiry pass: open sessions by expiry.
+sa.Index("ix_checkout_sessions_status_expires_at", _cs.status, _cs.expires_at)
 
 payment_evidence = sa.Table(
     "payment_evidence",

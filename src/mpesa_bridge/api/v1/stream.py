@@ -4,6 +4,8 @@
                                            payment's client secret (`?client_secret=` — what a
                                            browser's EventSource can send — or `Authorization:
                                            Bearer <client secret>`)
+    GET /v1/checkout_sessions/{id}/events  the same for one checkout session (its client secret
+                                           or a secret key): checkout_session.completed / .expired
     GET /v1/events/stream                  secret key: every event of its project and mode
 
 Resume with `Last-Event-ID` (the header EventSource sends on reconnecting, or `?last_event_id=`):
@@ -26,7 +28,9 @@ from mpesa_bridge.api.deps import CallerDep, RuntimeDep, get_caller
 from mpesa_bridge.api.errors import ApiError
 from mpesa_bridge.api.net import address_bucket, client_ip
 from mpesa_bridge.api.parts import HttpParts, http_parts
+from mpesa_bridge.api.v1.checkout_sessions import readable_session
 from mpesa_bridge.core.accounts import Caller
+from mpesa_bridge.core.checkout.entity import CHECKOUT_SESSION
 from mpesa_bridge.core.errors import NotFound
 from mpesa_bridge.core.payments.entity import PAYMENT, Payment, Subject
 from mpesa_bridge.realtime.bus import Scope
@@ -62,6 +66,21 @@ async def payment_events(
     scope = Scope(payment.project_id, payment.mode, Subject(PAYMENT, payment.id))
     if caller is None:
         return await _stream(request, runtime, scope, last_event_id, None, f"client secret:{payment.id}")
+    return await _stream(request, runtime, scope, last_event_id, _opened_by(request, caller), f"key:{caller.key.id}")
+
+
+@router.get("/v1/checkout_sessions/{session_id}/events", include_in_schema=False)
+async def checkout_session_events(
+    request: Request,
+    runtime: RuntimeDep,
+    session_id: str,
+    last_event_id: LastEventIdQuery = None,
+    client_secret: Annotated[str | None, Query(description="the session's client secret")] = None,
+) -> Response:
+    session, caller = await readable_session(request, runtime, session_id, client_secret)
+    scope = Scope(session.project_id, session.mode, Subject(CHECKOUT_SESSION, session.id))
+    if caller is None:
+        return await _stream(request, runtime, scope, last_event_id, None, f"client secret:{session.id}")
     return await _stream(request, runtime, scope, last_event_id, _opened_by(request, caller), f"key:{caller.key.id}")
 
 

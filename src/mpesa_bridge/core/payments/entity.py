@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mpesa_bridge.core.checkout.entity import CHECKOUT_SESSION
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 
 
@@ -45,6 +46,7 @@ class Payment:
     next_query_at: datetime | None = None
     awaiting_confirmation: bool = False  # confirm-by-query: a success callback waits for STK Query
     client_secret_hash: str | None = None  # SHA-256 of the client secret; None for older payments
+    checkout_session_id: str | None = None  # the checkout session that started it (core.checkout)
     # The client secret in clear: set only on the payment `PaymentService.create` returns (after its
     # events were written), never stored, never loaded — so only the creation answer carries it.
     client_secret: str | None = field(default=None, repr=False, compare=False)
@@ -74,7 +76,7 @@ PAYMENT = "payment"
 # Subject types by the prefix of their ids: a new aggregate (payouts, checkout sessions) adds
 # its line here and writes events with its own type; the outbox, the delivery order, the
 # realtime rooms and the events API's `subject=` filter need nothing else.
-SUBJECT_TYPES = {"pay_": PAYMENT}
+SUBJECT_TYPES = {"pay_": PAYMENT, "cs_": CHECKOUT_SESSION}
 
 
 @dataclass(frozen=True)

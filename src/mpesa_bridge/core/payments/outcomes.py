@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from mpesa_bridge.core.checkout.payments import follow_payment
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import (
     PAYMENT,
@@ -74,6 +75,7 @@ async def record_outcome(uow: UnitOfWork, payment: Payment, outcome: Outcome, at
             note = "late correction: stronger evidence shows the money moved"
             _flag(payment, "late_success", at)
         await write_event(uow, payment, STATUS_EVENT[payment.status], at, late_correction=verdict is Verdict.CORRECT)
+        await follow_payment(uow, payment, at)  # its checkout session, if any: completed or freed
     elif verdict is Verdict.CONFIRM:
         payment.evidence = outcome.evidence
         payment.mpesa_receipt_number = payment.mpesa_receipt_number or outcome.receipt

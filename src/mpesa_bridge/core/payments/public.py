@@ -41,6 +41,7 @@ def _payment_fields(p: Payment) -> dict[str, Any]:
         "business_short_code": p.business_short_code,
         "needs_attention": p.needs_attention,
         "attention_reason": p.attention_reason,
+        "checkout_session_id": p.checkout_session_id,
         "transaction_date": iso(p.transaction_date),
         "created_at": iso(p.created_at),
         "updated_at": iso(p.updated_at),

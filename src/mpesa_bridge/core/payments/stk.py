@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from mpesa_bridge.core.accounts import ProjectService
+from mpesa_bridge.core.checkout.payments import claim_for_payment
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.errors import AuthenticationFailed, Conflict, NotFound
 from mpesa_bridge.core.ids import new_id, new_token
@@ -71,13 +72,21 @@ class PaymentService:
         self._guards = guards or GuardPolicy()
 
     async def create(
-        self, tenant: Tenant, request: PaymentCreate, idempotency: IdempotencyBinding | None = None
+        self,
+        tenant: Tenant,
+        request: PaymentCreate,
+        idempotency: IdempotencyBinding | None = None,
+        *,
+        checkout_session_id: str | None = None,
     ) -> Payment:
         """Record the payment, then push. A crash between the two leaves a pending payment that
         reconciliation turns `unknown`: we never know whether a prompt was shown, so never re-push.
 
         With `idempotency`, the key is bound to the payment in the transaction that inserts it:
-        whatever happens after that commit, a retry with the key answers with this payment."""
+        whatever happens after that commit, a retry with the key answers with this payment.
+
+        With `checkout_session_id`, the payment claims that session in the same transaction
+        (`core.checkout.payments`): refused (409, nothing pushed) while another payment holds it."""
         account = await self._projects.account(tenant)
         token = new_token()
         payment = self._new_payment(tenant, request, account, token_hash(token))
@@ -85,6 +94,8 @@ class PaymentService:
         payment.client_secret_hash = token_hash(client_secret)
         async with self._db.write() as uow:
             await self._refuse_if_in_flight(uow, payment)
+            if checkout_session_id is not None:
+                await claim_for_payment(uow, checkout_session_id, payment)
             await uow.payments.add(payment)
             await write_event(uow, payment, EventType.CREATED, payment.created_at)
             if idempotency is not None:
