@@ -82,6 +82,7 @@ UNSET = dict.fromkeys(
         "transaction_date",
         "completed_at",
         "client_secret",
+        "checkout_session_id",
     ),
 )
 
