@@ -20,6 +20,7 @@ from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.checkout.service import CheckoutService
 from mpesa_bridge.core.clock import Clock, SystemClock
 from mpesa_bridge.core.crypto import SecretBox
+from mpesa_bridge.core.links.service import PaymentLinkService
 from mpesa_bridge.core.payments.pacing import Pacer
 from mpesa_bridge.core.payments.policy import GuardPolicy, ReconcilePolicy
 from mpesa_bridge.core.payments.reconcile import Reconciler
@@ -80,6 +81,7 @@ class Runtime:
     people: PeopleService  # the dashboard's accounts, sessions and invitations
     analytics: AnalyticsService  # the dashboard's figures and charts
     checkout: CheckoutService  # checkout sessions: one payment a browser may take
+    links: PaymentLinkService  # payment links: a public URL that opens a checkout session per visit
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
@@ -197,6 +199,7 @@ async def build_runtime(
     )
     resolver = SystemResolver()
     delivery, webhook_sender = build_delivery(settings, webhooks, box, clock, resolver=resolver)
+    checkout = CheckoutService(db, payments, clock, lambda session_id: f"{base}/pay/{session_id}")
     return Runtime(
         settings=settings,
         clock=clock,
@@ -239,7 +242,8 @@ async def build_runtime(
         realtime=realtime,
         people=people,
         analytics=AnalyticsService(lambda: analytics_reader(db), clock),
-        checkout=CheckoutService(db, payments, clock, lambda session_id: f"{base}/pay/{session_id}"),
+        checkout=checkout,
+        links=PaymentLinkService(db, checkout, clock, lambda slug: f"{base}/l/{slug}"),
         clients=[functools.partial(close_http, http), webhook_sender.aclose],
         # Emailed only when SMTP is set; the dashboard warns either way.
         webhook_alerts=FailingEndpointAlerts(

@@ -274,6 +274,25 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
         # a prompt still open makes the next push to that phone 409 phone_busy.
         paid, failed = stack.pay("0711223344"), stack.pay("0700000001")
         return [operation.Case(path_parameters={"payment_id": p["id"]}) for p in (paid, failed)]
+    if label.endswith("/qr") and "{" in label:  # a link's or a session's QR code, in both formats
+        if label.startswith("GET /v1/payment_links/"):
+            ids = {"link_id": stack.tenant("POST", "/v1/payment_links", json={"title": "QR", "amount": 10})["id"]}
+        else:
+            created = stack.tenant("POST", "/v1/checkout_sessions", json={"amount": 10, "reference": "QR"})
+            ids = {"session_id": created["id"]}
+        return [operation.Case(path_parameters=ids, query={"format": f}) for f in ("svg", "png")]
+    if label == "POST /v1/payment_links":
+        fixed = {"title": "Known", "amount": 100, "metadata": {"k": [1, None]}, "collect": ["name"]}
+        ranged = {"title": "Range", "amount_min": 10, "amount_max": 500, "expires_at": stack.in_an_hour()}
+        return [operation.Case(body=fixed), operation.Case(body={**ranged, "max_payments": 3, "active": False})]
+    if label == "GET /v1/payment_links":
+        return [operation.Case(), operation.Case(query={"limit": 1})]
+    if label.startswith(("GET /v1/payment_links/", "PATCH /v1/payment_links/")):
+        ids = {"link_id": stack.tenant("POST", "/v1/payment_links", json={"title": "Known", "amount": 10})["id"]}
+        if operation.method.upper() == "PATCH":
+            change = {"title": "Changed", "active": False, "max_payments": 2, "expires_at": stack.in_an_hour()}
+            return [operation.Case(path_parameters=ids, body=change), operation.Case(path_parameters=ids, body={})]
+        return [operation.Case(path_parameters=ids)]
     if label == "POST /v1/checkout_sessions":
         body = {"amount": 100, "reference": "KNOWN", "metadata": {"k": [1, None]}, "success_url": "https://a.example/"}
         ranged = {"amount_min": 10, "amount_max": 500, "reference": "RANGE", "expires_at": stack.in_an_hour()}

@@ -39,7 +39,14 @@ LIVE_DARAJA = {
     "short_code": SANDBOX_SHORTCODE,
     "passkey": SANDBOX_PASSKEY,
 }
-PREFIX = {"payment": "pay_", "key": "key_", "webhook_endpoint": "we_", "event": "evt_", "checkout_session": "cs_"}
+PREFIX = {
+    "payment": "pay_",
+    "key": "key_",
+    "webhook_endpoint": "we_",
+    "event": "evt_",
+    "checkout_session": "cs_",
+    "payment_link": "plink_",
+}
 
 # Routes that take the id of a tenant's object: its kind, and a valid body where the route takes one
 # (so that a refusal is about the id, not the body).
@@ -58,6 +65,10 @@ OBJECT_ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/v1/checkout_sessions/{id}"): ("checkout_session", None),
     ("POST", "/v1/checkout_sessions/{id}/expire"): ("checkout_session", None),
     ("GET", "/v1/checkout_sessions/{id}/events"): ("checkout_session", None),  # SSE, as for payments
+    ("GET", "/v1/checkout_sessions/{id}/qr"): ("checkout_session", None),
+    ("GET", "/v1/payment_links/{id}"): ("payment_link", None),
+    ("PATCH", "/v1/payment_links/{id}"): ("payment_link", {"active": False, "title": "taken over"}),
+    ("GET", "/v1/payment_links/{id}/qr"): ("payment_link", None),
 }
 LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/payments"): "payment",
@@ -65,6 +76,7 @@ LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/webhook_endpoints"): "webhook_endpoint",
     ("GET", "/v1/events"): "event",
     ("GET", "/v1/checkout_sessions"): "checkout_session",
+    ("GET", "/v1/payment_links"): "payment_link",
 }
 # Tenant routes with no id to send: they act in the caller's own project and mode.
 CALLER_ROUTES: dict[tuple[str, str], str] = {
@@ -72,6 +84,7 @@ CALLER_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/keys/rotate"): "test_rotating_a_key_touches_only_the_callers_keys",
     ("POST", "/v1/webhook_endpoints"): "test_listings_show_only_the_callers_project_and_mode",
     ("POST", "/v1/checkout_sessions"): "test_listings_show_only_the_callers_project_and_mode",
+    ("POST", "/v1/payment_links"): "test_listings_show_only_the_callers_project_and_mode",
     ("GET", "/v1/events/stream"): "test_the_project_event_stream_carries_only_the_callers_events",
     ("GET", "/v1/payments/totals"): "test_daily_totals_count_only_the_callers_payments",
     ("POST", "/v1/qr_codes"): "test_a_qr_code_is_asked_with_the_callers_own_daraja_settings",
@@ -95,6 +108,8 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/v1/admin/keys/{id}/revoke"): "operator API (admin token)",
     ("POST", "/v1/checkout_sessions/{id}/pay"): "the session's client secret only (a secret key is refused 401, "
     "whatever the id); a client secret naming another session is 404: tests/integration/test_checkout_sessions.py",
+    ("GET", "/l/{slug}"): "a payment link's public page (no key): the unguessable slug names the link; it opens a "
+    "session and redirects, or says the link is gone: tests/integration/test_payment_links.py",
     ("GET", "/healthz"): "no tenant data",
     ("GET", "/readyz"): "no tenant data",
     ("GET", "/openapi.json"): "the public API description",
@@ -182,6 +197,7 @@ class World:
         values += [k["display"] for k in self.objects["key"][owner]]
         values += [v for e in self.objects["webhook_endpoint"][owner] for v in (e["url"], e["secret"])]
         values += [v for c in self.objects["checkout_session"][owner] for v in (c["reference"], c["client_secret"])]
+        values += [v for link in self.objects["payment_link"][owner] for v in (link["title"], link["slug"])]
         return [v for v in values if v]
 
 
@@ -214,6 +230,10 @@ async def _setup(bridge: InProcessBridge) -> World:
         opened = await bridge.client.post("/v1/checkout_sessions", json=session, headers=headers)
         assert opened.status_code == 201, opened.text
         objects["checkout_session"][who] = [opened.json()]
+        link = {"title": "Link-of-" + who.replace(":", "-"), "amount": 66, "metadata": {"note": f"metadata-of-{who}"}}
+        created_link = await bridge.client.post("/v1/payment_links", json=link, headers=headers)
+        assert created_link.status_code == 201, created_link.text
+        objects["payment_link"][who] = [created_link.json()]
     return World(a, b, objects)
 
 
@@ -291,6 +311,7 @@ async def _owner_view(bridge: InProcessBridge, world: World, owner: str, kind: s
         "webhook_endpoint": ["/v1/webhook_endpoints/{}"],
         "event": ["/v1/events/{}"],  # with its deliveries: a redelivery would add one
         "checkout_session": ["/v1/checkout_sessions/{}"],
+        "payment_link": ["/v1/payment_links/{}"],
     }[kind]
     out = []
     for object_id in world.ids(kind, owner):

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.responses import RedirectResponse
 
 from mpesa_bridge import __version__
-from mpesa_bridge.api import admin, callbacks, health
+from mpesa_bridge.api import admin, callbacks, health, links_public
 from mpesa_bridge.api.callbacks import CallbackFastPath
 from mpesa_bridge.api.demo import install_demo
 from mpesa_bridge.api.docs import install_docs
@@ -20,7 +20,7 @@ from mpesa_bridge.api.net import networks_from
 from mpesa_bridge.api.parts import build_http_parts
 from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget
 from mpesa_bridge.api.routing import add_routes
-from mpesa_bridge.api.v1 import checkout_sessions, events, keys, payments, qr_codes, stream, webhooks
+from mpesa_bridge.api.v1 import checkout_sessions, events, keys, payment_links, payments, qr_codes, stream, webhooks
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.dashboard.app import create_dashboard
@@ -131,6 +131,7 @@ def create_app(
     add_routes(app, stream.router, payments.router, keys.router, webhooks.router, events.router)
     add_routes(app, qr_codes.router)
     add_routes(app, checkout_sessions.router)
+    add_routes(app, payment_links.router, links_public.router)
     add_routes(app, callbacks.router, admin.router, health.router)
     install_docs(app)
     if not settings.production:

@@ -368,6 +368,7 @@ class CheckoutSessionPublic(BaseModel):
     cancel_url: str | None
     payment_in_flight: bool = Field(description="a payment was started and has no outcome yet")
     paid_payment_id: str | None = Field(description="the payment that completed the session")
+    payment_link_id: str | None = Field(None, description="the payment link that opened the session, if one did")
     payment: CheckoutPaymentSummary | None = Field(description="the latest payment started for the session")
     expires_at: str
     created_at: str
@@ -378,6 +379,109 @@ class CheckoutSessionPublic(BaseModel):
         description="only in the answer that creates the session: lets a browser read this session, pay it and "
         "watch it, nothing else",
     )
+
+
+class PaymentLinkCreate(BaseModel):
+    """Create a payment link: a public URL (`/l/{slug}`) that opens a checkout session for each
+    customer. A fixed `amount`, or `amount_min` and `amount_max` for an amount the customer chooses."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Any = Field(
+        description="shown on the page; ≤ 100 characters",
+        examples=["Tuition, term 1"],
+        json_schema_extra={"type": "string", "maxLength": 100},
+    )
+    description: Any = Field(
+        None, description="shown on the page; ≤ 500 characters", json_schema_extra={"type": "string", "maxLength": 500}
+    )
+    amount: Any = Field(
+        None,
+        description="whole shillings, fixed; or leave it out and give amount_min and amount_max",
+        examples=[1500],
+        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
+    )
+    amount_min: Any = Field(
+        None,
+        description="the least the customer may choose, whole shillings",
+        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
+    )
+    amount_max: Any = Field(
+        None,
+        description="the most the customer may choose, whole shillings",
+        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
+    )
+    active: Any = Field(True, description="false: the page opens no session", json_schema_extra={"type": "boolean"})
+    expires_at: Any = Field(
+        None,
+        description="ISO 8601 with a zone, 1 minute to 366 days from now; null (default): never",
+        examples=["2026-12-31T12:00:00Z"],
+        json_schema_extra={"type": "string", "format": "date-time"},
+    )
+    max_payments: Any = Field(
+        None,
+        description="once this many payments succeeded, the page opens no session; null (default): no limit",
+        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 1000000},
+    )
+    collect: Any = Field(
+        None,
+        description="optional fields the hosted page may ask the customer for: name, reference",
+        examples=[["name"]],
+        json_schema_extra={"type": "array", "items": {"type": "string", "enum": ["name", "reference"]}},
+    )
+    metadata: Any = Field(
+        None,
+        description="your own JSON object (≤ 4 KB), copied to each session the link opens and to its payment",
+        json_schema_extra={"type": "object"},
+    )
+
+
+class PaymentLinkUpdate(BaseModel):
+    """Change a payment link: only the fields sent change; null clears `expires_at` or `max_payments`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Any = Field(None, json_schema_extra={"type": "string", "maxLength": 100})
+    description: Any = Field(None, json_schema_extra={"type": "string", "maxLength": 500})
+    active: Any = Field(None, description="false deactivates the link", json_schema_extra={"type": "boolean"})
+    expires_at: Any = Field(
+        None,
+        description="ISO 8601 with a zone; null: never",
+        json_schema_extra={"type": "string", "format": "date-time"},
+    )
+    max_payments: Any = Field(
+        None, description="null: no limit", json_schema_extra={"type": "integer", "minimum": 1, "maximum": 1000000}
+    )
+
+
+class PaymentLinkPublic(BaseModel):
+    id: str = Field(examples=["plink_01jz5m3k6q8w2d1c4b7n9p0r5t"])
+    object: Literal["payment_link"]
+    mode: Literal["test", "live"]
+    slug: str = Field(description="the public URL's last part, unique")
+    url: str = Field(description="the public page: opens a checkout session and sends the customer to it")
+    title: str
+    description: str
+    amount: int | None = Field(description="the fixed amount; null when the customer chooses")
+    amount_min: int | None
+    amount_max: int | None
+    currency: Literal["KES"]
+    active: bool
+    expires_at: str | None
+    max_payments: int | None
+    collect: list[Literal["name", "reference"]]
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    payments_succeeded: int | None = Field(None, description="succeeded payments of the link's sessions (not in lists)")
+    amount_collected: int | None = Field(None, description="their sum, whole shillings (not in lists)")
+
+
+class PaymentLinkList(BaseModel):
+    object: Literal["list"]
+    data: list[PaymentLinkPublic]
+    has_more: bool
+    next_cursor: str | None = Field(description="pass as starting_after to get the next page")
 
 
 class CheckoutSessionList(BaseModel):

@@ -28,6 +28,7 @@ from typing import Protocol, Self
 
 from mpesa_bridge.core.checkout.entity import CheckoutSession
 from mpesa_bridge.core.errors import BridgeError, InvalidRequest, UpstreamUnavailable
+from mpesa_bridge.core.links.entity import LinkTotals, PaymentLink
 from mpesa_bridge.core.payments.entity import (
     InboundCallback,
     OutboxEvent,
@@ -256,6 +257,30 @@ class CheckoutSessionRepository(CheckoutSessionReader, Protocol):
         ...
 
 
+class PaymentLinkReader(Protocol):
+    async def get(self, tenant: Tenant, link_id: str) -> PaymentLink | None: ...
+
+    async def by_slug(self, slug: str) -> PaymentLink | None: ...
+
+    async def list(self, tenant: Tenant, starting_after: str | None, limit: int) -> Sequence[PaymentLink]:
+        """Newest first, `limit + 1` at most (the extra one says there is a next page)."""
+        ...
+
+    async def totals(self, link_id: str) -> LinkTotals:
+        """The succeeded payments of the link's checkout sessions: how many, and their sum."""
+        ...
+
+
+class PaymentLinkRepository(PaymentLinkReader, Protocol):
+    """Payment links in a write unit of work: `add`, and `save` of a link loaded by `lock`."""
+
+    async def add(self, link: PaymentLink) -> None: ...
+
+    async def lock(self, tenant: Tenant, link_id: str) -> PaymentLink | None: ...
+
+    async def save(self, link: PaymentLink) -> None: ...
+
+
 class EventReader(Protocol):
     async def for_payment(self, payment_id: str) -> Sequence[OutboxEvent]: ...
 
@@ -389,6 +414,9 @@ class ReadUnitOfWork(Protocol):
     @property
     def checkout_sessions(self) -> CheckoutSessionReader: ...
 
+    @property
+    def payment_links(self) -> PaymentLinkReader: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -419,6 +447,9 @@ class UnitOfWork(ReadUnitOfWork, Protocol):
 
     @property
     def checkout_sessions(self) -> CheckoutSessionRepository: ...
+
+    @property
+    def payment_links(self) -> PaymentLinkRepository: ...
 
 
 class UnitOfWorkFactory(Protocol):

@@ -27,6 +27,7 @@ from mpesa_bridge.core.ports import (
     CallbackReader,
     CheckoutSessionReader,
     EvidenceReader,
+    PaymentLinkReader,
     PaymentReader,
     ProjectReader,
 )
@@ -36,6 +37,7 @@ from mpesa_bridge.storage.callbacks import SqlCallbackReader, SqlCallbackReposit
 from mpesa_bridge.storage.checkout import SqlCheckoutSessionReader, SqlCheckoutSessionRepository
 from mpesa_bridge.storage.events import SqlEventReader, SqlEventRepository
 from mpesa_bridge.storage.idempotency import SqlIdempotencyRepository
+from mpesa_bridge.storage.links import SqlPaymentLinkReader, SqlPaymentLinkRepository
 from mpesa_bridge.storage.payments import (
     SqlEvidenceReader,
     SqlEvidenceRepository,
@@ -244,6 +246,7 @@ class SqlReadUnitOfWork:
     callbacks: CallbackReader
     projects: ProjectReader
     checkout_sessions: CheckoutSessionReader
+    payment_links: PaymentLinkReader
 
     def __init__(self, engine: AsyncEngine, *, postgres: bool) -> None:
         self._engine = engine
@@ -257,6 +260,7 @@ class SqlReadUnitOfWork:
         self.callbacks = SqlCallbackReader(connection)
         self.projects = SqlProjectReader(connection)
         self.checkout_sessions = SqlCheckoutSessionReader(connection)
+        self.payment_links = SqlPaymentLinkReader(connection)
         return self
 
     async def __aexit__(
@@ -281,6 +285,7 @@ class SqlUnitOfWork:
     projects: SqlProjectRepository
     idempotency: SqlIdempotencyRepository
     checkout_sessions: SqlCheckoutSessionRepository
+    payment_links: SqlPaymentLinkRepository
 
     def __init__(self, engine: AsyncEngine, *, lock: bool, listeners: Sequence[CommitListener] = ()) -> None:
         self._engine = engine
@@ -298,6 +303,7 @@ class SqlUnitOfWork:
         self.projects = SqlProjectRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
         self.checkout_sessions = SqlCheckoutSessionRepository(connection)
+        self.payment_links = SqlPaymentLinkRepository(connection, lock=self._lock)
         return self
 
     async def __aexit__(

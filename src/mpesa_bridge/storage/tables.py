@@ -152,6 +152,8 @@ checkout_sessions = sa.Table(
     sa.Column("last_payment_id", sa.String(40), nullable=True),
     sa.Column("paid_payment_id", sa.String(40), nullable=True),
     sa.Column("completed_at", UTCDateTime(), nullable=True),
+    # The payment link that opened it (migration 0015); a link's payments are its sessions' payments.
+    sa.Column("payment_link_id", sa.String(40), nullable=True),
     sa.CheckConstraint(
         "(amount IS NOT NULL AND amount > 0 AND amount_min IS NULL AND amount_max IS NULL) OR "
         "(amount IS NULL AND amount_min > 0 AND amount_max >= amount_min)",
@@ -162,6 +164,38 @@ _cs = checkout_sessions.c
 sa.Index("ix_checkout_sessions_tenant_id", _cs.project_id, _cs.mode, _cs.id)
 # The expiry pass: open sessions by expiry.
 sa.Index("ix_checkout_sessions_status_expires_at", _cs.status, _cs.expires_at)
+sa.Index("ix_checkout_sessions_payment_link_id", _cs.payment_link_id)
+
+# A payment link (`plink_…`) opens a checkout session per visit of `/l/{slug}`; `slug` is unique
+# across projects (the public URL names no project). Migration 0015.
+payment_links = sa.Table(
+    "payment_links",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("slug", sa.String(32), nullable=False, unique=True),
+    sa.Column("title", sa.String(100), nullable=False),
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("amount", sa.Integer(), nullable=True),
+    sa.Column("amount_min", sa.Integer(), nullable=True),
+    sa.Column("amount_max", sa.Integer(), nullable=True),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("max_payments", sa.Integer(), nullable=True),
+    sa.Column("collect", JSONType, nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("url", sa.String(2100), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint(
+        "(amount IS NOT NULL AND amount > 0 AND amount_min IS NULL AND amount_max IS NULL) OR "
+        "(amount IS NULL AND amount_min > 0 AND amount_max >= amount_min)",
+        name="amount_fixed_or_range",
+    ),
+)
+_pl = payment_links.c
+sa.Index("ix_payment_links_tenant_id", _pl.project_id, _pl.mode, _pl.id)
 
 payment_evidence = sa.Table(
     "payment_evidence",

@@ -57,6 +57,7 @@ class CheckoutSession:
     last_payment_id: str | None = None  # the latest payment started, whatever became of it
     paid_payment_id: str | None = None  # the payment that completed the session
     completed_at: datetime | None = None
+    payment_link_id: str | None = None  # the payment link that opened it (migration 0015)
     # In clear only on the answer that creates the session: never stored, never loaded.
     client_secret: str | None = field(default=None, repr=False, compare=False)
 

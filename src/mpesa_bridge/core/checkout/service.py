@@ -56,9 +56,15 @@ class CheckoutService:
         self._page_url = page_url
 
     async def create(
-        self, tenant: Tenant, request: CheckoutCreate, idempotency: IdempotencyBinding | None = None
+        self,
+        tenant: Tenant,
+        request: CheckoutCreate,
+        idempotency: IdempotencyBinding | None = None,
+        *,
+        payment_link_id: str | None = None,
     ) -> CheckoutSession:
-        """Open a session. With `idempotency`, the key is bound to it in the inserting transaction."""
+        """Open a session. With `idempotency`, the key is bound to it in the inserting transaction;
+        `payment_link_id` names the payment link that opened it (core/links/)."""
         now = self._clock.now()
         session_id = new_id(ID_PREFIX, now)
         client_secret = new_client_secret(session_id)
@@ -80,6 +86,7 @@ class CheckoutService:
             client_secret_hash=token_hash(client_secret),
             created_at=now,
             updated_at=now,
+            payment_link_id=payment_link_id,
         )
         async with self._db.write() as uow:
             await uow.checkout_sessions.add(session)

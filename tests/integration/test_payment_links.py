@@ -1,0 +1,253 @@
+"""Payment links over HTTP (in-process bridge, simulator as Daraja) — on SQLite and PostgreSQL.
+
+Create, list, read and change a link (secret key); its QR code and a checkout session's, read back
+by a real decoder; its public page `/l/{slug}`, which opens a checkout session for the link's amount
+and sends the customer to it, or says politely (410) that the link is inactive, expired or used up;
+and the link's totals once a session it opened was paid."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from mpesa_bridge.core.clock import ManualClock
+from mpesa_bridge.core.projects import Mode
+from mpesa_bridge.core.projects import Tenant as CoreTenant
+from tests.fixtures.bridge import InProcessBridge, Tenant, wait_until
+from tests.fixtures.qr import decode_png
+
+
+@pytest.fixture
+def simulator_overrides(clock: ManualClock) -> dict[str, Any]:
+    return {"now": clock.now}
+
+
+async def create_link(bridge: InProcessBridge, shop: Tenant, **body: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {"title": "Tuition, term 1", "amount": 1500, "metadata": {"class": "4B"}}
+    payload.update(body)
+    response = await bridge.client.post("/v1/payment_links", json=payload, headers=shop.headers())
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def read_link(bridge: InProcessBridge, shop: Tenant, link_id: str) -> dict[str, Any]:
+    response = await bridge.client.get(f"/v1/payment_links/{link_id}", headers=shop.headers())
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def visit(bridge: InProcessBridge, link: dict[str, Any]) -> Any:
+    return await bridge.client.get(f"/l/{link['slug']}", follow_redirects=False)
+
+
+async def test_create_read_list_and_change(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    created = await create_link(bridge, shop, description="Pay before 5 Jan", collect=["reference", "name"])
+    assert created["id"].startswith("plink_") and created["object"] == "payment_link"
+    assert created["url"] == f"http://bridge.test/l/{created['slug']}" and len(created["slug"]) == 10
+    assert created["amount"] == 1500 and created["amount_min"] is None and created["active"] is True
+    assert created["collect"] == ["name", "reference"] and created["metadata"] == {"class": "4B"}
+    assert created["expires_at"] is None and created["max_payments"] is None
+    read_back = await read_link(bridge, shop, created["id"])
+    assert read_back["payments_succeeded"] == 0 and read_back["amount_collected"] == 0
+    assert {k: v for k, v in read_back.items() if k not in ("payments_succeeded", "amount_collected")} == created
+
+    second = await create_link(bridge, shop, amount=None, amount_min=50, amount_max=500)
+    assert second["slug"] != created["slug"]
+    page = (await bridge.client.get("/v1/payment_links", params={"limit": 1}, headers=shop.headers())).json()
+    assert [s["id"] for s in page["data"]] == [second["id"]] and page["has_more"]
+    rest = await bridge.client.get(
+        "/v1/payment_links", params={"starting_after": page["next_cursor"]}, headers=shop.headers()
+    )
+    assert [s["id"] for s in rest.json()["data"]] == [created["id"]] and not rest.json()["has_more"]
+
+    bridge.clock.advance(5)
+    soon = (bridge.clock.now() + timedelta(days=2)).isoformat()
+    changed = await bridge.client.patch(
+        f"/v1/payment_links/{created['id']}",
+        json={"title": "Tuition", "active": False, "expires_at": soon, "max_payments": 3},
+        headers=shop.headers(),
+    )
+    assert changed.status_code == 200, changed.text
+    after = changed.json()
+    assert after["title"] == "Tuition" and after["active"] is False and after["max_payments"] == 3
+    assert after["expires_at"] and after["updated_at"] > created["updated_at"]
+    assert after["description"] == "Pay before 5 Jan" and after["amount"] == 1500  # untouched
+    cleared = await bridge.client.patch(
+        f"/v1/payment_links/{created['id']}", json={"expires_at": None, "max_payments": None}, headers=shop.headers()
+    )
+    assert cleared.json()["expires_at"] is None and cleared.json()["max_payments"] is None
+    assert (await read_link(bridge, shop, created["id"]))["title"] == "Tuition"
+
+
+BAD_LINKS: list[tuple[dict[str, Any], str, str]] = [
+    ({"title": ""}, "title", "parameter_missing"),
+    ({"title": "x" * 101}, "title", "parameter_too_long"),
+    ({"description": 5}, "description", "parameter_missing"),
+    ({"amount": 0}, "amount", "amount_out_of_range"),
+    ({"amount": 100, "amount_min": 1, "amount_max": 5}, "amount", "amount_conflict"),
+    ({"amount": None, "amount_min": 10}, "amount_max", "parameter_missing"),
+    ({"amount": None, "amount_min": 10, "amount_max": 5}, "amount_min", "amount_range_invalid"),
+    ({"active": "yes"}, "active", "invalid_active"),
+    ({"expires_at": "tomorrow"}, "expires_at", "invalid_expires_at"),
+    ({"expires_at": "2020-01-01T00:00:00Z"}, "expires_at", "invalid_expires_at"),
+    ({"max_payments": 0}, "max_payments", "invalid_max_payments"),
+    ({"max_payments": True}, "max_payments", "invalid_max_payments"),
+    ({"collect": ["phone"]}, "collect", "invalid_collect"),
+    ({"metadata": [1]}, "metadata", "invalid_metadata"),
+    ({"surprise": 1}, "surprise", "parameter_unknown"),
+]
+
+
+@pytest.mark.parametrize(("change", "param", "code"), BAD_LINKS)
+async def test_invalid_links_are_400_naming_the_field(
+    bridge: InProcessBridge, change: dict[str, Any], param: str, code: str
+) -> None:
+    shop = await bridge.create_project()
+    body: dict[str, Any] = {"title": "Fees", "amount": 100, **change}
+    response = await bridge.client.post("/v1/payment_links", json=body, headers=shop.headers())
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == (param, code), error
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"title": None}, "title"),
+        ({"active": 1}, "active"),
+        ({"max_payments": -1}, "max_payments"),
+        ({"amount": 5}, "amount"),
+    ],
+)
+async def test_invalid_changes_are_400_naming_the_field(
+    bridge: InProcessBridge, change: dict[str, Any], param: str
+) -> None:
+    shop = await bridge.create_project()
+    link = await create_link(bridge, shop)
+    response = await bridge.client.patch(f"/v1/payment_links/{link['id']}", json=change, headers=shop.headers())
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert await read_link(bridge, shop, link["id"]) == {**link, "payments_succeeded": 0, "amount_collected": 0}
+
+
+async def test_the_qr_codes_decode_to_the_public_urls(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    link = await create_link(bridge, shop)
+    png = await bridge.client.get(
+        f"/v1/payment_links/{link['id']}/qr", params={"format": "png"}, headers=shop.headers()
+    )
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert decode_png(png.content) == [link["url"]]
+    svg = await bridge.client.get(f"/v1/payment_links/{link['id']}/qr", headers=shop.headers())
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert svg.content.lstrip().startswith(b"<?xml") and b"<svg" in svg.content
+
+    session = await bridge.client.post(
+        "/v1/checkout_sessions", json={"amount": 10, "reference": "QR"}, headers=shop.headers()
+    )
+    url = session.json()["url"]
+    qr = await bridge.client.get(
+        f"/v1/checkout_sessions/{session.json()['id']}/qr", params={"format": "png"}, headers=shop.headers()
+    )
+    assert qr.status_code == 200 and decode_png(qr.content) == [url]
+
+    bad = await bridge.client.get(
+        f"/v1/payment_links/{link['id']}/qr", params={"format": "gif"}, headers=shop.headers()
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "format"
+    other = await bridge.create_project("Other")
+    for path in (f"/v1/payment_links/{link['id']}/qr", f"/v1/checkout_sessions/{session.json()['id']}/qr"):
+        refused = await bridge.client.get(path, headers=other.headers())
+        assert refused.status_code == 404, refused.text
+        assert (await bridge.client.get(path)).status_code == 401
+
+
+async def test_the_public_page_opens_a_session_for_the_links_amount(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    link = await create_link(bridge, shop)
+    ranged = await create_link(bridge, shop, amount=None, amount_min=50, amount_max=500)
+    first, second = await visit(bridge, link), await visit(bridge, link)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] != second.headers["location"]  # a session per visit
+    sessions = (await bridge.client.get("/v1/checkout_sessions", headers=shop.headers())).json()["data"]
+    assert [s["url"] for s in sessions] == [second.headers["location"], first.headers["location"]]
+    for session in sessions:
+        assert session["payment_link_id"] == link["id"] and session["amount"] == 1500
+        assert session["metadata"] == {"class": "4B"} and session["reference"] == link["slug"]
+        assert session["status"] == "open"
+    opened = await visit(bridge, ranged)
+    session = (await bridge.client.get("/v1/checkout_sessions", params={"limit": 1}, headers=shop.headers())).json()
+    assert opened.headers["location"] == session["data"][0]["url"]
+    assert (session["data"][0]["amount"], session["data"][0]["amount_min"], session["data"][0]["amount_max"]) == (
+        None,
+        50,
+        500,
+    )
+    unknown = await bridge.client.get("/l/nosuchlink2", follow_redirects=False)
+    assert unknown.status_code == 404 and "does not exist" in unknown.text
+    assert (await bridge.client.get("/l/%3Cscript%3E", follow_redirects=False)).status_code == 404
+
+
+async def test_an_inactive_or_expired_link_says_so_politely(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    soon = (bridge.clock.now() + timedelta(minutes=10)).isoformat()
+    expiring = await create_link(bridge, shop, title="<b>Fees</b>", expires_at=soon)
+    assert (await visit(bridge, expiring)).status_code == 303
+    bridge.clock.advance(600)
+    gone = await visit(bridge, expiring)
+    assert gone.status_code == 410 and "has expired" in gone.text and "Sorry" in gone.text
+    assert "&lt;b&gt;Fees&lt;/b&gt;" in gone.text and "<b>" not in gone.text  # the title is escaped
+
+    link = await create_link(bridge, shop)
+    off = await bridge.client.patch(f"/v1/payment_links/{link['id']}", json={"active": False}, headers=shop.headers())
+    assert off.status_code == 200
+    inactive = await visit(bridge, link)
+    assert inactive.status_code == 410 and "no longer active" in inactive.text
+    await bridge.client.patch(f"/v1/payment_links/{link['id']}", json={"active": True}, headers=shop.headers())
+    assert (await visit(bridge, link)).status_code == 303
+    sessions = (await bridge.client.get("/v1/checkout_sessions", headers=shop.headers())).json()["data"]
+    assert len(sessions) == 2  # none for the refused visits
+
+
+async def pay_session_of(bridge: InProcessBridge, shop: Tenant, location: str) -> str:
+    """Pay the session a visit was sent to, as its hosted page would (CheckoutService.pay), and wait for success."""
+    session_id = location.rsplit("/", 1)[-1]
+    session = await bridge.runtime.checkout.get(CoreTenant(shop.project_id, Mode.TEST), session_id)
+    payment = await bridge.runtime.checkout.pay(session, phone="0708374149", amount=None)
+    await bridge.wait_status(shop, payment.id, "succeeded")
+    return payment.id
+
+
+async def test_totals_count_succeeded_payments_and_max_payments_closes_the_link(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    link = await create_link(bridge, shop, amount=250, max_payments=2)
+    other = await create_link(bridge, shop, amount=99)
+    first = await visit(bridge, link)
+    second = await visit(bridge, link)
+    await visit(bridge, other)  # another link's sessions count for it only
+    assert first.status_code == second.status_code == 303
+
+    paid = await pay_session_of(bridge, shop, first.headers["location"])
+    payment = await bridge.get(shop, paid)
+    session_id = first.headers["location"].rsplit("/", 1)[-1]
+    assert payment["checkout_session_id"] == session_id  # link → sessions → payments
+    totals = await read_link(bridge, shop, link["id"])
+    assert (totals["payments_succeeded"], totals["amount_collected"]) == (1, 250)
+    assert (await visit(bridge, link)).status_code == 303  # one of two taken: still open
+
+    await pay_session_of(bridge, shop, second.headers["location"])
+    totals = await wait_until(lambda: _totals_reached(bridge, shop, link["id"], 2))
+    assert totals["amount_collected"] == 500
+    exhausted = await visit(bridge, link)
+    assert exhausted.status_code == 410 and "all the payments" in exhausted.text
+    assert (await read_link(bridge, shop, other["id"]))["payments_succeeded"] == 0
+
+
+async def _totals_reached(bridge: InProcessBridge, shop: Tenant, link_id: str, count: int) -> dict[str, Any] | None:
+    link = await read_link(bridge, shop, link_id)
+    return link if link["payments_succeeded"] == count else None
