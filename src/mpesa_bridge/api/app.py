@@ -21,6 +21,7 @@ from mpesa_bridge.api.parts import build_http_parts
 from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget
 from mpesa_bridge.api.routing import add_routes
 from mpesa_bridge.api.v1 import checkout_sessions, events, keys, payments, qr_codes, stream, webhooks
+from mpesa_bridge.checkout.app import checkout_router
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.dashboard.app import create_dashboard
@@ -131,6 +132,7 @@ def create_app(
     add_routes(app, stream.router, payments.router, keys.router, webhooks.router, events.router)
     add_routes(app, qr_codes.router)
     add_routes(app, checkout_sessions.router)
+    app.include_router(checkout_router(lambda: app.state.http.rate_limiter))  # the hosted page: /pay/{id}
     add_routes(app, callbacks.router, admin.router, health.router)
     install_docs(app)
     if not settings.production:
