@@ -110,6 +110,7 @@ EXEMPT: dict[tuple[str, str], str] = {
     "(tests/integration/test_checkout_page.py)",
     ("POST", "/pay/{id}"): "the hosted page's form: the session's client secret only (test_checkout_page.py)",
     ("GET", "/pay/assets/{name}"): "the hosted page's style sheet and script, static",
+    ("GET", "/v1/widget.js"): "the checkout widget's script, static",
     ("*", "/dashboard"): "the dashboard (a mount): sessions, not secret keys; its pages are scoped to the person's "
     "projects and tested for it in tests/integration/test_dashboard_*.py",
     ("*", "/socket.io"): "Socket.IO gateway (a mount, not routes): authorizes each connection itself; not probed here",

@@ -3,6 +3,7 @@
     GET  /pay/{session_id}?client_secret=…   the page: a phone form, "check your phone", the outcome
     POST /pay/{session_id}                   the form: start the STK push, then 303 back to the page
     GET  /pay/assets/{name}                  its own CSS and script (nothing external)
+    GET  /v1/widget.js                       the widget merchants embed on their own site
 
 The session's `url` carries no secret: the merchant's server sends the customer to
 `url + "?client_secret=" + client_secret`, so the page can do what the client secret may do and
@@ -43,6 +44,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 ASSETS = {"pay.css": "text/css; charset=utf-8", "pay.js": "text/javascript; charset=utf-8"}
+SCRIPT = "text/javascript; charset=utf-8"
 FAILED = {"failed", "cancelled", "expired"}
 REFRESH_SECONDS = 2
 REDIRECT_SECONDS = 3
@@ -73,6 +75,13 @@ def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
             return page_response("missing.html", "en", {}, status=404)
         body = (files("mpesa_bridge.checkout") / "static" / name).read_bytes()
         return Response(body, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=300"})
+
+    @router.get("/v1/widget.js")
+    async def widget() -> Response:
+        """The widget merchants embed with a <script> tag on their own site (static/widget.js)."""
+        body = (files("mpesa_bridge.checkout") / "static" / "widget.js").read_bytes()
+        headers = {"Cache-Control": "public, max-age=300", "Cross-Origin-Resource-Policy": "cross-origin"}
+        return Response(body, media_type=SCRIPT, headers=headers)
 
     @router.get("/pay/{session_id}")
     async def show(request: Request, session_id: str) -> Response:
