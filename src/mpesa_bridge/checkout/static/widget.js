@@ -56,7 +56,8 @@
     "background:var(--mb-accent);border:0;border-radius:calc(var(--mb-radius) - 2px);cursor:pointer}",
     "button.link{background:none;color:var(--mb-accent);font-weight:400;text-decoration:underline;margin-top:.5rem}",
     "button[disabled]{opacity:.6}:focus-visible{outline:3px solid var(--mb-accent);outline-offset:2px}",
-    ".error,.bad{color:var(--mb-bad)}"
+    ".error,.bad{color:var(--mb-bad)}",
+    ".sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}"
   ].join("");
 
   function fill(text, values) {
@@ -99,7 +100,7 @@
       this.root.appendChild(el("style", { text: CSS }));
     }
     this.box = el("div", { "class": "box", role: modal ? "dialog" : "region", "aria-labelledby": "mb-title" });
-    this.live = el("div", { role: "status", "aria-live": "polite" });
+    this.live = el("div", { "class": "sr-only", role: "status", "aria-live": "polite" });
     this.box.appendChild(this.live);
     if (modal) {
       this.box.setAttribute("aria-modal", "true");
