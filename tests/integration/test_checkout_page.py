@@ -110,10 +110,10 @@ async def test_a_chosen_amount_is_checked_and_a_bad_phone_is_said(bridge: InProc
     shown = await page(bridge, session)
     assert 'name="amount"' in shown.text and "KES 50 to 500" in shown.text
     too_much = await submit(bridge, session, phone="0708374149", amount="900")
-    assert too_much.status_code == 400 and 'id="error"' in too_much.text
+    assert too_much.status_code == 400 and "Enter an amount from KES 50 to 500." in too_much.text
     assert 'value="0708374149"' in too_much.text  # what was typed stays
-    bad_phone = await submit(bridge, session, phone="12345", amount="100")
-    assert bad_phone.status_code == 400 and 'id="error"' in bad_phone.text
+    bad_phone = await submit(bridge, session, phone="12345", amount="100", lang="sw")
+    assert bad_phone.status_code == 400 and "Weka nambari ya simu ya Kenya, kama 0712 345 678." in bad_phone.text
     assert bridge.simulator.pushes() == []
 
     assert (await submit(bridge, session, phone="0708374149", amount="120")).status_code == 303

@@ -108,7 +108,9 @@ def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
         except BridgeError as refused:
             payment = await runtime.checkout.latest_payment(session)
             context = page_context(runtime, await runtime.checkout.reread(session), payment, secret, language)
-            context.update(error=str(refused), phone=phone or "", amount_entered=amount or "")
+            context.update(
+                error=refusal_words(refused, session, language), phone=phone or "", amount_entered=amount or ""
+            )
             return page_response("pay.html", language, context, status=400 if refused.code != "rate_limited" else 429)
         return RedirectResponse(page_url(session.id, secret, language), status_code=303)
 
@@ -137,6 +139,15 @@ async def _session(request: Request, session_id: str, secret: str | None) -> Che
     except (AuthenticationFailed, NotFound):
         return None
     return session if session.id == session_id else None
+
+
+def refusal_words(refused: BridgeError, session: CheckoutSession, language: str) -> str:
+    """A refused form in the customer's words (and language) where we have them, else the bridge's message."""
+    known = words.REFUSALS.get(refused.code)
+    if known is None:
+        return str(refused)
+    low, high = (f"{n:,}" if n is not None else "" for n in (session.amount_min, session.amount_max))
+    return words.translator(language)(known, low=low, high=high)
 
 
 def _field(value: object) -> str | None:

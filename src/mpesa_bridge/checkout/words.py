@@ -38,6 +38,29 @@ SWAHILI = {
     ),
     "Not available": "Haipatikani",
     "Reference": "Kumbukumbu",
+    "Enter a Kenyan mobile number, such as 0712 345 678.": "Weka nambari ya simu ya Kenya, kama 0712 345 678.",
+    "Enter an amount from KES {low} to {high}.": "Weka kiasi kati ya KES {low} na {high}.",
+    "Too many payment requests to this phone. Wait a few minutes and try again.": (
+        "Maombi mengi mno ya malipo kwa simu hii. Subiri dakika chache kisha ujaribu tena."
+    ),
+    "A payment prompt is already on its way to this phone. Check your phone.": (
+        "Ombi la malipo tayari linaelekea simu hii. Angalia simu yako."
+    ),
+    "This payment is already complete.": "Malipo haya tayari yamekamilika.",
+}
+
+# The refusal's code -> what the customer reads (other refusals show the bridge's message).
+REFUSALS = {
+    "invalid_phone": "Enter a Kenyan mobile number, such as 0712 345 678.",
+    "amount_out_of_range": "Enter an amount from KES {low} to {high}.",
+    "invalid_amount": "Enter an amount from KES {low} to {high}.",
+    "parameter_missing": "Enter an amount from KES {low} to {high}.",
+    "rate_limited": "Too many payment requests to this phone. Wait a few minutes and try again.",
+    "phone_busy": "A payment prompt is already on its way to this phone. Check your phone.",
+    "duplicate_in_flight": "A payment prompt is already on its way to this phone. Check your phone.",
+    "checkout_session_payment_in_progress": "A payment prompt is already on its way to this phone. Check your phone.",
+    "checkout_session_complete": "This payment is already complete.",
+    "checkout_session_expired": "This payment link has expired.",
 }
 
 # failure_code (core/payments/result_codes.py) -> what the customer reads
