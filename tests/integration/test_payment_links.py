@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from mpesa_bridge.core.clock import ManualClock
@@ -175,14 +176,15 @@ async def test_the_public_page_opens_a_session_for_the_links_amount(bridge: InPr
     assert first.status_code == second.status_code == 303
     assert first.headers["location"] != second.headers["location"]  # a session per visit
     sessions = (await bridge.client.get("/v1/checkout_sessions", headers=shop.headers())).json()["data"]
-    assert [s["url"] for s in sessions] == [second.headers["location"], first.headers["location"]]
+    assert [s["url"] for s in sessions] == [_page_of(second), _page_of(first)]
+    assert all("?client_secret=cs_" in r.headers["location"] for r in (first, second))  # the page needs it
     for session in sessions:
         assert session["payment_link_id"] == link["id"] and session["amount"] == 1500
         assert session["metadata"] == {"class": "4B"} and session["reference"] == link["slug"]
         assert session["status"] == "open"
     opened = await visit(bridge, ranged)
     session = (await bridge.client.get("/v1/checkout_sessions", params={"limit": 1}, headers=shop.headers())).json()
-    assert opened.headers["location"] == session["data"][0]["url"]
+    assert _page_of(opened) == session["data"][0]["url"]
     assert (session["data"][0]["amount"], session["data"][0]["amount_min"], session["data"][0]["amount_max"]) == (
         None,
         50,
@@ -214,9 +216,14 @@ async def test_an_inactive_or_expired_link_says_so_politely(bridge: InProcessBri
     assert len(sessions) == 2  # none for the refused visits
 
 
+def _page_of(answer: httpx.Response) -> str:
+    """The hosted page a redirect sends to, without its query (the session's client secret)."""
+    return answer.headers["location"].split("?", 1)[0]
+
+
 async def pay_session_of(bridge: InProcessBridge, shop: Tenant, location: str) -> str:
     """Pay the session a visit was sent to, as its hosted page would (CheckoutService.pay), and wait for success."""
-    session_id = location.rsplit("/", 1)[-1]
+    session_id = location.split("?", 1)[0].rsplit("/", 1)[-1]
     session = await bridge.runtime.checkout.get(CoreTenant(shop.project_id, Mode.TEST), session_id)
     payment = await bridge.runtime.checkout.pay(session, phone="0708374149", amount=None)
     await bridge.wait_status(shop, payment.id, "succeeded")
@@ -234,7 +241,7 @@ async def test_totals_count_succeeded_payments_and_max_payments_closes_the_link(
 
     paid = await pay_session_of(bridge, shop, first.headers["location"])
     payment = await bridge.get(shop, paid)
-    session_id = first.headers["location"].rsplit("/", 1)[-1]
+    session_id = _page_of(first).rsplit("/", 1)[-1]
     assert payment["checkout_session_id"] == session_id  # link → sessions → payments
     totals = await read_link(bridge, shop, link["id"])
     assert (totals["payments_succeeded"], totals["amount_collected"]) == (1, 250)

@@ -121,6 +121,11 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("GET", "/demo/demo.js"): "demo page's script, static",
     ("GET", "/demo/demo.css"): "demo page's style sheet, static",
     ("GET", "/dashboard"): "a redirect to /dashboard/, no data",
+    ("GET", "/pay/{id}"): "the hosted payment page: the session's client secret only, its own session only "
+    "(tests/integration/test_checkout_page.py)",
+    ("POST", "/pay/{id}"): "the hosted page's form: the session's client secret only (test_checkout_page.py)",
+    ("GET", "/pay/assets/{name}"): "the hosted page's style sheet and script, static",
+    ("GET", "/v1/widget.js"): "the checkout widget's script, static",
     ("*", "/dashboard"): "the dashboard (a mount): sessions, not secret keys; its pages are scoped to the person's "
     "projects and tested for it in tests/integration/test_dashboard_*.py",
     ("*", "/socket.io"): "Socket.IO gateway (a mount, not routes): authorizes each connection itself; not probed here",

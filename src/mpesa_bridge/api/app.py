@@ -21,6 +21,8 @@ from mpesa_bridge.api.parts import build_http_parts
 from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget
 from mpesa_bridge.api.routing import add_routes
 from mpesa_bridge.api.v1 import checkout_sessions, events, keys, payment_links, payments, qr_codes, stream, webhooks
+from mpesa_bridge.checkout.app import checkout_router
+from mpesa_bridge.checkout.cors import ClientSecretCors
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.dashboard.app import create_dashboard
@@ -132,6 +134,7 @@ def create_app(
     add_routes(app, qr_codes.router)
     add_routes(app, checkout_sessions.router)
     add_routes(app, payment_links.router, links_public.router)
+    app.include_router(checkout_router(lambda: app.state.http.rate_limiter))  # the hosted page: /pay/{id}
     add_routes(app, callbacks.router, admin.router, health.router)
     install_docs(app)
     if not settings.production:
@@ -141,6 +144,7 @@ def create_app(
     if simulator is not None:
         app.mount("/simulator", simulator.app)
     app.mount("/socket.io", sockets.app)
+    app.add_middleware(ClientSecretCors, origins=origins)  # the widget's calls from merchants' sites
     if settings.rate_limit_enabled:  # added first so it runs after BridgeMiddleware (request id, 413/415)
         app.add_middleware(RateLimitMiddleware, trusted_proxies=networks.trusted_proxies)
     app.add_middleware(

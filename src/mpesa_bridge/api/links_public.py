@@ -10,6 +10,7 @@ beyond the link's own title.
 from __future__ import annotations
 
 import html
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -51,4 +52,7 @@ async def open_payment_link(request: Request, slug: str) -> Response:
         session = await runtime.links.open_session(link)
     except LinkUnavailable as exc:
         return _page(410, link.title, f"{exc.message} Sorry — please ask whoever shared it for a new one.")
-    return RedirectResponse(session.url, status_code=303, headers=_NO_STORE)
+    # The hosted page acts with the session's client secret (docs/checkout.md): this page made the
+    # session, so it hands the secret on to the customer's browser, and to no one else.
+    target = f"{session.url}?{urlencode({'client_secret': session.client_secret or ''})}"
+    return RedirectResponse(target, status_code=303, headers=_NO_STORE)

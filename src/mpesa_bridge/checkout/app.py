@@ -1,0 +1,209 @@
+"""The hosted payment page, included in the HTTP server by `api/app.py`.
+
+    GET  /pay/{session_id}?client_secret=…   the page: a phone form, "check your phone", the outcome
+    POST /pay/{session_id}                   the form: start the STK push, then 303 back to the page
+    GET  /pay/assets/{name}                  its own CSS and script (nothing external)
+    GET  /v1/widget.js                       the widget merchants embed on their own site
+
+The session's `url` carries no secret: the merchant's server sends the customer to
+`url + "?client_secret=" + client_secret`, so the page can do what the client secret may do and
+nothing else. The client secret is also the form's CSRF token: it comes back in the POST body, and a
+page on another site cannot know it. Pages work without JavaScript (a status page that refreshes
+itself); with it, `static/pay.js` follows the session's SSE and swaps the page in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from mpesa_bridge.checkout import words
+from mpesa_bridge.core.checkout.entity import CheckoutSession, CheckoutStatus
+from mpesa_bridge.core.errors import AuthenticationFailed, BridgeError, NotFound, RateLimited
+from mpesa_bridge.core.payments.entity import Payment
+from mpesa_bridge.core.phone import mask_phone, normalise_phone
+from mpesa_bridge.runtime import Runtime
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # The page's address holds the client secret: no Referer to the shop, nothing cached.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+ASSETS = {"pay.css": "text/css; charset=utf-8", "pay.js": "text/javascript; charset=utf-8"}
+SCRIPT = "text/javascript; charset=utf-8"
+FAILED = {"failed", "cancelled", "expired"}
+REFRESH_SECONDS = 2
+REDIRECT_SECONDS = 3
+
+env = Environment(
+    loader=PackageLoader("mpesa_bridge.checkout", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class PhoneLimiter(Protocol):
+    """The per-phone STK allowance of `POST /v1/checkout_sessions/{id}/pay` (the HTTP server's limiter)."""
+
+    async def check_phone(self, project_id: str, mode: str, phone: str) -> None: ...
+    async def hit_phone(self, project_id: str, mode: str, phone: str) -> object: ...
+
+
+def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
+    """The hosted page's routes; `limiter_of` gives the running server's rate limiter."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/pay/assets/{name}")
+    async def asset(name: str) -> Response:
+        if name not in ASSETS:
+            return page_response("missing.html", "en", {}, status=404)
+        body = (files("mpesa_bridge.checkout") / "static" / name).read_bytes()
+        return Response(body, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=300"})
+
+    @router.get("/v1/widget.js")
+    async def widget() -> Response:
+        """The widget merchants embed with a <script> tag on their own site (static/widget.js)."""
+        body = (files("mpesa_bridge.checkout") / "static" / "widget.js").read_bytes()
+        headers = {"Cache-Control": "public, max-age=300", "Cross-Origin-Resource-Policy": "cross-origin"}
+        return Response(body, media_type=SCRIPT, headers=headers)
+
+    @router.get("/pay/{session_id}")
+    async def show(request: Request, session_id: str) -> Response:
+        language = language_of(request, request.query_params.get("lang"))
+        session = await _session(request, session_id, request.query_params.get("client_secret"))
+        if session is None:
+            return page_response("missing.html", language, {}, status=404)
+        runtime = runtime_of(request)
+        payment = await runtime.checkout.latest_payment(session)
+        context = page_context(runtime, session, payment, request.query_params["client_secret"], language)
+        return page_response("pay.html", language, context)
+
+    @router.post("/pay/{session_id}")
+    async def pay(request: Request, session_id: str) -> Response:
+        form = await request.form()
+        secret, phone, amount = (_field(form.get(name)) for name in ("client_secret", "phone", "amount"))
+        language = language_of(request, _field(form.get("lang")))
+        session = await _session(request, session_id, secret)
+        if session is None or secret is None:
+            return page_response("missing.html", language, {}, status=404)
+        runtime = runtime_of(request)
+        try:
+            await _start_push(runtime, limiter_of(), session, phone or "", amount)
+        except BridgeError as refused:
+            payment = await runtime.checkout.latest_payment(session)
+            context = page_context(runtime, await runtime.checkout.reread(session), payment, secret, language)
+            context.update(
+                error=refusal_words(refused, session, language), phone=phone or "", amount_entered=amount or ""
+            )
+            return page_response("pay.html", language, context, status=400 if refused.code != "rate_limited" else 429)
+        return RedirectResponse(page_url(session.id, secret, language), status_code=303)
+
+    return router
+
+
+async def _start_push(
+    runtime: Runtime, limiter: PhoneLimiter, session: CheckoutSession, phone: str, amount: str | None
+) -> None:
+    msisdn = normalise_phone(phone)
+    chosen: object = None
+    if session.customer_chooses_amount:
+        chosen = int(amount) if amount and amount.strip().isdigit() else amount
+    await limiter.check_phone(session.project_id, session.mode, msisdn)
+    await runtime.checkout.pay(session, phone=msisdn, amount=chosen)
+    with contextlib.suppress(RateLimited):  # counted once a push was attempted, as the API does
+        await limiter.hit_phone(session.project_id, session.mode, msisdn)
+
+
+async def _session(request: Request, session_id: str, secret: str | None) -> CheckoutSession | None:
+    """The session this client secret opens, if it is `session_id`'s; None for anything else."""
+    if not secret:
+        return None
+    try:
+        session = await runtime_of(request).checkout.authenticate_client_secret(secret)
+    except (AuthenticationFailed, NotFound):
+        return None
+    return session if session.id == session_id else None
+
+
+def refusal_words(refused: BridgeError, session: CheckoutSession, language: str) -> str:
+    """A refused form in the customer's words (and language) where we have them, else the bridge's message."""
+    known = words.REFUSALS.get(refused.code)
+    if known is None:
+        return str(refused)
+    low, high = (f"{n:,}" if n is not None else "" for n in (session.amount_min, session.amount_max))
+    return words.translator(language)(known, low=low, high=high)
+
+
+def _field(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def language_of(request: Request, asked: str | None) -> str:
+    return words.choose(asked, request.headers.get("accept-language"))
+
+
+def page_url(session_id: str, secret: str, language: str) -> str:
+    return f"/pay/{session_id}?" + urlencode({"client_secret": secret, "lang": language})
+
+
+def state_of(session: CheckoutSession, payment: Payment | None, runtime: Runtime) -> str:
+    if session.status is CheckoutStatus.COMPLETE:
+        return "paid"
+    if session.active_payment_id is not None:
+        return "waiting"
+    if session.status is CheckoutStatus.EXPIRED or session.expires_at <= runtime.clock.now():
+        return "expired"
+    return "form"
+
+
+def page_context(
+    runtime: Runtime, session: CheckoutSession, payment: Payment | None, secret: str, language: str
+) -> dict[str, Any]:
+    state = state_of(session, payment, runtime)
+    failure = None
+    if state == "form" and payment is not None and str(payment.status) in FAILED:
+        failure = words.failure_words(str(payment.status), payment.failure_code)
+    amount = session.amount if session.amount is not None else (payment.amount if payment is not None else None)
+    return {
+        "session": session,
+        "state": state,
+        "payment": payment,
+        "masked_phone": mask_phone(payment.phone) if payment is not None else "",
+        "amount": amount,
+        "failure": failure,
+        "secret": secret,
+        "self_url": page_url(session.id, secret, language),
+        "other_languages": {code: page_url(session.id, secret, code) for code in words.LANGUAGES if code != language},
+        "refresh_seconds": REFRESH_SECONDS,
+        "redirect_seconds": REDIRECT_SECONDS,
+        "error": None,
+        "phone": "",
+        "amount_entered": "",
+    }
+
+
+def page_response(template: str, language: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+    page = {"t": words.translator(language), "language": language, "languages": words.LANGUAGES, **context}
+    body = env.get_template(template).render(page)
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
