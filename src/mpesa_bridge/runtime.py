@@ -37,6 +37,7 @@ from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.mail import mailer_for
 from mpesa_bridge.realtime.hub import Realtime, realtime_for
+from mpesa_bridge.realtime.sse import StreamOptions
 from mpesa_bridge.routes import CALLBACK_PATH
 from mpesa_bridge.storage import idempotency
 from mpesa_bridge.storage.analytics import analytics_reader
@@ -135,6 +136,17 @@ def simulator_daraja(settings: Settings) -> DarajaSettingsInput:
         consumer_secret=settings.simulator_consumer_secret.get_secret_value(),
         short_code=SANDBOX_SHORTCODE,
         passkey=SANDBOX_PASSKEY,
+    )
+
+
+def stream_options(settings: Settings) -> StreamOptions:
+    """The SSE streams' timings (the API's streams and the dashboard's live view alike)."""
+    return StreamOptions(
+        heartbeat=settings.sse_heartbeat_interval,
+        max_age=settings.sse_max_connection_age,
+        retry=settings.sse_retry_delay,
+        poll_interval=settings.sse_poll_interval,
+        key_recheck=settings.realtime_key_recheck_interval,
     )
 
 

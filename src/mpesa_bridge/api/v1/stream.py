@@ -36,12 +36,11 @@ from mpesa_bridge.core.payments.entity import PAYMENT, Payment, Subject
 from mpesa_bridge.realtime.bus import Scope
 from mpesa_bridge.realtime.sse import (
     EventStream,
-    StreamOptions,
     allowed_origin,
     resume_point,
     sse_response,
 )
-from mpesa_bridge.runtime import Runtime
+from mpesa_bridge.runtime import Runtime, stream_options
 
 router = APIRouter(tags=["events"])
 
@@ -64,9 +63,7 @@ async def payment_events(
 ) -> Response:
     payment, caller = await _readable_payment(request, runtime, payment_id, client_secret)
     scope = Scope(payment.project_id, payment.mode, Subject(PAYMENT, payment.id))
-    if caller is None:
-        return await _stream(request, runtime, scope, last_event_id, None, f"client secret:{payment.id}")
-    return await _stream(request, runtime, scope, last_event_id, _opened_by(request, caller), f"key:{caller.key.id}")
+    return await _subject_stream(request, runtime, scope, caller, last_event_id)
 
 
 @router.get("/v1/checkout_sessions/{session_id}/events", include_in_schema=False)
@@ -79,8 +76,16 @@ async def checkout_session_events(
 ) -> Response:
     session, caller = await readable_session(request, runtime, session_id, client_secret)
     scope = Scope(session.project_id, session.mode, Subject(CHECKOUT_SESSION, session.id))
+    return await _subject_stream(request, runtime, scope, caller, last_event_id)
+
+
+async def _subject_stream(
+    request: Request, runtime: Runtime, scope: Scope, caller: Caller | None, last_event_id: str | None
+) -> Response:
+    """One subject's stream, opened with a secret key (`caller`) or with the subject's client secret."""
+    assert scope.subject is not None
     if caller is None:
-        return await _stream(request, runtime, scope, last_event_id, None, f"client secret:{session.id}")
+        return await _stream(request, runtime, scope, last_event_id, None, f"client secret:{scope.subject.id}")
     return await _stream(request, runtime, scope, last_event_id, _opened_by(request, caller), f"key:{caller.key.id}")
 
 
@@ -152,13 +157,7 @@ async def _stream(
     credential: str,
 ) -> Response:
     settings = runtime.settings
-    options = StreamOptions(
-        heartbeat=settings.sse_heartbeat_interval,
-        max_age=settings.sse_max_connection_age,
-        retry=settings.sse_retry_delay,
-        poll_interval=settings.sse_poll_interval,
-        key_recheck=settings.realtime_key_recheck_interval,
-    )
+    options = stream_options(settings)
     start = await resume_point(runtime.db, scope, request.headers.get("last-event-id") or last_event_id)
     still_valid = _key_check(runtime, opened_by) if opened_by is not None else None
     parts = http_parts(request)

@@ -54,7 +54,7 @@ def validate_checkout_create(
     limits: PaymentLimits,
     now: datetime,
 ) -> CheckoutCreate:
-    fixed, low, high = _amounts(amount, amount_min, amount_max, limits)
+    fixed, low, high = amounts(amount, amount_min, amount_max, limits)
     return CheckoutCreate(
         amount=fixed,
         amount_min=low,
@@ -70,7 +70,7 @@ def validate_checkout_create(
     )
 
 
-def _amounts(
+def amounts(
     amount: object, amount_min: object, amount_max: object, limits: PaymentLimits
 ) -> tuple[int | None, int | None, int | None]:
     if amount is not None:
@@ -104,6 +104,12 @@ def _range_end(value: object, param: str, limits: PaymentLimits) -> int:
 def _expiry(value: object, now: datetime) -> datetime:
     if value is None:
         return now + DEFAULT_LIFETIME
+    return expiry_within(value, now, MIN_LIFETIME, MAX_LIFETIME, "1 minute and 24 hours")
+
+
+def expiry_within(value: object, now: datetime, shortest: timedelta, longest: timedelta, span: str) -> datetime:
+    """`expires_at` as given (ISO 8601 with a zone), between `shortest` and `longest` from now
+    (`span` says so in words); sessions and payment links read it this one way."""
     at: datetime | None = None
     if isinstance(value, str):
         try:
@@ -117,9 +123,9 @@ def _expiry(value: object, now: datetime) -> datetime:
             code="invalid_expires_at",
             param="expires_at",
         )
-    if not now + MIN_LIFETIME <= at <= now + MAX_LIFETIME:
+    if not now + shortest <= at <= now + longest:
         raise InvalidRequest(
-            "expires_at must be between 1 minute and 24 hours from now", code="invalid_expires_at", param="expires_at"
+            f"expires_at must be between {span} from now", code="invalid_expires_at", param="expires_at"
         )
     return at
 

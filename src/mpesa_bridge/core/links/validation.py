@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 # The same amount rules as a checkout session's (a link opens sessions with them).
-from mpesa_bridge.core.checkout.validation import _amounts as amounts
-from mpesa_bridge.core.clock import ensure_utc
+from mpesa_bridge.core.checkout.validation import amounts, expiry_within
 from mpesa_bridge.core.errors import InvalidRequest
 from mpesa_bridge.core.links.entity import COLLECTABLE
 from mpesa_bridge.core.payments.validation import PaymentLimits, check_metadata
@@ -114,26 +113,7 @@ def check_active(value: object) -> bool:
 
 
 def check_expiry(value: object, now: datetime) -> datetime | None:
-    if value is None:
-        return None
-    at: datetime | None = None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            at = ensure_utc(parsed) if parsed.tzinfo is not None else None
-        except (ValueError, OverflowError):
-            at = None
-    if at is None:
-        raise InvalidRequest(
-            "expires_at must be an ISO 8601 time with a zone, e.g. 2026-01-31T12:00:00Z",
-            code="invalid_expires_at",
-            param="expires_at",
-        )
-    if not now + MIN_LIFETIME <= at <= now + MAX_LIFETIME:
-        raise InvalidRequest(
-            "expires_at must be between 1 minute and 366 days from now", code="invalid_expires_at", param="expires_at"
-        )
-    return at
+    return None if value is None else expiry_within(value, now, MIN_LIFETIME, MAX_LIFETIME, "1 minute and 366 days")
 
 
 def check_max_payments(value: object) -> int | None:

@@ -19,7 +19,8 @@ from mpesa_bridge.core.ports import PaymentFilter
 from mpesa_bridge.dashboard.auth import SESSION_COOKIE, Viewer, page, runtime_of
 from mpesa_bridge.dashboard.web import render
 from mpesa_bridge.realtime.bus import Scope
-from mpesa_bridge.realtime.sse import EventStream, StreamOptions, resume_point, sse_response
+from mpesa_bridge.realtime.sse import EventStream, resume_point, sse_response
+from mpesa_bridge.runtime import stream_options
 
 router = APIRouter()
 LIVE_STREAMS_PER_SESSION = 10  # tabs of one browser session following live updates, per process
@@ -100,13 +101,7 @@ async def live(request: Request, viewer: ViewerDep) -> Response:
     runtime = runtime_of(request)
     settings = runtime.settings
     scope = Scope(viewer.tenant.project_id, viewer.tenant.mode.value)
-    options = StreamOptions(
-        heartbeat=settings.sse_heartbeat_interval,
-        max_age=settings.sse_max_connection_age,
-        retry=settings.sse_retry_delay,
-        poll_interval=settings.sse_poll_interval,
-        key_recheck=settings.realtime_key_recheck_interval,
-    )
+    options = stream_options(settings)
     start = await resume_point(runtime.db, scope, request.headers.get("last-event-id"))
     token = request.cookies.get(SESSION_COOKIE, "")
 
