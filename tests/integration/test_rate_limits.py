@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from mpesa_bridge.api.app import create_app
@@ -388,6 +388,44 @@ async def test_a_routes_own_429_keeps_its_rate_limit_headers(limiter_settings: S
             response = await client.get("/v1/payments", headers={"Authorization": "Bearer sk_test_x"})
             assert response.headers.get_list("ratelimit-limit") == [str(KEY_LIMIT)]
             assert response.headers["ratelimit-remaining"] == str(KEY_LIMIT - 2)
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_401_has_spent_the_budget_before_its_answer_starts(limiter_settings: Settings) -> None:
+    """A caller that waits for its 401 and tries again must find the failure counted: the budget is
+    spent before the answer leaves (it was spent after the body once, a race a quick client won)."""
+    spent_when_answered: list[bool] = []
+    limiter = RateLimiter.from_settings(limiter_settings.model_copy(update={"rate_limit_ip": "1/minute"}))
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    middleware = RateLimitMiddleware(route, limiter=limiter)
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            try:
+                await limiter.check_auth_failures("127.0.0.1")
+            except RateLimited:
+                spent_when_answered.append(True)
+            else:
+                spent_when_answered.append(False)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v1/payments",
+        "headers": [(b"authorization", b"Bearer sk_test_made_up")],
+        "client": ("127.0.0.1", 5000),
+    }
+    try:
+        await middleware(scope, receive, send)
+        assert spent_when_answered == [True]
     finally:
         await limiter.aclose()
 

@@ -426,12 +426,12 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
 
-        status = 0
-
         async def stamped(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                # A 401 spends the address's budget before the client can see it: a caller that
+                # waits for its answer and tries again (over HTTP or Socket.IO) finds it spent.
+                if bearer is not None and message["status"] == 401:
+                    await limiter.count_auth_failure(address)
                 headers = list(message.get("headers", []))
                 # A route's own 429 (the phone guard) already carries its RateLimit-* headers.
                 if not any(name.lower() == b"ratelimit-limit" for name, _ in headers):
@@ -440,8 +440,6 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, stamped)
-        if bearer is not None and status == 401:
-            await limiter.count_auth_failure(address)
 
     async def _count_request(
         self, limiter: RateLimiter, scope: Scope, address: str, bearer: str | None
