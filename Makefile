@@ -25,9 +25,13 @@ install: $(STAMP) ## Create .venv and install the locked dependencies
 run: $(STAMP) ## Migrate the SQLite database and start the bridge with the built-in simulator on :8000
 	@$(BIN)/mpesa-bridge serve --dev
 
+# One test process per core (pytest-xdist), each taking whole files: a module's bridge, browser or
+# database is started once, in one process. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= auto
+
 .PHONY: test
-test: $(STAMP) ## Run the whole test suite (PostgreSQL/Redis tests skip loudly when unreachable)
-	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(STAMP) ## Run the whole test suite on every core (PostgreSQL/Redis tests skip loudly when unreachable)
+	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy and the import-linter contracts
