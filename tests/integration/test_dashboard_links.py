@@ -92,7 +92,7 @@ async def test_a_developer_creates_links_and_the_list_shows_them_with_their_tota
     async with person(bridge, emails["developer"]) as dev, person(bridge, emails["owner"]) as owner:
         empty = await dev.get("/dashboard/links")
         assert empty.status_code == 200 and "No payment links yet" in empty.text
-        assert 'action="/dashboard/links"' in empty.text  # the create form
+        assert 'action="/dashboard/links#create-title"' in empty.text  # the create form
         expires = (bridge.clock.now() + timedelta(days=30)).astimezone(NAIROBI).strftime("%Y-%m-%dT%H:%M")
         fixed = await create(
             dev,
@@ -295,7 +295,7 @@ async def test_a_viewer_reads_the_links_but_the_server_refuses_their_changes(bri
         link_id = await create(dev)
         listed = await viewer.get("/dashboard/links")
         assert listed.status_code == 200 and link_id in listed.text
-        assert 'action="/dashboard/links"' not in listed.text  # no create form
+        assert 'action="/dashboard/links#create-title"' not in listed.text  # no create form
         assert 'href="/dashboard/links"' in listed.text  # the navigation entry
         detail = await viewer.get(f"/dashboard/links/{link_id}")
         assert detail.status_code == 200 and f'action="/dashboard/links/{link_id}' not in detail.text
