@@ -25,6 +25,7 @@ from mpesa_bridge.dashboard.pages import (
     access,
     analytics,
     attention,
+    links,
     overview,
     payment_detail,
     payments,
@@ -56,6 +57,7 @@ def create_dashboard(runtime_of: Callable[[], Runtime]) -> FastAPI:
         people,
         webhooks,
         attention,
+        links,
     ):
         app.include_router(module.router)
     _install_error_pages(app)

@@ -2,7 +2,8 @@
 
 GET  /dashboard/payments/{id}           created, pushed, Daraja's answer, every callback as it arrived,
                                         every STK Query and evidence row with its verdict, every event and
-                                        every webhook delivery attempt with its response
+                                        every webhook delivery attempt with its response; the checkout
+                                        session that started it (its QR code: pages/links.py) and its link
 POST /dashboard/payments/{id}/refresh   developer: STK Query now (PaymentService.refresh)
 """
 
@@ -95,7 +96,16 @@ async def payment_page(request: Request, viewer: ViewerDep, payment_id: str) -> 
         if entry.kind == "event":
             detail = await runtime.events.get(viewer.tenant, entry.facts["Event"])
             entry.deliveries = [{"delivery": d, "attempts": attempts} for d, attempts in detail.deliveries]
-    context = {"p": history.payment, "entries": entries, "full": full, "refreshed": request.query_params.get("asked")}
+    session = None
+    if history.payment.checkout_session_id is not None:
+        session = await runtime.checkout.get(viewer.tenant, history.payment.checkout_session_id)
+    context = {
+        "p": history.payment,
+        "entries": entries,
+        "full": full,
+        "refreshed": request.query_params.get("asked"),
+        "session": session,
+    }
     return render(request, "payment.html", context)
 
 
