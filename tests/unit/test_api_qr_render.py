@@ -1,4 +1,4 @@
-"""api/qr.py: the QR codes of URLs read back to the same URL with a real decoder; SVGs are well-formed."""
+"""mpesa_bridge/qr.py: the QR codes of URLs read back to the same URL with a real decoder; SVGs are well-formed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mpesa_bridge.api.qr import (
+from mpesa_bridge.core.errors import InvalidRequest
+from mpesa_bridge.qr import (
     DEFAULT_BORDER,
     MAX_PNG_SIDE,
     MAX_SCALE,
@@ -17,7 +18,6 @@ from mpesa_bridge.api.qr import (
     qr_response,
     qr_svg,
 )
-from mpesa_bridge.core.errors import InvalidRequest
 from tests.fixtures.qr import decode_png, png_size
 
 URLS = [

@@ -20,7 +20,6 @@ from starlette.responses import Response
 
 from mpesa_bridge.api.deps import RuntimeDep, TenantDep
 from mpesa_bridge.api.pagination import list_page
-from mpesa_bridge.api.qr import QrFormat, qr_response
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.routing import ParsedBodyRoute
 from mpesa_bridge.api.schemas import (
@@ -34,6 +33,7 @@ from mpesa_bridge.api.schemas import (
 )
 from mpesa_bridge.core.links.public import link_public
 from mpesa_bridge.core.links.validation import validate_link_changes, validate_link_create
+from mpesa_bridge.qr import QrFormat, qr_response
 
 router = APIRouter(tags=["payment links"], route_class=ParsedBodyRoute)
 

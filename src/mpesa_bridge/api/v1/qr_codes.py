@@ -1,7 +1,7 @@
 """/v1/qr_codes: an M-Pesa Dynamic QR drawn by Daraja (`POST /mpesa/qrcode/v1/generate`).
 
 Nothing is stored: the answer is the image. The QR codes of the bridge's own URLs (payment links,
-checkout sessions) are drawn locally instead, by `api/qr.py`.
+checkout sessions) are drawn locally instead, by `mpesa_bridge/qr.py`.
 """
 
 from __future__ import annotations
