@@ -1,7 +1,8 @@
 """More of the checkout in a real browser (Debian's chromium) against one real bridge and its
 simulator: the widget, embedded in a merchant's page on ANOTHER origin, when the customer cancels
-on the phone (modal) and when the prompt times out and a second try pays (inline); a payment link
-whose customer chooses the amount; and the widget's picture for the README.
+on the phone (modal), when the prompt times out and a second try pays (inline), and when two checks
+of the session cross (the outcome told once); a payment link whose customer chooses the amount; and
+the widget's picture for the README.
 
 `UPDATE_DOCS_IMAGES=1` makes `test_widget_picture_for_the_docs` write `docs/images/checkout-widget.png`
 (otherwise it goes to `test-screenshots/` like every other screenshot)."""
@@ -9,19 +10,38 @@ whose customer chooses the amount; and the widget's picture for the README.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.fixtures.dashboard import ROOT, browser, screenshot
+from tests.fixtures.dashboard import ROOT, browser, screenshot, wait_until
 from tests.fixtures.servers import ServerProcess, sandbox_bridge
 from tests.fixtures.widget import MerchantSite, open_session, read_session
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DOCS_IMAGE = ROOT / "docs" / "images" / "checkout-widget.png"
+
+# TRACK_FETCHES follows every fetch of the page; SETTLE waits until each has been answered and handled.
+SETTLE = """async () => {
+  await Promise.all(window.mbPending);
+  for (let i = 0; i < 3; i++) {  // a few macrotasks (not faked by the page's clock): every answer handled
+    await new Promise((done) => { const c = new MessageChannel(); c.port1.onmessage = done; c.port2.postMessage(0); });
+  }
+  return window.mbPending.length;
+}"""
+TRACK_FETCHES = """() => {
+  const original = window.fetch;
+  window.mbPending = [];
+  window.fetch = function () {
+    const answer = original.apply(this, arguments);
+    window.mbPending.push(answer.then((r) => r.clone().text()).catch(() => null));
+    return answer;
+  };
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +223,27 @@ def test_widget_picture_for_the_docs(sites: Any, chromium: Any) -> None:
     finally:
         page.close()
     assert path.stat().st_size > 10_000  # a picture, not an empty page
+
+
+def test_widget_reports_an_outcome_once_when_two_checks_cross(sites: Any, chromium: Any) -> None:
+    """A slow network: the 2-second check of the session fires again before the first one's answer.
+    Both answers say "failed"; the customer sees it, and the shop hears it, once."""
+    server, key, shop = sites
+    session = open_session(server, key, reference="ORDER45")
+    page = chromium.new_page(viewport={"width": 390, "height": 760})
+    try:
+        page.clock.install()
+        page.goto(f"{shop.origin}/?inline=1&secret={session['client_secret']}")
+        page.wait_for_selector("#mb-phone")
+        page.clock.pause_at(time.time() + 3600)  # from here the page's timers fire only when told
+        page.fill("#mb-phone", "0700002001")  # the simulator's customer with a wrong PIN (2001)
+        page.click("[data-mb=pay]")
+        page.wait_for_selector("#mb-countdown")
+        wait_until(lambda: read_session(server, key, session["id"])["payment"]["status"] == "failed")
+        page.evaluate(TRACK_FETCHES)
+        page.clock.run_for(4000)  # two checks, both in flight together
+        assert page.evaluate(SETTLE) == 2
+        assert page.inner_text("#mb-failure") == "The M-Pesa PIN was wrong."
+        assert [c["code"] for c in calls(page)] == ["wrong_pin"]
+    finally:
+        page.close()
