@@ -50,7 +50,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProc
     shop = MerchantSite()
     try:
         settings = {"MPESA_BRIDGE_REALTIME_CORS_ORIGINS": shop.origin, "MPESA_BRIDGE_RATE_LIMIT_PHONE": "1000/minute"}
-        with sandbox_bridge(tmp_path_factory.mktemp("outcomes"), "Outcomes", 0.3, **settings) as (server, key):
+        with sandbox_bridge(tmp_path_factory.mktemp("outcomes"), "Outcomes", 1.0, **settings) as (server, key):
             shop.bridge_url = server.url
             yield server, key, shop
     finally:
