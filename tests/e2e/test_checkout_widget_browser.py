@@ -5,9 +5,7 @@ again, an origin the bridge does not list refused, and a payment made with the k
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -15,55 +13,9 @@ import pytest
 
 from tests.fixtures.dashboard import browser, screenshot, wait_until
 from tests.fixtures.servers import ServerProcess, sandbox_bridge
+from tests.fixtures.widget import MerchantSite, open_session, read_session
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-MERCHANT_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Shop</title></head>
-<body><h1>Shop checkout</h1><button id="buy">Pay for order 42</button><div id="inline"></div><p id="result"></p>
-<script src="BRIDGE/v1/widget.js"></script>
-<script>
-var q = new URLSearchParams(location.search), result = document.getElementById("result");
-var options = {
-  clientSecret: q.get("secret"), locale: q.get("locale") || "en", theme: q.get("theme") || "light",
-  onSuccess: function (r) { result.dataset.outcome = "success"; result.textContent = r.receipt; },
-  onError: function (e) { result.dataset.error = e.code; },
-  onClose: function () { result.dataset.closed = "yes"; }
-};
-if (q.get("inline")) { MpesaBridge.mount(document.getElementById("inline"), options); }
-document.getElementById("buy").addEventListener("click", function () { MpesaBridge.open(options); });
-</script></body></html>
-"""
-
-
-class MerchantSite:
-    """A static server on its own port: another origin than the bridge's."""
-
-    def __init__(self) -> None:
-        site = self
-
-        class Page(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = MERCHANT_PAGE.replace("BRIDGE", site.bridge_url).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.bridge_url = ""
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -78,26 +30,6 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProc
     finally:
         shop.close()
         stranger.close()
-
-
-def open_session(server: ServerProcess, key: str, **body: Any) -> dict[str, Any]:
-    response = httpx.post(
-        f"{server.url}/v1/checkout_sessions",
-        json={"amount": 1500, "reference": "ORDER42", **body},
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=10,
-    )
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
-def read_session(server: ServerProcess, key: str, session_id: str) -> dict[str, Any]:
-    response = httpx.get(
-        f"{server.url}/v1/checkout_sessions/{session_id}", headers={"Authorization": f"Bearer {key}"}, timeout=10
-    )
-    found: dict[str, Any] = response.json()
-    return found
 
 
 def test_checkout_widget_modal_pays_from_another_origin(sites: Any) -> None:

@@ -237,8 +237,9 @@
   };
 
   Checkout.prototype.poll = function () {
-    var self = this;
+    var self = this, watching = this.timers;
     this.call("GET", "").then(function (s) {
+      if (self.timers !== watching) { return; } // another check's answer came first and moved on: tell the outcome once
       self.session = s;
       if (!s.payment_in_flight || s.status !== "open") { self.show(s); }
     }, function () { /* the next tick tries again */ });
