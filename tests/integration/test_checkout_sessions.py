@@ -257,6 +257,30 @@ async def test_a_failed_payment_then_a_retry_completes_the_session_once(bridge: 
     assert webhook_event["data"]["object"]["paid_payment_id"] == done["paid_payment_id"]
 
 
+async def test_the_pay_answer_shows_an_outcome_applied_before_it_was_sent(
+    bridge: InProcessBridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The customer answers (here: not enough money) between the push's answer and the route's reply:
+    the reply shows the failed payment beside a session with nothing in flight, never the payment as
+    it was when pushed (a widget seeing 'nothing in flight' beside 'pending' showed the form again,
+    silently)."""
+    shop = await bridge.create_project()
+    session = await open_session(bridge, shop)
+    pay_now = bridge.runtime.checkout.pay
+
+    async def pay_then_wait_for_the_customer(*args: Any, **kwargs: Any) -> Any:
+        payment = await pay_now(*args, **kwargs)
+        await wait_session(bridge, shop, session["id"], lambda s: not s["payment_in_flight"])
+        return payment  # as it was when pushed: pending
+
+    monkeypatch.setattr(bridge.runtime.checkout, "pay", pay_then_wait_for_the_customer)
+    answer = await pay(bridge, session, "0700000001")  # insufficient funds
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["payment_in_flight"] is False and body["status"] == "open"
+    assert body["payment"]["status"] == "failed" and body["payment"]["failure_code"] == "insufficient_funds"
+
+
 async def test_a_second_payment_while_one_is_pending_is_refused(bridge: InProcessBridge) -> None:
     shop = await bridge.create_project()
     session = await open_session(bridge, shop)

@@ -194,7 +194,7 @@ async def pay_checkout_session(
     payment = await runtime.checkout.pay(session, phone=phone, amount=body.amount)
     with contextlib.suppress(RateLimited):  # counted once a push was attempted, as POST /v1/payments does
         await limiter.hit_phone(session.project_id, session.mode, phone)
-    return JSONResponse(session_for_client(await runtime.checkout.reread(session), payment))
+    return JSONResponse(session_for_client(*await runtime.checkout.reread_with_payment(session, payment.id)))
 
 
 async def readable_session(

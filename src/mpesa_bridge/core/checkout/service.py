@@ -122,6 +122,16 @@ class CheckoutService:
             raise NotFound(f"No such checkout session: '{session.id}'", param="id")
         return found
 
+    async def reread_with_payment(self, session: CheckoutSession, payment_id: str) -> tuple[CheckoutSession, Payment]:
+        """The session and one of its payments as they stand now, read together: an outcome applied
+        since the push shows in both (never a session with nothing in flight beside a pending payment)."""
+        async with self._db.read() as uow:
+            found = await uow.checkout_sessions.find(session.id)
+            payment = await uow.payments.find(payment_id)
+        if found is None or payment is None:  # pragma: no cover - sessions and payments are never deleted
+            raise NotFound(f"No such checkout session: '{session.id}'", param="id")
+        return found, payment
+
     async def latest_payment(self, session: CheckoutSession) -> Payment | None:
         """The session's latest payment (what its customer's screen shows), if it has one."""
         if session.last_payment_id is None:
