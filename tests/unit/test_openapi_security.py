@@ -53,3 +53,17 @@ def test_each_operation_asks_for_the_credentials_its_route_checks(schema: dict[s
             assert path.startswith("/v1/"), label
             expected = [{"SecretKey": []}]
         assert op.get("security") == expected, label
+
+
+def test_every_operation_has_a_readable_unique_id(schema: dict[str, Any]) -> None:
+    """SDKs and the Postman collection name operations by operationId: the route function's name,
+    never FastAPI's generated `create_payment_v1_payments_post`."""
+    ids = {label: op["operationId"] for label, op in operations(schema).items()}
+    assert len(set(ids.values())) == len(ids)
+    assert ids["POST /v1/payments"] == "create_payment"
+    assert ids["GET /v1/payments/{payment_id}"] == "get_payment"
+    assert ids["POST /v1/webhook_endpoints"] == "create_webhook_endpoint"
+    assert ids["POST /v1/admin/keys/{key_id}/revoke"] == "admin_revoke_key"
+    assert ids["POST /v1/keys/{key_id}/revoke"] == "revoke_key"
+    for label, name in ids.items():
+        assert name.isidentifier() and name.islower() and "_v1_" not in name, (label, name)

@@ -115,11 +115,25 @@ def _with_security(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
         if not (isinstance(route.original_route, APIRoute) and route.include_in_schema):
             continue
         scheme = scheme_of(route)
-        operations = schema["paths"].get(route.path_format, {})
+        path = route.path_format or route.original_route.path
+        operations = schema["paths"].get(path, {})
         for method in route.methods or ():
-            if scheme is not None and method.lower() in operations:  # an open route declares nothing
+            if method.lower() not in operations:
+                continue
+            operations[method.lower()]["operationId"] = operation_id(path, route.original_route.name)
+            if scheme is not None:  # an open route declares nothing
                 operations[method.lower()]["security"] = [{scheme: []}]
+    seen = [op["operationId"] for item in schema["paths"].values() for op in item.values() if "operationId" in op]
+    duplicated = sorted({name for name in seen if seen.count(name) > 1})
+    if duplicated:  # pragma: no cover - a new route named like another: rename its function
+        raise RuntimeError(f"two operations share an operationId: {duplicated}")
     return schema
+
+
+def operation_id(path: str, name: str) -> str:
+    """A stable, readable operationId: the route function's name (`create_payment`), `admin_` before
+    the admin API's. SDKs and the Postman collection refer to operations by it."""
+    return f"admin_{name}" if path.startswith("/v1/admin/") and not name.startswith("admin_") else name
 
 
 def _assets() -> Router:

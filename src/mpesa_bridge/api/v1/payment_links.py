@@ -135,7 +135,7 @@ async def update_payment_link(
     responses={**_ERRORS, **_QR},
     summary="The QR code of a payment link's public URL",
 )
-async def payment_link_qr(
+async def get_payment_link_qr(
     runtime: RuntimeDep, tenant: TenantDep, link_id: str, format: FormatQuery = "svg"
 ) -> Response:
     link = await runtime.links.get(tenant, link_id)
@@ -153,7 +153,7 @@ async def payment_link_qr(
     summary="The QR code of a checkout session's hosted page",
     tags=["checkout sessions"],
 )
-async def checkout_session_qr(
+async def get_checkout_session_qr(
     runtime: RuntimeDep,
     tenant: TenantDep,
     session_id: str,

@@ -136,7 +136,7 @@ async def list_payments(
     responses={code: _ERRORS[code] for code in (400, 401, 429)},
     summary="Daily totals, by Africa/Nairobi day",
 )
-async def payment_totals(
+async def get_payment_totals(
     runtime: RuntimeDep,
     tenant: TenantDep,
     days: Annotated[
@@ -185,7 +185,7 @@ async def refresh_payment(runtime: RuntimeDep, tenant: TenantDep, payment_id: st
     responses=_ERRORS,
     summary="Every outcome report received for a payment",
 )
-async def payment_evidence(runtime: RuntimeDep, tenant: TenantDep, payment_id: str) -> JSONResponse:
+async def get_payment_evidence(runtime: RuntimeDep, tenant: TenantDep, payment_id: str) -> JSONResponse:
     rows = await runtime.payments.evidence(tenant, payment_id)
     data = [
         {

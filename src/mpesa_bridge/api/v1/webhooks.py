@@ -116,7 +116,7 @@ class WebhookEndpointDeleted(BaseModel):
     responses={**_WRITE_ERRORS, **_IDEMPOTENT},
     summary="Create a webhook endpoint",
 )
-async def create_endpoint(
+async def create_webhook_endpoint(
     request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
@@ -136,7 +136,7 @@ async def create_endpoint(
 
 
 @router.get("", response_model=WebhookEndpointList, responses=_ERRORS, summary="List webhook endpoints")
-async def list_endpoints(runtime: RuntimeDep, tenant: TenantDep) -> JSONResponse:
+async def list_webhook_endpoints(runtime: RuntimeDep, tenant: TenantDep) -> JSONResponse:
     endpoints = await runtime.webhook_endpoints.list(tenant)
     return JSONResponse({"object": "list", "data": [endpoint_public(e) for e in endpoints]})
 
@@ -144,7 +144,7 @@ async def list_endpoints(runtime: RuntimeDep, tenant: TenantDep) -> JSONResponse
 @router.get(
     "/{endpoint_id}", response_model=WebhookEndpointPublic, responses=_ERRORS, summary="Read a webhook endpoint"
 )
-async def get_endpoint(runtime: RuntimeDep, tenant: TenantDep, endpoint_id: str) -> JSONResponse:
+async def get_webhook_endpoint(runtime: RuntimeDep, tenant: TenantDep, endpoint_id: str) -> JSONResponse:
     return JSONResponse(endpoint_public(await runtime.webhook_endpoints.get(tenant, endpoint_id)))
 
 
@@ -154,7 +154,7 @@ async def get_endpoint(runtime: RuntimeDep, tenant: TenantDep, endpoint_id: str)
     responses=_WRITE_ERRORS,
     summary="Change a webhook endpoint",
 )
-async def update_endpoint(
+async def update_webhook_endpoint(
     runtime: RuntimeDep, tenant: TenantDep, endpoint_id: str, body: Annotated[WebhookEndpointUpdate, Body()]
 ) -> JSONResponse:
     changes = EndpointChanges(
@@ -169,7 +169,7 @@ async def update_endpoint(
     responses=_ERRORS,
     summary="Delete a webhook endpoint",
 )
-async def delete_endpoint(runtime: RuntimeDep, tenant: TenantDep, endpoint_id: str) -> JSONResponse:
+async def delete_webhook_endpoint(runtime: RuntimeDep, tenant: TenantDep, endpoint_id: str) -> JSONResponse:
     """Nothing more is sent to it; its pending deliveries are cancelled. Past deliveries stay visible
     on their events."""
     endpoint = await runtime.webhook_endpoints.delete(tenant, endpoint_id)
@@ -182,7 +182,7 @@ async def delete_endpoint(runtime: RuntimeDep, tenant: TenantDep, endpoint_id: s
     responses={**_WRITE_ERRORS, **_IDEMPOTENT},
     summary="Issue a new signing secret",
 )
-async def rotate_secret(
+async def rotate_webhook_endpoint_secret(
     request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
