@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from mpesa_bridge.core.clock import ManualClock
+from mpesa_bridge.core.links import service as links_service
 from mpesa_bridge.core.projects import Mode
 from mpesa_bridge.core.projects import Tenant as CoreTenant
 from tests.fixtures.bridge import InProcessBridge, Tenant, wait_until
@@ -258,3 +259,17 @@ async def test_totals_count_succeeded_payments_and_max_payments_closes_the_link(
 async def _totals_reached(bridge: InProcessBridge, shop: Tenant, link_id: str, count: int) -> dict[str, Any] | None:
     link = await read_link(bridge, shop, link_id)
     return link if link["payments_succeeded"] == count else None
+
+
+async def test_a_slug_already_taken_is_drawn_again(bridge: InProcessBridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slugs are random (~49 bits): across a million links one clash is likely. The clash is drawn
+    again, not a 500 — here forced by drawing the same slug twice, on both engines."""
+    draws = iter(["samesame22", "samesame22", "different3"])
+    monkeypatch.setattr(links_service, "new_slug", lambda: next(draws))
+    shop = await bridge.create_project()
+    first = await create_link(bridge, shop)
+    second = await create_link(bridge, shop, title="Another")
+    assert (first["slug"], second["slug"]) == ("samesame22", "different3")
+    assert second["url"].endswith("/l/different3")
+    assert (await read_link(bridge, shop, second["id"]))["title"] == "Another"
+    assert (await visit(bridge, first)).status_code == 303 and (await visit(bridge, second)).status_code == 303

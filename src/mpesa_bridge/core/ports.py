@@ -274,7 +274,9 @@ class PaymentLinkReader(Protocol):
 class PaymentLinkRepository(PaymentLinkReader, Protocol):
     """Payment links in a write unit of work: `add`, and `save` of a link loaded by `lock`."""
 
-    async def add(self, link: PaymentLink) -> None: ...
+    async def add(self, link: PaymentLink) -> None:
+        """Insert the link; raises `SlugTaken` (the unit of work is then spoiled) if its slug is in use."""
+        ...
 
     async def lock(self, tenant: Tenant, link_id: str) -> PaymentLink | None: ...
 

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mpesa_bridge.core.links.entity import LinkTotals, PaymentLink
+from mpesa_bridge.core.links.entity import LinkTotals, PaymentLink, SlugTaken
 from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.projects import Tenant
 from mpesa_bridge.storage import tables
@@ -73,7 +74,10 @@ class SqlPaymentLinkRepository(SqlPaymentLinkReader):
         self._loaded = Loaded(LINKS)
 
     async def add(self, link: PaymentLink) -> None:
-        await LINKS.insert(self._c, [link])
+        try:
+            await LINKS.insert(self._c, [link])
+        except IntegrityError as exc:  # the slug's unique index (or, as unlikely, the id)
+            raise SlugTaken(link.slug) from exc
         self._loaded.remember(link)
 
     async def lock(self, tenant: Tenant, link_id: str) -> PaymentLink | None:

@@ -52,3 +52,7 @@ class LinkTotals:
 
     payments: int
     amount: int
+
+
+class SlugTaken(Exception):
+    """`PaymentLinkRepository.add` found the new link's slug (or id) in use: draw another and retry."""

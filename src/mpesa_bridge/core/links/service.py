@@ -9,6 +9,7 @@ still be paid: a limit of N may collect a little more than N payments when custo
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -19,13 +20,14 @@ from mpesa_bridge.core.checkout.validation import DEFAULT_LIFETIME, CheckoutCrea
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.errors import Conflict, NotFound
 from mpesa_bridge.core.ids import new_id
-from mpesa_bridge.core.links.entity import ID_PREFIX, LinkTotals, PaymentLink
+from mpesa_bridge.core.links.entity import ID_PREFIX, LinkTotals, PaymentLink, SlugTaken
 from mpesa_bridge.core.links.validation import LinkChanges, LinkCreate
 from mpesa_bridge.core.ports import UnitOfWorkFactory
 from mpesa_bridge.core.projects import Mode, Tenant
 
 SLUG_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud or typed from paper
 SLUG_LENGTH = 10  # ~49 bits: not guessable, short enough to type
+SLUG_ATTEMPTS = 5  # slugs drawn before giving up (one clash in 10^6 links is likely; five in a row never)
 SESSION_DESCRIPTION = "Payment link"  # Daraja's TransactionDesc: at most 13 characters
 SESSION_MIN_LIFETIME = timedelta(minutes=1)
 
@@ -51,6 +53,13 @@ class PaymentLinkService:
         self._page_url = page_url
 
     async def create(self, tenant: Tenant, request: LinkCreate) -> PaymentLink:
+        """A new link with a fresh random slug; a slug already taken (rare: ~49 bits) is drawn again."""
+        for _ in range(SLUG_ATTEMPTS - 1):
+            with contextlib.suppress(SlugTaken):
+                return await self._create_once(tenant, request)
+        return await self._create_once(tenant, request)  # the last draw's SlugTaken goes up
+
+    async def _create_once(self, tenant: Tenant, request: LinkCreate) -> PaymentLink:
         now = self._clock.now()
         slug = new_slug()
         link = PaymentLink(
