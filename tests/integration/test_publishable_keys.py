@@ -17,7 +17,9 @@ from fastapi.routing import APIRoute
 from mpesa_bridge.api.deps import get_caller, get_tenant
 from mpesa_bridge.config import Settings
 from mpesa_bridge.storage import tables
+from mpesa_bridge.storage.db import Database
 from tests.fixtures.bridge import InProcessBridge, Tenant, make_settings
+from tests.fixtures.realtime import live_bridge
 
 SHOP = "https://shop.example"
 OTHER = "https://evil.example"
@@ -396,3 +398,22 @@ class TestAServerWideList:
                 "/v1/checkout_sessions", json={"amount": 9}, headers={**pk(key), "Origin": refused}
             )
             assert no.status_code == 403, (key, refused)
+
+
+async def test_a_sessions_stream_follows_its_projects_origins(database: Database, db_url: str, tmp_path: Path) -> None:
+    """SSE needs a real server (the ASGI transport reads whole answers): the bridge under uvicorn,
+    with a server-wide list that names neither origin."""
+    async with live_bridge(db_url, tmp_path, realtime_cors_origins="https://operator.example") as live:
+        shop = await live.create_project()
+        changed = await live.http.patch("/v1/project", json={"allowed_origins": [SHOP]}, headers=shop.headers())
+        assert changed.status_code == 200, changed.text
+        opened = await live.http.post(
+            "/v1/checkout_sessions", json={"amount": 20, "reference": "SSE"}, headers=shop.headers()
+        )
+        session = opened.json()
+        path, secret = f"/v1/checkout_sessions/{session['id']}/events", {"client_secret": session["client_secret"]}
+        async with live.stream(path, params=secret, headers={"Origin": SHOP}) as stream:
+            assert stream.response.headers["access-control-allow-origin"] == SHOP
+            assert "Origin" in stream.response.headers["vary"]
+        refused = await live.http.get(path, params=secret, headers={"Origin": "https://operator.example"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "origin_not_allowed"

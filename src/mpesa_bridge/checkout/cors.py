@@ -125,7 +125,10 @@ def _with_cors(send: Send, origin: str) -> Send:
     async def send_with_cors(message: Message) -> None:
         if message["type"] == "http.response.start":
             extra = MutableHeaders(scope=message)
-            extra["Access-Control-Allow-Origin"] = origin
+            # The SSE route sets its own from the server-wide list ("*" by default): the origin was
+            # checked here already, so a header the route chose is kept.
+            if "access-control-allow-origin" not in extra:
+                extra["Access-Control-Allow-Origin"] = origin
             extra.add_vary_header("Origin")
         await send(message)
 
