@@ -242,6 +242,12 @@ async def test_prompts_of_client_side_sessions_are_rate_limited_per_phone(bridge
         "/v1/checkout_sessions", json={"amount": 7, "phone": "0711000203"}, headers=pk(key)
     )
     assert again.status_code == 429 and len(await sessions_of(bridge, shop)) == 2  # refused before opening one
+    # the hosted page holds such a session to the same allowance
+    page = await bridge.client.post(
+        f"/pay/{second['id']}", data={"client_secret": second["client_secret"], "phone": "0711000203"}
+    )
+    assert page.status_code == 400 and "Too many payment requests" in page.text
+    assert len(bridge.simulator.pushes()) == 1
     # another phone is fine, and a session the merchant's server opened is not bound by this limit
     other = await bridge.client.post(
         f"/v1/checkout_sessions/{second['id']}/pay",
