@@ -181,6 +181,12 @@ class Settings(BaseSettings):
     rate_limit_create: str = Field("20/second", description="payment creations per secret key")
     rate_limit_phone: str = Field("3/10minutes", description="STK pushes to one phone per project")
     rate_limit_handshake: str = Field("10/second", description="new Socket.IO sessions per client address")
+    rate_limit_browser_create: str = Field(
+        "10/minute", description="checkout sessions opened with a publishable key, per client address"
+    )
+    rate_limit_browser_phone: str = Field(
+        "3/hour", description="STK pushes to one phone per project for sessions opened with a publishable key"
+    )
     rate_limit_ipv6_prefix: int = Field(
         64, ge=1, le=128, description="IPv6 clients are counted per network of this prefix length (IPv4 per address)"
     )

@@ -88,12 +88,18 @@ CALLER_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/events/stream"): "test_the_project_event_stream_carries_only_the_callers_events",
     ("GET", "/v1/payments/totals"): "test_daily_totals_count_only_the_callers_payments",
     ("POST", "/v1/qr_codes"): "test_a_qr_code_is_asked_with_the_callers_own_daraja_settings",
+    ("GET", "/v1/project"): "test_browser_settings_and_publishable_keys_stay_in_the_callers_project",
+    ("PATCH", "/v1/project"): "test_browser_settings_and_publishable_keys_stay_in_the_callers_project",
+    ("POST", "/v1/project/publishable_key/rotate"): (
+        "test_browser_settings_and_publishable_keys_stay_in_the_callers_project"
+    ),
 }
 # Tenant routes that authenticate the caller themselves rather than through the secret-key dependency.
 OWN_AUTHENTICATION = {
     ("GET", "/v1/payments/{id}/events"): "a secret key, or the payment's own client secret",
     ("GET", "/v1/checkout_sessions/{id}"): "a secret key, or the session's own client secret",
     ("GET", "/v1/checkout_sessions/{id}/events"): "a secret key, or the session's own client secret",
+    ("POST", "/v1/checkout_sessions"): "a secret key, or a publishable key (client-side amounts, core/browser.py)",
 }
 EXEMPT: dict[tuple[str, str], str] = {
     (
@@ -429,6 +435,32 @@ async def test_rotating_a_key_touches_only_the_callers_keys(bridge: InProcessBri
     for who, view in before.items():
         assert await _owner_view(bridge, world, who, "key") == view, who
         assert rotated.json()["id"] not in str(view)
+
+
+async def test_browser_settings_and_publishable_keys_stay_in_the_callers_project(
+    bridge: InProcessBridge, world: World
+) -> None:
+    async def views() -> dict[str, Any]:
+        return {who: (await bridge.client.get("/v1/project", headers=world.key(who))).json() for who in EVERYONE}
+
+    before = await views()
+    assert before["a:test"]["id"] == world.a.project_id and before["b:test"]["id"] == world.b.project_id
+    changed = await bridge.client.patch(
+        "/v1/project",
+        json={"client_side_amounts": True, "allowed_origins": ["https://a.example"]},
+        headers=world.key("a:test"),
+    )
+    assert changed.status_code == 200, changed.text
+    rotated = await bridge.client.post("/v1/project/publishable_key/rotate", headers=world.key("a:test"))
+    assert rotated.status_code == 201, rotated.text
+    after = await views()
+    assert after["b:test"] == before["b:test"] and after["b:live"] == before["b:live"]
+    # The settings are the project's (both modes see them); the publishable key is the mode's.
+    assert after["a:live"]["allowed_origins"] == ["https://a.example"] and after["a:live"]["client_side_amounts"]
+    assert after["a:live"]["publishable_key"] == before["a:live"]["publishable_key"]
+    assert (
+        after["a:test"]["publishable_key"] == rotated.json()["publishable_key"] != before["a:test"]["publishable_key"]
+    )
 
 
 async def test_the_project_event_stream_carries_only_the_callers_events(

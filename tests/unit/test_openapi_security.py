@@ -17,6 +17,8 @@ PUBLIC = {"POST /v1/callbacks/daraja/{kind}/{token}", "GET /healthz", "GET /read
 CLIENT_SECRET = {
     "GET /v1/checkout_sessions/{session_id}": [{"SecretKey": []}, {"ClientSecret": []}],
     "POST /v1/checkout_sessions/{session_id}/pay": [{"ClientSecret": []}],
+    # A secret key, or a publishable key (client-side amounts) in either header.
+    "POST /v1/checkout_sessions": [{"SecretKey": []}, {"PublishableKey": []}, {"PublishableKeyHeader": []}],
 }
 
 
@@ -32,9 +34,20 @@ def operations(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_both_bearer_schemes_are_declared(schema: dict[str, Any]) -> None:
     schemes = schema["components"]["securitySchemes"]
-    assert set(schemes) == {"SecretKey", "AdminToken", "ClientSecret"}
-    assert all(scheme["type"] == "http" and scheme["scheme"] == "bearer" for scheme in schemes.values())
+    assert set(schemes) == {"SecretKey", "AdminToken", "ClientSecret", "PublishableKey", "PublishableKeyHeader"}
+    bearers = {name: scheme for name, scheme in schemes.items() if name != "PublishableKeyHeader"}
+    assert all(scheme["type"] == "http" and scheme["scheme"] == "bearer" for scheme in bearers.values())
+    assert schemes["PublishableKeyHeader"] | {"description": ""} == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Api-Key",
+        "description": "",
+    }
     assert "sk_test_" in schemes["SecretKey"]["description"] and "sk_live_" in schemes["SecretKey"]["description"]
+    assert (
+        "pk_test_" in schemes["PublishableKey"]["description"]
+        or "pk_test_" in schemes["PublishableKey"]["bearerFormat"]
+    )
     assert "security" not in schema  # no global requirement: Daraja's callback and the probes stay open
 
 

@@ -20,7 +20,17 @@ from mpesa_bridge.api.net import networks_from
 from mpesa_bridge.api.parts import build_http_parts
 from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget
 from mpesa_bridge.api.routing import add_routes
-from mpesa_bridge.api.v1 import checkout_sessions, events, keys, payment_links, payments, qr_codes, stream, webhooks
+from mpesa_bridge.api.v1 import (
+    checkout_sessions,
+    events,
+    keys,
+    payment_links,
+    payments,
+    project,
+    qr_codes,
+    stream,
+    webhooks,
+)
 from mpesa_bridge.checkout.app import checkout_router
 from mpesa_bridge.checkout.cors import ClientSecretCors
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
@@ -132,7 +142,7 @@ def create_app(
     # stream first: /v1/events/stream before events' /v1/events/{event_id}
     add_routes(app, stream.router, payments.router, keys.router, webhooks.router, events.router)
     add_routes(app, qr_codes.router)
-    add_routes(app, checkout_sessions.router)
+    add_routes(app, checkout_sessions.router, project.router)
     add_routes(app, payment_links.router, links_public.router)
     app.include_router(checkout_router(lambda: app.state.http.rate_limiter))  # the hosted page: /pay/{id}
     add_routes(app, callbacks.router, admin.router, health.router)

@@ -64,6 +64,20 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
         "description": "A checkout session's client secret, for the browser: it reads, pays and watches that "
         "one session, nothing else. Sent as `Authorization: Bearer cs_…_secret_…` or `?client_secret=`.",
     },
+    "PublishableKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "pk_test_… or pk_live_…",
+        "description": "A project's publishable key, for the browser: no secret. It opens one route, "
+        "`POST /v1/checkout_sessions` with an amount chosen in the browser, and only for a project whose owner "
+        "turned on client-side amounts. Every other route refuses it.",
+    },
+    "PublishableKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Api-Key",
+        "description": "The publishable key in the earlier system's header (`X-Api-Key: pk_test_…`).",
+    },
     "AdminToken": {
         "type": "http",
         "scheme": "bearer",

@@ -25,6 +25,7 @@ from mpesa_bridge.core.errors import (
     Conflict,
     InvalidRequest,
     NotFound,
+    PermissionDenied,
     RateLimited,
     Unprocessable,
     UpstreamUnavailable,
@@ -36,6 +37,7 @@ log = get_logger("mpesa_bridge.api")
 STATUS_TABLE: dict[type[BaseException], tuple[int, str]] = {
     InvalidRequest: (400, "invalid_request_error"),
     AuthenticationFailed: (401, "authentication_error"),
+    PermissionDenied: (403, "permission_error"),
     NotFound: (404, "invalid_request_error"),
     Conflict: (409, "invalid_request_error"),
     Unprocessable: (422, "invalid_request_error"),

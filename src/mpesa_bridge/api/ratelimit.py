@@ -105,6 +105,8 @@ class RateLimiter:
         create_limit: str = "20/second",
         phone_limit: str = "3/10minutes",
         handshake_limit: str = "10/second",
+        browser_create_limit: str = "10/minute",
+        browser_phone_limit: str = "3/hour",
         ipv6_prefix: int = 64,
         redis_url: str | None = None,
         enabled: bool = True,
@@ -117,6 +119,8 @@ class RateLimiter:
         self.create_limit = parse_limit(create_limit, "MPESA_BRIDGE_RATE_LIMIT_CREATE")
         self.phone_limit = parse_limit(phone_limit, "MPESA_BRIDGE_RATE_LIMIT_PHONE")
         self.handshake_limit = parse_limit(handshake_limit, "MPESA_BRIDGE_RATE_LIMIT_HANDSHAKE")
+        self.browser_create_limit = parse_limit(browser_create_limit, "MPESA_BRIDGE_RATE_LIMIT_BROWSER_CREATE")
+        self.browser_phone_limit = parse_limit(browser_phone_limit, "MPESA_BRIDGE_RATE_LIMIT_BROWSER_PHONE")
         if not 1 <= ipv6_prefix <= 128:
             raise ConfigError(f"MPESA_BRIDGE_RATE_LIMIT_IPV6_PREFIX: {ipv6_prefix} is not a prefix length (1 to 128)")
         self.ipv6_prefix = ipv6_prefix
@@ -159,6 +163,8 @@ class RateLimiter:
             create_limit=settings.rate_limit_create,
             phone_limit=settings.rate_limit_phone,
             handshake_limit=settings.rate_limit_handshake,
+            browser_create_limit=settings.rate_limit_browser_create,
+            browser_phone_limit=settings.rate_limit_browser_phone,
             ipv6_prefix=settings.rate_limit_ipv6_prefix,
             redis_url=settings.redis_url,
             enabled=settings.rate_limit_enabled,
@@ -288,6 +294,38 @@ class RateLimiter:
             ),
         )
 
+    async def hit_browser_create(self, address: str) -> Quota:
+        """A checkout session opened with a publishable key: `rate_limit_browser_create` per address."""
+        return await self.hit_address(
+            "browser-create",
+            address,
+            limit=self.browser_create_limit,
+            message="Too many checkout sessions from this address: the limit is "
+            f"{_describe(self.browser_create_limit)}.",
+        )
+
+    async def check_browser_phone(self, project_id: str, mode: str, phone: str) -> None:
+        """`check_phone`'s stricter twin for sessions opened with a publishable key (not counted here)."""
+        await self.check(
+            "browser-phone",
+            _digest(project_id, mode, phone),
+            limit=self.browser_phone_limit,
+            code="phone_rate_limited",
+            param="phone",
+            message=_browser_phone_message(self.browser_phone_limit),
+        )
+
+    async def hit_browser_phone(self, project_id: str, mode: str, phone: str) -> Quota:
+        """Count a push to `phone` for a session opened with a publishable key (after it was attempted)."""
+        return await self.hit(
+            "browser-phone",
+            _digest(project_id, mode, phone),
+            limit=self.browser_phone_limit,
+            code="phone_rate_limited",
+            param="phone",
+            message=_browser_phone_message(self.browser_phone_limit),
+        )
+
     async def _run(self, attempt: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
         if self._shared is not None and time.monotonic() >= self._redis_down_until:
             try:
@@ -316,6 +354,12 @@ class RateLimiter:
                 await timer
         if self._pool is not None:  # the Redis client owns no connection of its own: the pool has them all
             await self._pool.aclose()
+
+
+def _browser_phone_message(item: RateLimitItem) -> str:
+    return (
+        f"Too many payment requests to this phone number from web pages: the limit is {_describe(item)}. Retry later."
+    )
 
 
 def _describe(item: RateLimitItem) -> str:

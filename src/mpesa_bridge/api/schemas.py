@@ -275,7 +275,10 @@ class Health(BaseModel):
 
 class CheckoutSessionCreate(BaseModel):
     """Open a checkout session: a fixed `amount`, or `amount_min` and `amount_max` for an amount the
-    customer chooses. Its client secret lets a browser read it, pay it and watch it — nothing else."""
+    customer chooses. Its client secret lets a browser read it, pay it and watch it — nothing else.
+
+    With a publishable key (a project with client-side amounts on) only `amount`, `reference`,
+    `description` and `phone` may be sent: the amount is the browser's choice."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -296,9 +299,18 @@ class CheckoutSessionCreate(BaseModel):
         json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
     )
     reference: Any = Field(
-        description="the payment's account reference, shown in the prompt; ≤ 12 letters, digits, spaces, . - _ /",
+        None,
+        description="the payment's account reference, shown in the prompt; ≤ 12 letters, digits, spaces, . - _ /. "
+        "Required with a secret key; with a publishable key optional (default 'Online')",
         examples=["INV00042"],
         json_schema_extra={"type": "string", "maxLength": 12},
+    )
+    phone: Any = Field(
+        None,
+        description="publishable key only: send the prompt to this phone at once (as POST …/pay would); "
+        "refused with a secret key",
+        examples=["0708374149"],
+        json_schema_extra={"type": "string"},
     )
     description: Any = Field(
         None,

@@ -63,6 +63,9 @@ class PhoneLimiter(Protocol):
 
     async def check_phone(self, project_id: str, mode: str, phone: str) -> None: ...
     async def hit_phone(self, project_id: str, mode: str, phone: str) -> object: ...
+    # Sessions opened with a publishable key (client-side amounts) have a stricter allowance too.
+    async def check_browser_phone(self, project_id: str, mode: str, phone: str) -> None: ...
+    async def hit_browser_phone(self, project_id: str, mode: str, phone: str) -> object: ...
 
 
 def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
@@ -125,9 +128,14 @@ async def _start_push(
     if session.customer_chooses_amount:
         chosen = int(amount) if amount and amount.strip().isdigit() else amount
     await limiter.check_phone(session.project_id, session.mode, msisdn)
+    if session.client_side:
+        await limiter.check_browser_phone(session.project_id, session.mode, msisdn)
     await runtime.checkout.pay(session, phone=msisdn, amount=chosen)
     with contextlib.suppress(RateLimited):  # counted once a push was attempted, as the API does
         await limiter.hit_phone(session.project_id, session.mode, msisdn)
+    if session.client_side:
+        with contextlib.suppress(RateLimited):
+            await limiter.hit_browser_phone(session.project_id, session.mode, msisdn)
 
 
 async def _session(request: Request, session_id: str, secret: str | None) -> CheckoutSession | None:

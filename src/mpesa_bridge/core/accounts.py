@@ -5,11 +5,12 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from mpesa_bridge.core.browser import check_client_amount_max, check_origins
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.crypto import SecretBox
 from mpesa_bridge.core.errors import AuthenticationFailed, InvalidRequest, NotFound
@@ -23,13 +24,16 @@ from mpesa_bridge.core.projects import (
     DarajaSettingsInput,
     Mode,
     Project,
+    PublishableKey,
     ShortcodeType,
     Tenant,
     display_key,
+    generate_publishable_key,
     generate_secret_key,
     hash_secret_key,
     key_mode,
     missing_config,
+    publishable_key_mode,
 )
 from mpesa_bridge.core.sealing import daraja_context, signing_context
 
@@ -85,6 +89,17 @@ def check_time_zone(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class BrowserCaller:
+    """A request made with a publishable key: the project mode it names, nothing more."""
+
+    tenant: Tenant
+    project: Project
+
+
+_UNSET: object = object()
+
+
 class ProjectService:
     """Creates projects, seals their Daraja settings, issues and verifies secret keys."""
 
@@ -108,6 +123,8 @@ class ProjectService:
         self._keys: dict[str, tuple[ApiKey | None, Project | None, float]] = {}
         self._key_cache_ttl = key_cache_ttl
         self._monotonic = monotonic
+        # Publishable keys and a checkout session's project (its CORS origins), by the same TTL.
+        self._browser: dict[str, tuple[object | None, float]] = {}
 
     async def create_project(
         self, name: str, daraja: dict[Mode, DarajaSettingsInput] | None = None
@@ -122,6 +139,10 @@ class ProjectService:
                 await uow.projects.put_daraja_config(config)
             for item in issued.values():
                 await uow.projects.add_key(item.key)
+            for mode in Mode:
+                await uow.projects.put_publishable_key(
+                    PublishableKey(project.id, mode, generate_publishable_key(mode), now)
+                )
         return project, issued
 
     async def set_daraja(self, project_id: str, mode: Mode, given: DarajaSettingsInput) -> DarajaConfig:
@@ -281,7 +302,7 @@ class ProjectService:
             elif signing_secret == "none":
                 project.signing_secret_sealed = None
             await uow.projects.save(project)
-        self._keys = {d: entry for d, entry in self._keys.items() if entry[1] is None or entry[1].id != project_id}
+        self._forget_project(project_id)
         return project, new_secret
 
     async def account(self, tenant: Tenant) -> DarajaAccount:
@@ -316,8 +337,7 @@ class ProjectService:
             for name, value in changes.items():
                 setattr(project, name, value)
             await uow.projects.save(project)
-        # Cached keys carry their project: drop this one's, so a caller sees the change at once.
-        self._keys = {d: entry for d, entry in self._keys.items() if entry[1] is None or entry[1].id != project_id}
+        self._forget_project(project_id)
         return project
 
     async def daraja_summaries(self, project_id: str) -> dict[Mode, DarajaSummary]:
@@ -336,6 +356,103 @@ class ProjectService:
             )
         return out
 
+    # --- publishable keys and browser settings (core/browser.py) -------------------------------
+
+    async def publishable_keys(self, project_id: str) -> dict[Mode, PublishableKey]:
+        """The project's publishable key per mode. Every project has both (created with it, or by
+        migration 0016); a mode found without one gets it here, so none is ever missing."""
+        async with self._db.read() as uow:
+            found = {Mode(k.mode): k for k in await uow.projects.publishable_keys(project_id)}
+        if len(found) < len(Mode):
+            now = self._clock.now()
+            async with self._db.write() as uow:
+                if await uow.projects.get(project_id) is None:
+                    raise NotFound(f"No such project: '{project_id}'", param="project_id")
+                for mode in Mode:
+                    if mode not in found:
+                        found[mode] = PublishableKey(project_id, mode, generate_publishable_key(mode), now)
+                        await uow.projects.put_publishable_key(found[mode])
+        return found
+
+    async def rotate_publishable_key(self, project_id: str, mode: Mode) -> tuple[PublishableKey, PublishableKey]:
+        """A new publishable key for the mode; the old one stops at once (it is no secret: rotating
+        is for a key that is being abused, and pages must then carry the new one). (new, old)."""
+        old = (await self.publishable_keys(project_id))[mode]
+        new = PublishableKey(project_id, mode, generate_publishable_key(mode), self._clock.now())
+        async with self._db.write() as uow:
+            await uow.projects.put_publishable_key(new)
+        self._browser.pop("pk:" + old.key, None)
+        return new, old
+
+    async def authenticate_publishable(self, key: str) -> BrowserCaller:
+        """Resolve a publishable key (cached for the key cache's TTL); AuthenticationFailed otherwise."""
+        message = "Invalid publishable key provided."
+        if publishable_key_mode(key) is None:
+            raise AuthenticationFailed(message, code="invalid_publishable_key")
+
+        async def load() -> object | None:
+            async with self._db.read() as uow:
+                return await uow.projects.publishable_key_with_project(key)
+
+        found = await self._browser_cached("pk:" + key, load)
+        if not isinstance(found, tuple):
+            raise AuthenticationFailed(message, code="invalid_publishable_key")
+        stored, project = found
+        return BrowserCaller(tenant=Tenant(project_id=project.id, mode=Mode(stored.mode)), project=project)
+
+    async def project_of_session(self, session_id: str) -> Project | None:
+        """The project of a checkout session, for the origins its browser routes answer (cached)."""
+
+        async def load() -> object | None:
+            async with self._db.read() as uow:
+                return await uow.projects.project_of_checkout_session(session_id)
+
+        found = await self._browser_cached("cs:" + session_id, load)
+        return found if isinstance(found, Project) else None
+
+    async def _browser_cached(self, name: str, load: Callable[[], Awaitable[object | None]]) -> object | None:
+        cached = self._browser.get(name)
+        if cached is not None and self._monotonic() - cached[1] < self._key_cache_ttl:
+            return cached[0]
+        value = await load()
+        self._browser.pop(name, None)
+        self._browser[name] = (value, self._monotonic())
+        if len(self._browser) > KEY_CACHE_SIZE:
+            del self._browser[next(iter(self._browser))]
+        return value
+
+    async def update_browser_settings(
+        self,
+        project_id: str,
+        *,
+        client_side_amounts: bool | None = None,
+        client_side_amount_max: object = _UNSET,
+        allowed_origins: object = _UNSET,
+        highest_amount: int,
+    ) -> Project:
+        """Change what browsers may do for the project: validated, then saved in one write."""
+        changes: dict[str, object] = {}
+        if client_side_amounts is not None:
+            changes["client_side_amounts"] = bool(client_side_amounts)
+        if client_side_amount_max is not _UNSET:
+            changes["client_side_amount_max"] = check_client_amount_max(client_side_amount_max, highest_amount)
+        if allowed_origins is not _UNSET:
+            changes["allowed_origins"] = check_origins(allowed_origins)
+        async with self._db.write() as uow:
+            project = await uow.projects.get(project_id)
+            if project is None:
+                raise NotFound(f"No such project: '{project_id}'", param="project_id")
+            for name, value in changes.items():
+                setattr(project, name, value)
+            await uow.projects.save(project)
+        self._forget_project(project_id)
+        return project
+
+    def _forget_project(self, project_id: str) -> None:
+        # Cached keys and sessions carry their project: drop this one's, so a change shows at once here.
+        self._keys = {d: entry for d, entry in self._keys.items() if entry[1] is None or entry[1].id != project_id}
+        self._browser = {n: entry for n, entry in self._browser.items() if _project_id(entry[0]) != project_id}
+
     def _new_key(self, project_id: str, mode: Mode) -> IssuedKey:
         secret = generate_secret_key(mode)
         now = self._clock.now()
@@ -348,3 +465,11 @@ class ProjectService:
             created_at=now,
         )
         return IssuedKey(key=key, secret=secret)
+
+
+def _project_id(cached: object | None) -> str | None:
+    if isinstance(cached, Project):
+        return cached.id
+    if isinstance(cached, tuple) and len(cached) == 2 and isinstance(cached[1], Project):
+        return cached[1].id
+    return None

@@ -4,6 +4,7 @@
     ├── InvalidRequest          (code, message, param) — bad input, named field
     │   └── ConfigurationMissing — the project/mode is not set up for what was asked
     ├── AuthenticationFailed    — every auth failure looks the same from outside
+    ├── PermissionDenied        — a valid credential, but its project does not allow this
     ├── NotFound                — also what another tenant's ids get
     ├── Conflict                — the request clashes with current state (e.g. duplicate_in_flight)
     ├── Unprocessable           — a well-formed request that cannot be honoured (idempotency_key_reused)
@@ -40,6 +41,10 @@ class ConfigurationMissing(InvalidRequest):
 
 class AuthenticationFailed(BridgeError):
     code = "invalid_api_key"
+
+
+class PermissionDenied(BridgeError):
+    code = "permission_denied"
 
 
 class NotFound(BridgeError):

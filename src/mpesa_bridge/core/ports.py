@@ -36,7 +36,7 @@ from mpesa_bridge.core.payments.entity import (
     PaymentEvidence,
 )
 from mpesa_bridge.core.payments.status import PaymentStatus
-from mpesa_bridge.core.projects import ApiKey, DarajaAccount, DarajaConfig, Mode, Project, Tenant
+from mpesa_bridge.core.projects import ApiKey, DarajaAccount, DarajaConfig, Mode, Project, PublishableKey, Tenant
 
 
 class GatewayError(BridgeError):
@@ -353,6 +353,16 @@ class ProjectReader(Protocol):
 
     async def keys(self, project_id: str) -> Sequence[ApiKey]: ...
 
+    async def publishable_keys(self, project_id: str) -> Sequence[PublishableKey]: ...
+
+    async def publishable_key_with_project(self, key: str) -> tuple[PublishableKey, Project] | None:
+        """The publishable key and its project, in one statement (None: no such key)."""
+        ...
+
+    async def project_of_checkout_session(self, session_id: str) -> Project | None:
+        """The project a checkout session belongs to (None: no such session): for its CORS origins."""
+        ...
+
 
 class ProjectRepository(ProjectReader, Protocol):
     async def add(self, project: Project) -> None: ...
@@ -374,6 +384,10 @@ class ProjectRepository(ProjectReader, Protocol):
     async def save_keys(self, keys: Sequence[ApiKey]) -> None: ...
 
     async def touch_key(self, key_id: str, at: datetime) -> None: ...
+
+    async def put_publishable_key(self, key: PublishableKey) -> None:
+        """Insert or replace the publishable key of the key's project mode."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,11 @@ class Project:
     signing_secret_sealed: str | None = None
     confirm_by_query: bool = False
     time_zone: str = "Africa/Nairobi"  # the dashboard's days and hours (zoneinfo name)
+    # Browser settings (migration 0016, core/browser.py): may a publishable key open a checkout
+    # session for an amount the browser chose, up to what most; which sites may call the bridge.
+    client_side_amounts: bool = False
+    client_side_amount_max: int | None = None
+    allowed_origins: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -219,6 +224,30 @@ def key_mode(key: str) -> Mode | None:
 
 def display_key(key: str) -> str:
     return f"{key[:12]}…{key[-4:]}"
+
+
+@dataclass(eq=False)
+class PublishableKey:
+    """A project mode's publishable key (`pk_test_…`, `pk_live_…`): it names the project in a
+    browser and is no secret, so it is stored as it is. One per mode; rotating replaces it."""
+
+    project_id: str
+    mode: Mode
+    key: str
+    created_at: datetime
+
+
+_PUBLISHABLE = re.compile(r"^pk_(test|live)_[A-Za-z0-9]{24}$")
+
+
+def generate_publishable_key(mode: Mode) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return f"pk_{mode.value}_" + "".join(secrets.choice(alphabet) for _ in range(24))
+
+
+def publishable_key_mode(key: str) -> Mode | None:
+    match = _PUBLISHABLE.fullmatch(key)
+    return Mode(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The project aggregate's repository: projects, their Daraja settings per mode, their API keys."""
+"""The project aggregate's repository: projects, their Daraja settings per mode, their API keys and
+publishable keys."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mpesa_bridge.core.projects import ApiKey, DarajaConfig, Mode, Project
+from mpesa_bridge.core.projects import ApiKey, DarajaConfig, Mode, Project, PublishableKey
 from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.rows import EntityRows, Loaded
 
 PROJECTS = EntityRows(tables.projects, Project)
 CONFIGS = EntityRows(tables.daraja_configs, DarajaConfig, key=("project_id", "mode"))
 KEYS = EntityRows(tables.api_keys, ApiKey)
+PUBLISHABLE = EntityRows(tables.publishable_keys, PublishableKey, key=("project_id", "mode"))
 _PROJECT_BY_ID = PROJECTS.select().where(tables.projects.c.id == sa.bindparam("id"))
 
 
@@ -67,6 +69,33 @@ class SqlProjectReader:
         k = tables.api_keys.c
         return await self._keys(KEYS.select().where(k.project_id == project_id).order_by(k.created_at))
 
+    async def publishable_keys(self, project_id: str) -> Sequence[PublishableKey]:
+        stmt = PUBLISHABLE.select().where(tables.publishable_keys.c.project_id == project_id)
+        return [PUBLISHABLE.build(row) for row in await self._c.execute(stmt)]
+
+    async def publishable_key_with_project(self, key: str) -> tuple[PublishableKey, Project] | None:
+        pk = tables.publishable_keys.c
+        stmt = (
+            sa.select(*PUBLISHABLE.columns, *PROJECTS.columns)
+            .join_from(tables.publishable_keys, tables.projects, pk.project_id == tables.projects.c.id)
+            .where(pk.key == key)
+        )
+        row = (await self._c.execute(stmt)).first()
+        if row is None:
+            return None
+        width = len(PUBLISHABLE.columns)
+        return PUBLISHABLE.build(row[:width]), PROJECTS.build(row[width:])
+
+    async def project_of_checkout_session(self, session_id: str) -> Project | None:
+        cs = tables.checkout_sessions.c
+        stmt = (
+            sa.select(*PROJECTS.columns)
+            .join_from(tables.checkout_sessions, tables.projects, cs.project_id == tables.projects.c.id)
+            .where(cs.id == session_id)
+        )
+        row = (await self._c.execute(stmt)).first()
+        return PROJECTS.build(row) if row is not None else None
+
 
 class SqlProjectRepository(SqlProjectReader):
     def __init__(self, conn: AsyncConnection) -> None:
@@ -104,6 +133,15 @@ class SqlProjectRepository(SqlProjectReader):
 
     async def save_keys(self, keys: Sequence[ApiKey]) -> None:
         await self._loaded_keys.save(self._c, keys)
+
+    async def put_publishable_key(self, key: PublishableKey) -> None:
+        """Insert or replace the publishable key of the key's project mode (one statement)."""
+        t = tables.publishable_keys
+        insert = (postgresql.insert(t) if self._c.dialect.name == "postgresql" else sqlite.insert(t)).values(
+            PUBLISHABLE.values(key)
+        )
+        replaced = {name: insert.excluded[name] for name in PUBLISHABLE.names if name not in PUBLISHABLE.key}
+        await self._c.execute(insert.on_conflict_do_update(index_elements=list(PUBLISHABLE.key), set_=replaced))
 
     async def touch_key(self, key_id: str, at: datetime) -> None:
         k = tables.api_keys.c

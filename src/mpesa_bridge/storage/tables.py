@@ -30,6 +30,10 @@ projects = sa.Table(
     sa.Column("signing_secret_sealed", sa.Text(), nullable=True),
     sa.Column("confirm_by_query", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("time_zone", sa.String(64), nullable=False, server_default="Africa/Nairobi"),
+    # Browser settings (migration 0016): publishable keys with browser-chosen amounts; CORS origins.
+    sa.Column("client_side_amounts", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("client_side_amount_max", sa.Integer(), nullable=True),
+    sa.Column("allowed_origins", JSONType, nullable=False, server_default=sa.text("'[]'")),
 )
 
 daraja_configs = sa.Table(
@@ -45,6 +49,16 @@ daraja_configs = sa.Table(
     sa.Column("consumer_secret_sealed", sa.Text(), nullable=False),
     sa.Column("passkey_sealed", sa.Text(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# A project mode's publishable key (`pk_test_…`): no secret, stored as it is; one per mode (0016).
+publishable_keys = sa.Table(
+    "publishable_keys",
+    metadata,
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("mode", StrEnumType(Mode), primary_key=True),
+    sa.Column("key", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
 )
 
 api_keys = sa.Table(
@@ -154,6 +168,8 @@ checkout_sessions = sa.Table(
     sa.Column("completed_at", UTCDateTime(), nullable=True),
     # The payment link that opened it (migration 0015); a link's payments are its sessions' payments.
     sa.Column("payment_link_id", sa.String(40), nullable=True),
+    # Opened with a publishable key for an amount the browser chose (migration 0016).
+    sa.Column("client_side", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.CheckConstraint(
         "(amount IS NOT NULL AND amount > 0 AND amount_min IS NULL AND amount_max IS NULL) OR "
         "(amount IS NULL AND amount_min > 0 AND amount_max >= amount_min)",

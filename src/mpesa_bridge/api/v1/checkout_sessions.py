@@ -1,13 +1,17 @@
 """/v1/checkout_sessions: what a merchant's server opens (secret key), and what a browser holding the
 session's client secret may do with it — read it, pay it, watch it (api/v1/stream.py), nothing else.
 
-    POST /v1/checkout_sessions                 secret key (Idempotency-Key supported)
+    POST /v1/checkout_sessions                 secret key (Idempotency-Key supported), or a publishable
+                                               key of a project with client-side amounts on: an
+                                               amount chosen in the browser (core/browser.py)
     GET  /v1/checkout_sessions                 secret key: newest first, cursor pages
     GET  /v1/checkout_sessions/{id}            secret key, or the session's client secret
     POST /v1/checkout_sessions/{id}/expire     secret key
     POST /v1/checkout_sessions/{id}/pay        the session's client secret only
 
-A client secret goes in `?client_secret=` or `Authorization: Bearer <client secret>`.
+A client secret goes in `?client_secret=` or `Authorization: Bearer <client secret>`; a publishable
+key in `Authorization: Bearer pk_…` or `X-Api-Key: pk_…` (the earlier system's header). A publishable
+key opens this one route and nothing else.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from mpesa_bridge.api.bearer import bearer_token
-from mpesa_bridge.api.deps import CallerDep, RuntimeDep, TenantDep, get_caller
+from mpesa_bridge.api.deps import RuntimeDep, TenantDep, get_caller
 from mpesa_bridge.api.errors import ApiError
 from mpesa_bridge.api.idempotency import idempotent_creation
+from mpesa_bridge.api.net import client_ip
 from mpesa_bridge.api.pagination import list_page
 from mpesa_bridge.api.parts import http_parts
+from mpesa_bridge.api.ratelimit import RateLimiter
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.routing import ParsedBodyRoute
 from mpesa_bridge.api.schemas import (
@@ -36,10 +42,11 @@ from mpesa_bridge.api.schemas import (
     ErrorResponse,
 )
 from mpesa_bridge.core.accounts import Caller
+from mpesa_bridge.core.browser import check_client_side_amount
 from mpesa_bridge.core.checkout.entity import CheckoutSession
 from mpesa_bridge.core.checkout.public import session_for_client, session_public
 from mpesa_bridge.core.checkout.validation import validate_checkout_create
-from mpesa_bridge.core.errors import NotFound, RateLimited
+from mpesa_bridge.core.errors import InvalidRequest, NotFound, RateLimited
 from mpesa_bridge.core.phone import normalise_phone
 from mpesa_bridge.core.ports import IdempotencyBinding
 from mpesa_bridge.runtime import Runtime
@@ -69,22 +76,44 @@ ClientSecretQuery = Annotated[
     responses={
         **_ERRORS,
         **BODY_REFUSED,
+        403: {
+            "model": ErrorResponse,
+            "description": "client_side_amounts_disabled (a publishable key, for a project that did not turn on "
+            "client-side amounts), or origin_not_allowed (a page on a site not in the project's allowed_origins)",
+        },
         409: {"model": ErrorResponse, "description": "idempotency_key_in_use"},
         422: {"model": ErrorResponse, "description": "idempotency_key_reused"},
     },
-    summary="Open a checkout session",
+    summary="Open a checkout session (secret key, or publishable key with client-side amounts)",
+    openapi_extra={"security": [{"SecretKey": []}, {"PublishableKey": []}, {"PublishableKeyHeader": []}]},
 )
 async def create_checkout_session(
     request: Request,
-    caller: CallerDep,
     body: Annotated[CheckoutSessionCreate, Body()],
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description="retry safely: same key, same body, same answer")
     ] = None,
 ) -> Response:
     """Returns the session with its `client_secret` (shown once) and the hosted page's `url`. Give the
-    client secret to the customer's browser: it may read this session, pay it and watch it."""
+    client secret to the customer's browser: it may read this session, pay it and watch it.
+
+    **With a publishable key** (`Authorization: Bearer pk_…` or `X-Api-Key: pk_…`), from a browser:
+    only for a project whose owner turned on *client-side amounts* (else 403
+    `client_side_amounts_disabled`). Send `amount` (the browser's choice, within the payment limits
+    and the project's `client_side_amount_max`), optionally `reference`, `description` and `phone`
+    (the prompt goes out at once). The answer is what a browser may see: no `metadata`. Rate-limited
+    per client address and, for the prompt, per phone (429 with `Retry-After`)."""
     runtime: Runtime = request.app.state.runtime
+    publishable = publishable_key_of(request)
+    if publishable is not None:
+        return await _create_client_side(request, runtime, publishable, body, idempotency_key)
+    if body.phone is not None:
+        raise InvalidRequest(
+            "phone is only for a publishable key: open the session, then pay it (POST …/pay) from the browser.",
+            code="parameter_not_allowed",
+            param="phone",
+        )
+    caller = await get_caller(request, runtime)
     tenant = caller.tenant
 
     async def create(binding: IdempotencyBinding | None) -> Response:
@@ -111,6 +140,91 @@ async def create_checkout_session(
 
     scope = f"{tenant.project_id}:{tenant.mode.value}"
     return await idempotent_creation(request, runtime, scope, create, recover)
+
+
+def publishable_key_of(request: Request) -> str | None:
+    """The publishable key a request carries (`Authorization: Bearer pk_…` or `X-Api-Key: pk_…`), if any."""
+    bearer = bearer_token(request.headers.get("authorization"))
+    if bearer is not None:
+        return bearer if bearer.startswith("pk_") else None
+    header = request.headers.get("x-api-key", "").strip()
+    return header if header.startswith("pk_") else None
+
+
+_SECRET_KEY_ONLY = ("amount_min", "amount_max", "metadata", "expires_at", "success_url", "cancel_url")
+CLIENT_SIDE_REFERENCE = "Online"
+
+
+async def _create_client_side(
+    request: Request, runtime: Runtime, key: str, body: CheckoutSessionCreate, idempotency_key: str | None
+) -> Response:
+    """The earlier system's call: a publishable key and an amount chosen in the browser."""
+    caller = await runtime.projects.authenticate_publishable(key)
+    if idempotency_key is not None:
+        raise InvalidRequest(
+            "Idempotency-Key is for secret keys: a browser opens a new session per try.",
+            code="parameter_not_allowed",
+            param="Idempotency-Key",
+        )
+    for name in _SECRET_KEY_ONLY:
+        if getattr(body, name) is not None:
+            raise InvalidRequest(
+                f"{name} needs a secret key: with a publishable key send amount, reference, description and phone.",
+                code="parameter_not_allowed",
+                param=name,
+            )
+    if body.amount is None:
+        raise InvalidRequest("amount is required", code="parameter_missing", param="amount")
+    now = runtime.clock.now()
+    checkout = validate_checkout_create(
+        amount=body.amount,
+        amount_min=None,
+        amount_max=None,
+        reference=CLIENT_SIDE_REFERENCE if body.reference is None else body.reference,
+        description=body.description,
+        metadata=None,
+        expires_at=None,
+        success_url=None,
+        cancel_url=None,
+        limits=runtime.limits,
+        now=now,
+    )
+    assert checkout.amount is not None  # a fixed amount: the browser's choice
+    check_client_side_amount(caller.project, checkout.amount)
+    phone = normalise_phone(body.phone) if body.phone is not None else None
+    parts = http_parts(request)
+    limiter = parts.rate_limiter
+    address = client_ip(request.scope, parts.networks.trusted_proxies) or "unknown"
+    if phone is not None:  # refuse before opening anything when the prompt could not go out
+        await _check_phone_limits(limiter, caller.tenant.project_id, caller.tenant.mode.value, phone, client_side=True)
+    await limiter.hit_browser_create(address)
+    session = await runtime.checkout.create(caller.tenant, checkout, client_side=True)
+    secret = session.client_secret
+    payment = None
+    if phone is not None:
+        pushed = await runtime.checkout.pay(session, phone=phone, amount=None)
+        await _count_phone(limiter, session, phone)
+        session, payment = await runtime.checkout.reread_with_payment(session, pushed.id)
+    shown = session_for_client(session, payment)
+    shown["client_secret"] = secret
+    return JSONResponse(shown, status_code=201)
+
+
+async def _check_phone_limits(
+    limiter: RateLimiter, project_id: str, mode: str, phone: str, *, client_side: bool
+) -> None:
+    await limiter.check_phone(project_id, mode, phone)
+    if client_side:
+        await limiter.check_browser_phone(project_id, mode, phone)
+
+
+async def _count_phone(limiter: RateLimiter, session: CheckoutSession, phone: str) -> None:
+    """Counted once a push was attempted, as POST /v1/payments does."""
+    with contextlib.suppress(RateLimited):
+        await limiter.hit_phone(session.project_id, session.mode, phone)
+    if session.client_side:
+        with contextlib.suppress(RateLimited):
+            await limiter.hit_browser_phone(session.project_id, session.mode, phone)
 
 
 @router.get("", response_model=CheckoutSessionList, responses=_ERRORS, summary="List checkout sessions, newest first")
@@ -190,10 +304,9 @@ async def pay_checkout_session(
     session = await _session_of_client_secret(request, runtime, session_id, client_secret)
     phone = normalise_phone(body.phone)
     limiter = http_parts(request).rate_limiter
-    await limiter.check_phone(session.project_id, session.mode, phone)
+    await _check_phone_limits(limiter, session.project_id, session.mode, phone, client_side=session.client_side)
     payment = await runtime.checkout.pay(session, phone=phone, amount=body.amount)
-    with contextlib.suppress(RateLimited):  # counted once a push was attempted, as POST /v1/payments does
-        await limiter.hit_phone(session.project_id, session.mode, phone)
+    await _count_phone(limiter, session, phone)
     return JSONResponse(session_for_client(*await runtime.checkout.reread_with_payment(session, payment.id)))
 
 

@@ -1,4 +1,5 @@
-"""/v1/keys: the caller's secret keys — list, rotate with a grace period, revoke at once."""
+"""/v1/keys: the caller's secret keys — list, rotate with a grace period, revoke at once. The list also
+names the mode's publishable key (rotated with POST /v1/project/publishable_key/rotate)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ class KeyPublic(BaseModel):
 class KeyList(BaseModel):
     object: str = "list"
     data: list[KeyPublic]
+    publishable_key: str = Field(
+        description="this mode's publishable key (pk_…): no secret, for web pages; see GET /v1/project"
+    )
 
 
 class KeyRotate(BaseModel):
@@ -79,7 +83,8 @@ def key_public(key: ApiKey) -> dict[str, Any]:
 @router.get("", response_model=KeyList, responses=_ERRORS, summary="List this project's keys for this mode")
 async def list_keys(runtime: RuntimeDep, caller: CallerDep) -> JSONResponse:
     keys = await runtime.projects.list_keys(caller.tenant.project_id, caller.tenant.mode)
-    return JSONResponse({"object": "list", "data": [key_public(k) for k in keys]})
+    publishable = (await runtime.projects.publishable_keys(caller.tenant.project_id))[caller.tenant.mode]
+    return JSONResponse({"object": "list", "data": [key_public(k) for k in keys], "publishable_key": publishable.key})
 
 
 @router.post(

@@ -1,6 +1,8 @@
 /* mpesa-bridge checkout widget (no dependencies): <script src="https://<bridge>/v1/widget.js"></script>
  *   MpesaBridge.open({clientSecret, onSuccess, onError, onClose, theme, locale})   a modal
  *   MpesaBridge.mount(element, {...the same})                                     inline
+ *   MpesaBridge.open({publishableKey, amount, reference, description, ...})       no session yet: the
+ *     widget opens one with the project's publishable key (client-side amounts on), then the same flow
  * The browser holds only the session's client secret: it reads the session, starts the STK push and
  * watches it (SSE, with polling as the fallback). Styles live in a Shadow DOM; theme with
  * `theme: "light" | "dark" | "auto"` and the CSS variables --mb-accent, --mb-bg, --mb-text, --mb-radius.
@@ -133,6 +135,30 @@
   Checkout.prototype.load = function () {
     var self = this;
     this.call("GET", "").then(function (s) { self.session = s; self.show(s); }, function (e) { self.fail(e); });
+  };
+
+  // With a publishable key and no client secret: open the session first (POST /v1/checkout_sessions
+  // with the amount the page chose), then go on with its client secret as if it had been given.
+  var loadSession = Checkout.prototype.load;
+  Checkout.prototype.load = function () {
+    if (this.secret || !this.options.publishableKey) { return loadSession.call(this); }
+    var self = this, o = this.options, body = { amount: Number(o.amount) };
+    if (o.reference) { body.reference = String(o.reference); }
+    if (o.description) { body.description = String(o.description); }
+    fetch(BASE + "/v1/checkout_sessions", {
+      method: "POST", credentials: "omit", cache: "no-store", body: JSON.stringify(body),
+      headers: { Accept: "application/json", "Content-Type": "application/json", Authorization: "Bearer " + o.publishableKey }
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (!r.ok) { var e = new Error((data.error && data.error.message) || r.statusText); e.code = data.error && data.error.code; e.status = r.status; throw e; }
+        return data;
+      });
+    }).then(function (s) {
+      self.secret = s.client_secret;
+      self.sessionId = s.id;
+      self.session = s;
+      self.show(s);
+    }, function (e) { self.fail(e); });
   };
 
   Checkout.prototype.view = function (nodes, focus) {

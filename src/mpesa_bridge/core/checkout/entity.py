@@ -58,6 +58,7 @@ class CheckoutSession:
     paid_payment_id: str | None = None  # the payment that completed the session
     completed_at: datetime | None = None
     payment_link_id: str | None = None  # the payment link that opened it (migration 0015)
+    client_side: bool = False  # opened with a publishable key, for an amount the browser chose (0016)
     # In clear only on the answer that creates the session: never stored, never loaded.
     client_secret: str | None = field(default=None, repr=False, compare=False)
 

@@ -62,9 +62,11 @@ class CheckoutService:
         idempotency: IdempotencyBinding | None = None,
         *,
         payment_link_id: str | None = None,
+        client_side: bool = False,
     ) -> CheckoutSession:
         """Open a session. With `idempotency`, the key is bound to it in the inserting transaction;
-        `payment_link_id` names the payment link that opened it (core/links/)."""
+        `payment_link_id` names the payment link that opened it (core/links/); `client_side` marks
+        one a publishable key opened for an amount the browser chose (core/browser.py)."""
         now = self._clock.now()
         session_id = new_id(ID_PREFIX, now)
         client_secret = new_client_secret(session_id)
@@ -87,6 +89,7 @@ class CheckoutService:
             created_at=now,
             updated_at=now,
             payment_link_id=payment_link_id,
+            client_side=client_side,
         )
         async with self._db.write() as uow:
             await uow.checkout_sessions.add(session)

@@ -520,6 +520,17 @@ class PeopleService:
         async with self._store.write() as uow:
             await uow.people.add_audit(self._audit(who, action, project_id, target=target, detail=detail))
 
+    async def record_by_key(
+        self, key_id: str, action: str, project_id: str, *, target: str | None = None, detail: str | None = None
+    ) -> None:
+        """An entry for a change made through the API with a secret key: `user_id` is `key:<key id>`."""
+        now = self._clock.now()
+        entry = AuditEntry(
+            new_id("aud", now), now, f"key:{key_id}", action, project_id, target, (detail or "")[:500] or None
+        )
+        async with self._store.write() as uow:
+            await uow.people.add_audit(entry)
+
     async def audit(self, who: Identity, project_id: str | None, limit: int = 100) -> Sequence[AuditEntry]:
         if project_id is None and not who.user.is_admin:
             raise Forbidden("Only a platform admin can read the whole audit trail.")

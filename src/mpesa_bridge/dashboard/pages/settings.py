@@ -7,6 +7,8 @@ GET  /dashboard/settings/daraja/{mode}       Daraja settings of a mode: the form
 POST /dashboard/settings/daraja/{mode}       save them (secrets left blank are kept)
 POST /dashboard/settings/daraja/{mode}/test  fetch an OAuth token with them and say what is wrong
 POST /dashboard/settings/callbacks           confirm-by-query, require signed requests
+POST /dashboard/settings/browser             client-side amounts and allowed origins (owner)
+POST /dashboard/settings/publishable-key/rotate   a new publishable key for a mode (owner)
 GET  /dashboard/settings/keys                API keys per mode
 POST /dashboard/settings/keys/create         a new key for a mode (shown once)
 POST /dashboard/settings/keys/rotate         a new key; the mode's other keys stop after a grace period
@@ -28,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mpesa_bridge.core.accounts import DarajaSummary
+from mpesa_bridge.core.browser import parse_origin_lines
 from mpesa_bridge.core.errors import ConfigurationMissing, InvalidRequest
 from mpesa_bridge.core.people.entity import AuditEntry, Role
 from mpesa_bridge.core.ports import PushNotSent
@@ -59,6 +62,8 @@ NOTICES = {
     "daraja": "The Daraja settings were saved.",
     "callbacks": "The callback options were saved.",
     "revoked": "The key was revoked: it stops working at once.",
+    "browser": "The settings for web pages were saved.",
+    "publishable": "A new publishable key was made: the old one stopped working. Put the new one in your pages.",
 }
 # What a failed connection test means, in the words a merchant acts on (codes: DarajaGatewayAdapter).
 CONNECTION_PROBLEMS = {
@@ -99,8 +104,17 @@ async def _settings(
     if viewer.can(Role.OWNER):
         activity = await runtime.people.audit(viewer.identity, project.id, limit=50)
     settings = runtime.settings
+    browser = {
+        "client_side_amounts": "on" if project.client_side_amounts else "off",
+        "client_side_amount_max": "" if project.client_side_amount_max is None else str(project.client_side_amount_max),
+        "allowed_origins": "\n".join(project.allowed_origins),
+    }
     context: dict[str, Any] = {
         "project": project,
+        "publishable": await runtime.projects.publishable_keys(project.id),
+        "browser": {**browser, **(values or {})},
+        "fallback_origins": settings.realtime_origins,
+        "max_amount": runtime.limits.max_amount,
         "daraja": daraja,
         "modes": list(Mode),
         "tested": tested,
@@ -167,6 +181,61 @@ async def callbacks(request: Request, viewer: DeveloperDep) -> Response:
     detail = f"confirm_by_query={confirm} require_signed_requests={signed}"
     await runtime.people.record(viewer.identity, "project.callbacks_changed", project.id, detail=detail)
     return _done("callbacks")
+
+
+@router.post("/settings/browser")
+async def browser_settings(request: Request, viewer: OwnerDep) -> Response:
+    """Client-side amounts and allowed origins: what pages on other sites may do (core/browser.py)."""
+    runtime = runtime_of(request)
+    form = await form_of(request)
+    on = form.get("client_side_amounts") == "on"
+    raw_max, raw_origins = form.get("client_side_amount_max", "").strip(), form.get("allowed_origins", "")
+    typed = {
+        "client_side_amounts": "on" if on else "off",
+        "client_side_amount_max": raw_max,
+        "allowed_origins": raw_origins,
+    }
+    try:
+        highest = None if not raw_max else _whole(raw_max)
+        project = await runtime.projects.update_browser_settings(
+            viewer.tenant.project_id,
+            client_side_amounts=on,
+            client_side_amount_max=highest,
+            allowed_origins=parse_origin_lines(raw_origins),
+            highest_amount=runtime.limits.max_amount,
+        )
+    except InvalidRequest as exc:
+        return await _settings(request, viewer, errors={exc.param or "browser": str(exc)}, status=400, values=typed)
+    detail = (
+        f"client_side_amounts={project.client_side_amounts} client_side_amount_max={project.client_side_amount_max} "
+        f"allowed_origins={','.join(project.allowed_origins) or '-'}"
+    )
+    await runtime.people.record(viewer.identity, "project.browser_settings_changed", project.id, detail=detail)
+    return _done("browser")
+
+
+def _whole(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidRequest(
+            "The most a customer may choose is a whole number of shillings, or empty.", param="client_side_amount_max"
+        ) from None
+
+
+@router.post("/settings/publishable-key/rotate")
+async def rotate_publishable_key(request: Request, viewer: OwnerDep) -> Response:
+    runtime = runtime_of(request)
+    mode = _mode((await form_of(request)).get("mode", ""))
+    new, old = await runtime.projects.rotate_publishable_key(viewer.tenant.project_id, mode)
+    await runtime.people.record(
+        viewer.identity,
+        "publishable_key.rotated",
+        viewer.tenant.project_id,
+        target=mode.value,
+        detail=f"{old.key} -> {new.key}",
+    )
+    return _done("publishable")
 
 
 def _done(what: str) -> Response:
