@@ -97,7 +97,7 @@ async def _shown(runtime: Runtime, caller: Caller, project: Project) -> dict[str
 
 
 @router.get("", response_model=ProjectBrowserSettings, responses=_ERRORS, summary="Read the project's browser settings")
-async def read_project(runtime: RuntimeDep, caller: CallerDep) -> JSONResponse:
+async def get_project(runtime: RuntimeDep, caller: CallerDep) -> JSONResponse:
     return JSONResponse(await _shown(runtime, caller, caller.project))
 
 
