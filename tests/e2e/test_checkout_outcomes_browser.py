@@ -217,6 +217,10 @@ def test_widget_picture_for_the_docs(sites: Any, chromium: Any) -> None:
         page.wait_for_selector("#mb-countdown")
         assert page.inner_text("#mb-title") == "Check your phone"
         assert page.inner_text(".amount") == "KES 1,500"
+        assert (
+            page.get_by_text("to pay KES 1,500.").inner_text()
+            == "Enter your M-Pesa PIN on your phone (2547****0902) to pay KES 1,500."
+        )
         path = screenshot(page, "checkout-widget-docs")
         if os.environ.get("UPDATE_DOCS_IMAGES") == "1":
             page.screenshot(path=str(DOCS_IMAGE))

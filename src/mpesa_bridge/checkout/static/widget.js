@@ -18,7 +18,7 @@
       amount: "Amount (KES {low} to {high})", pay: "Pay", again: "Try again", close: "Close",
       badPhone: "Enter a Kenyan mobile number, such as 0712 345 678.",
       badAmount: "Enter an amount from KES {low} to {high}.",
-      check: "Check your phone", enterPin: "Enter your M-Pesa PIN on your phone to pay {amount}.",
+      check: "Check your phone", enterPin: "Enter your M-Pesa PIN on your phone{phone} to pay {amount}.",
       left: "{s} seconds left", stillWaiting: "Still waiting for M-Pesa…",
       paid: "Payment received", receipt: "M-Pesa receipt", notDone: "Payment not completed",
       user_cancelled: "You cancelled the payment on your phone.",
@@ -32,7 +32,7 @@
       amount: "Kiasi (KES {low} hadi {high})", pay: "Lipa", again: "Jaribu tena", close: "Funga",
       badPhone: "Weka nambari ya simu ya Kenya, kama 0712 345 678.",
       badAmount: "Weka kiasi kati ya KES {low} na {high}.",
-      check: "Angalia simu yako", enterPin: "Weka PIN yako ya M-Pesa kwenye simu ili ulipe {amount}.",
+      check: "Angalia simu yako", enterPin: "Weka PIN yako ya M-Pesa kwenye simu{phone} ili ulipe {amount}.",
       left: "Sekunde {s} zimebaki", stillWaiting: "Bado tunasubiri M-Pesa…",
       paid: "Malipo yamepokelewa", receipt: "Risiti ya M-Pesa", notDone: "Malipo hayakukamilika",
       user_cancelled: "Ulighairi malipo kwenye simu yako.",
@@ -241,7 +241,7 @@
     var t = this.t, self = this, p = s.payment || {};
     var left = el("p", { "class": "muted", id: "mb-countdown" });
     this.view(this.header(t.check, p.amount != null ? p.amount : s.amount).concat([
-      el("p", { text: fill(t.enterPin, { amount: "KES " + Number(p.amount || s.amount).toLocaleString("en") }) + (p.phone ? " (" + p.phone + ")" : "") }),
+      el("p", { text: fill(t.enterPin, { amount: "KES " + Number(p.amount || s.amount).toLocaleString("en"), phone: p.phone ? " (" + p.phone + ")" : "" }) }),
       left
     ]));
     this.say(t.check);
