@@ -19,7 +19,9 @@ SWAHILI = {
     "Try again": "Jaribu tena",
     "Cancel and return to the shop": "Ghairi na urudi dukani",
     "Check your phone": "Angalia simu yako",
-    "Enter your M-Pesa PIN on your phone ({phone}) to pay {amount}.": "Weka PIN yako ya M-Pesa kwenye simu ({phone}) ili ulipe {amount}.",
+    "Enter your M-Pesa PIN on your phone ({phone}) to pay {amount}.": (
+        "Weka PIN yako ya M-Pesa kwenye simu ({phone}) ili ulipe {amount}."
+    ),
     "This page updates by itself.": "Ukurasa huu unajisasisha wenyewe.",
     "Payment received": "Malipo yamepokelewa",
     "M-Pesa receipt": "Risiti ya M-Pesa",
