@@ -82,7 +82,7 @@ class Runtime:
     people: PeopleService  # the dashboard's accounts, sessions and invitations
     analytics: AnalyticsService  # the dashboard's figures and charts
     checkout: CheckoutService  # checkout sessions: one payment a browser may take
-    links: PaymentLinkService  # payment links: a public URL that opens a checkout session per visit
+    links: PaymentLinkService  # payment links: a public URL whose form opens a checkout session per customer
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)

@@ -76,7 +76,7 @@ def test_a_link_is_created_in_the_form_listed_with_its_qr_and_its_page_opens(das
         screenshot(page, "links-list")
 
         page.click("tr[data-link] [data-public-url]")
-        page.wait_for_url(f"{dash.server.url}/pay/cs_*")
+        page.wait_for_url(f"{dash.server.url}/l/*")  # the link's page: its form, before any session
         page.wait_for_selector("#amount-shown")
         assert page.inner_text("#amount-shown").strip() == "KES 1,500"
         screenshot(page, "links-public-page")

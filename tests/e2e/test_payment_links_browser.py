@@ -40,7 +40,12 @@ def test_a_link_opens_a_session_and_a_deactivated_link_says_so(
             try:
                 page = browser.new_page()
                 first = page.goto(link["url"])
-                assert first is not None and first.status == 200  # the hosted page, opened with the secret
+                assert first is not None and first.status == 200  # the link's page: its form, no session yet
+                assert page.inner_text("#amount-shown") == "KES 200"
+                assert api.get("/v1/checkout_sessions").json()["data"] == []
+                page.fill("#phone", "0700 000 902")  # the late-callback customer: the prompt stays open
+                page.click("#pay")
+                page.wait_for_url(f"{server.url}/pay/cs_*")
                 page.wait_for_selector("h1")
                 landed = page.url.split("?", 1)[0]
                 assert api.patch(f"/v1/payment_links/{link['id']}", json={"active": False}).status_code == 200
@@ -51,7 +56,7 @@ def test_a_link_opens_a_session_and_a_deactivated_link_says_so(
             finally:
                 browser.close()
         sessions = api.get("/v1/checkout_sessions").json()["data"]
-    assert [s["url"] for s in sessions] == [landed]  # one session, opened by the first visit only
+    assert [s["url"] for s in sessions] == [landed]  # one session, opened by the form only
     assert landed.startswith(f"{server.url}/pay/cs_") and sessions[0]["payment_link_id"] == link["id"]
     assert sessions[0]["amount"] == 200
     assert heading == "Harambee <2026>"  # escaped in the HTML, shown as typed

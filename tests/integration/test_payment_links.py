@@ -1,7 +1,7 @@
 """Payment links over HTTP (in-process bridge, simulator as Daraja) — on SQLite and PostgreSQL.
 
 Create, list, read and change a link (secret key); its QR code and a checkout session's, read back
-by a real decoder; its public page `/l/{slug}`, which opens a checkout session for the link's amount
+by a real decoder; its public page `/l/{slug}`, whose form opens a checkout session for the link's amount
 and sends the customer to it, or says politely (410) that the link is inactive, expired or used up;
 and the link's totals once a session it opened was paid."""
 
@@ -15,8 +15,6 @@ import pytest
 
 from mpesa_bridge.core.clock import ManualClock
 from mpesa_bridge.core.links import service as links_service
-from mpesa_bridge.core.projects import Mode
-from mpesa_bridge.core.projects import Tenant as CoreTenant
 from tests.fixtures.bridge import InProcessBridge, Tenant, wait_until
 from tests.fixtures.qr import decode_png
 
@@ -43,7 +41,21 @@ async def read_link(bridge: InProcessBridge, shop: Tenant, link_id: str) -> dict
 
 
 async def visit(bridge: InProcessBridge, link: dict[str, Any]) -> Any:
+    """The link's page, as a customer (or a link-preview robot) sees it."""
     return await bridge.client.get(f"/l/{link['slug']}", follow_redirects=False)
+
+
+async def submit(bridge: InProcessBridge, link: dict[str, Any], phone: str, amount: str | None = None) -> Any:
+    """The link page's form, sent: a session opened and pushed for, then 303 to its page."""
+    form = {"phone": phone, "lang": "en"} | ({"amount": amount} if amount is not None else {})
+    return await bridge.client.post(f"/l/{link['slug']}", data=form, follow_redirects=False)
+
+
+async def sessions_of(bridge: InProcessBridge, shop: Tenant) -> list[dict[str, Any]]:
+    answer = await bridge.client.get("/v1/checkout_sessions", headers=shop.headers())
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["data"]
+    return found
 
 
 async def test_create_read_list_and_change(bridge: InProcessBridge) -> None:
@@ -169,52 +181,77 @@ async def test_the_qr_codes_decode_to_the_public_urls(bridge: InProcessBridge) -
         assert (await bridge.client.get(path)).status_code == 401
 
 
-async def test_the_public_page_opens_a_session_for_the_links_amount(bridge: InProcessBridge) -> None:
+async def test_the_public_page_shows_the_form_and_opens_a_session_only_when_paid(bridge: InProcessBridge) -> None:
     shop = await bridge.create_project()
-    link = await create_link(bridge, shop)
-    ranged = await create_link(bridge, shop, amount=None, amount_min=50, amount_max=500)
+    link = await create_link(bridge, shop, description="Paid per term")
     first, second = await visit(bridge, link), await visit(bridge, link)
-    assert first.status_code == second.status_code == 303
-    assert first.headers["location"] != second.headers["location"]  # a session per visit
-    sessions = (await bridge.client.get("/v1/checkout_sessions", headers=shop.headers())).json()["data"]
-    assert [s["url"] for s in sessions] == [_page_of(second), _page_of(first)]
-    assert all("?client_secret=cs_" in r.headers["location"] for r in (first, second))  # the page needs it
-    for session in sessions:
-        assert session["payment_link_id"] == link["id"] and session["amount"] == 1500
-        assert session["metadata"] == {"class": "4B"} and session["reference"] == link["slug"]
-        assert session["status"] == "open"
-    opened = await visit(bridge, ranged)
-    session = (await bridge.client.get("/v1/checkout_sessions", params={"limit": 1}, headers=shop.headers())).json()
-    assert _page_of(opened) == session["data"][0]["url"]
-    assert (session["data"][0]["amount"], session["data"][0]["amount_min"], session["data"][0]["amount_max"]) == (
-        None,
-        50,
-        500,
+    assert first.status_code == second.status_code == 200
+    assert "Tuition, term 1 — Paid per term" in first.text and "KES 1,500" in first.text
+    assert f'action="/l/{link["slug"]}"' in first.text and 'name="client_secret"' not in first.text
+    assert (
+        first.headers["cache-control"] == "no-store"
+        and "form-action 'self'" in first.headers["content-security-policy"]
     )
+    assert await sessions_of(bridge, shop) == []  # seeing the page (a link preview too) opens nothing
+
+    paid = await submit(bridge, link, "0708374149")
+    assert paid.status_code == 303 and "?client_secret=cs_" in paid.headers["location"]  # the page needs it
+    (session,) = await sessions_of(bridge, shop)
+    assert session["url"].endswith(_page_of(paid))
+    assert session["payment_link_id"] == link["id"] and session["amount"] == 1500
+    assert session["metadata"] == {"class": "4B"} and session["reference"] == link["slug"]
+    payment = (await bridge.client.get(paid.headers["location"].replace("/pay/", "/v1/checkout_sessions/"))).json()
+    assert payment["payment"]["amount"] == 1500 and payment["payment"]["phone"] == "2547****4149"  # pushed at once
+
     unknown = await bridge.client.get("/l/nosuchlink2", follow_redirects=False)
-    assert unknown.status_code == 404 and "does not exist" in unknown.text
+    assert unknown.status_code == 404 and "cannot be opened" in unknown.text
     assert (await bridge.client.get("/l/%3Cscript%3E", follow_redirects=False)).status_code == 404
+    assert (await bridge.client.post("/l/nosuchlink2", data={"phone": "0708374149"})).status_code == 404
+
+
+async def test_a_customer_chosen_amount_is_checked_before_anything_opens(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    ranged = await create_link(bridge, shop, amount=None, amount_min=50, amount_max=500)
+    page = await visit(bridge, ranged)
+    assert page.status_code == 200 and 'name="amount"' in page.text and 'min="50"' in page.text
+    for amount in ("5000", "abc", ""):
+        refused = await submit(bridge, ranged, "0708374150", amount)
+        assert refused.status_code == 400, (amount, refused.text)
+        assert 'id="error"' in refused.text and 'name="amount"' in refused.text
+    bad_phone = await submit(bridge, ranged, "12345", "75")
+    assert bad_phone.status_code == 400 and 'id="error"' in bad_phone.text
+    assert await sessions_of(bridge, shop) == []  # nothing opened for a form that could not be paid
+
+    paid = await submit(bridge, ranged, "0708374150", "75")
+    assert paid.status_code == 303, paid.text
+    (session,) = await sessions_of(bridge, shop)
+    assert (session["amount"], session["amount_min"], session["amount_max"]) == (None, 50, 500)
+    shown = (await bridge.client.get(paid.headers["location"].replace("/pay/", "/v1/checkout_sessions/"))).json()
+    assert shown["payment"]["amount"] == 75
 
 
 async def test_an_inactive_or_expired_link_says_so_politely(bridge: InProcessBridge) -> None:
     shop = await bridge.create_project()
     soon = (bridge.clock.now() + timedelta(minutes=10)).isoformat()
     expiring = await create_link(bridge, shop, title="<b>Fees</b>", expires_at=soon)
-    assert (await visit(bridge, expiring)).status_code == 303
+    assert (await visit(bridge, expiring)).status_code == 200
     bridge.clock.advance(600)
     gone = await visit(bridge, expiring)
     assert gone.status_code == 410 and "has expired" in gone.text and "Sorry" in gone.text
     assert "&lt;b&gt;Fees&lt;/b&gt;" in gone.text and "<b>" not in gone.text  # the title is escaped
+    assert (await submit(bridge, expiring, "0708374149")).status_code == 410
+    swahili = await bridge.client.get(f"/l/{expiring['slug']}", params={"lang": "sw"})
+    assert swahili.status_code == 410 and "Samahani" in swahili.text
 
     link = await create_link(bridge, shop)
     off = await bridge.client.patch(f"/v1/payment_links/{link['id']}", json={"active": False}, headers=shop.headers())
     assert off.status_code == 200
     inactive = await visit(bridge, link)
     assert inactive.status_code == 410 and "no longer active" in inactive.text
+    assert (await submit(bridge, link, "0708374149")).status_code == 410
     await bridge.client.patch(f"/v1/payment_links/{link['id']}", json={"active": True}, headers=shop.headers())
-    assert (await visit(bridge, link)).status_code == 303
-    sessions = (await bridge.client.get("/v1/checkout_sessions", headers=shop.headers())).json()["data"]
-    assert len(sessions) == 2  # none for the refused visits
+    assert (await visit(bridge, link)).status_code == 200
+    assert await sessions_of(bridge, shop) == []  # none for the refused forms
 
 
 def _page_of(answer: httpx.Response) -> str:
@@ -222,37 +259,36 @@ def _page_of(answer: httpx.Response) -> str:
     return answer.headers["location"].split("?", 1)[0]
 
 
-async def pay_session_of(bridge: InProcessBridge, shop: Tenant, location: str) -> str:
-    """Pay the session a visit was sent to, as its hosted page would (CheckoutService.pay), and wait for success."""
-    session_id = location.split("?", 1)[0].rsplit("/", 1)[-1]
-    session = await bridge.runtime.checkout.get(CoreTenant(shop.project_id, Mode.TEST), session_id)
-    payment = await bridge.runtime.checkout.pay(session, phone="0708374149", amount=None)
-    await bridge.wait_status(shop, payment.id, "succeeded")
-    return payment.id
+async def pay_through(bridge: InProcessBridge, shop: Tenant, link: dict[str, Any], phone: str) -> str:
+    """The customer pays on the link's page; the payment's id once it succeeded."""
+    answer = await submit(bridge, link, phone)
+    assert answer.status_code == 303, answer.text
+    shown = (await bridge.client.get(answer.headers["location"].replace("/pay/", "/v1/checkout_sessions/"))).json()
+    payment_id: str = shown["payment"]["id"]
+    await bridge.wait_status(shop, payment_id, "succeeded")
+    return payment_id
 
 
 async def test_totals_count_succeeded_payments_and_max_payments_closes_the_link(bridge: InProcessBridge) -> None:
     shop = await bridge.create_project()
     link = await create_link(bridge, shop, amount=250, max_payments=2)
     other = await create_link(bridge, shop, amount=99)
-    first = await visit(bridge, link)
-    second = await visit(bridge, link)
-    await visit(bridge, other)  # another link's sessions count for it only
-    assert first.status_code == second.status_code == 303
+    assert (await visit(bridge, other)).status_code == 200  # another link's page counts for nothing
 
-    paid = await pay_session_of(bridge, shop, first.headers["location"])
+    paid = await pay_through(bridge, shop, link, "0708374149")
     payment = await bridge.get(shop, paid)
-    session_id = _page_of(first).rsplit("/", 1)[-1]
-    assert payment["checkout_session_id"] == session_id  # link → sessions → payments
+    (session,) = [s for s in await sessions_of(bridge, shop) if s["id"] == payment["checkout_session_id"]]
+    assert session["payment_link_id"] == link["id"]  # link → sessions → payments
     totals = await read_link(bridge, shop, link["id"])
     assert (totals["payments_succeeded"], totals["amount_collected"]) == (1, 250)
-    assert (await visit(bridge, link)).status_code == 303  # one of two taken: still open
+    assert (await visit(bridge, link)).status_code == 200  # one of two taken: still open
 
-    await pay_session_of(bridge, shop, second.headers["location"])
+    await pay_through(bridge, shop, link, "0708374151")
     totals = await wait_until(lambda: _totals_reached(bridge, shop, link["id"], 2))
     assert totals["amount_collected"] == 500
     exhausted = await visit(bridge, link)
     assert exhausted.status_code == 410 and "all the payments" in exhausted.text
+    assert (await submit(bridge, link, "0708374152")).status_code == 410
     assert (await read_link(bridge, shop, other["id"]))["payments_succeeded"] == 0
 
 
@@ -272,4 +308,4 @@ async def test_a_slug_already_taken_is_drawn_again(bridge: InProcessBridge, monk
     assert (first["slug"], second["slug"]) == ("samesame22", "different3")
     assert second["url"].endswith("/l/different3")
     assert (await read_link(bridge, shop, second["id"]))["title"] == "Another"
-    assert (await visit(bridge, first)).status_code == 303 and (await visit(bridge, second)).status_code == 303
+    assert (await visit(bridge, first)).status_code == 200 and (await visit(bridge, second)).status_code == 200

@@ -114,8 +114,10 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/v1/admin/keys/{id}/revoke"): "operator API (admin token)",
     ("POST", "/v1/checkout_sessions/{id}/pay"): "the session's client secret only (a secret key is refused 401, "
     "whatever the id); a client secret naming another session is 404: tests/integration/test_checkout_sessions.py",
-    ("GET", "/l/{slug}"): "a payment link's public page (no key): the unguessable slug names the link; it opens a "
-    "session and redirects, or says the link is gone: tests/integration/test_payment_links.py",
+    ("GET", "/l/{slug}"): "a payment link's public page (no key): the unguessable slug names the link; it shows "
+    "the link's form, or says the link is gone: tests/integration/test_payment_links.py",
+    ("POST", "/l/{slug}"): "a payment link's form (no key): opens a session of the link the slug names and "
+    "pushes; nothing else of the project: tests/integration/test_payment_links.py",
     ("GET", "/healthz"): "no tenant data",
     ("GET", "/readyz"): "no tenant data",
     ("GET", "/openapi.json"): "the public API description",

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.responses import RedirectResponse
 
 from mpesa_bridge import __version__
-from mpesa_bridge.api import admin, callbacks, health, links_public
+from mpesa_bridge.api import admin, callbacks, health
 from mpesa_bridge.api.callbacks import CallbackFastPath
 from mpesa_bridge.api.demo import install_demo
 from mpesa_bridge.api.docs import install_docs
@@ -143,8 +143,10 @@ def create_app(
     add_routes(app, stream.router, payments.router, keys.router, webhooks.router, events.router)
     add_routes(app, qr_codes.router)
     add_routes(app, checkout_sessions.router, project.router)
-    add_routes(app, payment_links.router, links_public.router)
-    app.include_router(checkout_router(lambda: app.state.http.rate_limiter))  # the hosted page: /pay/{id}
+    add_routes(app, payment_links.router)
+    app.include_router(
+        checkout_router(lambda: app.state.http.rate_limiter)
+    )  # the hosted page /pay/{id}, links /l/{slug}
     add_routes(app, callbacks.router, admin.router, health.router)
     install_docs(app)
     if not settings.production:

@@ -471,7 +471,7 @@ class PaymentLinkPublic(BaseModel):
     object: Literal["payment_link"]
     mode: Literal["test", "live"]
     slug: str = Field(description="the public URL's last part, unique")
-    url: str = Field(description="the public page: opens a checkout session and sends the customer to it")
+    url: str = Field(description="the public page: its form opens a checkout session, pushes, and shows the outcome")
     title: str
     description: str
     amount: int | None = Field(description="the fixed amount; null when the customer chooses")

@@ -2,6 +2,8 @@
 
     GET  /pay/{session_id}?client_secret=…   the page: a phone form, "check your phone", the outcome
     POST /pay/{session_id}                   the form: start the STK push, then 303 back to the page
+    GET  /l/{slug}                           a payment link's page: the same form, no session yet
+    POST /l/{slug}                           its form: open a checkout session, push, 303 to /pay/{id}
     GET  /pay/assets/{name}                  its own CSS and script (nothing external)
     GET  /v1/widget.js                       the widget merchants embed on their own site
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -27,7 +30,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mpesa_bridge.checkout import words
 from mpesa_bridge.core.checkout.entity import CheckoutSession, CheckoutStatus
+from mpesa_bridge.core.checkout.validation import AmountRule, check_pay_amount
 from mpesa_bridge.core.errors import AuthenticationFailed, BridgeError, NotFound, RateLimited
+from mpesa_bridge.core.links.entity import PaymentLink
+from mpesa_bridge.core.links.service import LinkUnavailable
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.phone import mask_phone, normalise_phone
 from mpesa_bridge.runtime import Runtime
@@ -48,6 +54,7 @@ SCRIPT = "text/javascript; charset=utf-8"
 FAILED = {"failed", "cancelled", "expired"}
 REFRESH_SECONDS = 2
 REDIRECT_SECONDS = 3
+SLUG_MAX = 32  # longer than any slug the bridge draws: refused before a look-up
 
 env = Environment(
     loader=PackageLoader("mpesa_bridge.checkout", "templates"),
@@ -117,7 +124,117 @@ def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
             return page_response("pay.html", language, context, status=400 if refused.code != "rate_limited" else 429)
         return RedirectResponse(page_url(session.id, secret, language), status_code=303)
 
+    @router.get("/l/{slug}")
+    async def link_page(request: Request, slug: str) -> Response:
+        """A payment link's page: the form, and nothing written (robots that preview links open no session)."""
+        language = language_of(request, request.query_params.get("lang"))
+        found = await _usable_link(request, slug, language)
+        if isinstance(found, Response):
+            return found
+        return page_response("pay.html", language, link_context(found, language))
+
+    @router.post("/l/{slug}")
+    async def pay_link(request: Request, slug: str) -> Response:
+        """The link's form: checked, then a checkout session is opened and pushed for, then 303 to its page."""
+        form = await request.form()
+        phone, amount = (_field(form.get(name)) for name in ("phone", "amount"))
+        language = language_of(request, _field(form.get("lang")))
+        found = await _usable_link(request, slug, language)
+        if isinstance(found, Response):
+            return found
+        link, runtime = found, runtime_of(request)
+        try:  # nothing is opened for a form that could not be paid
+            normalise_phone(phone or "")
+            check_pay_amount(link, _chosen(amount) if link.amount is None else None)
+        except BridgeError as refused:
+            context = link_context(link, language)
+            context.update(error=refusal_words(refused, link, language), phone=phone or "", amount_entered=amount or "")
+            return page_response("pay.html", language, context, status=400)
+        try:
+            session = await runtime.links.open_session(link)
+        except LinkUnavailable as gone:
+            return _gone(link, gone, language)
+        secret = session.client_secret or ""
+        try:
+            await _start_push(runtime, limiter_of(), session, phone or "", amount)
+        except BridgeError as refused:  # e.g. the phone has a prompt open: the session's page says so
+            payment = await runtime.checkout.latest_payment(session)
+            context = page_context(runtime, await runtime.checkout.reread(session), payment, secret, language)
+            context.update(
+                error=refusal_words(refused, session, language), phone=phone or "", amount_entered=amount or ""
+            )
+            return page_response("pay.html", language, context, status=400 if refused.code != "rate_limited" else 429)
+        return RedirectResponse(page_url(session.id, secret, language), status_code=303)
+
     return router
+
+
+def _chosen(amount: str | None) -> object:
+    return int(amount) if amount and amount.strip().isdigit() else amount
+
+
+async def _usable_link(request: Request, slug: str, language: str) -> PaymentLink | Response:
+    """The link `slug` names if it takes payments now; else its page: 404 (unknown) or 410 (why not)."""
+    if len(slug) > SLUG_MAX or not slug.isascii() or not slug.isalnum():
+        return page_response("missing.html", language, {}, status=404)
+    runtime = runtime_of(request)
+    try:
+        link = await runtime.links.by_slug(slug)
+        await runtime.links.ensure_open(link)
+    except NotFound:
+        return page_response("missing.html", language, {}, status=404)
+    except LinkUnavailable as gone:
+        return _gone(link, gone, language)
+    return link
+
+
+def _gone(link: PaymentLink, why: LinkUnavailable, language: str) -> HTMLResponse:
+    return page_response("gone.html", language, {"title": link.title, "reason": why.message}, status=410)
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """A payment link as the page's form shows it, before any checkout session exists."""
+
+    id: str
+    description: str
+    reference: str
+    amount: int | None
+    amount_min: int | None
+    amount_max: int | None
+    success_url: None = None
+    cancel_url: None = None
+
+
+def link_context(link: PaymentLink, language: str) -> dict[str, Any]:
+    view = LinkView(
+        id="",
+        description=f"{link.title} — {link.description}" if link.description else link.title,
+        reference=link.slug,
+        amount=link.amount,
+        amount_min=link.amount_min,
+        amount_max=link.amount_max,
+    )
+    here = f"/l/{link.slug}"
+    return {
+        "session": view,
+        "state": "form",
+        "payment": None,
+        "masked_phone": "",
+        "amount": link.amount,
+        "failure": None,
+        "secret": "",
+        "form_action": here,
+        "self_url": f"{here}?" + urlencode({"lang": language}),
+        "other_languages": {
+            code: f"{here}?" + urlencode({"lang": code}) for code in words.LANGUAGES if code != language
+        },
+        "refresh_seconds": REFRESH_SECONDS,
+        "redirect_seconds": REDIRECT_SECONDS,
+        "error": None,
+        "phone": "",
+        "amount_entered": "",
+    }
 
 
 async def _start_push(
@@ -149,7 +266,7 @@ async def _session(request: Request, session_id: str, secret: str | None) -> Che
     return session if session.id == session_id else None
 
 
-def refusal_words(refused: BridgeError, session: CheckoutSession, language: str) -> str:
+def refusal_words(refused: BridgeError, session: AmountRule, language: str) -> str:
     """A refused form in the customer's words (and language) where we have them, else the bridge's message."""
     known = words.REFUSALS.get(refused.code)
     if known is None:
@@ -201,6 +318,7 @@ def page_context(
         "amount": amount,
         "failure": failure,
         "secret": secret,
+        "form_action": f"/pay/{session.id}",
         "self_url": page_url(session.id, secret, language),
         "other_languages": {code: page_url(session.id, secret, code) for code in words.LANGUAGES if code != language},
         "refresh_seconds": REFRESH_SECONDS,

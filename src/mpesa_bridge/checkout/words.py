@@ -29,6 +29,11 @@ SWAHILI = {
     "Taking you back to the shop…": "Tunakurudisha dukani…",
     "This payment link has expired.": "Kiungo hiki cha malipo kimeisha muda wake.",
     "Return to the shop": "Rudi dukani",
+    "This payment link is no longer active.": "Kiungo hiki cha malipo hakitumiki tena.",
+    "This payment link has taken all the payments it was set up for.": (
+        "Kiungo hiki cha malipo kimeshapokea malipo yote kilichowekwa kupokea."
+    ),
+    "Sorry — please ask whoever shared it for a new one.": "Samahani — tafadhali omba kipya kwa aliyekutumia.",
     "Payment not completed": "Malipo hayakukamilika",
     "You cancelled the payment on your phone.": "Ulighairi malipo kwenye simu yako.",
     "There is not enough money in your M-Pesa account.": "Hakuna pesa za kutosha kwenye akaunti yako ya M-Pesa.",

@@ -8,7 +8,7 @@ and the QR codes of links and checkout sessions.
     GET   /v1/payment_links/{id}/qr            secret key: the QR of the link's public URL (svg or png)
     GET   /v1/checkout_sessions/{id}/qr        secret key: the QR of the session's hosted page (svg or png)
 
-The public page itself (`GET /l/{slug}`) is `api/links_public.py`.
+The public page itself (`/l/{slug}`) is the checkout adapter's (`checkout/app.py`).
 """
 
 from __future__ import annotations

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from mpesa_bridge.core.checkout.entity import CheckoutSession
 from mpesa_bridge.core.clock import ensure_utc
 from mpesa_bridge.core.errors import InvalidRequest
 from mpesa_bridge.core.payments.validation import (
@@ -144,7 +143,19 @@ def _url(value: object, param: str) -> str | None:
     return value
 
 
-def check_pay_amount(session: CheckoutSession, amount: object) -> int:
+class AmountRule(Protocol):
+    """What decides a payment's amount: a fixed `amount`, or a range the customer chooses within
+    (a checkout session, or the payment link that will open one)."""
+
+    @property
+    def amount(self) -> int | None: ...
+    @property
+    def amount_min(self) -> int | None: ...
+    @property
+    def amount_max(self) -> int | None: ...
+
+
+def check_pay_amount(session: AmountRule, amount: object) -> int:
     """The amount to collect: the session's own when fixed (a different one is refused), else the
     customer's, within the session's range."""
     if session.amount is not None:

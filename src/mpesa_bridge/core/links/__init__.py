@@ -1,1 +1,1 @@
-"""Payment links: a public URL (`/l/{slug}`) that opens a checkout session for each customer."""
+"""Payment links: a public URL (`/l/{slug}`) whose form opens a checkout session for each customer."""

@@ -1,7 +1,7 @@
 """The payment link entity (`plink_…`): a reusable, shareable way to take payments.
 
-A link is not paid itself: each visit to its public URL (`/l/{slug}`) opens a checkout session
-for the link's amount (`core.checkout`), and that session takes one payment. The link only says
+A link is not paid itself: each customer who sends the form of its public page (`/l/{slug}`) gets a
+checkout session for the link's amount (`core.checkout`), and that session takes one payment. The link only says
 whether a new session may be opened (`active`, `expires_at`, `max_payments`).
 """
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from mpesa_bridge.core.checkout.entity import CheckoutSession
 from mpesa_bridge.core.checkout.service import CheckoutService
@@ -122,20 +122,15 @@ class PaymentLinkService:
             raise NotFound("No such payment link.", param="slug")
         return link
 
+    async def ensure_open(self, link: PaymentLink) -> None:
+        """`LinkUnavailable` saying why if `link` takes no payment now; nothing is written either way
+        (its page is shown on every visit, link-preview robots included)."""
+        await self._ensure_open(link, self._clock.now())
+
     async def open_session(self, link: PaymentLink) -> CheckoutSession:
         """A new checkout session for a customer of `link`, or `LinkUnavailable` saying why not."""
         now = self._clock.now()
-        if not link.active:
-            raise LinkUnavailable("This payment link is no longer active.", code="payment_link_inactive")
-        if link.expired(now + SESSION_MIN_LIFETIME):
-            raise LinkUnavailable("This payment link has expired.", code="payment_link_expired")
-        if link.max_payments is not None:
-            async with self._db.read() as uow:
-                totals = await uow.payment_links.totals(link.id)
-            if totals.payments >= link.max_payments:
-                raise LinkUnavailable(
-                    "This payment link has taken all the payments it was set up for.", code="payment_link_exhausted"
-                )
+        await self._ensure_open(link, now)
         expires_at = now + DEFAULT_LIFETIME
         if link.expires_at is not None:
             expires_at = min(expires_at, link.expires_at)
@@ -152,6 +147,19 @@ class PaymentLinkService:
         )
         tenant = Tenant(link.project_id, Mode(link.mode))
         return await self._checkout.create(tenant, request, payment_link_id=link.id)
+
+    async def _ensure_open(self, link: PaymentLink, now: datetime) -> None:
+        if not link.active:
+            raise LinkUnavailable("This payment link is no longer active.", code="payment_link_inactive")
+        if link.expired(now + SESSION_MIN_LIFETIME):
+            raise LinkUnavailable("This payment link has expired.", code="payment_link_expired")
+        if link.max_payments is not None:
+            async with self._db.read() as uow:
+                totals = await uow.payment_links.totals(link.id)
+            if totals.payments >= link.max_payments:
+                raise LinkUnavailable(
+                    "This payment link has taken all the payments it was set up for.", code="payment_link_exhausted"
+                )
 
 
 def _missing(link_id: str) -> NotFound:
