@@ -9,13 +9,14 @@ exactly as Postman would; a request answered outside its documented success stat
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from mpesa_bridge.cli.apifiles import POSTMAN_FILE
+from mpesa_bridge.cli.apifiles import OPENAPI_FILE, POSTMAN_FILE, REGENERATE
 from tests.fixtures.bridge import ADMIN_TOKEN
 from tests.fixtures.postman import initial_variables, requests, run
 from tests.fixtures.servers import ServerProcess, free_port
@@ -66,3 +67,49 @@ def test_the_collection_runs_top_to_bottom_against_a_dev_bridge(dev_bridge: Serv
     assert answer.status_code == 200
     keys = {key["id"]: key for key in answer.json()["data"]}
     assert keys[variables["keyId"]]["revoked_at"] is not None
+
+
+def test_the_running_bridge_serves_the_committed_openapi_document(dev_bridge: ServerProcess) -> None:
+    """The file is the document a real `serve --dev` serves, plus the `servers` placeholder."""
+    committed = json.loads((COLLECTION.parent / OPENAPI_FILE).read_text(encoding="utf-8"))
+    with httpx.Client(timeout=15) as client:
+        served = client.get(f"{dev_bridge.url}/openapi.json").json()
+    assert "servers" not in served  # Try it out calls the bridge that served the page
+    assert {**served, "servers": committed["servers"]} == committed, f"run `{REGENERATE}`"
+
+
+def test_the_mobile_guide_s_stream_tells_the_app_the_session_is_paid(dev_bridge: ServerProcess) -> None:
+    """docs/mobile.md: the session's stream, opened with the client secret, opens with its resume
+    point and tells `checkout_session.completed` once the customer paid."""
+    with httpx.Client(base_url=dev_bridge.url, timeout=15) as client:
+        project = client.post(
+            "/v1/admin/projects", json={"name": "App"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        key = project.json()["secret_keys"]["test"]
+        session = client.post(
+            "/v1/checkout_sessions",
+            json={"amount": 1500, "reference": "ORDER42", "description": "Order 42"},
+            headers={"Authorization": f"Bearer {key}"},
+        ).json()
+        secret = session["client_secret"]
+        paid = client.post(
+            f"/v1/checkout_sessions/{session['id']}/pay",
+            json={"phone": "0712345670"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert paid.status_code == 200, paid.text
+        lines: list[str] = []
+        url = f"/v1/checkout_sessions/{session['id']}/events"
+        with client.stream("GET", url, params={"client_secret": secret}) as stream:
+            assert stream.status_code == 200
+            deadline = time.monotonic() + 15  # heartbeats keep the lines coming
+            for line in stream.iter_lines():
+                lines.append(line)
+                if line.startswith("data: ") or time.monotonic() > deadline:
+                    break
+    assert lines[:3] == ["id: 0", "retry: 2000", ""], lines
+    assert lines[3].startswith("id: evt_") and lines[4] == "event: checkout_session.completed", lines
+    event = json.loads(lines[5].removeprefix("data: "))
+    assert event["type"] == "checkout_session.completed"
+    assert event["data"]["object"]["status"] == "complete"
+    assert event["data"]["object"]["paid_payment_id"].startswith("pay_")
