@@ -155,3 +155,27 @@ def test_the_collection_is_a_postman_v2_1_collection(collection: dict[str, Any])
             assert request["url"]["raw"].startswith("{{baseUrl}}/") and request["url"]["host"] == ["{{baseUrl}}"]
             assert [event["listen"] for event in item["event"]] == ["test"]
     assert postman_collection(build_schema()) == collection
+
+
+def test_a_route_added_later_still_lands_in_the_collection(schema: dict[str, Any]) -> None:
+    """Regenerating after a merge never fails: a new route and a new scheme are added (at the end of
+    their folder, with a variable for the scheme's token); the tests above then ask for a step."""
+    grown = json.loads(json.dumps(schema))
+    grown["components"]["securitySchemes"]["PublishableKey"] = {"type": "http", "scheme": "bearer"}
+    grown["paths"]["/v1/publishable_things"] = {
+        "get": {
+            "operationId": "list_publishable_things",
+            "summary": "List publishable things",
+            "tags": ["payments"],
+            "security": [{"PublishableKey": []}],
+            "responses": {"200": {"description": "ok"}},
+        }
+    }
+    assert unplanned(grown) == ["list_publishable_things"]
+    collection = postman_collection(grown)
+    (payments,) = [folder for folder in collection["item"] if folder["name"] == "Payments"]
+    added = payments["item"][-1]
+    assert added["name"] == "List publishable things"
+    assert added["request"]["auth"]["bearer"][0]["value"] == "{{publishableKey}}"
+    assert "publishableKey" in {variable["key"] for variable in collection["variable"]}
+    assert script_of(added).expected == [200]

@@ -68,6 +68,11 @@ VARIABLES = {
     "keyId": "",
 }
 AUTH_VARIABLE = {"SecretKey": "secretKey", "ClientSecret": "clientSecret", "AdminToken": "adminToken"}
+
+
+def auth_variable(scheme: str) -> str:
+    """The collection variable holding a scheme's token; a scheme added later gets `schemeName`."""
+    return AUTH_VARIABLE.get(scheme, scheme[:1].lower() + scheme[1:])
 COLLECTION_HELP = """Generated from the bridge's OpenAPI document by `mpesa-bridge openapi` (`make api-docs`): \
 do not edit it, regenerate it.
 
@@ -248,11 +253,13 @@ def _request(step: Step, method: str, path: str, operation: dict[str, Any]) -> d
     if scheme is None:
         request["auth"] = {"type": "noauth"}
     elif scheme != "SecretKey":  # the collection's own auth is the secret key
-        request["auth"] = _bearer(AUTH_VARIABLE[scheme])
+        request["auth"] = _bearer(auth_variable(scheme))
     return request
 
 
 def postman_collection(schema: dict[str, Any]) -> dict[str, Any]:
+    schemes = schema.get("components", {}).get("securitySchemes", {})
+    variables = VARIABLES | {auth_variable(name): "" for name in schemes if auth_variable(name) not in VARIABLES}
     ops = operations(schema)
     steps = STEPS + [Step(name) for name in unplanned(schema)]
     folders: dict[str, list[dict[str, Any]]] = {}
@@ -280,7 +287,7 @@ def postman_collection(schema: dict[str, Any]) -> dict[str, Any]:
             "schema": POSTMAN_SCHEMA,
         },
         "auth": _bearer("secretKey"),
-        "variable": [{"key": key, "value": value, "type": "string"} for key, value in VARIABLES.items()],
+        "variable": [{"key": key, "value": value, "type": "string"} for key, value in variables.items()],
         "item": items,
     }
 
