@@ -114,7 +114,7 @@ def test_each_request_carries_the_credential_its_operation_declares(
 ) -> None:
     assert collection["auth"]["bearer"][0]["value"] == "{{secretKey}}"
     by_name = {item["name"]: item["request"] for item, _ in requests(collection)}
-    assert by_name["Healthz"]["auth"] == {"type": "noauth"}
+    assert by_name["Liveness"]["auth"] == {"type": "noauth"}
     admin = [request for request in by_name.values() if "admin" in request["url"]["path"]]
     assert admin and all(r["auth"]["bearer"][0]["value"] == "{{adminToken}}" for r in admin)
     client = [

@@ -73,6 +73,8 @@ AUTH_VARIABLE = {"SecretKey": "secretKey", "ClientSecret": "clientSecret", "Admi
 def auth_variable(scheme: str) -> str:
     """The collection variable holding a scheme's token; a scheme added later gets `schemeName`."""
     return AUTH_VARIABLE.get(scheme, scheme[:1].lower() + scheme[1:])
+
+
 COLLECTION_HELP = """Generated from the bridge's OpenAPI document by `mpesa-bridge openapi` (`make api-docs`): \
 do not edit it, regenerate it.
 
@@ -99,17 +101,18 @@ class Step:
 
 # The walk, in order. Folders appear in the order of their first step.
 STEPS: list[Step] = [
-    Step("healthz"),
-    Step("readyz"),
+    Step("healthz", name="Liveness"),
+    Step("readyz", name="Readiness (database and migrations)"),
     Step(
         "admin_create_project",
+        name="Create a project (keeps its test key as secretKey)",
         captures={"projectId": ".id", "secretKey": ".secret_keys.test"},
     ),
-    Step("admin_list_projects"),
-    Step("admin_put_daraja_settings", path={"mode": "live"}),
-    Step("admin_create_key", captures={"adminKeyId": ".id"}),
-    Step("admin_update_project"),
-    Step("admin_revoke_key", path={"key_id": "{{adminKeyId}}"}),
+    Step("admin_list_projects", name="List projects"),
+    Step("admin_put_daraja_settings", name="Set live mode's Daraja settings", path={"mode": "live"}),
+    Step("admin_create_key", name="Issue another test key", captures={"adminKeyId": ".id"}),
+    Step("admin_update_project", name="Change the project's security settings"),
+    Step("admin_revoke_key", name="Revoke that key (any project's)", path={"key_id": "{{adminKeyId}}"}),
     Step("create_payment", captures={"paymentId": ".id"}),
     Step("list_payments"),
     Step("get_payment_totals"),
