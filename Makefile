@@ -33,6 +33,10 @@ PYTEST_WORKERS ?= auto
 test: $(STAMP) ## Run the whole test suite on every core (PostgreSQL/Redis tests skip loudly when unreachable)
 	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
+.PHONY: api-docs
+api-docs: $(STAMP) ## Write docs/openapi.json and docs/mpesa-bridge.postman_collection.json from the app
+	@$(BIN)/mpesa-bridge openapi --out docs
+
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy and the import-linter contracts
 	@$(BIN)/ruff check src tests bench

@@ -54,6 +54,7 @@ COMMANDS = [
     ["users"],
     ["users", "create"],
     ["users", "list"],
+    ["openapi"],
 ]
 PROJECT_ID = re.compile(r"\bproj_[0-9a-z]+\b")
 LIVE_DARAJA = ["--mode", "live", "--environment", "production", "--short-code", "600000"]

@@ -12,10 +12,13 @@ the page runs under a Content-Security-Policy that allows nothing from anywhere 
 - Each operation names the credentials its route checks, read from the route's own dependencies
   (`api/deps.py`): a secret key, the admin token, or none (Daraja's callback, the health probes).
   So "Authorize" and "Try it out" work, and the document cannot claim a check the code does not make.
+- Each request body carries a whole example (`REQUEST_EXAMPLES`, by operationId): "Try it out" starts
+  from a request the bridge accepts, and the exported Postman collection sends the same bodies.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -85,6 +88,56 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
         "Without that setting the admin routes answer 404.",
     },
 }
+# A request the bridge accepts, for each operation with a body (by operationId). Nothing here may
+# expire (no `expires_at`) or be refused on a development bridge with the built-in simulator:
+# `mpesa-bridge openapi` puts these bodies in the Postman collection, which tests/e2e walks.
+REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "create_payment": {
+        "phone": "0708374149",
+        "amount": 10,
+        "account_reference": "INV00042",
+        "description": "Order 42",
+        "metadata": {"order_id": "42"},
+    },
+    "rotate_key": {"grace_period_seconds": 3600},
+    "create_webhook_endpoint": {
+        "url": "https://shop.example.com/hooks/mpesa",
+        "enabled_events": ["payment.succeeded", "payment.failed"],
+        "description": "Order updates",
+    },
+    "update_webhook_endpoint": {"enabled_events": ["*"], "description": "Every event"},
+    "rotate_webhook_endpoint_secret": {"grace_period_seconds": 3600},
+    "redeliver_event": {"endpoint_id": "we_01jz5m3k6q8w2d1c4b7n9p0r5t"},
+    "create_qr_code": {
+        "merchant_name": "TEST SUPERMARKET",
+        "reference": "Invoice 42",
+        "amount": 100,
+        "trx_code": "BG",
+        "cpi": "373132",
+        "size": 300,
+    },
+    "create_checkout_session": {
+        "amount": 1500,
+        "reference": "ORDER42",
+        "description": "Order 42",
+        "metadata": {"order_id": "42"},
+        "success_url": "https://shop.example/thanks",
+        "cancel_url": "https://shop.example/cart",
+    },
+    "pay_checkout_session": {"phone": "0712345678"},
+    "create_payment_link": {"title": "Tuition, term 1", "amount": 1500, "max_payments": 100},
+    "update_payment_link": {"title": "Tuition, term 1 (2027)", "description": "Pay before 10 January"},
+    "admin_create_project": {"name": "Shop"},
+    "admin_put_daraja_settings": {
+        "environment": "production",
+        "consumer_key": "your-consumer-key",
+        "consumer_secret": "your-consumer-secret",
+        "short_code": "600100",
+        "passkey": "your-passkey",
+        "shortcode_type": "paybill",
+    },
+    "admin_update_project": {"confirm_by_query": False},
+}
 # The dependency that checks a credential -> the scheme that describes it; the admin check first.
 _CHECKS: list[tuple[Callable[..., Any], str]] = [(require_admin, "AdminToken"), (get_caller, "SecretKey")]
 
@@ -137,11 +190,18 @@ def _with_security(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
             operations[method.lower()]["operationId"] = operation_id(path, route.original_route.name)
             if scheme is not None:  # an open route declares nothing
                 operations[method.lower()]["security"] = [{scheme: []}]
+            _with_example(operations[method.lower()])
     seen = [op["operationId"] for item in schema["paths"].values() for op in item.values() if "operationId" in op]
     duplicated = sorted({name for name in seen if seen.count(name) > 1})
     if duplicated:  # pragma: no cover - a new route named like another: rename its function
         raise RuntimeError(f"two operations share an operationId: {duplicated}")
     return schema
+
+
+def _with_example(operation: dict[str, Any]) -> None:
+    media = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if media is not None and operation["operationId"] in REQUEST_EXAMPLES:
+        media["example"] = copy.deepcopy(REQUEST_EXAMPLES[operation["operationId"]])
 
 
 def operation_id(path: str, name: str) -> str:
