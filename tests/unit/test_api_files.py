@@ -64,7 +64,13 @@ def test_the_files_are_deterministic_and_name_no_machine(files: dict[str, str]) 
     assert document["servers"] == [
         {"url": "http://localhost:8000", "description": document["servers"][0]["description"]}
     ]
-    assert set(document["components"]["securitySchemes"]) == {"SecretKey", "ClientSecret", "AdminToken"}
+    assert set(document["components"]["securitySchemes"]) == {
+        "SecretKey",
+        "ClientSecret",
+        "AdminToken",
+        "PublishableKey",
+        "PublishableKeyHeader",
+    }
 
 
 def test_the_environment_does_not_change_the_files(files: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -137,6 +137,11 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
         "shortcode_type": "paybill",
     },
     "admin_update_project": {"confirm_by_query": False},
+    "update_project": {
+        "client_side_amounts": True,
+        "client_side_amount_max": 5000,
+        "allowed_origins": ["https://shop.example"],
+    },
 }
 # The dependency that checks a credential -> the scheme that describes it; the admin check first.
 _CHECKS: list[tuple[Callable[..., Any], str]] = [(require_admin, "AdminToken"), (get_caller, "SecretKey")]

@@ -66,8 +66,18 @@ VARIABLES = {
     "webhookUrl": "http://localhost:4000/hooks/mpesa",
     "webhookEndpointId": "",
     "keyId": "",
+    "publishableKey": "",
 }
-AUTH_VARIABLE = {"SecretKey": "secretKey", "ClientSecret": "clientSecret", "AdminToken": "adminToken"}
+AUTH_VARIABLE = {
+    "SecretKey": "secretKey",
+    "ClientSecret": "clientSecret",
+    "AdminToken": "adminToken",
+    "PublishableKey": "publishableKey",
+    "PublishableKeyHeader": "publishableKey",  # the same key, in the earlier system's X-Api-Key header
+}
+
+
+BROWSER_SCHEMES = ("PublishableKey", "PublishableKeyHeader")
 
 
 def auth_variable(scheme: str) -> str:
@@ -130,6 +140,20 @@ STEPS: list[Step] = [
         captures={"expiringCheckoutSessionId": ".id"},
     ),
     Step("expire_checkout_session", path={"session_id": "{{expiringCheckoutSessionId}}"}),
+    Step(
+        "get_project",
+        name="Read the browser settings (keeps the publishable key)",
+        captures={"publishableKey": ".publishable_key"},
+    ),
+    Step("update_project", name="Turn on client-side amounts for https://shop.example"),
+    Step(
+        "create_checkout_session",
+        name="Open a checkout session with the publishable key (an amount chosen in the browser)",
+        auth="PublishableKey",
+        body={"amount": 250},
+        folder="project",
+    ),
+    Step("rotate_publishable_key", captures={"publishableKey": ".publishable_key"}),
     Step("create_payment_link", captures={"paymentLinkId": ".id"}),
     Step("list_payment_links"),
     Step("get_payment_link"),
@@ -247,7 +271,8 @@ def _request(step: Step, method: str, path: str, operation: dict[str, Any]) -> d
             "raw": json.dumps(body if body is not None else {}, indent=2, ensure_ascii=False),
             "options": {"raw": {"language": "json"}},
         }
-    if any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in operation.get("parameters", [])):
+    keyed = any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
+    if keyed and step.auth not in BROWSER_SCHEMES:  # a browser's call opens a new session per try: no key
         headers.append({"key": "Idempotency-Key", "value": "{{$guid}}", "description": "a new key each send"})
     request["header"] = headers
     request["url"] = _url(path, operation, {**PATH_VALUES, **step.path})
