@@ -22,9 +22,8 @@ async def live(database: Database, db_url: str, tmp_path: Path) -> AsyncIterator
 
 
 async def open_session(live: LiveBridge, shop: Tenant) -> dict[str, Any]:
-    response = await live.http.post(
-        "/v1/checkout_sessions", json={"amount": 200, "reference": "SSE1"}, headers=shop.headers()
-    )
+    body = {"amount": 200, "reference": "SSE1", "metadata": {"internal_note": "vip customer"}}
+    response = await live.http.post("/v1/checkout_sessions", json=body, headers=shop.headers())
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
@@ -57,10 +56,13 @@ async def test_the_client_secret_stream_sees_the_session_complete_after_a_failed
     assert body["data"]["object"]["id"] == session["id"] and body["data"]["object"]["status"] == "complete"
     assert body["data"]["object"]["paid_payment_id"] == paid.json()["payment"]["id"]
     assert "client_secret" not in body["data"]["object"]
+    assert "metadata" not in body["data"]["object"]  # the merchant's own data: never to the browser
 
-    # The secret key opens the same stream, from the start; another session's secret does not.
+    # The secret key opens the same stream, from the start, with everything; another session's secret does not.
     async with live.stream(path, headers=shop.headers()) as stream:
-        assert [m.event for m in await stream.events(1)] == ["checkout_session.completed"]
+        (seen,) = await stream.events(1)
+    assert seen.event == "checkout_session.completed"
+    assert json.loads(seen.data or "")["data"]["object"]["metadata"] == {"internal_note": "vip customer"}
     other = await open_session(live, shop)
     refused = await live.http.get(path, params={"client_secret": other["client_secret"]})
     assert refused.status_code == 404

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import orjson
 from starlette.datastructures import MutableHeaders
@@ -243,8 +243,10 @@ class EventStream:
         monotonic: Callable[[], float] = time.monotonic,
         tails: TenantTails | None = None,
         resume_id: str | None = None,
+        shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self._store = store
+        self._shown = shown  # what this stream's reader may see of an event (None: all of it)
         self._resume_id = resume_id if resume_id is not None else str(cursor)
         self._tails = tails  # None: every timed wake reads its page
         self._seen_tail: int | None = None
@@ -285,7 +287,7 @@ class EventStream:
                     doorbell.clear()  # a ring while we read means: read again
                     page = await self._next_page() if rung or await self._tenant_moved() else []
                     for index in range(len(page)):  # no loop variable keeps an event while we wait
-                        yield event_message(page[index][0])
+                        yield event_message(page[index][0], self._shown)
                         self.cursor = page[index][1]
                     full = len(page) >= options.page_size
                     page = []  # an idle stream holds none of what it sent (issue 10)
@@ -368,8 +370,9 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 HEARTBEAT = Message(comment="heartbeat")
 
 
-def event_message(event: OutboxEvent) -> Message:
-    return Message(data=orjson.dumps(event_public(event)).decode(), event=event.type, id=event.id)
+def event_message(event: OutboxEvent, shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Message:
+    public = event_public(event)
+    return Message(data=orjson.dumps(shown(public) if shown else public).decode(), event=event.type, id=event.id)
 
 
 def allowed_origin(allowed: Sequence[str], origin: str | None) -> str | None:

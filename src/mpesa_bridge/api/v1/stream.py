@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
@@ -31,6 +31,7 @@ from mpesa_bridge.api.parts import HttpParts, http_parts
 from mpesa_bridge.api.v1.checkout_sessions import readable_session
 from mpesa_bridge.core.accounts import Caller
 from mpesa_bridge.core.checkout.entity import CHECKOUT_SESSION
+from mpesa_bridge.core.checkout.public import event_for_client
 from mpesa_bridge.core.errors import NotFound
 from mpesa_bridge.core.payments.entity import PAYMENT, Payment, Subject
 from mpesa_bridge.realtime.bus import Scope
@@ -76,16 +77,25 @@ async def checkout_session_events(
 ) -> Response:
     session, caller = await readable_session(request, runtime, session_id, client_secret)
     scope = Scope(session.project_id, session.mode, Subject(CHECKOUT_SESSION, session.id))
-    return await _subject_stream(request, runtime, scope, caller, last_event_id)
+    # A browser sees the session as its client secret reads it: without the merchant's metadata.
+    return await _subject_stream(request, runtime, scope, caller, last_event_id, client_view=event_for_client)
 
 
 async def _subject_stream(
-    request: Request, runtime: Runtime, scope: Scope, caller: Caller | None, last_event_id: str | None
+    request: Request,
+    runtime: Runtime,
+    scope: Scope,
+    caller: Caller | None,
+    last_event_id: str | None,
+    *,
+    client_view: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Response:
-    """One subject's stream, opened with a secret key (`caller`) or with the subject's client secret."""
+    """One subject's stream, opened with a secret key (`caller`) or with the subject's client secret
+    (then each event is shown through `client_view`, if given)."""
     assert scope.subject is not None
     if caller is None:
-        return await _stream(request, runtime, scope, last_event_id, None, f"client secret:{scope.subject.id}")
+        credential = f"client secret:{scope.subject.id}"
+        return await _stream(request, runtime, scope, last_event_id, None, credential, shown=client_view)
     return await _stream(request, runtime, scope, last_event_id, _opened_by(request, caller), f"key:{caller.key.id}")
 
 
@@ -155,6 +165,8 @@ async def _stream(
     last_event_id: str | None,
     opened_by: _OpenedBy | None,
     credential: str,
+    *,
+    shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Response:
     settings = runtime.settings
     options = stream_options(settings)
@@ -176,6 +188,7 @@ async def _stream(
         still_valid=still_valid,
         tails=shared.tails,
         resume_id=start.id,
+        shown=shown,
     )
     release = shared.open.admit(credential, address)  # last: a refused or failed request holds no place
     return sse_response(stream, options, origin=origin, on_close=release)

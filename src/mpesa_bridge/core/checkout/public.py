@@ -24,6 +24,18 @@ def session_for_client(s: CheckoutSession, payment: Payment | None = None) -> di
     return _client_fields(s, payment)
 
 
+def event_for_client(event: dict[str, Any]) -> dict[str, Any]:
+    """A session's event as a browser holding its client secret may see it: the session inside it
+    without `metadata`, as `session_for_client` shows it (the stream it follows uses this)."""
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return event
+    shown = data.get("object")
+    if not isinstance(shown, dict) or "metadata" not in shown:
+        return event
+    return {**event, "data": {**data, "object": {k: v for k, v in shown.items() if k != "metadata"}}}
+
+
 def _client_fields(s: CheckoutSession, payment: Payment | None) -> dict[str, Any]:
     return {
         "id": s.id,
