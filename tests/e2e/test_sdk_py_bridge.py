@@ -246,6 +246,8 @@ def test_signed_requests_when_the_project_requires_them(bridge: tuple[ServerProc
     with Client(key, base_url=server.url, signing_secret=secret) as signed:
         payment = signed.payments.create(phone=phone(), amount=10, account_reference="SIGNED2")
         assert [p.id for p in signed.payments.list(limit=1).data] == [payment.id]
+        for _ in range(3):  # the same request again within a second: a new timestamp, not a replay
+            assert signed.payments.retrieve(payment.id).id == payment.id
         assert signed.payments.wait(payment.id, timeout=30, poll_interval=1000).status == "succeeded"
     with Client(key, base_url=server.url, sign_requests=True) as wrong, pytest.raises(SignatureError) as caught:
         wrong.payments.list()  # signed with the key, but the project now has a signing secret
@@ -295,3 +297,22 @@ async def test_webhook_endpoints_events_and_verify_on_real_deliveries(bridge: tu
 
         deleted = await sdk.webhook_endpoints.delete(endpoint.id)
         assert deleted.deleted and await sdk.webhook_endpoints.list() == []
+
+
+async def test_the_async_client_pages_waits_and_pays_a_session(bridge: tuple[ServerProcess, str]) -> None:
+    server, _ = bridge
+    _, key = new_project(server, "Async")
+    async with AsyncClient(key, base_url=server.url) as sdk, AsyncClient(base_url=server.url) as customer:
+        made = [await sdk.payments.create(phone=phone(), amount=10, account_reference=f"A{n}") for n in range(3)]
+        assert [p.id async for p in await sdk.payments.list(limit=2)] == [p.id for p in reversed(made)]
+        final = await sdk.payments.wait(made[0].id, timeout=30, poll_interval=1000)  # only the stream is quick
+        assert final.status == "succeeded" and final.mpesa_receipt_number
+        assert (await sdk.payments.retrieve(made[1].id)).id == made[1].id
+        session = await sdk.checkout_sessions.create(amount=50, reference="ASYNC")
+        assert session.client_secret is not None
+        await customer.checkout_sessions.pay(session.id, client_secret=session.client_secret, phone=phone())
+        done = await customer.checkout_sessions.wait(session.id, client_secret=session.client_secret, timeout=30)
+        assert done.status == "complete" and done.payment is not None and done.payment.status == "succeeded"
+        link = await sdk.payment_links.create(title="Async", amount=20)
+        assert (await sdk.payment_links.update(link.id, active=False)).active is False
+        assert [x.id async for x in await sdk.payment_links.list()] == [link.id]

@@ -585,6 +585,10 @@ class AsyncClient:
                 if self._options.should_start_signing(response, call):
                     await response.aclose()
                     continue
+                if self._options.should_sign_again(response, call, attempt):
+                    await response.aclose()
+                    attempt += 1
+                    continue
                 delay = self._options.retry_after_response(response, call, attempt)
                 if delay is None:
                     return response

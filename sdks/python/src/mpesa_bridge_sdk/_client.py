@@ -560,6 +560,10 @@ class Client:
                 if self._options.should_start_signing(response, call):
                     response.close()
                     continue
+                if self._options.should_sign_again(response, call, attempt):
+                    response.close()
+                    attempt += 1
+                    continue
                 delay = self._options.retry_after_response(response, call, attempt)
                 if delay is None:
                     return response

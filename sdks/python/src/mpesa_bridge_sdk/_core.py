@@ -110,6 +110,10 @@ class Options:
     jitter: Callable[[], float] = random.random
     clock: Callable[[], float] = time.time
     signing: bool = field(init=False, default=False)
+    # The bridge accepts each signature once, and timestamps are whole seconds: the same request
+    # twice within a second would carry the same signature. Each request's last timestamp is kept so
+    # the next identical one is stamped a second later (still well within the tolerance).
+    _stamps: dict[bytes, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -131,11 +135,19 @@ class Options:
         if self.signing and call.bearer is None:
             secret = self.signing_secret or self.api_key
             if secret:
-                timestamp = str(int(self.clock()))
                 full_path = urlsplit(self.base_url).path + path_with_query
+                timestamp = str(self._stamp(call.method, full_path, content))
                 headers["MB-Timestamp"] = timestamp
                 headers["MB-Signature"] = sign(secret, timestamp, call.method, full_path, content)
         return headers
+
+    def _stamp(self, method: str, full_path: str, content: bytes) -> int:
+        request = hashlib.sha256(f"{method}\n{full_path}\n".encode() + content).digest()
+        stamp = max(int(self.clock()), self._stamps.get(request, 0) + 1)
+        if len(self._stamps) > 4096:
+            self._stamps.clear()
+        self._stamps[request] = stamp
+        return stamp
 
     def build(
         self, http: httpx.Client | httpx.AsyncClient, call: Call, read_timeout: float | None = None
@@ -192,6 +204,17 @@ class Options:
             self.signing = True
             return True
         return False
+
+    def should_sign_again(self, response: httpx.Response, call: Call, attempt: int) -> bool:
+        """`signature_replayed`: another client with the same secret sent this very request in the same
+        second. Nothing ran, so sending it again with a new timestamp is safe."""
+        return (
+            self.signing
+            and call.bearer is None
+            and attempt < self.max_retries
+            and response.status_code == 401
+            and error_code(response) == "signature_replayed"
+        )
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:

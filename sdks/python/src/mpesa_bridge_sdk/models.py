@@ -10,7 +10,9 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 FINAL_PAYMENT_STATUSES = frozenset({"succeeded", "failed", "cancelled", "expired"})
-"""Statuses a payment never leaves (`unknown` is not final: a late callback can still settle it)."""
+"""The final statuses (`unknown` is not one: a late callback can still settle it). A final status
+normally stays; the one exception is a late correction to `succeeded` (flagged `needs_attention`,
+its `payment.succeeded` event marked `late_correction`), which your webhook handler sees."""
 
 _TIME_FIELDS = frozenset({"created", "transaction_date", "created_gte", "created_lte"})
 
