@@ -43,7 +43,10 @@ def phone() -> str:
 
 @pytest.fixture(scope="module")
 def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
-    settings = {"MPESA_BRIDGE_SSE_MAX_STREAMS_PER_KEY": "2"}  # so a test can use the cap up (polling fallback)
+    settings = {
+        "MPESA_BRIDGE_SSE_MAX_STREAMS_PER_KEY": "2",  # so a test can use the cap up (polling fallback)
+        "MPESA_BRIDGE_SIMULATOR_LATE_CALLBACK_DELAY": "4",  # 0700000902 pays 4 s after the push
+    }
     with sandbox_bridge(tmp_path_factory.mktemp("sdkpy"), "SDK", callback_delay=1.5, **settings) as started:
         yield started
 
@@ -113,7 +116,8 @@ def test_wait_follows_the_payment_stream(bridge: tuple[ServerProcess, str]) -> N
     server, key = bridge
     recorder = Recorder()
     with Client(key, base_url=server.url, http_client=recorder.http) as sdk:
-        payment = sdk.payments.create(phone=phone(), amount=10, account_reference="SSE")
+        # the simulator's late payer: still pending when wait starts, however slow the machine
+        payment = sdk.payments.create(phone="0700000902", amount=10, account_reference="SSE")
         # a poll interval of 1000 s: only the stream can bring the outcome within the timeout
         final = sdk.payments.wait(payment.id, timeout=30, poll_interval=1000)
     recorder.http.close()
@@ -144,7 +148,7 @@ def test_wait_polls_when_the_stream_cannot_be_opened(bridge: tuple[ServerProcess
 def test_wait_times_out_with_the_last_payment(bridge: tuple[ServerProcess, str]) -> None:
     server, key = bridge
     with Client(key, base_url=server.url) as sdk:
-        payment = sdk.payments.create(phone="0700000902", amount=10, account_reference="LATE")  # late callback
+        payment = sdk.payments.create(phone="0700000900", amount=10, account_reference="LATE")  # no callback
         started = time.monotonic()
         with pytest.raises(TimeoutError) as caught:
             sdk.payments.wait(payment.id, timeout=0.8)
