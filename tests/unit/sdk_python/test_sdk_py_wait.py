@@ -4,6 +4,7 @@ fallback when it cannot be opened; and signed requests that repeat within one se
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -48,16 +49,19 @@ def test_wait_reads_the_stream_and_resumes_it_after_it_ends() -> None:
         ["pending"],
         [
             httpx.Response(
-                200, headers=SSE, content=b"id: 0\nretry: 2000\n\n" + message("evt_a", "created") + b"retry: 10\n\n"
+                200, headers=SSE, content=b"id: 0\nretry: 2000\n\n" + message("evt_a", "created") + b"retry: 200\n\n"
             ),
             httpx.Response(200, headers=SSE, content=b": heartbeat\n\n" + message("evt_b", "succeeded")),
         ],
     )
     http = httpx.Client(transport=httpx.MockTransport(bridge))
     with Client(KEY, base_url="http://b.test", http_client=http) as sdk:
+        started = time.monotonic()
         final = sdk.payments.wait("pay_1", timeout=5, poll_interval=1000)
+        paused = time.monotonic() - started
     http.close()
     assert final.status == "succeeded"
+    assert paused >= 0.2  # it reconnected after the server's last `retry:` hint, not at once
     assert bridge.paths() == [
         "/v1/payments/pay_1",
         "/v1/payments/pay_1/events",

@@ -82,7 +82,7 @@ class _Resource:
     async def _page(
         self, model: type[T], call_for: Callable[[str | None], Call], cursor: str | None = None
     ) -> AsyncPage[T]:
-        body = await self._client.request(call_for(cursor))
+        body = await self._client._request(call_for(cursor))
         return AsyncPage(
             [model.from_dict(item) for item in body["data"]],
             bool(body.get("has_more")),
@@ -108,14 +108,14 @@ class Payments(_Resource):
         with its `client_secret`. An Idempotency-Key is generated unless given, and reused by every
         retry, so a retry never prompts the customer twice."""
         return Payment.from_dict(
-            await self._client.request(
+            await self._client._request(
                 _ops.create_payment(phone, amount, account_reference, description, metadata, idempotency_key)
             )
         )
 
     async def retrieve(self, payment_id: str) -> Payment:
         """Read one payment (`NotFoundError` if it is not this key's)."""
-        return Payment.from_dict(await self._client.request(_ops.get_payment(payment_id)))
+        return Payment.from_dict(await self._client._request(_ops.get_payment(payment_id)))
 
     get = retrieve
 
@@ -141,16 +141,16 @@ class Payments(_Resource):
         self, *, days: int | None = None, created_gte: datetime | None = None, created_lte: datetime | None = None
     ) -> PaymentTotals:
         """Counts and sums per Nairobi day."""
-        return PaymentTotals.from_dict(await self._client.request(_ops.payment_totals(days, created_gte, created_lte)))
+        return PaymentTotals.from_dict(await self._client._request(_ops.payment_totals(days, created_gte, created_lte)))
 
     async def refresh(self, payment_id: str) -> Payment:
         """Ask Daraja now (STK Query) and return the payment as it then is. For a "check again"
         button, not for polling: use `wait`."""
-        return Payment.from_dict(await self._client.request(_ops.refresh_payment(payment_id)))
+        return Payment.from_dict(await self._client._request(_ops.refresh_payment(payment_id)))
 
     async def evidence(self, payment_id: str) -> builtins.list[Evidence]:
         """Every outcome report received for the payment, oldest first."""
-        body = await self._client.request(_ops.payment_evidence(payment_id))
+        body = await self._client._request(_ops.payment_evidence(payment_id))
         return [Evidence.from_dict(item) for item in body["data"]]
 
     async def wait(
@@ -207,6 +207,8 @@ class Payments(_Resource):
                 return None
             except httpx.TransportError as exc:
                 raise SseUnavailable from exc
+            # the stream ended (its maximum age): reconnect after the server's retry hint
+            await asyncio.sleep(max(0.0, min(parser.retry, deadline - time.monotonic())))
 
     async def _wait_by_polling(self, payment_id: str, deadline: float, poll_interval: float) -> Payment:
         last: Payment | None = None
@@ -255,14 +257,14 @@ class CheckoutSessions(_Resource):
             "cancel_url": cancel_url,
         }
         return CheckoutSession.from_dict(
-            await self._client.request(_ops.create_checkout_session(fields, idempotency_key))
+            await self._client._request(_ops.create_checkout_session(fields, idempotency_key))
         )
 
     async def retrieve(self, session_id: str, *, client_secret: str | None = None) -> CheckoutSession:
         """Read a session with the secret key, or with its `client_secret` (then with its latest
         `payment`, without `metadata`)."""
         return CheckoutSession.from_dict(
-            await self._client.request(_ops.get_checkout_session(session_id, client_secret))
+            await self._client._request(_ops.get_checkout_session(session_id, client_secret))
         )
 
     get = retrieve
@@ -275,7 +277,7 @@ class CheckoutSessions(_Resource):
 
     async def expire(self, session_id: str) -> CheckoutSession:
         """Close an open session now (`ConflictError` while a payment is in flight or once closed)."""
-        return CheckoutSession.from_dict(await self._client.request(_ops.expire_checkout_session(session_id)))
+        return CheckoutSession.from_dict(await self._client._request(_ops.expire_checkout_session(session_id)))
 
     async def pay(
         self, session_id: str, *, client_secret: str, phone: str, amount: int | None = None
@@ -283,7 +285,7 @@ class CheckoutSessions(_Resource):
         """The customer's side: start the STK push to `phone` (`amount` only when the customer
         chooses it). Returns the session with the new `payment`."""
         return CheckoutSession.from_dict(
-            await self._client.request(_ops.pay_checkout_session(session_id, phone, amount, client_secret))
+            await self._client._request(_ops.pay_checkout_session(session_id, phone, amount, client_secret))
         )
 
     async def wait(
@@ -310,7 +312,7 @@ class CheckoutSessions(_Resource):
 
     async def qr(self, session_id: str, *, format: str = "svg") -> bytes:
         """The QR code of the session's hosted page, as SVG (default) or PNG bytes."""
-        return await self._client.request_bytes(_ops.checkout_session_qr(session_id, format))
+        return await self._client._request_bytes(_ops.checkout_session_qr(session_id, format))
 
 
 class PaymentLinks(_Resource):
@@ -344,11 +346,11 @@ class PaymentLinks(_Resource):
             "collect": collect,
             "metadata": metadata,
         }
-        return PaymentLink.from_dict(await self._client.request(_ops.create_payment_link(fields)))
+        return PaymentLink.from_dict(await self._client._request(_ops.create_payment_link(fields)))
 
     async def retrieve(self, link_id: str) -> PaymentLink:
         """Read a link with its `payments_succeeded` and `amount_collected`."""
-        return PaymentLink.from_dict(await self._client.request(_ops.get_payment_link(link_id)))
+        return PaymentLink.from_dict(await self._client._request(_ops.get_payment_link(link_id)))
 
     get = retrieve
 
@@ -374,11 +376,11 @@ class PaymentLinks(_Resource):
             "expires_at": expires_at,
             "max_payments": max_payments,
         }
-        return PaymentLink.from_dict(await self._client.request(_ops.update_payment_link(link_id, fields)))
+        return PaymentLink.from_dict(await self._client._request(_ops.update_payment_link(link_id, fields)))
 
     async def qr(self, link_id: str, *, format: str = "svg") -> bytes:
         """The QR code of the link's URL, as SVG (default) or PNG bytes."""
-        return await self._client.request_bytes(_ops.payment_link_qr(link_id, format))
+        return await self._client._request_bytes(_ops.payment_link_qr(link_id, format))
 
 
 class WebhookEndpoints(_Resource):
@@ -397,17 +399,17 @@ class WebhookEndpoints(_Resource):
         shown this once: keep it for `webhooks.verify`."""
         fields = {"url": url, "enabled_events": enabled_events, "description": description, "enabled": enabled}
         return WebhookEndpoint.from_dict(
-            await self._client.request(_ops.create_webhook_endpoint(fields, idempotency_key))
+            await self._client._request(_ops.create_webhook_endpoint(fields, idempotency_key))
         )
 
     async def list(self) -> builtins.list[WebhookEndpoint]:
         """Every endpoint of this key's project and mode (at most 16)."""
-        body = await self._client.request(_ops.list_webhook_endpoints())
+        body = await self._client._request(_ops.list_webhook_endpoints())
         return [WebhookEndpoint.from_dict(item) for item in body["data"]]
 
     async def retrieve(self, endpoint_id: str) -> WebhookEndpoint:
         """Read one endpoint (never its secret)."""
-        return WebhookEndpoint.from_dict(await self._client.request(_ops.get_webhook_endpoint(endpoint_id)))
+        return WebhookEndpoint.from_dict(await self._client._request(_ops.get_webhook_endpoint(endpoint_id)))
 
     get = retrieve
 
@@ -422,18 +424,18 @@ class WebhookEndpoints(_Resource):
     ) -> WebhookEndpoint:
         """Change the fields given; `enabled=False` cancels pending deliveries."""
         fields = {"url": url, "enabled_events": enabled_events, "description": description, "enabled": enabled}
-        return WebhookEndpoint.from_dict(await self._client.request(_ops.update_webhook_endpoint(endpoint_id, fields)))
+        return WebhookEndpoint.from_dict(await self._client._request(_ops.update_webhook_endpoint(endpoint_id, fields)))
 
     async def delete(self, endpoint_id: str) -> DeletedWebhookEndpoint:
         """Stop sending to the endpoint; its pending deliveries are cancelled."""
-        return DeletedWebhookEndpoint.from_dict(await self._client.request(_ops.delete_webhook_endpoint(endpoint_id)))
+        return DeletedWebhookEndpoint.from_dict(await self._client._request(_ops.delete_webhook_endpoint(endpoint_id)))
 
     async def rotate_secret(
         self, endpoint_id: str, *, grace_period_seconds: int | None = None, idempotency_key: str | None = None
     ) -> WebhookEndpoint:
         """A new secret (in the answer's `secret`); the old one keeps signing for the grace period."""
         call = _ops.rotate_webhook_secret(endpoint_id, grace_period_seconds, idempotency_key)
-        return WebhookEndpoint.from_dict(await self._client.request(call))
+        return WebhookEndpoint.from_dict(await self._client._request(call))
 
 
 class Events(_Resource):
@@ -458,7 +460,7 @@ class Events(_Resource):
 
     async def retrieve(self, event_id: str) -> Event:
         """One event with its `deliveries` and their attempts."""
-        return Event.from_dict(await self._client.request(_ops.get_event(event_id)))
+        return Event.from_dict(await self._client._request(_ops.get_event(event_id)))
 
     get = retrieve
 
@@ -467,7 +469,7 @@ class Events(_Resource):
     ) -> builtins.list[Delivery]:
         """Send the event again to `endpoint_id`, or to every enabled endpoint subscribed to it.
         Returns the deliveries queued (or already pending)."""
-        body = await self._client.request(_ops.redeliver_event(event_id, endpoint_id, idempotency_key))
+        body = await self._client._request(_ops.redeliver_event(event_id, endpoint_id, idempotency_key))
         return [Delivery.from_dict(item) for item in body["data"]]
 
 
@@ -476,16 +478,16 @@ class Keys(_Resource):
 
     async def list(self) -> builtins.list[ApiKey]:
         """Every key, revoked and expired ones included (`display` form only)."""
-        body = await self._client.request(_ops.list_keys())
+        body = await self._client._request(_ops.list_keys())
         return [ApiKey.from_dict(item) for item in body["data"]]
 
     async def rotate(self, *, grace_period_seconds: int | None = None, idempotency_key: str | None = None) -> ApiKey:
         """Issue a new key (`secret_key`, shown once); the calling key stops after the grace period."""
-        return ApiKey.from_dict(await self._client.request(_ops.rotate_key(grace_period_seconds, idempotency_key)))
+        return ApiKey.from_dict(await self._client._request(_ops.rotate_key(grace_period_seconds, idempotency_key)))
 
     async def revoke(self, key_id: str) -> ApiKey:
         """Stop a key at once."""
-        return ApiKey.from_dict(await self._client.request(_ops.revoke_key(key_id)))
+        return ApiKey.from_dict(await self._client._request(_ops.revoke_key(key_id)))
 
 
 class QrCodes(_Resource):
@@ -503,7 +505,7 @@ class QrCodes(_Resource):
             "cpi": cpi,
             "size": size,
         }
-        return QrCode.from_dict(await self._client.request(_ops.create_qr_code(fields)))
+        return QrCode.from_dict(await self._client._request(_ops.create_qr_code(fields)))
 
 
 class AsyncClient:
@@ -596,7 +598,7 @@ class AsyncClient:
             await self._sleep(delay)
             attempt += 1
 
-    async def request(self, call: Call) -> Any:
+    async def _request(self, call: Call) -> Any:
         """Send one operation (with its retries) and return its JSON answer; raises `APIError`."""
         response = await self._send(call)
         try:
@@ -604,7 +606,7 @@ class AsyncClient:
         finally:
             await response.aclose()
 
-    async def request_bytes(self, call: Call) -> bytes:
+    async def _request_bytes(self, call: Call) -> bytes:
         """Send one operation and return its body as bytes (QR images)."""
         response = await self._send(call)
         try:

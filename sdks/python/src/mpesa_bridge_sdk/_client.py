@@ -76,7 +76,7 @@ class _Resource:
         self._client = client
 
     def _page(self, model: type[T], call_for: Callable[[str | None], Call], cursor: str | None = None) -> Page[T]:
-        body = self._client.request(call_for(cursor))
+        body = self._client._request(call_for(cursor))
         return Page(
             [model.from_dict(item) for item in body["data"]],
             bool(body.get("has_more")),
@@ -102,14 +102,14 @@ class Payments(_Resource):
         with its `client_secret`. An Idempotency-Key is generated unless given, and reused by every
         retry, so a retry never prompts the customer twice."""
         return Payment.from_dict(
-            self._client.request(
+            self._client._request(
                 _ops.create_payment(phone, amount, account_reference, description, metadata, idempotency_key)
             )
         )
 
     def retrieve(self, payment_id: str) -> Payment:
         """Read one payment (`NotFoundError` if it is not this key's)."""
-        return Payment.from_dict(self._client.request(_ops.get_payment(payment_id)))
+        return Payment.from_dict(self._client._request(_ops.get_payment(payment_id)))
 
     get = retrieve
 
@@ -135,16 +135,16 @@ class Payments(_Resource):
         self, *, days: int | None = None, created_gte: datetime | None = None, created_lte: datetime | None = None
     ) -> PaymentTotals:
         """Counts and sums per Nairobi day."""
-        return PaymentTotals.from_dict(self._client.request(_ops.payment_totals(days, created_gte, created_lte)))
+        return PaymentTotals.from_dict(self._client._request(_ops.payment_totals(days, created_gte, created_lte)))
 
     def refresh(self, payment_id: str) -> Payment:
         """Ask Daraja now (STK Query) and return the payment as it then is. For a "check again"
         button, not for polling: use `wait`."""
-        return Payment.from_dict(self._client.request(_ops.refresh_payment(payment_id)))
+        return Payment.from_dict(self._client._request(_ops.refresh_payment(payment_id)))
 
     def evidence(self, payment_id: str) -> builtins.list[Evidence]:
         """Every outcome report received for the payment, oldest first."""
-        body = self._client.request(_ops.payment_evidence(payment_id))
+        body = self._client._request(_ops.payment_evidence(payment_id))
         return [Evidence.from_dict(item) for item in body["data"]]
 
     def wait(
@@ -197,6 +197,8 @@ class Payments(_Resource):
                 return None
             except httpx.TransportError as exc:
                 raise SseUnavailable from exc
+            # the stream ended (its maximum age): reconnect after the server's retry hint
+            time.sleep(max(0.0, min(parser.retry, deadline - time.monotonic())))
 
     def _wait_by_polling(self, payment_id: str, deadline: float, poll_interval: float) -> Payment:
         last: Payment | None = None
@@ -244,12 +246,12 @@ class CheckoutSessions(_Resource):
             "success_url": success_url,
             "cancel_url": cancel_url,
         }
-        return CheckoutSession.from_dict(self._client.request(_ops.create_checkout_session(fields, idempotency_key)))
+        return CheckoutSession.from_dict(self._client._request(_ops.create_checkout_session(fields, idempotency_key)))
 
     def retrieve(self, session_id: str, *, client_secret: str | None = None) -> CheckoutSession:
         """Read a session with the secret key, or with its `client_secret` (then with its latest
         `payment`, without `metadata`)."""
-        return CheckoutSession.from_dict(self._client.request(_ops.get_checkout_session(session_id, client_secret)))
+        return CheckoutSession.from_dict(self._client._request(_ops.get_checkout_session(session_id, client_secret)))
 
     get = retrieve
 
@@ -259,13 +261,13 @@ class CheckoutSessions(_Resource):
 
     def expire(self, session_id: str) -> CheckoutSession:
         """Close an open session now (`ConflictError` while a payment is in flight or once closed)."""
-        return CheckoutSession.from_dict(self._client.request(_ops.expire_checkout_session(session_id)))
+        return CheckoutSession.from_dict(self._client._request(_ops.expire_checkout_session(session_id)))
 
     def pay(self, session_id: str, *, client_secret: str, phone: str, amount: int | None = None) -> CheckoutSession:
         """The customer's side: start the STK push to `phone` (`amount` only when the customer
         chooses it). Returns the session with the new `payment`."""
         return CheckoutSession.from_dict(
-            self._client.request(_ops.pay_checkout_session(session_id, phone, amount, client_secret))
+            self._client._request(_ops.pay_checkout_session(session_id, phone, amount, client_secret))
         )
 
     def wait(
@@ -287,7 +289,7 @@ class CheckoutSessions(_Resource):
 
     def qr(self, session_id: str, *, format: str = "svg") -> bytes:
         """The QR code of the session's hosted page, as SVG (default) or PNG bytes."""
-        return self._client.request_bytes(_ops.checkout_session_qr(session_id, format))
+        return self._client._request_bytes(_ops.checkout_session_qr(session_id, format))
 
 
 class PaymentLinks(_Resource):
@@ -321,11 +323,11 @@ class PaymentLinks(_Resource):
             "collect": collect,
             "metadata": metadata,
         }
-        return PaymentLink.from_dict(self._client.request(_ops.create_payment_link(fields)))
+        return PaymentLink.from_dict(self._client._request(_ops.create_payment_link(fields)))
 
     def retrieve(self, link_id: str) -> PaymentLink:
         """Read a link with its `payments_succeeded` and `amount_collected`."""
-        return PaymentLink.from_dict(self._client.request(_ops.get_payment_link(link_id)))
+        return PaymentLink.from_dict(self._client._request(_ops.get_payment_link(link_id)))
 
     get = retrieve
 
@@ -351,11 +353,11 @@ class PaymentLinks(_Resource):
             "expires_at": expires_at,
             "max_payments": max_payments,
         }
-        return PaymentLink.from_dict(self._client.request(_ops.update_payment_link(link_id, fields)))
+        return PaymentLink.from_dict(self._client._request(_ops.update_payment_link(link_id, fields)))
 
     def qr(self, link_id: str, *, format: str = "svg") -> bytes:
         """The QR code of the link's URL, as SVG (default) or PNG bytes."""
-        return self._client.request_bytes(_ops.payment_link_qr(link_id, format))
+        return self._client._request_bytes(_ops.payment_link_qr(link_id, format))
 
 
 class WebhookEndpoints(_Resource):
@@ -373,16 +375,16 @@ class WebhookEndpoints(_Resource):
         """Register a URL for `enabled_events` (`["*"]`: all). The answer's `secret` (`whsec_…`) is
         shown this once: keep it for `webhooks.verify`."""
         fields = {"url": url, "enabled_events": enabled_events, "description": description, "enabled": enabled}
-        return WebhookEndpoint.from_dict(self._client.request(_ops.create_webhook_endpoint(fields, idempotency_key)))
+        return WebhookEndpoint.from_dict(self._client._request(_ops.create_webhook_endpoint(fields, idempotency_key)))
 
     def list(self) -> builtins.list[WebhookEndpoint]:
         """Every endpoint of this key's project and mode (at most 16)."""
-        body = self._client.request(_ops.list_webhook_endpoints())
+        body = self._client._request(_ops.list_webhook_endpoints())
         return [WebhookEndpoint.from_dict(item) for item in body["data"]]
 
     def retrieve(self, endpoint_id: str) -> WebhookEndpoint:
         """Read one endpoint (never its secret)."""
-        return WebhookEndpoint.from_dict(self._client.request(_ops.get_webhook_endpoint(endpoint_id)))
+        return WebhookEndpoint.from_dict(self._client._request(_ops.get_webhook_endpoint(endpoint_id)))
 
     get = retrieve
 
@@ -397,18 +399,18 @@ class WebhookEndpoints(_Resource):
     ) -> WebhookEndpoint:
         """Change the fields given; `enabled=False` cancels pending deliveries."""
         fields = {"url": url, "enabled_events": enabled_events, "description": description, "enabled": enabled}
-        return WebhookEndpoint.from_dict(self._client.request(_ops.update_webhook_endpoint(endpoint_id, fields)))
+        return WebhookEndpoint.from_dict(self._client._request(_ops.update_webhook_endpoint(endpoint_id, fields)))
 
     def delete(self, endpoint_id: str) -> DeletedWebhookEndpoint:
         """Stop sending to the endpoint; its pending deliveries are cancelled."""
-        return DeletedWebhookEndpoint.from_dict(self._client.request(_ops.delete_webhook_endpoint(endpoint_id)))
+        return DeletedWebhookEndpoint.from_dict(self._client._request(_ops.delete_webhook_endpoint(endpoint_id)))
 
     def rotate_secret(
         self, endpoint_id: str, *, grace_period_seconds: int | None = None, idempotency_key: str | None = None
     ) -> WebhookEndpoint:
         """A new secret (in the answer's `secret`); the old one keeps signing for the grace period."""
         call = _ops.rotate_webhook_secret(endpoint_id, grace_period_seconds, idempotency_key)
-        return WebhookEndpoint.from_dict(self._client.request(call))
+        return WebhookEndpoint.from_dict(self._client._request(call))
 
 
 class Events(_Resource):
@@ -433,7 +435,7 @@ class Events(_Resource):
 
     def retrieve(self, event_id: str) -> Event:
         """One event with its `deliveries` and their attempts."""
-        return Event.from_dict(self._client.request(_ops.get_event(event_id)))
+        return Event.from_dict(self._client._request(_ops.get_event(event_id)))
 
     get = retrieve
 
@@ -442,7 +444,7 @@ class Events(_Resource):
     ) -> builtins.list[Delivery]:
         """Send the event again to `endpoint_id`, or to every enabled endpoint subscribed to it.
         Returns the deliveries queued (or already pending)."""
-        body = self._client.request(_ops.redeliver_event(event_id, endpoint_id, idempotency_key))
+        body = self._client._request(_ops.redeliver_event(event_id, endpoint_id, idempotency_key))
         return [Delivery.from_dict(item) for item in body["data"]]
 
 
@@ -451,16 +453,16 @@ class Keys(_Resource):
 
     def list(self) -> builtins.list[ApiKey]:
         """Every key, revoked and expired ones included (`display` form only)."""
-        body = self._client.request(_ops.list_keys())
+        body = self._client._request(_ops.list_keys())
         return [ApiKey.from_dict(item) for item in body["data"]]
 
     def rotate(self, *, grace_period_seconds: int | None = None, idempotency_key: str | None = None) -> ApiKey:
         """Issue a new key (`secret_key`, shown once); the calling key stops after the grace period."""
-        return ApiKey.from_dict(self._client.request(_ops.rotate_key(grace_period_seconds, idempotency_key)))
+        return ApiKey.from_dict(self._client._request(_ops.rotate_key(grace_period_seconds, idempotency_key)))
 
     def revoke(self, key_id: str) -> ApiKey:
         """Stop a key at once."""
-        return ApiKey.from_dict(self._client.request(_ops.revoke_key(key_id)))
+        return ApiKey.from_dict(self._client._request(_ops.revoke_key(key_id)))
 
 
 class QrCodes(_Resource):
@@ -478,7 +480,7 @@ class QrCodes(_Resource):
             "cpi": cpi,
             "size": size,
         }
-        return QrCode.from_dict(self._client.request(_ops.create_qr_code(fields)))
+        return QrCode.from_dict(self._client._request(_ops.create_qr_code(fields)))
 
 
 class Client:
@@ -571,7 +573,7 @@ class Client:
             self._sleep(delay)
             attempt += 1
 
-    def request(self, call: Call) -> Any:
+    def _request(self, call: Call) -> Any:
         """Send one operation (with its retries) and return its JSON answer; raises `APIError`."""
         response = self._send(call)
         try:
@@ -579,7 +581,7 @@ class Client:
         finally:
             response.close()
 
-    def request_bytes(self, call: Call) -> bytes:
+    def _request_bytes(self, call: Call) -> bytes:
         """Send one operation and return its body as bytes (QR images)."""
         response = self._send(call)
         try:

@@ -293,6 +293,7 @@ class SseParser:
 
     def __init__(self, last_id: str | None = None) -> None:
         self.last_id = last_id
+        self.retry = 2.0  # seconds to wait before reconnecting: the server's last `retry:` hint
         self._event = ""
         self._data: list[str] = []
 
@@ -308,6 +309,8 @@ class SseParser:
         value = value.removeprefix(" ")
         if name == "id":
             self.last_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self.retry = int(value) / 1000
         elif name == "event":
             self._event = value
         elif name == "data":
