@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e ./sdks/python
 	@touch $(STAMP)
 
 .PHONY: install
@@ -39,15 +40,15 @@ api-docs: $(STAMP) ## Write docs/openapi.json and docs/mpesa-bridge.postman_coll
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy and the import-linter contracts
-	@$(BIN)/ruff check src tests bench
-	@$(BIN)/ruff format --check src tests bench
+	@$(BIN)/ruff check src tests bench sdks examples
+	@$(BIN)/ruff format --check src tests bench sdks examples
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff's fixes and formatting
-	@$(BIN)/ruff check --fix src tests bench
-	@$(BIN)/ruff format src tests bench
+	@$(BIN)/ruff check --fix src tests bench sdks examples
+	@$(BIN)/ruff format src tests bench sdks examples
 
 .PHONY: lock
 lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml

@@ -1,0 +1,602 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from mpesa_bridge_sdk import _ops
+from mpesa_bridge_sdk._core import (
+    DEFAULT_BASE_URL,
+    Call,
+    Options,
+    SseParser,
+    SseUnavailable,
+    connection_error,
+    final_payment_of,
+    json_of,
+    raise_for,
+    stream_usable,
+)
+from mpesa_bridge_sdk.errors import APIConnectionError, WaitTimeoutError
+from mpesa_bridge_sdk.models import (
+    ApiKey,
+    CheckoutSession,
+    DeletedWebhookEndpoint,
+    Delivery,
+    Event,
+    Evidence,
+    Model,
+    Payment,
+    PaymentLink,
+    PaymentTotals,
+    QrCode,
+    WebhookEndpoint,
+)
+from mpesa_bridge_sdk.webhooks import Webhooks
+
+T = TypeVar("T", bound=Model)
+UNSET: Any = _ops.UNSET
+
+
+class Page(Generic[T]):
+    """One page of a list. `data` is this page; iterating the page walks every item of every
+    following page too (auto-pagination), fetching the next page only when needed."""
+
+    def __init__(self, data: list[T], has_more: bool, next_cursor: str | None, fetch: Callable[[str], Page[T]]) -> None:
+        self.data = data
+        self.has_more = has_more
+        self.next_cursor = next_cursor
+        self._fetch = fetch
+
+    def next_page(self) -> Page[T] | None:
+        """The next page, or None on the last one."""
+        if not self.has_more or self.next_cursor is None:
+            return None
+        return self._fetch(self.next_cursor)
+
+    def auto_paging_iter(self) -> Iterator[T]:
+        """Every item from this page on, across pages."""
+        page: Page[T] | None = self
+        while page is not None:
+            yield from page.data
+            page = page.next_page()
+
+    def __iter__(self) -> Iterator[T]:
+        return self.auto_paging_iter()
+
+
+class _Resource:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _page(self, model: type[T], call_for: Callable[[str | None], Call], cursor: str | None = None) -> Page[T]:
+        body = self._client._request(call_for(cursor))
+        return Page(
+            [model.from_dict(item) for item in body["data"]],
+            bool(body.get("has_more")),
+            body.get("next_cursor"),
+            lambda after: self._page(model, call_for, after),
+        )
+
+
+class Payments(_Resource):
+    """`client.payments`: STK push payments."""
+
+    def create(
+        self,
+        *,
+        phone: str,
+        amount: int,
+        account_reference: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Payment:
+        """Send an STK push; returns the payment (`pending`, or `failed` if Daraja refused the push)
+        with its `client_secret`. An Idempotency-Key is generated unless given, and reused by every
+        retry, so a retry never prompts the customer twice."""
+        return Payment.from_dict(
+            self._client._request(
+                _ops.create_payment(phone, amount, account_reference, description, metadata, idempotency_key)
+            )
+        )
+
+    def retrieve(self, payment_id: str) -> Payment:
+        """Read one payment (`NotFoundError` if it is not this key's)."""
+        return Payment.from_dict(self._client._request(_ops.get_payment(payment_id)))
+
+    get = retrieve
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        phone: str | None = None,
+        reference: str | None = None,
+        created_gte: datetime | None = None,
+        created_lte: datetime | None = None,
+        limit: int | None = None,
+        starting_after: str | None = None,
+    ) -> Page[Payment]:
+        """Payments newest first, filtered; iterate the page to walk every matching payment."""
+        return self._page(
+            Payment,
+            lambda after: _ops.list_payments(status, phone, reference, created_gte, created_lte, limit, after),
+            starting_after,
+        )
+
+    def totals(
+        self, *, days: int | None = None, created_gte: datetime | None = None, created_lte: datetime | None = None
+    ) -> PaymentTotals:
+        """Counts and sums per Nairobi day."""
+        return PaymentTotals.from_dict(self._client._request(_ops.payment_totals(days, created_gte, created_lte)))
+
+    def refresh(self, payment_id: str) -> Payment:
+        """Ask Daraja now (STK Query) and return the payment as it then is. For a "check again"
+        button, not for polling: use `wait`."""
+        return Payment.from_dict(self._client._request(_ops.refresh_payment(payment_id)))
+
+    def evidence(self, payment_id: str) -> builtins.list[Evidence]:
+        """Every outcome report received for the payment, oldest first."""
+        body = self._client._request(_ops.payment_evidence(payment_id))
+        return [Evidence.from_dict(item) for item in body["data"]]
+
+    def wait(
+        self, payment_id: str, *, timeout: float = 120.0, poll_interval: float = 2.0, use_sse: bool = True
+    ) -> Payment:
+        """Return the payment once it is final (succeeded, failed, cancelled or expired).
+
+        Follows the payment's Server-Sent Events stream (resuming with `Last-Event-ID` when it
+        ends); if the stream cannot be opened or breaks, reads the payment every `poll_interval`
+        seconds instead. Raises `WaitTimeoutError` (its `last` is the payment as last read) after
+        `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        payment = self.retrieve(payment_id)
+        if payment.is_final:
+            return payment
+        if use_sse:
+            try:
+                found = self._wait_by_stream(payment_id, deadline)
+            except SseUnavailable:
+                found = None
+            if found is not None:
+                return found
+        return self._wait_by_polling(payment_id, deadline, poll_interval)
+
+    def _wait_by_stream(self, payment_id: str, deadline: float) -> Payment | None:
+        parser = SseParser()
+        client = self._client
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            call = _ops.payment_stream(payment_id, parser.last_id)
+            try:
+                response = client._http.send(
+                    client._options.build(client._http, call, read_timeout=remaining), stream=True
+                )
+                try:
+                    if not stream_usable(response):
+                        raise SseUnavailable
+                    for line in response.iter_lines():
+                        for message in parser.feed(line):
+                            subject = final_payment_of(message)
+                            if subject is not None:
+                                return Payment.from_dict(subject)
+                        if time.monotonic() >= deadline:
+                            return None
+                finally:
+                    response.close()
+            except httpx.TimeoutException:
+                return None
+            except httpx.TransportError as exc:
+                raise SseUnavailable from exc
+            # the stream ended (its maximum age): reconnect after the server's retry hint
+            time.sleep(max(0.0, min(parser.retry, deadline - time.monotonic())))
+
+    def _wait_by_polling(self, payment_id: str, deadline: float, poll_interval: float) -> Payment:
+        last: Payment | None = None
+        while True:
+            try:
+                last = self.retrieve(payment_id)
+            except APIConnectionError:
+                if time.monotonic() >= deadline:
+                    raise
+            if last is not None and last.is_final:
+                return last
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeoutError(f"payment {payment_id} was not final within the timeout", last)
+            time.sleep(min(poll_interval, remaining))
+
+
+class CheckoutSessions(_Resource):
+    """`client.checkout_sessions`: the server side (secret key) and the customer side (client secret)."""
+
+    def create(
+        self,
+        *,
+        amount: int | None = None,
+        amount_min: int | None = None,
+        amount_max: int | None = None,
+        reference: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
+        success_url: str | None = None,
+        cancel_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> CheckoutSession:
+        """Open a session for one payment: a fixed `amount`, or `amount_min`..`amount_max` for the
+        customer to choose. The answer holds the `client_secret` (once) and the hosted page `url`."""
+        fields = {
+            "amount": amount,
+            "amount_min": amount_min,
+            "amount_max": amount_max,
+            "reference": reference,
+            "description": description,
+            "metadata": metadata,
+            "expires_at": expires_at,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        }
+        return CheckoutSession.from_dict(self._client._request(_ops.create_checkout_session(fields, idempotency_key)))
+
+    def retrieve(self, session_id: str, *, client_secret: str | None = None) -> CheckoutSession:
+        """Read a session with the secret key, or with its `client_secret` (then with its latest
+        `payment`, without `metadata`)."""
+        return CheckoutSession.from_dict(self._client._request(_ops.get_checkout_session(session_id, client_secret)))
+
+    get = retrieve
+
+    def list(self, *, limit: int | None = None, starting_after: str | None = None) -> Page[CheckoutSession]:
+        """Sessions newest first; iterate the page to walk them all."""
+        return self._page(CheckoutSession, lambda after: _ops.list_checkout_sessions(limit, after), starting_after)
+
+    def expire(self, session_id: str) -> CheckoutSession:
+        """Close an open session now (`ConflictError` while a payment is in flight or once closed)."""
+        return CheckoutSession.from_dict(self._client._request(_ops.expire_checkout_session(session_id)))
+
+    def pay(self, session_id: str, *, client_secret: str, phone: str, amount: int | None = None) -> CheckoutSession:
+        """The customer's side: start the STK push to `phone` (`amount` only when the customer
+        chooses it). Returns the session with the new `payment`."""
+        return CheckoutSession.from_dict(
+            self._client._request(_ops.pay_checkout_session(session_id, phone, amount, client_secret))
+        )
+
+    def wait(
+        self, session_id: str, *, client_secret: str, timeout: float = 120.0, poll_interval: float = 1.5
+    ) -> CheckoutSession:
+        """Watch a session with its client secret until its latest payment is final or the session
+        is complete or expired; returns the session then. Reads the session every `poll_interval`
+        seconds (a failed payment frees the session without a session event, so polling is how it
+        is seen). Raises `WaitTimeoutError` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            session = self.retrieve(session_id, client_secret=client_secret)
+            if session.status != "open" or (session.payment is not None and session.payment.is_final):
+                return session
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeoutError(f"checkout session {session_id} did not settle within the timeout", session)
+            time.sleep(min(poll_interval, remaining))
+
+    def qr(self, session_id: str, *, format: str = "svg") -> bytes:
+        """The QR code of the session's hosted page, as SVG (default) or PNG bytes."""
+        return self._client._request_bytes(_ops.checkout_session_qr(session_id, format))
+
+
+class PaymentLinks(_Resource):
+    """`client.payment_links`: reusable links; each visit opens a checkout session."""
+
+    def create(
+        self,
+        *,
+        title: str,
+        amount: int | None = None,
+        amount_min: int | None = None,
+        amount_max: int | None = None,
+        description: str | None = None,
+        active: bool | None = None,
+        expires_at: datetime | None = None,
+        max_payments: int | None = None,
+        collect: builtins.list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> PaymentLink:
+        """Create a link with a fixed `amount` or a range. The route takes no Idempotency-Key, so
+        this call is not retried once it may have reached the bridge."""
+        fields = {
+            "title": title,
+            "amount": amount,
+            "amount_min": amount_min,
+            "amount_max": amount_max,
+            "description": description,
+            "active": active,
+            "expires_at": expires_at,
+            "max_payments": max_payments,
+            "collect": collect,
+            "metadata": metadata,
+        }
+        return PaymentLink.from_dict(self._client._request(_ops.create_payment_link(fields)))
+
+    def retrieve(self, link_id: str) -> PaymentLink:
+        """Read a link with its `payments_succeeded` and `amount_collected`."""
+        return PaymentLink.from_dict(self._client._request(_ops.get_payment_link(link_id)))
+
+    get = retrieve
+
+    def list(self, *, limit: int | None = None, starting_after: str | None = None) -> Page[PaymentLink]:
+        """Links newest first; iterate the page to walk them all."""
+        return self._page(PaymentLink, lambda after: _ops.list_payment_links(limit, after), starting_after)
+
+    def update(
+        self,
+        link_id: str,
+        *,
+        title: str = UNSET,
+        description: str | None = UNSET,
+        active: bool = UNSET,
+        expires_at: datetime | None = UNSET,
+        max_payments: int | None = UNSET,
+    ) -> PaymentLink:
+        """Change the fields given (None clears `expires_at`, `max_payments` or `description`)."""
+        fields = {
+            "title": title,
+            "description": description,
+            "active": active,
+            "expires_at": expires_at,
+            "max_payments": max_payments,
+        }
+        return PaymentLink.from_dict(self._client._request(_ops.update_payment_link(link_id, fields)))
+
+    def qr(self, link_id: str, *, format: str = "svg") -> bytes:
+        """The QR code of the link's URL, as SVG (default) or PNG bytes."""
+        return self._client._request_bytes(_ops.payment_link_qr(link_id, format))
+
+
+class WebhookEndpoints(_Resource):
+    """`client.webhook_endpoints`: where the bridge sends signed events."""
+
+    def create(
+        self,
+        *,
+        url: str,
+        enabled_events: builtins.list[str],
+        description: str | None = None,
+        enabled: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> WebhookEndpoint:
+        """Register a URL for `enabled_events` (`["*"]`: all). The answer's `secret` (`whsec_…`) is
+        shown this once: keep it for `webhooks.verify`."""
+        fields = {"url": url, "enabled_events": enabled_events, "description": description, "enabled": enabled}
+        return WebhookEndpoint.from_dict(self._client._request(_ops.create_webhook_endpoint(fields, idempotency_key)))
+
+    def list(self) -> builtins.list[WebhookEndpoint]:
+        """Every endpoint of this key's project and mode (at most 16)."""
+        body = self._client._request(_ops.list_webhook_endpoints())
+        return [WebhookEndpoint.from_dict(item) for item in body["data"]]
+
+    def retrieve(self, endpoint_id: str) -> WebhookEndpoint:
+        """Read one endpoint (never its secret)."""
+        return WebhookEndpoint.from_dict(self._client._request(_ops.get_webhook_endpoint(endpoint_id)))
+
+    get = retrieve
+
+    def update(
+        self,
+        endpoint_id: str,
+        *,
+        url: str = UNSET,
+        enabled_events: builtins.list[str] = UNSET,
+        description: str | None = UNSET,
+        enabled: bool = UNSET,
+    ) -> WebhookEndpoint:
+        """Change the fields given; `enabled=False` cancels pending deliveries."""
+        fields = {"url": url, "enabled_events": enabled_events, "description": description, "enabled": enabled}
+        return WebhookEndpoint.from_dict(self._client._request(_ops.update_webhook_endpoint(endpoint_id, fields)))
+
+    def delete(self, endpoint_id: str) -> DeletedWebhookEndpoint:
+        """Stop sending to the endpoint; its pending deliveries are cancelled."""
+        return DeletedWebhookEndpoint.from_dict(self._client._request(_ops.delete_webhook_endpoint(endpoint_id)))
+
+    def rotate_secret(
+        self, endpoint_id: str, *, grace_period_seconds: int | None = None, idempotency_key: str | None = None
+    ) -> WebhookEndpoint:
+        """A new secret (in the answer's `secret`); the old one keeps signing for the grace period."""
+        call = _ops.rotate_webhook_secret(endpoint_id, grace_period_seconds, idempotency_key)
+        return WebhookEndpoint.from_dict(self._client._request(call))
+
+
+class Events(_Resource):
+    """`client.events`: what happened, newest first, kept 30 days."""
+
+    def list(
+        self,
+        *,
+        type: str | None = None,
+        subject: str | None = None,
+        created_gte: datetime | None = None,
+        created_lte: datetime | None = None,
+        limit: int | None = None,
+        starting_after: str | None = None,
+    ) -> Page[Event]:
+        """Events newest first; `subject` is the id they are about (`pay_…`, `cs_…`)."""
+        return self._page(
+            Event,
+            lambda after: _ops.list_events(type, subject, created_gte, created_lte, limit, after),
+            starting_after,
+        )
+
+    def retrieve(self, event_id: str) -> Event:
+        """One event with its `deliveries` and their attempts."""
+        return Event.from_dict(self._client._request(_ops.get_event(event_id)))
+
+    get = retrieve
+
+    def redeliver(
+        self, event_id: str, *, endpoint_id: str | None = None, idempotency_key: str | None = None
+    ) -> builtins.list[Delivery]:
+        """Send the event again to `endpoint_id`, or to every enabled endpoint subscribed to it.
+        Returns the deliveries queued (or already pending)."""
+        body = self._client._request(_ops.redeliver_event(event_id, endpoint_id, idempotency_key))
+        return [Delivery.from_dict(item) for item in body["data"]]
+
+
+class Keys(_Resource):
+    """`client.keys`: the secret keys of this key's project and mode."""
+
+    def list(self) -> builtins.list[ApiKey]:
+        """Every key, revoked and expired ones included (`display` form only)."""
+        body = self._client._request(_ops.list_keys())
+        return [ApiKey.from_dict(item) for item in body["data"]]
+
+    def rotate(self, *, grace_period_seconds: int | None = None, idempotency_key: str | None = None) -> ApiKey:
+        """Issue a new key (`secret_key`, shown once); the calling key stops after the grace period."""
+        return ApiKey.from_dict(self._client._request(_ops.rotate_key(grace_period_seconds, idempotency_key)))
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Stop a key at once."""
+        return ApiKey.from_dict(self._client._request(_ops.revoke_key(key_id)))
+
+
+class QrCodes(_Resource):
+    """`client.qr_codes`: M-Pesa Dynamic QR codes drawn by Daraja."""
+
+    def create(
+        self, *, merchant_name: str, reference: str, amount: int, trx_code: str, cpi: str, size: int | None = None
+    ) -> QrCode:
+        """A QR code a customer scans in the M-Pesa app to pay `cpi` the `amount`."""
+        fields = {
+            "merchant_name": merchant_name,
+            "reference": reference,
+            "amount": amount,
+            "trx_code": trx_code,
+            "cpi": cpi,
+            "size": size,
+        }
+        return QrCode.from_dict(self._client._request(_ops.create_qr_code(fields)))
+
+
+class Client:
+    """A synchronous client of one bridge, for one secret key.
+
+    ```python
+    from mpesa_bridge_sdk import Client
+
+    with Client("sk_test_…", base_url="http://127.0.0.1:8000") as bridge:
+        payment = bridge.payments.create(phone="0708374149", amount=10, account_reference="INV001")
+        payment = bridge.payments.wait(payment.id, timeout=60)
+    ```
+
+    - `api_key`: a secret key (`sk_test_…`/`sk_live_…`); may be None for client-secret calls only.
+    - `timeout`: seconds for each connect, read and write.
+    - Retries (at most `max_retries`, with exponential backoff from `backoff_base` capped at
+      `backoff_max` seconds, with jitter): a connection that failed before the request was sent;
+      a `429` after its `Retry-After` (given up at once when it asks for more than
+      `max_retry_after` seconds); a `5xx` or a broken connection only for requests that are safe to
+      repeat (reads, deletes, and creates, which carry an Idempotency-Key reused by each retry).
+    - Signed requests: with `signing_secret` (`mbsig_…`) or `sign_requests=True` every request is
+      signed (with the signing secret, else the key). By default (`sign_requests=None`) the client
+      also starts signing, with its key, when the bridge answers `signature_missing`.
+    - `http_client`: your own `httpx.Client` (its transport, proxies); it is not closed by `close()`.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        max_retry_after: float = 60.0,
+        signing_secret: str | None = None,
+        sign_requests: bool | None = None,
+        http_client: httpx.Client | None = None,
+        sleep: Callable[[float], None] | None = None,
+        jitter: Callable[[], float] | None = None,
+    ) -> None:
+        self._options = Options(
+            api_key,
+            base_url,
+            timeout,
+            max_retries,
+            backoff_base,
+            backoff_max,
+            max_retry_after,
+            signing_secret,
+            sign_requests,
+        )
+        if jitter is not None:
+            self._options.jitter = jitter
+        self._sleep = sleep or time.sleep
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client()
+        self.payments = Payments(self)
+        self.checkout_sessions = CheckoutSessions(self)
+        self.payment_links = PaymentLinks(self)
+        self.webhook_endpoints = WebhookEndpoints(self)
+        self.events = Events(self)
+        self.keys = Keys(self)
+        self.qr_codes = QrCodes(self)
+        self.webhooks = Webhooks()
+
+    def _send(self, call: Call) -> httpx.Response:
+        attempt = 0
+        while True:
+            request = self._options.build(self._http, call)
+            try:
+                response = self._http.send(request)
+            except httpx.TransportError as exc:
+                delay = self._options.retry_after_exception(exc, call, attempt)
+                if delay is None:
+                    raise connection_error(exc) from exc
+            else:
+                if self._options.should_start_signing(response, call):
+                    response.close()
+                    continue
+                if self._options.should_sign_again(response, call, attempt):
+                    response.close()
+                    attempt += 1
+                    continue
+                delay = self._options.retry_after_response(response, call, attempt)
+                if delay is None:
+                    return response
+                response.close()
+            self._sleep(delay)
+            attempt += 1
+
+    def _request(self, call: Call) -> Any:
+        """Send one operation (with its retries) and return its JSON answer; raises `APIError`."""
+        response = self._send(call)
+        try:
+            return json_of(response)
+        finally:
+            response.close()
+
+    def _request_bytes(self, call: Call) -> bytes:
+        """Send one operation and return its body as bytes (QR images)."""
+        response = self._send(call)
+        try:
+            raise_for(response)
+            return response.content
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        """Close the connections (unless the `http_client` was yours)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,223 @@
+"""Each API operation as a `Call`: the one place that knows paths, methods and bodies, used by both
+the sync and the async client."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mpesa_bridge_sdk._core import Call, drop_none, new_idempotency_key, path_segment
+
+_UNSET: Any = object()
+"""A PATCH field left out (None would clear it)."""
+
+
+def _patch(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not _UNSET}
+
+
+def create_payment(
+    phone: str,
+    amount: int,
+    account_reference: str,
+    description: str | None,
+    metadata: dict[str, Any] | None,
+    idempotency_key: str | None,
+) -> Call:
+    body = drop_none(
+        {
+            "phone": phone,
+            "amount": amount,
+            "account_reference": account_reference,
+            "description": description,
+            "metadata": metadata,
+        }
+    )
+    return Call("POST", "/v1/payments", body=body, idempotency_key=idempotency_key or new_idempotency_key())
+
+
+def get_payment(payment_id: str) -> Call:
+    return Call("GET", f"/v1/payments/{path_segment(payment_id)}")
+
+
+def list_payments(
+    status: str | None,
+    phone: str | None,
+    reference: str | None,
+    created_gte: datetime | None,
+    created_lte: datetime | None,
+    limit: int | None,
+    starting_after: str | None,
+) -> Call:
+    params = {
+        "status": status,
+        "phone": phone,
+        "reference": reference,
+        "created_gte": created_gte,
+        "created_lte": created_lte,
+        "limit": limit,
+        "starting_after": starting_after,
+    }
+    return Call("GET", "/v1/payments", params=params)
+
+
+def payment_totals(days: int | None, created_gte: datetime | None, created_lte: datetime | None) -> Call:
+    return Call(
+        "GET", "/v1/payments/totals", params={"days": days, "created_gte": created_gte, "created_lte": created_lte}
+    )
+
+
+def refresh_payment(payment_id: str) -> Call:
+    return Call("POST", f"/v1/payments/{path_segment(payment_id)}/refresh")
+
+
+def payment_evidence(payment_id: str) -> Call:
+    return Call("GET", f"/v1/payments/{path_segment(payment_id)}/evidence")
+
+
+def payment_stream(payment_id: str, last_event_id: str | None) -> Call:
+    return Call(
+        "GET", f"/v1/payments/{path_segment(payment_id)}/events", params={"last_event_id": last_event_id}, stream=True
+    )
+
+
+def create_checkout_session(fields: dict[str, Any], idempotency_key: str | None) -> Call:
+    return Call(
+        "POST",
+        "/v1/checkout_sessions",
+        body=drop_none(fields),
+        idempotency_key=idempotency_key or new_idempotency_key(),
+    )
+
+
+def get_checkout_session(session_id: str, client_secret: str | None) -> Call:
+    return Call("GET", f"/v1/checkout_sessions/{path_segment(session_id)}", bearer=client_secret)
+
+
+def list_checkout_sessions(limit: int | None, starting_after: str | None) -> Call:
+    return Call("GET", "/v1/checkout_sessions", params={"limit": limit, "starting_after": starting_after})
+
+
+def expire_checkout_session(session_id: str) -> Call:
+    return Call("POST", f"/v1/checkout_sessions/{path_segment(session_id)}/expire")
+
+
+def pay_checkout_session(session_id: str, phone: str, amount: int | None, client_secret: str) -> Call:
+    body = drop_none({"phone": phone, "amount": amount})
+    return Call("POST", f"/v1/checkout_sessions/{path_segment(session_id)}/pay", body=body, bearer=client_secret)
+
+
+def checkout_session_qr(session_id: str, format: str) -> Call:
+    return Call("GET", f"/v1/checkout_sessions/{path_segment(session_id)}/qr", params={"format": format})
+
+
+def create_payment_link(fields: dict[str, Any]) -> Call:
+    # The route takes no Idempotency-Key: a retry after a lost answer could make a second link, so
+    # the client never retries this one after it may have been sent (see README, "Retries").
+    return Call("POST", "/v1/payment_links", body=drop_none(fields))
+
+
+def get_payment_link(link_id: str) -> Call:
+    return Call("GET", f"/v1/payment_links/{path_segment(link_id)}")
+
+
+def list_payment_links(limit: int | None, starting_after: str | None) -> Call:
+    return Call("GET", "/v1/payment_links", params={"limit": limit, "starting_after": starting_after})
+
+
+def update_payment_link(link_id: str, fields: dict[str, Any]) -> Call:
+    return Call("PATCH", f"/v1/payment_links/{path_segment(link_id)}", body=_patch(fields))
+
+
+def payment_link_qr(link_id: str, format: str) -> Call:
+    return Call("GET", f"/v1/payment_links/{path_segment(link_id)}/qr", params={"format": format})
+
+
+def create_webhook_endpoint(fields: dict[str, Any], idempotency_key: str | None) -> Call:
+    return Call(
+        "POST",
+        "/v1/webhook_endpoints",
+        body=drop_none(fields),
+        idempotency_key=idempotency_key or new_idempotency_key(),
+    )
+
+
+def list_webhook_endpoints() -> Call:
+    return Call("GET", "/v1/webhook_endpoints")
+
+
+def get_webhook_endpoint(endpoint_id: str) -> Call:
+    return Call("GET", f"/v1/webhook_endpoints/{path_segment(endpoint_id)}")
+
+
+def update_webhook_endpoint(endpoint_id: str, fields: dict[str, Any]) -> Call:
+    return Call("PATCH", f"/v1/webhook_endpoints/{path_segment(endpoint_id)}", body=_patch(fields))
+
+
+def delete_webhook_endpoint(endpoint_id: str) -> Call:
+    return Call("DELETE", f"/v1/webhook_endpoints/{path_segment(endpoint_id)}")
+
+
+def rotate_webhook_secret(endpoint_id: str, grace_period_seconds: int | None, idempotency_key: str | None) -> Call:
+    return Call(
+        "POST",
+        f"/v1/webhook_endpoints/{path_segment(endpoint_id)}/rotate_secret",
+        body=drop_none({"grace_period_seconds": grace_period_seconds}),
+        idempotency_key=idempotency_key or new_idempotency_key(),
+    )
+
+
+def list_events(
+    type: str | None,
+    subject: str | None,
+    created_gte: datetime | None,
+    created_lte: datetime | None,
+    limit: int | None,
+    starting_after: str | None,
+) -> Call:
+    params = {
+        "type": type,
+        "subject": subject,
+        "created_gte": created_gte,
+        "created_lte": created_lte,
+        "limit": limit,
+        "starting_after": starting_after,
+    }
+    return Call("GET", "/v1/events", params=params)
+
+
+def get_event(event_id: str) -> Call:
+    return Call("GET", f"/v1/events/{path_segment(event_id)}")
+
+
+def redeliver_event(event_id: str, endpoint_id: str | None, idempotency_key: str | None) -> Call:
+    return Call(
+        "POST",
+        f"/v1/events/{path_segment(event_id)}/redeliver",
+        body=drop_none({"endpoint_id": endpoint_id}),
+        idempotency_key=idempotency_key or new_idempotency_key(),
+    )
+
+
+def list_keys() -> Call:
+    return Call("GET", "/v1/keys")
+
+
+def rotate_key(grace_period_seconds: int | None, idempotency_key: str | None) -> Call:
+    return Call(
+        "POST",
+        "/v1/keys/rotate",
+        body=drop_none({"grace_period_seconds": grace_period_seconds}),
+        idempotency_key=idempotency_key or new_idempotency_key(),
+    )
+
+
+def revoke_key(key_id: str) -> Call:
+    return Call("POST", f"/v1/keys/{path_segment(key_id)}/revoke")
+
+
+def create_qr_code(fields: dict[str, Any]) -> Call:
+    return Call("POST", "/v1/qr_codes", body=drop_none(fields))
+
+
+UNSET = _UNSET
