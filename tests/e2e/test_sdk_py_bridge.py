@@ -220,6 +220,22 @@ def test_keys_list_rotate_revoke_and_a_qr_code(bridge: tuple[ServerProcess, str]
         stale.keys.list()
 
 
+def test_the_projects_browser_settings_and_its_publishable_key(bridge: tuple[ServerProcess, str]) -> None:
+    server, _ = bridge
+    _, key = new_project(server, "Browser")
+    with Client(key, base_url=server.url) as sdk:
+        before = sdk.project.retrieve()
+        assert before.publishable_key and before.publishable_key.startswith("pk_test_")
+        assert before.client_side_amounts is False and before.allowed_origins == []
+        after = sdk.project.update(client_side_amounts=True, allowed_origins=["https://shop.example"])
+        assert after.client_side_amounts is True and after.allowed_origins == ["https://shop.example"]
+        assert sdk.project.retrieve().allowed_origins == ["https://shop.example"]
+        rotated = sdk.project.rotate_publishable_key()
+        assert rotated.previous_publishable_key == before.publishable_key
+        assert rotated.publishable_key != before.publishable_key
+        assert sdk.project.retrieve().publishable_key == rotated.publishable_key
+
+
 def admin_patch(server: ServerProcess, project_id: str, body: dict[str, Any]) -> dict[str, Any]:
     response = httpx.patch(f"{server.url}/v1/admin/projects/{project_id}", json=body, headers=ADMIN, timeout=10)
     assert response.status_code == 200, response.text

@@ -44,6 +44,8 @@ from mpesa_bridge_sdk.models import (
     Payment,
     PaymentLink,
     PaymentTotals,
+    ProjectSettings,
+    PublishableKeyRotation,
     QrCode,
     WebhookEndpoint,
 )
@@ -79,6 +81,8 @@ __all__ = [
     "PaymentLink",
     "PaymentTotals",
     "PermissionDeniedError",
+    "ProjectSettings",
+    "PublishableKeyRotation",
     "QrCode",
     "RateLimitError",
     "SignatureError",

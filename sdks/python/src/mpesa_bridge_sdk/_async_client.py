@@ -36,6 +36,8 @@ from mpesa_bridge_sdk.models import (
     Payment,
     PaymentLink,
     PaymentTotals,
+    ProjectSettings,
+    PublishableKeyRotation,
     QrCode,
     WebhookEndpoint,
 )
@@ -490,6 +492,35 @@ class Keys(_Resource):
         return ApiKey.from_dict(await self._client._request(_ops.revoke_key(key_id)))
 
 
+class Project(_Resource):
+    """`client.project`: this project's browser settings and this mode's publishable key."""
+
+    async def retrieve(self) -> ProjectSettings:
+        """The settings and this mode's publishable key (`pk_test_…` / `pk_live_…`)."""
+        return ProjectSettings.from_dict(await self._client._request(_ops.get_project()))
+
+    async def update(
+        self,
+        *,
+        client_side_amounts: bool = UNSET,
+        client_side_amount_max: int | None = UNSET,
+        allowed_origins: builtins.list[str] = UNSET,
+    ) -> ProjectSettings:
+        """Change the settings given. Client-side amounts let the publishable key open a checkout
+        session for an amount chosen in the browser (anyone with the page can then start a payment
+        within the limits); allowed origins are the sites whose pages may call the browser routes."""
+        fields = {
+            "client_side_amounts": client_side_amounts,
+            "client_side_amount_max": client_side_amount_max,
+            "allowed_origins": allowed_origins,
+        }
+        return ProjectSettings.from_dict(await self._client._request(_ops.update_project(fields)))
+
+    async def rotate_publishable_key(self) -> PublishableKeyRotation:
+        """A new publishable key for this mode; the old one stops at once (update your pages)."""
+        return PublishableKeyRotation.from_dict(await self._client._request(_ops.rotate_publishable_key()))
+
+
 class QrCodes(_Resource):
     """`client.qr_codes`: M-Pesa Dynamic QR codes drawn by Daraja."""
 
@@ -570,6 +601,7 @@ class AsyncClient:
         self.webhook_endpoints = WebhookEndpoints(self)
         self.events = Events(self)
         self.keys = Keys(self)
+        self.project = Project(self)
         self.qr_codes = QrCodes(self)
         self.webhooks = Webhooks()
 

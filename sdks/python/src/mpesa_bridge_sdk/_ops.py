@@ -216,6 +216,18 @@ def revoke_key(key_id: str) -> Call:
     return Call("POST", f"/v1/keys/{path_segment(key_id)}/revoke")
 
 
+def get_project() -> Call:
+    return Call("GET", "/v1/project")
+
+
+def update_project(fields: dict[str, Any]) -> Call:
+    return Call("PATCH", "/v1/project", body=_patch(fields))
+
+
+def rotate_publishable_key() -> Call:
+    return Call("POST", "/v1/project/publishable_key/rotate")
+
+
 def create_qr_code(fields: dict[str, Any]) -> Call:
     return Call("POST", "/v1/qr_codes", body=drop_none(fields))
 

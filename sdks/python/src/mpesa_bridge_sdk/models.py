@@ -296,6 +296,30 @@ ApiKey._nested = {"previous_key": ApiKey}
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProjectSettings(Model):
+    """The project as browsers meet it: this mode's publishable key, client-side amounts and the
+    origins allowed to call the browser routes."""
+
+    id: str
+    object: str = "project"
+    name: str | None = None
+    mode: str = "test"
+    publishable_key: str | None = None
+    client_side_amounts: bool = False
+    client_side_amount_max: int | None = None
+    allowed_origins: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishableKeyRotation(Model):
+    """The answer of a publishable-key rotation: the new key; the old one stopped at once."""
+
+    object: str = "publishable_key"
+    publishable_key: str
+    previous_publishable_key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class QrCode(Model):
     """A Dynamic QR drawn by Daraja (`image_png_base64`)."""
 
