@@ -145,9 +145,27 @@ export class Transport {
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if ((this.signing.signRequests || this.signing.signingSecret) && this.bearer) {
       const secret = this.signing.signingSecret ?? this.bearer;
-      Object.assign(headers, await signRequest(secret, method, target, body ?? new Uint8Array()));
+      Object.assign(headers, await signRequest(secret, method, target, body ?? new Uint8Array(), this.timestampFor(method, target, body)));
     }
     return headers;
+  }
+
+  /**
+   * The bridge accepts each signature once, and a timestamp has a resolution of one second: the
+   * same request twice within a second would sign the same. Such a repeat gets the next second
+   * (the bridge accepts timestamps up to its tolerance ahead); `signature_replayed` is retried too.
+   */
+  private readonly lastTimestamps = new Map<string, number>();
+  private timestampFor(method: string, target: string, body: Uint8Array | undefined): number {
+    const now = Math.floor(Date.now() / 1000);
+    const key = `${method}\n${target}\n${body ? new TextDecoder().decode(body) : ""}`;
+    const last = this.lastTimestamps.get(key);
+    const ts = last !== undefined && last >= now ? last + 1 : now;
+    if (this.lastTimestamps.size > 1000) {
+      for (const [k, v] of this.lastTimestamps) if (v < now - 1) this.lastTimestamps.delete(k);
+    }
+    this.lastTimestamps.set(key, ts);
+    return ts;
   }
 
   async request<T>(spec: RequestSpec): Promise<ApiResponse<T>> {
@@ -218,6 +236,8 @@ export class Transport {
   private shouldRetry(error: ApiError, repeatable: boolean): boolean {
     if (error.status === 429) return true;
     if (error.status === 409 && error.code === "idempotency_key_in_use") return true;
+    // Refused before running: signed again with a new timestamp, the retry is a new request.
+    if (error.status === 401 && error.code === "signature_replayed") return true;
     return error.status >= 500 && repeatable;
   }
 

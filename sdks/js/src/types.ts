@@ -203,7 +203,7 @@ export interface WebhookEndpoint {
 
 export interface WebhookEndpointCreateParams {
   url: string;
-  enabled_events?: string[];
+  enabled_events: string[];
   description?: string;
   enabled?: boolean;
 }
