@@ -149,6 +149,42 @@ def test_the_packed_tarball_installs_and_works_in_an_empty_folder(
     assert esm["id"].startswith("pay_") and esm["verify"] == "function" and esm["checkout"] == "function"
     cjs = json.loads(run([NODE, "cjs.cjs"], app, env=env).strip().splitlines()[-1])
     assert cjs == {"notFound": True, "code": "resource_missing"}
+    # The type declarations, through the exports map, from an ES module and a CommonJS one.
+    (app / "check.mts").write_text(TYPES_ESM)
+    (app / "check.cts").write_text(TYPES_CJS)
+    (app / "tsconfig.json").write_text(json.dumps(TSCONFIG))
+    run([NODE, str(built_sdk / "node_modules" / "typescript" / "bin" / "tsc"), "-p", "."], app)
+
+
+TSCONFIG = {
+    "compilerOptions": {
+        "strict": True,
+        "noEmit": True,
+        "module": "nodenext",
+        "moduleResolution": "nodenext",
+        "lib": ["es2020", "dom"],
+        "types": [],
+    },
+    "files": ["check.mts", "check.cts"],
+}
+
+TYPES_ESM = """
+import { MpesaBridge, type Payment, NotFoundError } from "mpesa-bridge";
+import { CheckoutClient } from "mpesa-bridge/browser";
+const bridge = new MpesaBridge("sk_test_x", { baseUrl: "http://127.0.0.1:1" });
+const p: Promise<Payment> = bridge.payments.create({ phone: "0708374149", amount: 10, account_reference: "A" });
+const c: CheckoutClient = new CheckoutClient("cs_1_secret_2");
+export { p, c, NotFoundError };
+"""
+
+TYPES_CJS = """
+import { MpesaBridge, type Payment } from "mpesa-bridge";
+import browser = require("mpesa-bridge/browser");
+const bridge = new MpesaBridge("sk_test_x");
+const p: Promise<Payment> = bridge.payments.get("pay_1");
+const w: typeof browser.watchPayment = browser.watchPayment;
+export { p, w };
+"""
 
 
 @pytest.fixture(scope="module")
