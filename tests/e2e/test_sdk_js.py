@@ -83,8 +83,13 @@ def npm_ci(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def built_sdk() -> Path:
-    need("node and npm (apt-get install nodejs npm; node 18+)", NODE is not None and NPM is not None)
-    assert NPM is not None
+    need("node and npm (apt-get install nodejs npm)", NODE is not None and NPM is not None)
+    assert NPM is not None and NODE is not None
+    version = subprocess.run([NODE, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    major, minor = (int(part) for part in version.lstrip("v").split(".")[:2])
+    need(
+        f"node 20.10+ (the SDK's tests use node --test --test-concurrency; found {version})", (major, minor) >= (20, 10)
+    )
     npm_ci(SDK)
     run([NPM, "run", "build"], SDK)
     return SDK

@@ -117,3 +117,52 @@ test("a publishable key opens a session from the browser (only where the bridge 
   }
   assert.fail(`publishable keys exist now (${probe.status}): add the real test`);
 });
+
+// A stand-in for the platform's EventSource (Node has none): it reads the stream over fetch and
+// dispatches named events, as a browser's would, so the SDK's EventSource path runs for real.
+class RecordingEventSource {
+  static urls = [];
+  constructor(url) {
+    RecordingEventSource.urls.push(url);
+    this.listeners = {};
+    this.onerror = null;
+    this.controller = new AbortController();
+    void (async () => {
+      try {
+        const { readSse } = await import("../dist/esm/index.js");
+        const response = await fetch(url, { headers: { Accept: "text/event-stream" }, signal: this.controller.signal });
+        for await (const message of readSse(response.body)) {
+          for (const listener of this.listeners[message.event] ?? []) listener({ data: message.data, lastEventId: message.id });
+        }
+      } catch (error) {
+        this.onerror?.(error);
+      }
+    })();
+  }
+  addEventListener(type, listener) {
+    (this.listeners[type] ??= []).push(listener);
+  }
+  close() {
+    this.controller.abort();
+  }
+}
+
+test("where the platform has EventSource, the browser subset uses it, with the client secret in the URL", async () => {
+  globalThis.EventSource = RecordingEventSource;
+  try {
+    const session = await client.checkoutSessions.create({ amount: 90, reference: "ES" });
+    const checkout = new CheckoutClient(session.client_secret, { baseUrl: bridge.url });
+    await checkout.pay({ phone: freshPhone() });
+    const outcome = await checkout.waitForOutcome({ timeoutMs: 20000, pollIntervalMs: 60000 });
+    assert.equal(outcome.status, "succeeded");
+    const payment = await client.payments.create({ phone: freshPhone(), amount: 91, account_reference: "ES" });
+    const final = await watchPayment(payment.client_secret, { baseUrl: bridge.url, timeoutMs: 20000 });
+    assert.equal(final.status, "succeeded");
+    const urls = RecordingEventSource.urls;
+    assert.equal(urls.length, 2);
+    assert.equal(urls[0], `${bridge.url}/v1/checkout_sessions/${session.id}/events?client_secret=${encodeURIComponent(session.client_secret)}`);
+    assert.equal(urls[1], `${bridge.url}/v1/payments/${payment.id}/events?client_secret=${encodeURIComponent(payment.client_secret)}`);
+  } finally {
+    delete globalThis.EventSource;
+  }
+});
