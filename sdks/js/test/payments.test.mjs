@@ -150,3 +150,12 @@ test("health and readiness need no key; a dead address is a ConnectionError", as
   const nowhere = new MpesaBridge(bridge.secretKey, { baseUrl: "http://127.0.0.1:9", maxRetries: 1, retryDelayMs: 10 });
   await assert.rejects(nowhere.payments.get("pay_x"), (error) => error instanceof ConnectionError);
 });
+
+test("a Dynamic QR code from the simulator, as JSON and as PNG bytes", async () => {
+  const params = { merchant_name: "SDK Shop", reference: "QR1", amount: 100, trx_code: "PB", cpi: "174379" };
+  const json = await client.qrCodes.create(params);
+  assert.equal(typeof json, "object");
+  assert.ok(!(json instanceof Uint8Array));
+  const png = await client.qrCodes.create(params, { format: "png" });
+  assert.deepEqual([...png.slice(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+});

@@ -44,3 +44,23 @@ test("a project that requires signed requests: unsigned refused, signed with the
   const webhook = await withSecret.webhookEndpoints.create({ url: "http://127.0.0.1:9/x", enabled_events: ["*"] });
   assert.match(webhook.secret, /^whsec_/);
 });
+
+test("the admin client: list projects, set Daraja settings, issue and revoke a key", async () => {
+  const { projectId } = await bridge.newProject("Admin");
+  const listed = await bridge.admin.projects.list();
+  assert.ok(listed.data.some((p) => p.id === projectId));
+  const settings = await bridge.admin.projects.setDaraja(projectId, "live", {
+    environment: "production", consumer_key: "key", consumer_secret: "secret", short_code: "600100", passkey: "passkey",
+  });
+  assert.equal(settings.short_code, "600100");
+  assert.equal(settings.consumer_secret, undefined);
+  const issued = await bridge.admin.projects.createKey(projectId, "test");
+  assert.match(issued.secret_key, /^sk_test_/);
+  const own = new MpesaBridge(issued.secret_key, { baseUrl: bridge.url });
+  assert.equal((await own.payments.list()).object, "list");
+  const revoked = await bridge.admin.keys.revoke(issued.id);
+  assert.ok(revoked.revoked_at);
+  await assert.rejects(own.payments.list().then(), { code: "invalid_api_key" });
+  const wrong = new (bridge.admin.constructor)("not-the-token", { baseUrl: bridge.url });
+  await assert.rejects(wrong.projects.list(), { code: "invalid_admin_token" });
+});
