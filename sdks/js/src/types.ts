@@ -1,0 +1,270 @@
+/** The bridge's objects, as `/openapi.json` describes them (fields the SDK relies on are typed). */
+
+export type Mode = "test" | "live";
+export type PaymentStatus = "pending" | "unknown" | "succeeded" | "failed" | "cancelled" | "expired";
+export const FINAL_PAYMENT_STATUSES: readonly PaymentStatus[] = ["succeeded", "failed", "cancelled", "expired"];
+
+export interface Payment {
+  id: string;
+  object: "payment";
+  mode: Mode;
+  status: PaymentStatus;
+  amount: number;
+  currency: "KES";
+  phone: string;
+  account_reference: string;
+  description: string;
+  metadata: Record<string, unknown>;
+  failure_code: string | null;
+  failure_message: string | null;
+  result_code: string | null;
+  result_desc: string | null;
+  mpesa_receipt_number: string | null;
+  merchant_request_id: string | null;
+  checkout_request_id: string | null;
+  business_short_code: string;
+  needs_attention: boolean;
+  attention_reason: string | null;
+  checkout_session_id: string | null;
+  transaction_date: string | null;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
+  /** Only in the answer of a create (and its Idempotency-Key replays). */
+  client_secret?: string;
+}
+
+export interface PaymentCreateParams {
+  phone: string;
+  amount: number;
+  account_reference: string;
+  description?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface ListParams {
+  limit?: number;
+  starting_after?: string;
+}
+
+export interface PaymentListParams extends ListParams {
+  status?: PaymentStatus;
+  phone?: string;
+  reference?: string;
+  created_gte?: string;
+  created_lte?: string;
+}
+
+export interface Page<T> {
+  object: "list";
+  data: T[];
+  has_more: boolean;
+  next_cursor: string | null;
+}
+
+export interface PaymentTotals {
+  object: "payment_totals";
+  time_zone: string;
+  currency: "KES";
+  created_gte: string;
+  created_lte: string;
+  data: Array<Record<string, unknown>>;
+  total: Record<string, unknown>;
+}
+
+export interface Evidence {
+  id: string;
+  source: string;
+  verdict: string;
+  result_code: string | null;
+  result_desc: string | null;
+  callback_id: string | null;
+  note: string | null;
+  created_at: string;
+}
+
+export type CheckoutSessionStatus = "open" | "complete" | "expired";
+
+export interface CheckoutPaymentSummary {
+  id: string;
+  status: PaymentStatus;
+  failure_code: string | null;
+  failure_message: string | null;
+  mpesa_receipt_number: string | null;
+  [field: string]: unknown;
+}
+
+export interface CheckoutSession {
+  id: string;
+  object: "checkout_session";
+  mode: Mode;
+  status: CheckoutSessionStatus;
+  amount: number | null;
+  amount_min: number | null;
+  amount_max: number | null;
+  currency: "KES";
+  reference: string;
+  description: string;
+  metadata?: Record<string, unknown> | null;
+  url: string;
+  success_url: string | null;
+  cancel_url: string | null;
+  payment_in_flight: boolean;
+  paid_payment_id: string | null;
+  payment_link_id: string | null;
+  /** The latest payment (client-secret reads and the pay answer). */
+  payment?: CheckoutPaymentSummary | null;
+  expires_at: string;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
+  /** Only in the answer of a create. */
+  client_secret?: string | null;
+}
+
+export interface CheckoutSessionCreateParams {
+  amount?: number;
+  amount_min?: number;
+  amount_max?: number;
+  reference: string;
+  description?: string;
+  metadata?: Record<string, unknown>;
+  expires_at?: string;
+  success_url?: string;
+  cancel_url?: string;
+}
+
+export interface CheckoutSessionPayParams {
+  phone: string;
+  amount?: number;
+}
+
+export interface PaymentLink {
+  id: string;
+  object: "payment_link";
+  mode: Mode;
+  slug: string;
+  url: string;
+  title: string;
+  description: string | null;
+  amount: number | null;
+  amount_min: number | null;
+  amount_max: number | null;
+  currency: "KES";
+  active: boolean;
+  expires_at: string | null;
+  max_payments: number | null;
+  collect: string[];
+  metadata: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+  payments_succeeded?: number;
+  amount_collected?: number;
+}
+
+export interface PaymentLinkCreateParams {
+  title: string;
+  description?: string;
+  amount?: number;
+  amount_min?: number;
+  amount_max?: number;
+  active?: boolean;
+  expires_at?: string;
+  max_payments?: number;
+  collect?: string[];
+  metadata?: Record<string, unknown>;
+}
+
+export interface PaymentLinkUpdateParams {
+  title?: string;
+  description?: string;
+  active?: boolean;
+  expires_at?: string | null;
+  max_payments?: number | null;
+}
+
+export interface WebhookEndpoint {
+  id: string;
+  object: "webhook_endpoint";
+  mode: Mode;
+  url: string;
+  enabled_events: string[];
+  description: string | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  disabled_at: string | null;
+  failing_since: string | null;
+  previous_secret_expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+  /** Only in the answers of create and rotateSecret. */
+  secret?: string;
+}
+
+export interface WebhookEndpointCreateParams {
+  url: string;
+  enabled_events: string[];
+  description?: string;
+  enabled?: boolean;
+}
+
+export type WebhookEndpointUpdateParams = Partial<WebhookEndpointCreateParams>;
+
+export interface Event<T = Record<string, unknown>> {
+  id: string;
+  object: "event";
+  type: string;
+  created: string;
+  mode: Mode;
+  late_correction: boolean;
+  data: { object: T };
+}
+
+export interface EventDetail extends Event {
+  deliveries: Array<Record<string, unknown>>;
+}
+
+export interface EventListParams extends ListParams {
+  type?: string;
+  subject?: string;
+  payment?: string;
+  created_gte?: string;
+  created_lte?: string;
+}
+
+export interface ApiKey {
+  object: "api_key";
+  id: string;
+  mode: Mode;
+  display?: string;
+  expires_at?: string | null;
+  revoked_at?: string | null;
+  secret_key?: string;
+  [field: string]: unknown;
+}
+
+export interface QrCodeCreateParams {
+  merchant_name: string;
+  reference: string;
+  amount: number;
+  trx_code: string;
+  cpi: string;
+  size?: number;
+}
+
+export interface Project {
+  id: string;
+  object: "project";
+  name: string;
+  created_at: string;
+  daraja: Record<string, unknown>;
+  secret_keys?: { test?: string; live?: string };
+  signing_secret?: string | null;
+  require_signed_requests?: boolean;
+  [field: string]: unknown;
+}
+
+export interface Health {
+  status: string;
+  checks: Record<string, string>;
+}
