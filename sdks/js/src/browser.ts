@@ -64,7 +64,9 @@ export class CheckoutClient {
    */
   static async create(publishableKey: string, params: CheckoutSessionCreateParams, options: ClientOptions = {}): Promise<CheckoutClient> {
     const transport = new Transport(publishableKey, options);
-    const { data } = await transport.request<CheckoutSession>({ method: "POST", path: "/v1/checkout_sessions", body: params, idempotent: true, createsSomething: true });
+    // No Idempotency-Key (the bridge refuses one from a browser: each try opens its own session), so
+    // never re-sent once it may have arrived: a failure before sending is still retried.
+    const { data } = await transport.request<CheckoutSession>({ method: "POST", path: "/v1/checkout_sessions", body: params, idempotent: false });
     if (!data.client_secret) throw new MpesaBridgeError("the bridge answered no client_secret");
     return new CheckoutClient(data.client_secret, options);
   }

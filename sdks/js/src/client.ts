@@ -300,6 +300,42 @@ class Keys extends Resource {
   }
 }
 
+/** The project as browsers meet it: this mode's publishable key, client-side amounts, allowed origins. */
+export interface ProjectSettings {
+  object: "project";
+  id: string;
+  name: string;
+  mode: "test" | "live";
+  publishable_key: string;
+  client_side_amounts: boolean;
+  client_side_amount_max: number | null;
+  allowed_origins: string[];
+}
+
+export interface ProjectSettingsUpdateParams {
+  /** Let the publishable key open a checkout session for an amount chosen in the browser. */
+  client_side_amounts?: boolean;
+  /** The highest amount a browser may choose (null: the bridge's own limit). */
+  client_side_amount_max?: number | null;
+  /** The sites (`https://shop.example`) whose pages may call the browser routes. */
+  allowed_origins?: string[];
+}
+
+class ProjectResource extends Resource {
+  /** `GET /v1/project`: the browser settings and this mode's publishable key. */
+  get(options: CallOptions = {}): Promise<ProjectSettings> {
+    return this.call({ method: "GET", path: "/v1/project", idempotent: true, ...options });
+  }
+  /** `PATCH /v1/project`: change the settings given. */
+  update(params: ProjectSettingsUpdateParams, options: CallOptions = {}): Promise<ProjectSettings> {
+    return this.call({ method: "PATCH", path: "/v1/project", body: params, idempotent: true, ...options });
+  }
+  /** `POST /v1/project/publishable_key/rotate`: a new publishable key; the old one stops at once. */
+  rotatePublishableKey(options: CallOptions = {}): Promise<{ object: "publishable_key"; publishable_key: string; previous_publishable_key: string }> {
+    return this.call({ method: "POST", path: "/v1/project/publishable_key/rotate", idempotent: false, ...options });
+  }
+}
+
 class QrCodes extends Resource {
   /** `POST /v1/qr_codes` (Daraja's Dynamic QR). JSON by default; `format: "png"` gives the bytes. */
   create(params: QrCodeCreateParams, options: CallOptions & { format?: "json" | "png" } = {}): Promise<Record<string, unknown> | Uint8Array> {
@@ -361,6 +397,7 @@ export class MpesaBridge extends BaseClient {
   readonly webhookEndpoints: WebhookEndpoints;
   readonly events: Events;
   readonly keys: Keys;
+  readonly project: ProjectResource;
   readonly qrCodes: QrCodes;
 
   constructor(secretKey: string, options: MpesaBridgeOptions = {}) {
@@ -373,6 +410,7 @@ export class MpesaBridge extends BaseClient {
     this.webhookEndpoints = new WebhookEndpoints(this);
     this.events = new Events(this);
     this.keys = new Keys(this);
+    this.project = new ProjectResource(this);
     this.qrCodes = new QrCodes(this);
   }
 }

@@ -3,7 +3,7 @@
  * Zero runtime dependencies: `fetch`, WebCrypto or `node:crypto`. Node 18+, browsers, React Native.
  */
 
-export { MpesaBridge, MpesaBridgeAdmin, BaseClient, PageRequest } from "./client.js";
+export { MpesaBridge, MpesaBridgeAdmin, BaseClient, PageRequest, type ProjectSettings, type ProjectSettingsUpdateParams } from "./client.js";
 export type { MpesaBridgeOptions, CallOptions, StreamOptions, WaitOptions } from "./client.js";
 export { Transport, signRequest, newIdempotencyKey } from "./http.js";
 export type { ClientOptions, SigningOptions, RequestOptions, RequestSpec, ApiResponse, FetchLike } from "./http.js";

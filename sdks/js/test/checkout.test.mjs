@@ -104,18 +104,28 @@ test("payment links: create, get, list, update, QR code", async () => {
   assert.match(new TextDecoder().decode(await client.paymentLinks.qr(link.id)), /<svg/);
 });
 
-test("a publishable key opens a session from the browser (only where the bridge has publishable keys)", async (t) => {
-  const probe = await fetch(`${bridge.url}/v1/checkout_sessions`, {
-    method: "POST",
-    headers: { Authorization: "Bearer pk_test_" + "x".repeat(32), "Content-Type": "application/json" },
-    body: JSON.stringify({ amount: 10, reference: "PK" }),
-  });
-  const answer = await probe.json();
-  if (probe.status === 401 && answer.error.code === "invalid_api_key") {
-    t.skip("this bridge has no publishable keys yet: CheckoutClient.create is untested here");
-    return;
-  }
-  assert.fail(`publishable keys exist now (${probe.status}): add the real test`);
+test("a publishable key opens a session from the browser once client-side amounts are on", async () => {
+  const settings = await client.project.get();
+  assert.match(settings.publishable_key, /^pk_test_/);
+  await assert.rejects(
+    browser.CheckoutClient.create(settings.publishable_key, { amount: 250 }, { baseUrl: bridge.url }),
+    (error) => error.status === 403 && error.code === "client_side_amounts_disabled",
+  );
+  const on = await client.project.update({ client_side_amounts: true, client_side_amount_max: 1000 });
+  assert.equal(on.client_side_amounts, true);
+  const checkout = await browser.CheckoutClient.create(settings.publishable_key, { amount: 250 }, { baseUrl: bridge.url });
+  const session = await checkout.retrieve();
+  assert.equal(session.amount, 250);
+  assert.equal(session.status, "open");
+  await checkout.pay({ phone: freshPhone() });
+  const outcome = await checkout.waitForOutcome({ timeoutMs: 15000 });
+  assert.equal(outcome.status, "succeeded");
+  const rotated = await client.project.rotatePublishableKey();
+  assert.equal(rotated.previous_publishable_key, settings.publishable_key);
+  await assert.rejects(
+    browser.CheckoutClient.create(settings.publishable_key, { amount: 250 }, { baseUrl: bridge.url }),
+    (error) => error.status === 401,
+  );
 });
 
 // A stand-in for the platform's EventSource (Node has none): it reads the stream over fetch and
