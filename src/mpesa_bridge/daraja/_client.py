@@ -189,6 +189,7 @@ class DarajaClient:
         In production this works once: changing the URLs means deleting them on the Daraja portal
         first, else `DarajaRejected` "Urls are already registered." (500.003.1001). Production
         URLs must be https. Moves no money: a lost answer is simply an error."""
+        _check_c2b_version(version)
         req.validate(require_https=self._base_url == self.PRODUCTION_URL)
         body = {
             "ShortCode": req.short_code,  # a string, as in Daraja's register sample
@@ -207,6 +208,7 @@ class DarajaClient:
         The sandbox then calls the registered URLs, or often does not (daraja.md §6.2)."""
         if self._base_url == self.PRODUCTION_URL:
             raise DarajaValidationError("base_url", "C2B simulate exists in the sandbox only")
+        _check_c2b_version(version)
         req.validate()
         body = {
             "ShortCode": int(req.short_code),
@@ -288,6 +290,11 @@ class DarajaClient:
         # The one place this package touches the network; every transport error is translated here.
         with map_transport_errors(operation=operation, money_moving=money_moving, redact=secrets):
             return await self._transport.send(request)
+
+
+def _check_c2b_version(version: object) -> None:
+    if isinstance(version, bool) or version not in (1, 2):
+        raise DarajaValidationError("version", "must be 1 or 2")
 
 
 def _basic_credentials(credentials: DarajaCredentials) -> str:

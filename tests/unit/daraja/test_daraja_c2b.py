@@ -115,6 +115,16 @@ async def test_register_v1_uses_the_v1_path(opened: list[httpx.AsyncClient]) -> 
     assert [path for path, _ in peer.sent] == ["/mpesa/c2b/v1/registerurl"]
 
 
+@pytest.mark.parametrize("version", [0, 3, "2", True])
+async def test_only_versions_1_and_2_exist(opened: list[httpx.AsyncClient], version: Any) -> None:
+    client, peer = client_for(opened, reply(REGISTERED))
+    with pytest.raises(DarajaValidationError) as refused:
+        await client.c2b_register_urls(REGISTER, version=version)
+    with pytest.raises(DarajaValidationError):
+        await client.c2b_simulate(SIMULATE, version=version)
+    assert refused.value.field == "version" and peer.sent == []
+
+
 @pytest.mark.parametrize(
     "body",
     [
