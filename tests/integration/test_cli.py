@@ -33,6 +33,7 @@ COMMANDS = [
     ["serve"],
     ["worker"],
     ["simulator"],
+    ["simulator", "pay"],
     ["keygen"],
     ["db"],
     ["db", "upgrade"],
@@ -116,10 +117,12 @@ def _walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str,
 
 
 def _options() -> dict[tuple[str, ...], list[Any]]:
-    """Each leaf command's options (not --help, not arguments), from the Click command tree."""
+    """Each command's options (not --help, not arguments), from the Click command tree: every leaf, and
+    a group that has options of its own (`simulator` runs the server, `simulator pay` is its subcommand)."""
     found = {}
     for path, command in _walk(typer.main.get_command(app)):
-        if not getattr(command, "commands", None):
+        own = [p for p in command.params if p.param_type_name == "option" and p.name != "help"]
+        if not getattr(command, "commands", None) or own:
             found[path] = [p for p in command.params if p.param_type_name == "option" and p.name != "help"]
     return found
 

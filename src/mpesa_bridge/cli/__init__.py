@@ -108,8 +108,13 @@ def worker(database_url: DbOpt = None) -> None:
     run(lambda: work_forever(settings))
 
 
-@app.command()
+simulator_app = typer.Typer(invoke_without_command=True)
+app.add_typer(simulator_app, name="simulator")
+
+
+@simulator_app.callback()
 def simulator(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(envvar="MPESA_BRIDGE_SIMULATOR_HOST", help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="MPESA_BRIDGE_SIMULATOR_PORT", help="port to listen on")] = 8001,
     callback_delay: Annotated[
@@ -133,8 +138,18 @@ def simulator(
             help="send no callback at all: STK Query alone tells the outcome",
         ),
     ] = False,
+    c2b_validation_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="MPESA_BRIDGE_SIMULATOR_C2B_VALIDATION_TIMEOUT",
+            help="seconds a C2B payment waits for the ValidationURL before the ResponseType decides (Daraja: ~8)",
+        ),
+    ] = 8.0,
 ) -> None:
-    """Run the offline Daraja simulator on its own (OAuth, STK Push, STK Query, callbacks)."""
+    """Run the offline Daraja simulator on its own (OAuth, STK Push, STK Query, C2B, callbacks);
+    `simulator pay` makes a customer payment on a running one."""
+    if ctx.invoked_subcommand is not None:
+        return
     import dataclasses
 
     import uvicorn
@@ -144,7 +159,10 @@ def simulator(
 
     settings = settings_from(simulator_callback_delay=callback_delay, simulator_late_callback_delay=late_callback_delay)
     config = dataclasses.replace(
-        simulator_config(settings), lose_callbacks=lose_callbacks, push_answer_delay=push_answer_delay
+        simulator_config(settings),
+        lose_callbacks=lose_callbacks,
+        push_answer_delay=push_answer_delay,
+        c2b_validation_timeout=c2b_validation_timeout,
     )
     typer.echo(f"Daraja simulator on http://{host}:{port} (consumer key {settings.simulator_consumer_key})")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
@@ -191,7 +209,7 @@ def db_current(database_url: DbOpt = None) -> None:
 
 def register_commands() -> typer.Typer:
     """Import the modules that add their commands to `app` (kept out of import time on purpose)."""
-    from mpesa_bridge.cli import apifiles, keys, listen, projects, users  # noqa: F401
+    from mpesa_bridge.cli import apifiles, keys, listen, projects, simulator_pay, users  # noqa: F401
     from mpesa_bridge.cli import secrets as _secrets  # noqa: F401
 
     return app

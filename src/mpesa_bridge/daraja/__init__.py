@@ -1,8 +1,9 @@
 """An async client for Safaricom's M-Pesa Daraja API.
 
 Standalone: it imports nothing else from mpesa_bridge. The STK ResultCode table lives in the
-public `result_codes` module. `http` is a caller-owned `aiohttp.ClientSession` (the cheaper one
-per request) or `httpx.AsyncClient`. Usage::
+public `result_codes` module; the C2B validation/confirmation payloads and their answers in
+`c2b`. `http` is a caller-owned `aiohttp.ClientSession` (the cheaper one per request) or
+`httpx.AsyncClient`. Usage::
 
     cache = TokenCache()
     async with aiohttp.ClientSession() as http:  # or httpx.AsyncClient()
@@ -29,6 +30,10 @@ from ._exceptions import (
     DarajaValidationError,
 )
 from ._models import (
+    C2BAcknowledged,
+    C2BRegisterRequest,
+    C2BResponseType,
+    C2BSimulateRequest,
     DarajaCredentials,
     DynamicQr,
     DynamicQrRequest,
@@ -44,6 +49,10 @@ from .result_codes import classify_stk_result, normalise_code
 
 __all__ = [
     "AccessToken",
+    "C2BAcknowledged",
+    "C2BRegisterRequest",
+    "C2BResponseType",
+    "C2BSimulateRequest",
     "DarajaAuthError",
     "DarajaClient",
     "DarajaConnectError",

@@ -7,12 +7,22 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import httpx
 
-from ._exceptions import DarajaConnectError, DarajaConnectTimeout, map_transport_errors
-from ._models import DarajaCredentials, DynamicQr, DynamicQrRequest, StkPushAccepted, StkPushRequest, StkQueryResult
+from ._exceptions import DarajaConnectError, DarajaConnectTimeout, DarajaValidationError, map_transport_errors
+from ._models import (
+    C2BAcknowledged,
+    C2BRegisterRequest,
+    C2BSimulateRequest,
+    DarajaCredentials,
+    DynamicQr,
+    DynamicQrRequest,
+    StkPushAccepted,
+    StkPushRequest,
+    StkQueryResult,
+)
 from ._responses import (
     Reply,
     error_for,
@@ -20,6 +30,7 @@ from ._responses import (
     is_token_error,
     oauth_error,
     parse_access_token,
+    parse_c2b_ack,
     parse_dynamic_qr,
     parse_stk_push,
     parse_stk_query,
@@ -30,7 +41,9 @@ from ._token_cache import AccessToken, TokenCache, TokenKey
 from ._transport import Answer, HttpClient, Outgoing, transport_for
 from ._validation import check_non_empty, check_short_code
 
-__all__ = ["DEFAULT_TIMEOUT", "DarajaClient", "DarajaEndpoints", "utc_now"]
+__all__ = ["DEFAULT_TIMEOUT", "C2BVersion", "DarajaClient", "DarajaEndpoints", "utc_now"]
+
+C2BVersion = Literal[1, 2]
 
 # Read is generous: STK push answers can take several seconds under load, and giving up early
 # only turns a push into an "unknown" that must be reconciled.
@@ -48,6 +61,12 @@ class DarajaEndpoints:
     stk_push: str = "/mpesa/stkpush/v1/processrequest"
     stk_query: str = "/mpesa/stkpushquery/v1/query"
     dynamic_qr: str = "/mpesa/qrcode/v1/generate"
+    # C2B (daraja.md §6.1, §6.2): v1 and v2 take the same body; v2 masks the payer's number in the
+    # validation and confirmation payloads, v1 hashes it.
+    c2b_register_v1: str = "/mpesa/c2b/v1/registerurl"
+    c2b_register_v2: str = "/mpesa/c2b/v2/registerurl"
+    c2b_simulate_v1: str = "/mpesa/c2b/v1/simulate"
+    c2b_simulate_v2: str = "/mpesa/c2b/v2/simulate"
 
 
 def utc_now() -> datetime:
@@ -162,6 +181,47 @@ class DarajaClient:
         reply = await self._call(self._endpoints.dynamic_qr, body, "dynamic_qr", money_moving=False, secrets=secrets)
         return parse_dynamic_qr(reply)
 
+    # C2B (daraja.md §6) ----------------------------------------------------------------------
+
+    async def c2b_register_urls(self, req: C2BRegisterRequest, *, version: C2BVersion = 2) -> C2BAcknowledged:
+        """Register the ConfirmationURL and ValidationURL of a short code.
+
+        In production this works once: changing the URLs means deleting them on the Daraja portal
+        first, else `DarajaRejected` "Urls are already registered." (500.003.1001). Production
+        URLs must be https. Moves no money: a lost answer is simply an error."""
+        _check_c2b_version(version)
+        req.validate(require_https=self._base_url == self.PRODUCTION_URL)
+        body = {
+            "ShortCode": req.short_code,  # a string, as in Daraja's register sample
+            "ResponseType": req.response_type,
+            "ConfirmationURL": req.confirmation_url,
+            "ValidationURL": req.validation_url,
+        }
+        path = self._endpoints.c2b_register_v1 if version == 1 else self._endpoints.c2b_register_v2
+        secrets = _Secrets(self._credentials.consumer_secret)
+        reply = await self._call(path, body, "c2b_register_urls", money_moving=False, secrets=secrets)
+        return parse_c2b_ack(reply, "c2b_register_urls")
+
+    async def c2b_simulate(self, req: C2BSimulateRequest, *, version: C2BVersion = 2) -> C2BAcknowledged:
+        """Ask the sandbox to simulate a customer paying `req.short_code` (no such call in production).
+
+        The sandbox then calls the registered URLs, or often does not (daraja.md §6.2)."""
+        if self._base_url == self.PRODUCTION_URL:
+            raise DarajaValidationError("base_url", "C2B simulate exists in the sandbox only")
+        _check_c2b_version(version)
+        req.validate()
+        body = {
+            "ShortCode": int(req.short_code),
+            "CommandID": req.command_id,
+            "Amount": req.amount,
+            "Msisdn": int(req.msisdn),  # "Msisdn" here, "MSISDN" in the payloads (sic)
+            "BillRefNumber": req.bill_ref_number,
+        }
+        path = self._endpoints.c2b_simulate_v1 if version == 1 else self._endpoints.c2b_simulate_v2
+        secrets = _Secrets(self._credentials.consumer_secret)
+        reply = await self._call(path, body, "c2b_simulate", money_moving=False, secrets=secrets)
+        return parse_c2b_ack(reply, "c2b_simulate")
+
     async def _call(
         self, path: str, body: Mapping[str, object], operation: str, *, money_moving: bool, secrets: _Secrets
     ) -> Reply:
@@ -230,6 +290,11 @@ class DarajaClient:
         # The one place this package touches the network; every transport error is translated here.
         with map_transport_errors(operation=operation, money_moving=money_moving, redact=secrets):
             return await self._transport.send(request)
+
+
+def _check_c2b_version(version: object) -> None:
+    if isinstance(version, bool) or version not in (1, 2):
+        raise DarajaValidationError("version", "must be 1 or 2")
 
 
 def _basic_credentials(credentials: DarajaCredentials) -> str:

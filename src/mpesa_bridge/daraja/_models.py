@@ -7,6 +7,8 @@ from typing import Literal
 
 from ._validation import (
     check_amount,
+    check_c2b_response_type,
+    check_c2b_url,
     check_callback_url,
     check_cpi,
     check_free_text,
@@ -21,8 +23,13 @@ from ._validation import (
 
 __all__ = [
     "ACCOUNT_REFERENCE_MAX",
+    "BILL_REF_NUMBER_MAX",
     "QR_REF_NO_MAX",
     "TRANSACTION_DESC_MAX",
+    "C2BAcknowledged",
+    "C2BRegisterRequest",
+    "C2BResponseType",
+    "C2BSimulateRequest",
     "DarajaCredentials",
     "DynamicQr",
     "DynamicQrRequest",
@@ -141,3 +148,62 @@ class DynamicQr:
     request_id: str
     response_description: str
     png: bytes = field(repr=False)
+
+
+# --- C2B (daraja.md §6) ---------------------------------------------------------------------------
+
+# What Daraja does with a payment when the ValidationURL does not answer in time (§6.1).
+C2BResponseType = Literal["Completed", "Cancelled"]
+# BillRefNumber: the account number the customer types, at most 20 characters (§6.3).
+BILL_REF_NUMBER_MAX = 20
+
+
+@dataclass(frozen=True)
+class C2BRegisterRequest:
+    """Register the URLs Safaricom calls for payments to `short_code` (`/mpesa/c2b/v{1,2}/registerurl`).
+
+    `response_type` is the default when the ValidationURL is unreachable or slower than ~8 s.
+    The ValidationURL is called only if Safaricom enabled external validation on the short code.
+    """
+
+    short_code: str
+    response_type: C2BResponseType
+    confirmation_url: str
+    validation_url: str
+
+    def validate(self, *, require_https: bool) -> None:
+        """Raise `DarajaValidationError` for the first field Daraja would refuse."""
+        check_short_code("short_code", self.short_code)
+        check_c2b_response_type("response_type", self.response_type)
+        check_c2b_url("confirmation_url", self.confirmation_url, require_https=require_https)
+        check_c2b_url("validation_url", self.validation_url, require_https=require_https)
+
+
+@dataclass(frozen=True)
+class C2BSimulateRequest:
+    """A sandbox-only simulated customer payment (`/mpesa/c2b/v{1,2}/simulate`).
+
+    `bill_ref_number` is the paybill account number; None (sent as null) for buy goods."""
+
+    short_code: str
+    command_id: TransactionType
+    amount: int
+    msisdn: str
+    bill_ref_number: str | None = None
+
+    def validate(self) -> None:
+        check_short_code("short_code", self.short_code)
+        check_transaction_type("command_id", self.command_id)
+        check_amount("amount", self.amount)
+        check_msisdn("msisdn", self.msisdn)
+        if self.bill_ref_number is not None:
+            check_free_text("bill_ref_number", self.bill_ref_number, max_length=BILL_REF_NUMBER_MAX)
+
+
+@dataclass(frozen=True)
+class C2BAcknowledged:
+    """Daraja's answer to a C2B register or simulate: `OriginatorCoversationID` (sic) and a code of zeros."""
+
+    originator_conversation_id: str
+    response_code: str
+    response_description: str

@@ -21,7 +21,7 @@ from ._exceptions import (
     DarajaSubscriberLocked,
     DarajaThrottled,
 )
-from ._models import DynamicQr, StkPushAccepted, StkQueryResult
+from ._models import C2BAcknowledged, DynamicQr, StkPushAccepted, StkQueryResult
 from ._token_cache import AccessToken
 from ._transport import Answer
 from .result_codes import normalise_code
@@ -34,6 +34,7 @@ __all__ = [
     "is_token_error",
     "oauth_error",
     "parse_access_token",
+    "parse_c2b_ack",
     "parse_dynamic_qr",
     "parse_stk_push",
     "parse_stk_query",
@@ -55,6 +56,10 @@ _OVERLOADED_MESSAGES: tuple[tuple[str, type[DarajaResponseError]], ...] = (
     ("unable to lock subscriber", DarajaSubscriberLocked),
     ("being processed", DarajaStillProcessing),
 )
+# C2B register, 500.003.1001: URLs already registered (production) or left on the old broker
+# platform. Verdicts that need a person (portal or Safaricom), not a retry (daraja.md §6.1).
+_C2B_REGISTER_REFUSALS = ("already registered", "duplicate notification info")
+_INTERNAL_CODE = "500.003.1001"
 _NO_API_PRODUCT = "no apiproduct"
 _INVALID_TOKEN = "invalid access token"
 _LOCKED_SUBSCRIBER = "unable to lock subscriber"
@@ -190,6 +195,8 @@ def _error_class(reply: Reply, info: _ErrorInfo) -> type[DarajaResponseError]:
         return DarajaThrottled
     if info.error_code == _OVERLOADED_CODE:
         return next((cls for text, cls in _OVERLOADED_MESSAGES if text in message), DarajaRejected)
+    if info.error_code == _INTERNAL_CODE and any(text in message for text in _C2B_REGISTER_REFUSALS):
+        return DarajaRejected
     if info.daraja_envelope and (_is_4xx(reply.http_status) or (info.error_code or "").startswith("4")):
         return DarajaRejected
     return DarajaServerError
@@ -352,3 +359,30 @@ def _expires_in(value: object) -> int:
         return max(int(str(value).strip()), 0)
     except ValueError:
         return DEFAULT_TOKEN_LIFETIME
+
+
+_C2B_SUCCESS_WORDS = ("success", "accept")
+
+
+def parse_c2b_ack(reply: Reply, operation: str) -> C2BAcknowledged:
+    """C2B register / simulate: success is a ResponseCode of zeros (`"0"`, `"00000000"`), or, on
+    new accounts, no ResponseCode at all with a ResponseDescription saying "Success" (daraja.md §6.1)."""
+    body = reply.body
+    if body is None:
+        raise _unexpected(operation, reply, money_moving=False, what="is not a JSON object")
+    code = _code(body, "ResponseCode")
+    description = _text(body, "ResponseDescription") or ""
+    if not code:
+        if not description.lower().startswith(_C2B_SUCCESS_WORDS):
+            raise _unexpected(operation, reply, money_moving=False, what="has no ResponseCode")
+        code = "0"
+    elif code != "0":
+        raise _rejection(operation, reply, body, code)
+    return C2BAcknowledged(
+        # Daraja's own spelling is OriginatorCoversationID; accept the corrected one too.
+        originator_conversation_id=_text(body, "OriginatorCoversationID")
+        or _text(body, "OriginatorConversationID")
+        or "",
+        response_code=code,
+        response_description=description,
+    )

@@ -15,6 +15,8 @@ from ._exceptions import DarajaValidationError
 __all__ = [
     "MAX_AMOUNT",
     "check_amount",
+    "check_c2b_response_type",
+    "check_c2b_url",
     "check_callback_url",
     "check_cpi",
     "check_free_text",
@@ -141,3 +143,29 @@ def check_qr_size(field: str, value: object) -> None:
         raise DarajaValidationError(field, "must be a whole number of pixels")
     if not QR_SIZE_MIN <= value <= QR_SIZE_MAX:
         raise DarajaValidationError(field, f"must be between {QR_SIZE_MIN} and {QR_SIZE_MAX}")
+
+
+# --- C2B (daraja.md §6.1, §19.12) -----------------------------------------------------------------
+
+C2B_RESPONSE_TYPES = ("Completed", "Cancelled")
+# Daraja refuses a C2B URL holding any of these, in any letter case ("URL has the word MPESA").
+C2B_URL_FORBIDDEN_WORDS = ("m-pesa", "mpesa", "safaricom", "exe", "exec", "cmd", "sql", "query")
+
+
+def check_c2b_response_type(field: str, value: object) -> None:
+    """Exactly `Completed` or `Cancelled`: sentence case, Safaricom's spelling (not "Canceled")."""
+    if _require_str(field, value) not in C2B_RESPONSE_TYPES:
+        raise DarajaValidationError(field, "must be Completed or Cancelled (exactly, sentence case)")
+
+
+def check_c2b_url(field: str, value: object, *, require_https: bool) -> None:
+    """A C2B ConfirmationURL / ValidationURL: an absolute URL without the words Daraja refuses,
+    https in production (http is allowed by the sandbox only)."""
+    check_callback_url(field, value)
+    url = str(value)
+    lowered = url.lower()
+    word = next((w for w in C2B_URL_FORBIDDEN_WORDS if w in lowered), None)
+    if word is not None:
+        raise DarajaValidationError(field, f"must not contain the word {word.upper()!r} (Daraja refuses it)")
+    if require_https and urlsplit(url).scheme != "https":
+        raise DarajaValidationError(field, "must be an https URL in production")

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Lifespan
 
+from .c2b_app import c2b_routes
 from .errors import (
     INTERNAL_ERROR,
     METHOD_NOT_ALLOWED,
@@ -60,6 +61,7 @@ def build_app(gateway: DarajaGateway, lifespan: Lifespan[Starlette] | None = Non
             Route(STK_PUSH_PATH, stk_push, methods=["POST"]),
             Route(STK_QUERY_PATH, stk_query, methods=["POST"]),
             Route(DYNAMIC_QR_PATH, dynamic_qr, methods=["POST"]),
+            *c2b_routes(gateway.c2b, gateway.authorize, _json_body),
         ],
         exception_handlers={
             GatewayError: _gateway_error,

@@ -32,6 +32,17 @@ def _no_tills() -> Mapping[str, str]:
     return MappingProxyType({})
 
 
+# C2B: Safaricom's "Shortcode 2" test number stands for a short code without external validation
+# (Safaricom's default); every other short code has it switched on (docs/simulator.md, C2B).
+C2B_NO_VALIDATION_SHORTCODE = "600000"
+# Daraja waits about 8 s for a validation answer, then applies the ResponseType (daraja.md §6.4).
+C2B_VALIDATION_TIMEOUT = 8.0
+
+
+def _c2b_validation_off() -> frozenset[str]:
+    return frozenset({C2B_NO_VALIDATION_SHORTCODE})
+
+
 @dataclass(frozen=True)
 class SimulatorConfig:
     """How the simulated Daraja behaves.
@@ -52,6 +63,13 @@ class SimulatorConfig:
     - `lose_callbacks`: every push is decided after its delay but no callback is ever sent, as for
       the no-callback number: the merchant learns the outcome only by STK Query (load tests of
       reconciliation: one phone per push, every callback lost).
+    - `c2b_validation_timeout`: seconds a customer payment waits for the ValidationURL's answer
+      before the registered ResponseType decides (Daraja: about 8).
+    - `c2b_validation_off`: short codes without external validation (their payments go straight
+      to the ConfirmationURL); every other short code has it on.
+    - `c2b_register_once`: production's rule: a second C2B registration for a short code is
+      refused with `500.003.1001 Urls are already registered.` (the sandbox's rule, re-register at
+      will, when False).
     - `now`: clock (aware datetimes) for ids, TransactionDate and token expiry.
     """
 
@@ -66,4 +84,7 @@ class SimulatorConfig:
     query_lag: float = 900.0
     lose_callbacks: bool = False
     push_answer_delay: float = 0.0
+    c2b_validation_timeout: float = C2B_VALIDATION_TIMEOUT
+    c2b_validation_off: frozenset[str] = field(default_factory=_c2b_validation_off)
+    c2b_register_once: bool = False
     now: Callable[[], datetime] = utc_now

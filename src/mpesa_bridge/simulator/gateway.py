@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from . import ids
+from .c2b import C2BDesk
 from .config import SimulatorConfig
 from .errors import (
     INVALID_AUTH_TYPE,
@@ -40,6 +41,7 @@ class DarajaGateway:
         self.tokens = TokenStore(config.token_ttl, config.now)
         self.pushes = PushLedger()
         self._on_accept = on_accept
+        self.c2b = C2BDesk(config)  # C2B: registrations, customer payments (c2b.py)
 
     # OAuth ------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import httpx
 from starlette.applications import Starlette
 
 from .app import build_app
+from .c2b import C2BDesk
 from .callbacks import CallbackSender
 from .config import SimulatorConfig
 from .gateway import DarajaGateway
@@ -42,6 +43,7 @@ class Simulator:
 
     async def aclose(self) -> None:
         await self._sender.aclose()
+        await self._gateway.c2b.aclose()
 
     async def __aenter__(self) -> Simulator:
         await self.start()
@@ -69,6 +71,11 @@ class Simulator:
     def pushes(self) -> list[PushRecord]:
         """Every accepted push, oldest first."""
         return list(self._gateway.pushes)
+
+    @property
+    def c2b(self) -> C2BDesk:
+        """C2B registrations and customer payments (`c2b.py`), for tests and demos."""
+        return self._gateway.c2b
 
     def _on_accept(self, record: PushRecord) -> None:
         self._sender.schedule(record)
