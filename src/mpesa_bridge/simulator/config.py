@@ -13,6 +13,12 @@ SANDBOX_SHORTCODE = "174379"
 SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
 SANDBOX_CONSUMER_KEY = "sim_consumer_key"
 SANDBOX_CONSUMER_SECRET = "sim_consumer_secret"
+# Initiator APIs (daraja.md section 16): the sandbox's initiator and its current test password, and
+# the B2C test short code; the STK paybill is an organisation too (reversals of STK payments).
+SANDBOX_INITIATOR = "testapi"
+SANDBOX_INITIATOR_PASSWORD = "Safaricom999!*!"
+SANDBOX_B2C_SHORTCODE = "600000"
+DEFAULT_UTILITY_BALANCE = 1_000_000
 
 
 def utc_now() -> datetime:
@@ -30,6 +36,16 @@ def _default_shortcodes() -> Mapping[str, str]:
 
 def _no_tills() -> Mapping[str, str]:
     return MappingProxyType({})
+
+
+def _default_initiators() -> Mapping[str, str]:
+    return MappingProxyType({SANDBOX_INITIATOR: SANDBOX_INITIATOR_PASSWORD})
+
+
+def _default_organisations() -> Mapping[str, int]:
+    return MappingProxyType(
+        {SANDBOX_B2C_SHORTCODE: DEFAULT_UTILITY_BALANCE, SANDBOX_SHORTCODE: DEFAULT_UTILITY_BALANCE}
+    )
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,16 @@ class SimulatorConfig:
       the no-callback number: the merchant learns the outcome only by STK Query (load tests of
       reconciliation: one phone per push, every callback lost).
     - `now`: clock (aware datetimes) for ids, TransactionDate and token expiry.
+
+    Initiator APIs (B2C, Transaction Status, Account Balance, Reversal):
+
+    - `initiators`: initiator name -> password; every SecurityCredential is decrypted and checked.
+    - `organisations`: short code -> opening Utility Account balance in whole shillings; payouts
+      and reversals reduce it. Another PartyA / ReceiverParty gets ResultCode 21.
+    - `result_delay`: seconds between the synchronous ack and the Result POSTed to ResultURL (or
+      the timeout notice to QueueTimeOutURL).
+    - `initiator_key_pem`: the RSA private key (PEM, unencrypted) whose certificate the simulator
+      publishes; None (the default) makes a new key pair on first use.
     """
 
     credentials: Mapping[str, str] = field(default_factory=_default_credentials)
@@ -67,3 +93,7 @@ class SimulatorConfig:
     lose_callbacks: bool = False
     push_answer_delay: float = 0.0
     now: Callable[[], datetime] = utc_now
+    initiators: Mapping[str, str] = field(default_factory=_default_initiators)
+    organisations: Mapping[str, int] = field(default_factory=_default_organisations)
+    result_delay: float = 2.0
+    initiator_key_pem: bytes | None = field(default=None, repr=False)
