@@ -1,4 +1,5 @@
-"""The async Daraja client: OAuth, STK push, STK query and Dynamic QR over a caller-owned aiohttp or httpx client."""
+"""The async Daraja client: OAuth, STK push, STK query, Dynamic QR and the initiator APIs (B2C,
+Transaction Status, Account Balance, Reversal) over a caller-owned aiohttp or httpx client."""
 
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ class _Secrets:
 
 
 class DarajaClient:
-    """An async client for Safaricom's Daraja API (OAuth, STK push, STK query, Dynamic QR).
+    """An async client for Safaricom's Daraja API (OAuth, STK push, STK query, Dynamic QR, and the
+    initiator APIs: B2C, Transaction Status, Account Balance, Reversal).
 
     `http` is an `aiohttp.ClientSession` (what the bridge uses: a fraction of httpx's CPU per
     request) or an `httpx.AsyncClient`; the client does not own it: the caller opens and closes
@@ -97,7 +99,9 @@ class DarajaClient:
     Only what is safe is retried: a connect failure (the request never left) up to
     `connect_retries` times, and a rejected token once after one refresh. A push that timed out,
     lost its connection or got a 5xx raises with `outcome_unknown=True` and is never re-sent,
-    because Daraja has no idempotency key and a second push is a second prompt.
+    because Daraja has no idempotency key and a second push is a second prompt. The same holds for
+    a B2C payout and a reversal; a payout may only go again under its own OriginatorConversationID,
+    which Daraja refuses as a duplicate (`DarajaDuplicateRequest`) if the first one arrived.
     """
 
     SANDBOX_URL: ClassVar[str] = "https://sandbox.safaricom.co.ke"

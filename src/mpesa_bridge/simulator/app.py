@@ -88,31 +88,45 @@ def build_app(
 def _initiator_routes(gateway: DarajaGateway, initiator: InitiatorGateway) -> list[Route]:
     """B2C (v3 and v1), Transaction Status, Account Balance, Reversal and the certificate."""
 
+    async def ready_key() -> None:
+        # Made on first use: a 2048-bit key takes a moment, off the event loop (which also sends
+        # the callbacks). Once made, decrypting a credential is quick enough to stay on it.
+        if not initiator.key.ready:
+            await asyncio.to_thread(initiator.key.load)
+
     async def b2c_v3(request: Request) -> Response:
         gateway.authorize(request.headers.get("authorization"))
         body = await _json_body(request, first_field="OriginatorConversationID")
+        await ready_key()
         return JSONResponse(initiator.b2c_payment(body, v3=True))
 
     async def b2c_v1(request: Request) -> Response:
         gateway.authorize(request.headers.get("authorization"))
-        return JSONResponse(initiator.b2c_payment(await _json_body(request, first_field="InitiatorName"), v3=False))
+        body = await _json_body(request, first_field="InitiatorName")
+        await ready_key()
+        return JSONResponse(initiator.b2c_payment(body, v3=False))
 
     async def transaction_status(request: Request) -> Response:
         gateway.authorize(request.headers.get("authorization"))
-        return JSONResponse(initiator.transaction_status(await _json_body(request, first_field="Initiator")))
+        body = await _json_body(request, first_field="Initiator")
+        await ready_key()
+        return JSONResponse(initiator.transaction_status(body))
 
     async def account_balance(request: Request) -> Response:
         gateway.authorize(request.headers.get("authorization"))
-        return JSONResponse(initiator.account_balance(await _json_body(request, first_field="Initiator")))
+        body = await _json_body(request, first_field="Initiator")
+        await ready_key()
+        return JSONResponse(initiator.account_balance(body))
 
     async def reversal(request: Request) -> Response:
         gateway.authorize(request.headers.get("authorization"))
-        return JSONResponse(initiator.reversal(await _json_body(request, first_field="Initiator")))
+        body = await _json_body(request, first_field="Initiator")
+        await ready_key()
+        return JSONResponse(initiator.reversal(body))
 
     async def certificate(request: Request) -> Response:
-        # Made on first use: a 2048-bit key takes a moment, off the event loop.
-        pem = await asyncio.to_thread(lambda: initiator.key.certificate_pem)
-        return Response(pem, media_type="application/x-pem-file")
+        await ready_key()
+        return Response(initiator.key.certificate_pem, media_type="application/x-pem-file")
 
     return [
         Route(B2C_V3_PATH, b2c_v3, methods=["POST"]),

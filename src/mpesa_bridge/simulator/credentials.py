@@ -34,6 +34,15 @@ class InitiatorKey:
         self._certificate_pem: bytes | None = None
 
     @property
+    def ready(self) -> bool:
+        """True once the key is made or loaded (then nothing here is slow)."""
+        return self._key is not None
+
+    def load(self) -> None:
+        """Make or load the key now (a 2048-bit key takes a moment: call it off the event loop)."""
+        self._load()
+
+    @property
     def certificate_pem(self) -> bytes:
         self._load()
         assert self._certificate_pem is not None
