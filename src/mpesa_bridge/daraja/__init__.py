@@ -68,7 +68,7 @@ from ._results import (
 )
 from ._security import stk_password, stk_timestamp
 from ._token_cache import AccessToken, TokenCache, TokenFetcher, TokenKey
-from .result_codes import classify_stk_result, normalise_code
+from .result_codes import classify_initiator_result, classify_stk_result, normalise_code
 
 __all__ = [
     "AccessToken",
@@ -118,6 +118,7 @@ __all__ = [
     "TrxCode",
     "account_balance_details",
     "b2c_details",
+    "classify_initiator_result",
     "classify_stk_result",
     "load_certificate_key",
     "normalise_code",

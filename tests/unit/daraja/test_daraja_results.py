@@ -15,6 +15,7 @@ from mpesa_bridge.daraja import (
     ResultParameter,
     account_balance_details,
     b2c_details,
+    classify_initiator_result,
     parse_balances,
     parse_result,
     reversal_details,
@@ -335,3 +336,21 @@ def test_unparseable_times_are_none() -> None:
 def test_what_is_not_a_result_envelope(body: Any) -> None:
     with pytest.raises(DarajaMalformedResult):
         parse_result(body)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (0, ("succeeded", "completed")),
+        ("00000000", ("succeeded", "completed")),
+        (1, ("failed", "insufficient_balance")),
+        ("2001", ("failed", "initiator_invalid")),
+        (2001.0, ("failed", "initiator_invalid")),
+        ("R000001", ("failed", "already_reversed")),
+        ("R000002", ("failed", "original_transaction_invalid")),
+        ("SFC_IC0003", ("failed", "receiver_not_found")),
+        ("999", ("failed", "unknown_result_code")),
+    ],
+)
+def test_initiator_result_codes(code: object, expected: tuple[str, str]) -> None:
+    assert classify_initiator_result(code) == expected
