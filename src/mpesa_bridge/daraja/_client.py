@@ -1,4 +1,5 @@
-"""The async Daraja client: OAuth, STK push, STK query and Dynamic QR over a caller-owned aiohttp or httpx client."""
+"""The async Daraja client: OAuth, STK push, STK query, Dynamic QR and the initiator APIs (B2C,
+Transaction Status, Account Balance, Reversal) over a caller-owned aiohttp or httpx client."""
 
 from __future__ import annotations
 
@@ -13,15 +14,21 @@ import httpx
 
 from ._exceptions import DarajaConnectError, DarajaConnectTimeout, DarajaValidationError, map_transport_errors
 from ._models import (
+    AccountBalanceRequest,
+    B2cPaymentRequest,
+    B2cVersion,
     C2BAcknowledged,
     C2BRegisterRequest,
     C2BSimulateRequest,
     DarajaCredentials,
     DynamicQr,
     DynamicQrRequest,
+    InitiatorAccepted,
+    ReversalRequest,
     StkPushAccepted,
     StkPushRequest,
     StkQueryResult,
+    TransactionStatusRequest,
 )
 from ._responses import (
     Reply,
@@ -32,6 +39,7 @@ from ._responses import (
     parse_access_token,
     parse_c2b_ack,
     parse_dynamic_qr,
+    parse_initiator_accepted,
     parse_stk_push,
     parse_stk_query,
     read_reply,
@@ -67,6 +75,11 @@ class DarajaEndpoints:
     c2b_register_v2: str = "/mpesa/c2b/v2/registerurl"
     c2b_simulate_v1: str = "/mpesa/c2b/v1/simulate"
     c2b_simulate_v2: str = "/mpesa/c2b/v2/simulate"
+    b2c_v3: str = "/mpesa/b2c/v3/paymentrequest"
+    b2c_v1: str = "/mpesa/b2c/v1/paymentrequest"
+    transaction_status: str = "/mpesa/transactionstatus/v1/query"
+    account_balance: str = "/mpesa/accountbalance/v1/query"
+    reversal: str = "/mpesa/reversal/v1/request"
 
 
 def utc_now() -> datetime:
@@ -87,7 +100,8 @@ class _Secrets:
 
 
 class DarajaClient:
-    """An async client for Safaricom's Daraja API (OAuth, STK push, STK query, Dynamic QR).
+    """An async client for Safaricom's Daraja API (OAuth, STK push, STK query, Dynamic QR, and the
+    initiator APIs: B2C, Transaction Status, Account Balance, Reversal).
 
     `http` is an `aiohttp.ClientSession` (what the bridge uses: a fraction of httpx's CPU per
     request) or an `httpx.AsyncClient`; the client does not own it: the caller opens and closes
@@ -97,7 +111,9 @@ class DarajaClient:
     Only what is safe is retried: a connect failure (the request never left) up to
     `connect_retries` times, and a rejected token once after one refresh. A push that timed out,
     lost its connection or got a 5xx raises with `outcome_unknown=True` and is never re-sent,
-    because Daraja has no idempotency key and a second push is a second prompt.
+    because Daraja has no idempotency key and a second push is a second prompt. The same holds for
+    a B2C payout and a reversal; a payout may only go again under its own OriginatorConversationID,
+    which Daraja refuses as a duplicate (`DarajaDuplicateRequest`) if the first one arrived.
     """
 
     SANDBOX_URL: ClassVar[str] = "https://sandbox.safaricom.co.ke"
@@ -221,6 +237,112 @@ class DarajaClient:
         secrets = _Secrets(self._credentials.consumer_secret)
         reply = await self._call(path, body, "c2b_simulate", money_moving=False, secrets=secrets)
         return parse_c2b_ack(reply, "c2b_simulate")
+
+    # Initiator APIs (daraja.md §7 to §11) ----------------------------------------------------------
+    #
+    # Each answers at once with a queueing ack (`InitiatorAccepted`) and later POSTs a Result to
+    # ResultURL (`parse_result`). A payout and a reversal move money and Daraja's only guard
+    # against a repeat is the v3 OriginatorConversationID: a lost answer raises with
+    # `outcome_unknown=True`, and the request is settled by its Result or by Transaction Status,
+    # never sent again.
+
+    async def b2c_payment(self, req: B2cPaymentRequest, *, version: B2cVersion = "v3") -> InitiatorAccepted:
+        """Send a B2C payout: v3 (with our `OriginatorConversationID`, the default) or legacy v1."""
+        req.validate(version=version, require_https=self._production)
+        body: dict[str, object] = {}
+        if version == "v3":
+            body["OriginatorConversationID"] = req.originator_conversation_id
+        body |= {
+            "InitiatorName": req.initiator_name,
+            "SecurityCredential": req.security_credential,
+            "CommandID": req.command_id,
+            "Amount": req.amount,
+            "PartyA": int(req.party_a),
+            "PartyB": int(req.party_b),
+            "Remarks": req.remarks,
+            "QueueTimeOutURL": req.queue_timeout_url,
+            "ResultURL": req.result_url,
+        }
+        if req.occasion:
+            # Safaricom's spelling: "Occassion" in v3; its own v1 sample says "Occasion".
+            body["Occassion" if version == "v3" else "Occasion"] = req.occasion
+        path = self._endpoints.b2c_v3 if version == "v3" else self._endpoints.b2c_v1
+        return await self._initiator_call(path, body, "b2c_payment", req.security_credential, money_moving=True)
+
+    async def transaction_status(self, req: TransactionStatusRequest) -> InitiatorAccepted:
+        """Ask for a transaction's status, by receipt or by our OriginatorConversationID; the answer
+        is a Result (`transaction_status_details`). Moves no money: a lost answer may be asked again."""
+        req.validate(require_https=self._production)
+        body: dict[str, object] = {
+            "Initiator": req.initiator,
+            "SecurityCredential": req.security_credential,
+            "CommandID": "TransactionStatusQuery",
+            "TransactionID": req.transaction_id,  # "" when asking by the originator's id (daraja.md §9)
+        }
+        if req.original_conversation_id:
+            body["OriginalConversationID"] = req.original_conversation_id
+        # Strings here, as in Safaricom's Transaction Status, Account Balance and Reversal samples.
+        body |= {
+            "PartyA": req.party_a,
+            "IdentifierType": req.identifier_type,
+            "ResultURL": req.result_url,
+            "QueueTimeOutURL": req.queue_timeout_url,
+            "Remarks": req.remarks,
+        }
+        if req.occasion:
+            body["Occasion"] = req.occasion
+        path = self._endpoints.transaction_status
+        return await self._initiator_call(path, body, "transaction_status", req.security_credential, money_moving=False)
+
+    async def account_balance(self, req: AccountBalanceRequest) -> InitiatorAccepted:
+        """Ask for our short code's balances; they come in a Result (`account_balance_details`)."""
+        req.validate(require_https=self._production)
+        body = {
+            "Initiator": req.initiator,
+            "SecurityCredential": req.security_credential,
+            "CommandID": "AccountBalance",
+            "PartyA": req.party_a,
+            "IdentifierType": req.identifier_type,
+            "Remarks": req.remarks,
+            "QueueTimeOutURL": req.queue_timeout_url,
+            "ResultURL": req.result_url,
+        }
+        path = self._endpoints.account_balance
+        return await self._initiator_call(path, body, "account_balance", req.security_credential, money_moving=False)
+
+    async def reversal(self, req: ReversalRequest) -> InitiatorAccepted:
+        """Reverse a payment our short code received. Moves money: a lost answer is unknown, and is
+        settled by the Result or Transaction Status, never by reversing again."""
+        req.validate(require_https=self._production)
+        body = {
+            "Initiator": req.initiator,
+            "SecurityCredential": req.security_credential,
+            "CommandID": "TransactionReversal",
+            "TransactionID": req.transaction_id,
+            "Amount": str(req.amount),
+            "ReceiverParty": req.receiver_party,
+            "RecieverIdentifierType": req.receiver_identifier_type,  # sic: Safaricom's spelling
+            "ResultURL": req.result_url,
+            "QueueTimeOutURL": req.queue_timeout_url,
+            "Remarks": req.remarks,
+        }
+        if req.occasion:
+            body["Occasion"] = req.occasion
+        return await self._initiator_call(
+            self._endpoints.reversal, body, "reversal", req.security_credential, money_moving=True
+        )
+
+    @property
+    def _production(self) -> bool:
+        # Production calls back only https ResultURLs; elsewhere (sandbox, simulator) http is fine.
+        return self._base_url == self.PRODUCTION_URL
+
+    async def _initiator_call(
+        self, path: str, body: Mapping[str, object], operation: str, credential: str, *, money_moving: bool
+    ) -> InitiatorAccepted:
+        secrets = _Secrets(self._credentials.consumer_secret, credential)
+        reply = await self._call(path, body, operation, money_moving=money_moving, secrets=secrets)
+        return parse_initiator_accepted(reply, operation, money_moving=money_moving)
 
     async def _call(
         self, path: str, body: Mapping[str, object], operation: str, *, money_moving: bool, secrets: _Secrets

@@ -3,6 +3,7 @@ The Daraja client's exception hierarchy:
 
 * DarajaError                        .code, .message, .outcome_unknown
   + DarajaValidationError            .field: refused before anything was sent
+  + DarajaMalformedResult            an initiator API's Result body that has no Result / ResultCode
   + DarajaTransportError             no usable HTTP answer
     - DarajaConnectError             never sent
     - DarajaTimeout
@@ -13,11 +14,13 @@ The Daraja client's exception hierarchy:
     - DarajaAuthError                OAuth failed, token still rejected after one refresh, no API product
     - DarajaRejected                 a definitive business refusal (400.002.02, 500.001.1001 ...)
       · DarajaSubscriberLocked       500.001.1001 "Unable to lock subscriber"
+      · DarajaDuplicateRequest       500.002.1001 "Duplicate OriginatorConversationID." (initiator APIs)
     - DarajaStillProcessing          STK Query 500.001.1001 "The transaction is being processed"
     - DarajaThrottled                500.003.02 spike arrest / system busy, 500.003.03 quota
     - DarajaServerError              other 5xx, HTML / Apigee / unparseable bodies
 
-`outcome_unknown` is True only when a money-moving request (an STK push) may have reached M-Pesa
+`outcome_unknown` is True only when a money-moving request (an STK push, a B2C payout, a reversal)
+may have reached M-Pesa
 and we did not get a verdict. Such a request must be settled by a query or a callback, never sent
 again: Daraja has no idempotency key, so a second push is a second prompt.
 
@@ -39,7 +42,9 @@ __all__ = [
     "DarajaAuthError",
     "DarajaConnectError",
     "DarajaConnectTimeout",
+    "DarajaDuplicateRequest",
     "DarajaError",
+    "DarajaMalformedResult",
     "DarajaReadTimeout",
     "DarajaRejected",
     "DarajaResponseError",
@@ -163,6 +168,20 @@ class DarajaSubscriberLocked(DarajaRejected):
     """Another STK session is active on the customer's phone; try again in a minute or two."""
 
     code = "daraja_subscriber_locked"
+
+
+class DarajaDuplicateRequest(DarajaRejected):
+    """`500.002.1001` "Duplicate OriginatorConversationID.": a request with this id already reached
+    Daraja. This one was refused; the earlier one's outcome comes by its Result or a Transaction
+    Status query. Never re-send the payout under a new id to get past it."""
+
+    code = "daraja_duplicate_request"
+
+
+class DarajaMalformedResult(DarajaError):
+    """A body POSTed to ResultURL / QueueTimeOutURL that is not a Result envelope."""
+
+    code = "daraja_malformed_result"
 
 
 class DarajaStillProcessing(DarajaResponseError):

@@ -5,18 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ._exceptions import DarajaValidationError
 from ._validation import (
+    B2C_COMMAND_IDS,
+    RECEIVER_IDENTIFIER_TYPES,
     check_amount,
+    check_b2c_amount,
     check_c2b_response_type,
     check_c2b_url,
     check_callback_url,
+    check_command_id,
     check_cpi,
     check_free_text,
+    check_identifier_type,
+    check_initiator,
     check_merchant_name,
     check_msisdn,
     check_non_empty,
+    check_optional_text,
+    check_party_for_identifier,
     check_qr_size,
+    check_remarks,
+    check_result_url,
+    check_security_credential,
     check_short_code,
+    check_transaction_id,
     check_transaction_type,
     check_trx_code,
 )
@@ -26,6 +39,10 @@ __all__ = [
     "BILL_REF_NUMBER_MAX",
     "QR_REF_NO_MAX",
     "TRANSACTION_DESC_MAX",
+    "AccountBalanceRequest",
+    "B2cCommandId",
+    "B2cPaymentRequest",
+    "B2cVersion",
     "C2BAcknowledged",
     "C2BRegisterRequest",
     "C2BResponseType",
@@ -33,9 +50,12 @@ __all__ = [
     "DarajaCredentials",
     "DynamicQr",
     "DynamicQrRequest",
+    "InitiatorAccepted",
+    "ReversalRequest",
     "StkPushAccepted",
     "StkPushRequest",
     "StkQueryResult",
+    "TransactionStatusRequest",
     "TransactionType",
     "TrxCode",
 ]
@@ -207,3 +227,151 @@ class C2BAcknowledged:
     originator_conversation_id: str
     response_code: str
     response_description: str
+
+
+# Initiator APIs (daraja.md §7 to §11): B2C, Transaction Status, Account Balance, Reversal ----------
+
+B2cCommandId = Literal["SalaryPayment", "BusinessPayment", "PromotionPayment"]
+B2cVersion = Literal["v3", "v1"]
+# Longer ids have no documented limit; ours are UUID-sized.
+ORIGINATOR_CONVERSATION_ID_MAX = 64
+
+
+@dataclass(frozen=True)
+class B2cPaymentRequest:
+    """One B2C payout (`/mpesa/b2c/v3/paymentrequest`, or v1 by `DarajaClient.b2c_payment(version=)`).
+
+    `originator_conversation_id` is ours, unique per attempt (v3; v1 has none and Safaricom makes
+    one up): a second request with the same id is refused with `500.002.1001`, which is what keeps
+    a payout from being sent twice. `security_credential` comes from `security_credential()`.
+    """
+
+    originator_conversation_id: str
+    initiator_name: str
+    security_credential: str = field(repr=False)
+    command_id: B2cCommandId
+    amount: int
+    party_a: str
+    party_b: str
+    remarks: str
+    queue_timeout_url: str
+    result_url: str
+    occasion: str = ""
+
+    def validate(self, *, version: B2cVersion = "v3", require_https: bool = False) -> None:
+        """Raise `DarajaValidationError` for the first field Daraja would refuse or mishandle."""
+        if version == "v3":
+            check_non_empty(
+                "originator_conversation_id", self.originator_conversation_id, max_length=ORIGINATOR_CONVERSATION_ID_MAX
+            )
+        check_initiator("initiator_name", self.initiator_name)
+        check_security_credential("security_credential", self.security_credential)
+        check_command_id("command_id", self.command_id, B2C_COMMAND_IDS)
+        check_b2c_amount("amount", self.amount)
+        check_short_code("party_a", self.party_a)
+        check_msisdn("party_b", self.party_b)
+        check_remarks("remarks", self.remarks, min_length=2)
+        check_result_url("queue_timeout_url", self.queue_timeout_url, require_https=require_https)
+        check_result_url("result_url", self.result_url, require_https=require_https)
+        check_optional_text("occasion", self.occasion)
+
+
+@dataclass(frozen=True)
+class TransactionStatusRequest:
+    """A Transaction Status query (`/mpesa/transactionstatus/v1/query`): by receipt
+    (`transaction_id`), by our B2C `original_conversation_id`, or both. `party_a` is read as
+    `identifier_type` says: "4" a short code, "2" a till, "1" a phone number."""
+
+    initiator: str
+    security_credential: str = field(repr=False)
+    party_a: str
+    result_url: str
+    queue_timeout_url: str
+    remarks: str
+    transaction_id: str = ""
+    original_conversation_id: str = ""
+    identifier_type: str = "4"
+    occasion: str = ""
+
+    def validate(self, *, require_https: bool = False) -> None:
+        check_initiator("initiator", self.initiator)
+        check_security_credential("security_credential", self.security_credential)
+        if not self.transaction_id and not self.original_conversation_id:
+            raise DarajaValidationError("transaction_id", "give a transaction_id or an original_conversation_id")
+        if self.transaction_id:
+            check_transaction_id("transaction_id", self.transaction_id)
+        if self.original_conversation_id:
+            check_non_empty(
+                "original_conversation_id", self.original_conversation_id, max_length=ORIGINATOR_CONVERSATION_ID_MAX
+            )
+        check_identifier_type("identifier_type", self.identifier_type)
+        check_party_for_identifier("party_a", self.party_a, self.identifier_type)
+        check_result_url("result_url", self.result_url, require_https=require_https)
+        check_result_url("queue_timeout_url", self.queue_timeout_url, require_https=require_https)
+        check_remarks("remarks", self.remarks)
+        check_optional_text("occasion", self.occasion)
+
+
+@dataclass(frozen=True)
+class AccountBalanceRequest:
+    """An Account Balance query (`/mpesa/accountbalance/v1/query`) of our own short code `party_a`."""
+
+    initiator: str
+    security_credential: str = field(repr=False)
+    party_a: str
+    result_url: str
+    queue_timeout_url: str
+    remarks: str
+    identifier_type: str = "4"
+
+    def validate(self, *, require_https: bool = False) -> None:
+        check_initiator("initiator", self.initiator)
+        check_security_credential("security_credential", self.security_credential)
+        check_identifier_type("identifier_type", self.identifier_type)
+        check_party_for_identifier("party_a", self.party_a, self.identifier_type)
+        check_result_url("result_url", self.result_url, require_https=require_https)
+        check_result_url("queue_timeout_url", self.queue_timeout_url, require_https=require_https)
+        check_remarks("remarks", self.remarks)
+
+
+@dataclass(frozen=True)
+class ReversalRequest:
+    """A Reversal (`/mpesa/reversal/v1/request`) of a payment `transaction_id` our short code
+    `receiver_party` received (C2B or STK; B2C cannot be reversed by API). `amount` is that
+    payment's amount in whole shillings."""
+
+    initiator: str
+    security_credential: str = field(repr=False)
+    transaction_id: str
+    amount: int
+    receiver_party: str
+    result_url: str
+    queue_timeout_url: str
+    remarks: str
+    occasion: str = ""
+    receiver_identifier_type: str = "11"
+
+    def validate(self, *, require_https: bool = False) -> None:
+        check_initiator("initiator", self.initiator)
+        check_security_credential("security_credential", self.security_credential)
+        check_transaction_id("transaction_id", self.transaction_id)
+        check_amount("amount", self.amount)
+        check_short_code("receiver_party", self.receiver_party)
+        check_identifier_type("receiver_identifier_type", self.receiver_identifier_type, RECEIVER_IDENTIFIER_TYPES)
+        check_result_url("result_url", self.result_url, require_https=require_https)
+        check_result_url("queue_timeout_url", self.queue_timeout_url, require_https=require_https)
+        check_remarks("remarks", self.remarks, min_length=2)
+        check_optional_text("occasion", self.occasion)
+
+
+@dataclass(frozen=True)
+class InitiatorAccepted:
+    """Daraja queued an initiator request (B2C, Transaction Status, Account Balance, Reversal).
+
+    Nothing has happened yet: the outcome comes as a Result to ResultURL (`parse_result`), or a
+    timeout notice to QueueTimeOutURL, which is not a verdict either (daraja.md §8)."""
+
+    conversation_id: str
+    originator_conversation_id: str
+    response_code: str
+    response_description: str = ""

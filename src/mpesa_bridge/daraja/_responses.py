@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ._exceptions import (
     DarajaAuthError,
+    DarajaDuplicateRequest,
     DarajaRejected,
     DarajaResponseError,
     DarajaServerError,
@@ -21,7 +22,7 @@ from ._exceptions import (
     DarajaSubscriberLocked,
     DarajaThrottled,
 )
-from ._models import C2BAcknowledged, DynamicQr, StkPushAccepted, StkQueryResult
+from ._models import C2BAcknowledged, DynamicQr, InitiatorAccepted, StkPushAccepted, StkQueryResult
 from ._token_cache import AccessToken
 from ._transport import Answer
 from .result_codes import normalise_code
@@ -36,6 +37,7 @@ __all__ = [
     "parse_access_token",
     "parse_c2b_ack",
     "parse_dynamic_qr",
+    "parse_initiator_accepted",
     "parse_stk_push",
     "parse_stk_query",
     "read_reply",
@@ -60,6 +62,11 @@ _OVERLOADED_MESSAGES: tuple[tuple[str, type[DarajaResponseError]], ...] = (
 # platform. Verdicts that need a person (portal or Safaricom), not a retry (daraja.md §6.1).
 _C2B_REGISTER_REFUSALS = ("already registered", "duplicate notification info")
 _INTERNAL_CODE = "500.003.1001"
+# Initiator APIs: a second request with one OriginatorConversationID (daraja.md §1.5, §7.1). Only
+# they send one; on an STK push the code stays an unexplained 5xx (an unknown outcome).
+_DUPLICATE_CODE = "500.002.1001"
+_DUPLICATE_MESSAGE = "duplicate originatorconversationid"
+_INITIATOR_OPERATIONS = frozenset({"b2c_payment", "transaction_status", "account_balance", "reversal"})
 _NO_API_PRODUCT = "no apiproduct"
 _INVALID_TOKEN = "invalid access token"
 _LOCKED_SUBSCRIBER = "unable to lock subscriber"
@@ -232,10 +239,16 @@ def error_for(reply: Reply, *, operation: str, money_moving: bool, redact: Redac
     """The exception for an error reply (see `is_error`)."""
     info = _error_info(reply, redact)
     cls = _error_class(reply, info)
+    if operation in _INITIATOR_OPERATIONS and _is_duplicate(info):
+        cls = DarajaDuplicateRequest
     # Daraja's own codes are verdicts. A 5xx, or a body we cannot read, on a push leaves us not
     # knowing whether the customer got the prompt: reconcile it, never push again.
     unknown = money_moving and cls is DarajaServerError
     return _build(cls, operation, reply, info, outcome_unknown=unknown)
+
+
+def _is_duplicate(info: _ErrorInfo) -> bool:
+    return info.error_code == _DUPLICATE_CODE or _DUPLICATE_MESSAGE in info.error_message.lower()
 
 
 def oauth_error(reply: Reply, redact: Redact) -> DarajaResponseError:
@@ -385,4 +398,21 @@ def parse_c2b_ack(reply: Reply, operation: str) -> C2BAcknowledged:
         or "",
         response_code=code,
         response_description=description,
+    )
+
+
+def parse_initiator_accepted(reply: Reply, operation: str, *, money_moving: bool) -> InitiatorAccepted:
+    """The acknowledgement of B2C, Transaction Status, Account Balance and Reversal (daraja.md §7.3).
+
+    Accepted but without a ConversationID is uncorrelatable: for a payout or a reversal the money
+    may be on its way, so it is an unknown outcome, never a refusal."""
+    body, code = _response_code(operation, reply, money_moving=money_moving)
+    conversation_id = _text(body, "ConversationID")
+    if not conversation_id:
+        raise _unexpected(operation, reply, money_moving=money_moving, what="has no ConversationID")
+    return InitiatorAccepted(
+        conversation_id=conversation_id,
+        originator_conversation_id=_text(body, "OriginatorConversationID") or "",
+        response_code=code,
+        response_description=_text(body, "ResponseDescription") or "",
     )

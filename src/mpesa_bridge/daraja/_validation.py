@@ -15,16 +15,26 @@ from ._exceptions import DarajaValidationError
 __all__ = [
     "MAX_AMOUNT",
     "check_amount",
+    "check_b2c_amount",
     "check_c2b_response_type",
     "check_c2b_url",
     "check_callback_url",
+    "check_command_id",
     "check_cpi",
     "check_free_text",
+    "check_identifier_type",
+    "check_initiator",
     "check_merchant_name",
     "check_msisdn",
     "check_non_empty",
+    "check_optional_text",
+    "check_party_for_identifier",
     "check_qr_size",
+    "check_remarks",
+    "check_result_url",
+    "check_security_credential",
     "check_short_code",
+    "check_transaction_id",
     "check_transaction_type",
     "check_trx_code",
 ]
@@ -169,3 +179,84 @@ def check_c2b_url(field: str, value: object, *, require_https: bool) -> None:
         raise DarajaValidationError(field, f"must not contain the word {word.upper()!r} (Daraja refuses it)")
     if require_https and urlsplit(url).scheme != "https":
         raise DarajaValidationError(field, "must be an https URL in production")
+
+
+# Initiator APIs (daraja.md §7 to §11) ------------------------------------------------------------
+
+B2C_MIN_AMOUNT = 10  # portal FAQ: below it the Result says ResultCode 2
+B2C_COMMAND_IDS = ("SalaryPayment", "BusinessPayment", "PromotionPayment")
+IDENTIFIER_TYPES = ("1", "2", "4")  # MSISDN, till, organisation short code
+RECEIVER_IDENTIFIER_TYPES = ("11", "4")  # "11" today; older samples used "4"
+REMARKS_MAX = 100
+INITIATOR_MAX = 64
+_TRANSACTION_ID = re.compile(r"[A-Z0-9]{10}")
+_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_INITIATOR = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_b2c_amount(field: str, value: object) -> None:
+    """B2C: whole shillings, 10..250000 (daraja.md §7.1)."""
+    check_amount(field, value)
+    assert isinstance(value, int)
+    if value < B2C_MIN_AMOUNT:
+        raise DarajaValidationError(field, f"must be between {B2C_MIN_AMOUNT} and {MAX_AMOUNT}")
+
+
+def check_command_id(field: str, value: object, allowed: tuple[str, ...]) -> None:
+    if _require_str(field, value) not in allowed:
+        raise DarajaValidationError(field, f"must be one of {', '.join(allowed)}")
+
+
+def check_initiator(field: str, value: object) -> None:
+    """The API operator's user name: case-sensitive, no spaces."""
+    text = _require_str(field, value)
+    if not text or len(text) > INITIATOR_MAX or not _INITIATOR.fullmatch(text):
+        raise DarajaValidationError(field, f"must be 1 to {INITIATOR_MAX} letters, digits, dots, dashes or underscores")
+
+
+def check_security_credential(field: str, value: object) -> None:
+    """Base64 of an RSA ciphertext (`security_credential`), never the plain password."""
+    text = _require_str(field, value)
+    if len(text) < 16 or not _BASE64_TEXT.fullmatch(text):
+        raise DarajaValidationError(field, "must be the base64 SecurityCredential (see security_credential)")
+
+
+def check_remarks(field: str, value: object, *, min_length: int = 1) -> None:
+    """Remarks: plain text, `min_length`..100 characters (B2C and Reversal need at least 2)."""
+    check_free_text(field, value, max_length=REMARKS_MAX)
+    assert isinstance(value, str)
+    if len(value) < min_length:
+        raise DarajaValidationError(field, f"must be {min_length} to {REMARKS_MAX} characters")
+
+
+def check_optional_text(field: str, value: object) -> None:
+    """Occasion: optional (empty means not sent), else plain text of at most 100 characters."""
+    if _require_str(field, value):
+        check_free_text(field, value, max_length=REMARKS_MAX)
+
+
+def check_result_url(field: str, value: object, *, require_https: bool) -> None:
+    """ResultURL / QueueTimeOutURL: an absolute URL, https when talking to production."""
+    check_callback_url(field, value)
+    assert isinstance(value, str)
+    if require_https and not value.startswith("https://"):
+        raise DarajaValidationError(field, "must be an https URL in production")
+
+
+def check_identifier_type(field: str, value: object, allowed: tuple[str, ...] = IDENTIFIER_TYPES) -> None:
+    if _require_str(field, value) not in allowed:
+        raise DarajaValidationError(field, f"must be one of {', '.join(allowed)}")
+
+
+def check_party_for_identifier(field: str, value: object, identifier_type: str) -> None:
+    """A phone number for IdentifierType 1, a till or short code for 2 and 4."""
+    if identifier_type == "1":
+        check_msisdn(field, value)
+    else:
+        check_short_code(field, value)
+
+
+def check_transaction_id(field: str, value: object) -> None:
+    """An M-Pesa receipt: 10 upper-case letters and digits (`SG722NMVXQ`)."""
+    if not _TRANSACTION_ID.fullmatch(_require_str(field, value)):
+        raise DarajaValidationError(field, "must be an M-Pesa receipt: 10 upper-case letters and digits")

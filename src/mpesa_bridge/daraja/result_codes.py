@@ -1,4 +1,5 @@
-"""STK ResultCodes (callback and STK Query) and what each means for a payment.
+"""STK ResultCodes (callback and STK Query) and what each means for a payment; the initiator APIs'
+Result codes likewise.
 
 Data only: the gateway core decides what to do with a (status, reason) pair. Codes arrive as
 numbers in callbacks and as strings from STK Query, so compare them only after `normalise_code`.
@@ -9,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["STK_RESULT_CODES", "UNKNOWN_RESULT", "classify_stk_result", "normalise_code"]
+__all__ = [
+    "INITIATOR_RESULT_CODES",
+    "STK_RESULT_CODES",
+    "UNKNOWN_RESULT",
+    "classify_initiator_result",
+    "classify_stk_result",
+    "normalise_code",
+]
 
 STK_RESULT_CODES: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
@@ -54,3 +62,42 @@ def normalise_code(value: object) -> str:
 def classify_stk_result(code: object) -> tuple[str, str]:
     """(status, reason) for an STK ResultCode; unknown codes are failures with a distinct reason."""
     return STK_RESULT_CODES.get(normalise_code(code), UNKNOWN_RESULT)
+
+
+# The initiator APIs' Result codes (B2C, Transaction Status, Account Balance, Reversal; daraja.md
+# §7.4, §10, §11). Only a Result POSTed to ResultURL is a verdict: a notice on QueueTimeOutURL is
+# not, whatever its code (daraja.md §8), and must be settled by Transaction Status instead.
+INITIATOR_RESULT_CODES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "0": ("succeeded", "completed"),
+        "1": ("failed", "insufficient_balance"),
+        "2": ("failed", "amount_below_minimum"),
+        "3": ("failed", "amount_above_maximum"),
+        "4": ("failed", "daily_limit_exceeded"),
+        "8": ("failed", "recipient_balance_limit_exceeded"),
+        "11": ("failed", "debit_party_invalid_state"),
+        "15": ("failed", "duplicate_detected"),
+        "17": ("failed", "internal_failure"),
+        "18": ("failed", "initiator_credential_check_failed"),
+        "20": ("failed", "unresolved_initiator"),
+        "21": ("failed", "initiator_not_allowed"),
+        "22": ("failed", "initiator_not_active"),
+        "24": ("failed", "missing_mandatory_fields"),
+        "25": ("failed", "invalid_request_parameters"),
+        "26": ("failed", "system_busy"),
+        "29": ("failed", "invalid_command"),
+        "2001": ("failed", "initiator_invalid"),
+        "2006": ("failed", "account_status_not_allowed"),
+        "2028": ("failed", "not_permitted"),
+        "2040": ("failed", "recipient_not_registered"),
+        "8006": ("failed", "credential_locked"),
+        "SFC_IC0003": ("failed", "receiver_not_found"),
+        "R000001": ("failed", "already_reversed"),
+        "R000002": ("failed", "original_transaction_invalid"),
+    }
+)
+
+
+def classify_initiator_result(code: object) -> tuple[str, str]:
+    """(status, reason) for the ResultCode of an initiator API's Result (not of a QueueTimeOut notice)."""
+    return INITIATOR_RESULT_CODES.get(normalise_code(code), UNKNOWN_RESULT)

@@ -24,15 +24,26 @@ from .errors import (
     invalid_payload,
 )
 from .gateway import DarajaGateway
+from .initiator import InitiatorGateway
 
 OAUTH_PATH = "/oauth/v1/generate"
 STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
 STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
 DYNAMIC_QR_PATH = "/mpesa/qrcode/v1/generate"
+B2C_V3_PATH = "/mpesa/b2c/v3/paymentrequest"
+B2C_V1_PATH = "/mpesa/b2c/v1/paymentrequest"
+TRANSACTION_STATUS_PATH = "/mpesa/transactionstatus/v1/query"
+ACCOUNT_BALANCE_PATH = "/mpesa/accountbalance/v1/query"
+REVERSAL_PATH = "/mpesa/reversal/v1/request"
+# Not Daraja's: where the simulator publishes the certificate of its initiator key (daraja.md 15).
+CERTIFICATE_PATH = "/simulator-certificate.pem"
 
 
-def build_app(gateway: DarajaGateway, lifespan: Lifespan[Starlette] | None = None) -> Starlette:
-    """An ASGI app serving `gateway`; mount it anywhere (e.g. under `/simulator`)."""
+def build_app(
+    gateway: DarajaGateway, lifespan: Lifespan[Starlette] | None = None, *, initiator: InitiatorGateway | None = None
+) -> Starlette:
+    """An ASGI app serving `gateway` (and the initiator APIs when `initiator` is given); mount it
+    anywhere (e.g. under `/simulator`)."""
 
     async def generate_token(request: Request) -> Response:
         authorization = request.headers.get("authorization")
@@ -62,6 +73,7 @@ def build_app(gateway: DarajaGateway, lifespan: Lifespan[Starlette] | None = Non
             Route(STK_QUERY_PATH, stk_query, methods=["POST"]),
             Route(DYNAMIC_QR_PATH, dynamic_qr, methods=["POST"]),
             *c2b_routes(gateway.c2b, gateway.authorize, _json_body),
+            *([] if initiator is None else _initiator_routes(gateway, initiator)),
         ],
         exception_handlers={
             GatewayError: _gateway_error,
@@ -73,6 +85,59 @@ def build_app(gateway: DarajaGateway, lifespan: Lifespan[Starlette] | None = Non
     )
     app.router.redirect_slashes = False  # Apigee does not redirect; a stray slash is an unknown path
     return app
+
+
+def _initiator_routes(gateway: DarajaGateway, initiator: InitiatorGateway) -> list[Route]:
+    """B2C (v3 and v1), Transaction Status, Account Balance, Reversal and the certificate."""
+
+    async def ready_key() -> None:
+        # Made on first use: a 2048-bit key takes a moment, off the event loop (which also sends
+        # the callbacks). Once made, decrypting a credential is quick enough to stay on it.
+        if not initiator.key.ready:
+            await asyncio.to_thread(initiator.key.load)
+
+    async def b2c_v3(request: Request) -> Response:
+        gateway.authorize(request.headers.get("authorization"))
+        body = await _json_body(request, first_field="OriginatorConversationID")
+        await ready_key()
+        return JSONResponse(initiator.b2c_payment(body, v3=True))
+
+    async def b2c_v1(request: Request) -> Response:
+        gateway.authorize(request.headers.get("authorization"))
+        body = await _json_body(request, first_field="InitiatorName")
+        await ready_key()
+        return JSONResponse(initiator.b2c_payment(body, v3=False))
+
+    async def transaction_status(request: Request) -> Response:
+        gateway.authorize(request.headers.get("authorization"))
+        body = await _json_body(request, first_field="Initiator")
+        await ready_key()
+        return JSONResponse(initiator.transaction_status(body))
+
+    async def account_balance(request: Request) -> Response:
+        gateway.authorize(request.headers.get("authorization"))
+        body = await _json_body(request, first_field="Initiator")
+        await ready_key()
+        return JSONResponse(initiator.account_balance(body))
+
+    async def reversal(request: Request) -> Response:
+        gateway.authorize(request.headers.get("authorization"))
+        body = await _json_body(request, first_field="Initiator")
+        await ready_key()
+        return JSONResponse(initiator.reversal(body))
+
+    async def certificate(request: Request) -> Response:
+        await ready_key()
+        return Response(initiator.key.certificate_pem, media_type="application/x-pem-file")
+
+    return [
+        Route(B2C_V3_PATH, b2c_v3, methods=["POST"]),
+        Route(B2C_V1_PATH, b2c_v1, methods=["POST"]),
+        Route(TRANSACTION_STATUS_PATH, transaction_status, methods=["POST"]),
+        Route(ACCOUNT_BALANCE_PATH, account_balance, methods=["POST"]),
+        Route(REVERSAL_PATH, reversal, methods=["POST"]),
+        Route(CERTIFICATE_PATH, certificate, methods=["GET"]),
+    ]
 
 
 async def _json_body(request: Request, first_field: str = "BusinessShortCode") -> Mapping[str, Any]:

@@ -13,6 +13,12 @@ SANDBOX_SHORTCODE = "174379"
 SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
 SANDBOX_CONSUMER_KEY = "sim_consumer_key"
 SANDBOX_CONSUMER_SECRET = "sim_consumer_secret"
+# Initiator APIs (daraja.md section 16): the sandbox's initiator and its current test password, and
+# the B2C test short code; the STK paybill is an organisation too (reversals of STK payments).
+SANDBOX_INITIATOR = "testapi"
+SANDBOX_INITIATOR_PASSWORD = "Safaricom999!*!"
+SANDBOX_B2C_SHORTCODE = "600000"
+DEFAULT_UTILITY_BALANCE = 1_000_000
 
 
 def utc_now() -> datetime:
@@ -43,6 +49,16 @@ def _c2b_validation_off() -> frozenset[str]:
     return frozenset({C2B_NO_VALIDATION_SHORTCODE})
 
 
+def _default_initiators() -> Mapping[str, str]:
+    return MappingProxyType({SANDBOX_INITIATOR: SANDBOX_INITIATOR_PASSWORD})
+
+
+def _default_organisations() -> Mapping[str, int]:
+    return MappingProxyType(
+        {SANDBOX_B2C_SHORTCODE: DEFAULT_UTILITY_BALANCE, SANDBOX_SHORTCODE: DEFAULT_UTILITY_BALANCE}
+    )
+
+
 @dataclass(frozen=True)
 class SimulatorConfig:
     """How the simulated Daraja behaves.
@@ -71,6 +87,16 @@ class SimulatorConfig:
       refused with `500.003.1001 Urls are already registered.` (the sandbox's rule, re-register at
       will, when False).
     - `now`: clock (aware datetimes) for ids, TransactionDate and token expiry.
+
+    Initiator APIs (B2C, Transaction Status, Account Balance, Reversal):
+
+    - `initiators`: initiator name -> password; every SecurityCredential is decrypted and checked.
+    - `organisations`: short code -> opening Utility Account balance in whole shillings; payouts
+      and reversals reduce it. Another PartyA / ReceiverParty gets ResultCode 21.
+    - `result_delay`: seconds between the synchronous ack and the Result POSTed to ResultURL (or
+      the timeout notice to QueueTimeOutURL).
+    - `initiator_key_pem`: the RSA private key (PEM, unencrypted) whose certificate the simulator
+      publishes; None (the default) makes a new key pair on first use.
     """
 
     credentials: Mapping[str, str] = field(default_factory=_default_credentials)
@@ -88,3 +114,7 @@ class SimulatorConfig:
     c2b_validation_off: frozenset[str] = field(default_factory=_c2b_validation_off)
     c2b_register_once: bool = False
     now: Callable[[], datetime] = utc_now
+    initiators: Mapping[str, str] = field(default_factory=_default_initiators)
+    organisations: Mapping[str, int] = field(default_factory=_default_organisations)
+    result_delay: float = 2.0
+    initiator_key_pem: bytes | None = field(default=None, repr=False)

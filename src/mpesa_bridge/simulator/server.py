@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -14,11 +15,14 @@ from .c2b import C2BDesk
 from .callbacks import CallbackSender
 from .config import SimulatorConfig
 from .gateway import DarajaGateway
+from .initiator import InitiatorGateway, ResultDelivery, stk_receipt_lookup
+from .results import ResultAttempt, ResultSender
 from .state import PushRecord
 
 
 class Simulator:
-    """An offline Daraja: OAuth, STK Push and STK Query, plus the asynchronous STK callbacks.
+    """An offline Daraja: OAuth, STK Push and STK Query, Dynamic QR, the initiator APIs (B2C,
+    Transaction Status, Account Balance, Reversal), the asynchronous STK callbacks and Results.
 
     Mount `simulator.app` in another ASGI app (or call it through `httpx.ASGITransport`) and run
     the callback sender with `async with simulator:` or `start()` / `aclose()`. Pushes accepted
@@ -31,7 +35,11 @@ class Simulator:
         self.config = config or SimulatorConfig()
         self._gateway = DarajaGateway(self.config, on_accept=self._on_accept)
         self._sender = CallbackSender(self.config, self._gateway.pushes, http)
-        self._app = build_app(self._gateway)
+        self._results = ResultSender(self.config)
+        self._initiator = InitiatorGateway(
+            self.config, on_result=self._on_result, stk_receipt=stk_receipt_lookup(self._gateway.pushes)
+        )
+        self._app = build_app(self._gateway, initiator=self._initiator)
 
     @property
     def app(self) -> Starlette:
@@ -44,6 +52,7 @@ class Simulator:
     async def aclose(self) -> None:
         await self._sender.aclose()
         await self._gateway.c2b.aclose()
+        await self._results.aclose()
 
     async def __aenter__(self) -> Simulator:
         await self.start()
@@ -58,8 +67,10 @@ class Simulator:
         await self.aclose()
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - tests call drain(seconds)
-        """Wait until every scheduled callback has been sent (or skipped); TimeoutError after `timeout`."""
-        await self._sender.drain(timeout)
+        """Wait until every scheduled callback and Result has been sent (or skipped); TimeoutError after `timeout`."""
+        async with asyncio.timeout(timeout):
+            await self._sender.drain(timeout)
+            await self._results.drain(timeout)
 
     def push(self, checkout_request_id: str) -> PushRecord:
         """The push with this CheckoutRequestID; KeyError if the simulator never issued it."""
@@ -80,6 +91,24 @@ class Simulator:
     def _on_accept(self, record: PushRecord) -> None:
         self._sender.schedule(record)
 
+    # Initiator APIs -----------------------------------------------------------------------------
+
+    @property
+    def certificate_pem(self) -> bytes:
+        """The certificate whose key opens every SecurityCredential (also `GET /simulator-certificate.pem`)."""
+        return self._initiator.key.certificate_pem
+
+    def balance(self, shortcode: str) -> int:
+        """An organisation's Utility Account balance in whole shillings; KeyError for an unknown one."""
+        return self._initiator.ledger.balances[shortcode]
+
+    def results(self) -> list[ResultAttempt]:
+        """Every Result POST made so far (to ResultURL or QueueTimeOutURL), oldest first."""
+        return list(self._results.attempts)
+
+    def _on_result(self, delivery: ResultDelivery) -> None:
+        self._results.schedule(delivery)
+
 
 def create_app(config: SimulatorConfig | None = None) -> Starlette:
     """A standalone simulator app whose lifespan runs the callback sender (`app.state.simulator`)."""
@@ -90,7 +119,7 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         async with simulator:
             yield
 
-    app = build_app(simulator._gateway, lifespan=lifespan)
+    app = build_app(simulator._gateway, lifespan=lifespan, initiator=simulator._initiator)
     app.state.simulator = simulator
     return app
 

@@ -166,18 +166,18 @@ def _amount(body: Mapping[str, Any]) -> int:
     return int(text)
 
 
-def _callback_url(body: Mapping[str, Any]) -> str:
-    value = body.get("CallBackURL")
+def _callback_url(body: Mapping[str, Any], field: str = "CallBackURL") -> str:
+    value = body.get(field)
     if not isinstance(value, str) or not value or _WHITESPACE.search(value):
-        raise invalid_field("CallBackURL")
+        raise invalid_field(field)
     try:
         parts = urlsplit(value)
         _ = parts.port  # raises on a malformed port
     except ValueError:
-        raise invalid_field("CallBackURL") from None
+        raise invalid_field(field) from None
     # localhost and private addresses are fine here: the simulator runs next to its merchant.
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise invalid_field("CallBackURL")
+        raise invalid_field(field)
     return value
 
 
