@@ -5,9 +5,7 @@ served from another origin is refused, and nothing is opened or pushed."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -15,6 +13,7 @@ import pytest
 
 from tests.fixtures.dashboard import browser, screenshot
 from tests.fixtures.servers import ServerProcess, sandbox_bridge
+from tests.fixtures.widget import MerchantSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -35,40 +34,12 @@ MpesaBridge.mount(document.getElementById("inline"), {
 """
 
 
-class Site:
-    """A static server on its own port: an origin other than the bridge's."""
-
-    def __init__(self) -> None:
-        site = self
-
-        class Page(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = PAGE.replace("BRIDGE", site.bridge_url).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.bridge_url = ""
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str, str, Site, Site]]:
+def setup(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ServerProcess, str, str, MerchantSite, MerchantSite]]:
     """(bridge, secret key, publishable key, the project's allowed site, another site)."""
-    shop, stranger = Site(), Site()
+    shop, stranger = MerchantSite(PAGE), MerchantSite(PAGE)
     try:
         with sandbox_bridge(tmp_path_factory.mktemp("pk-widget"), "Tips", 0.5) as (server, key):
             shop.bridge_url = stranger.bridge_url = server.url
