@@ -100,8 +100,8 @@ def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
         if session is None:
             return page_response("missing.html", language, {}, status=404)
         runtime = runtime_of(request)
-        payment = await runtime.checkout.latest_payment(session)
-        context = page_context(runtime, session, payment, request.query_params["client_secret"], language)
+        now, payment = await runtime.checkout.with_latest_payment(session)
+        context = page_context(runtime, now, payment, request.query_params["client_secret"], language)
         return page_response("pay.html", language, context)
 
     @router.post("/pay/{session_id}")
@@ -116,8 +116,8 @@ def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
         try:
             await _start_push(runtime, limiter_of(), session, phone or "", amount)
         except BridgeError as refused:
-            payment = await runtime.checkout.latest_payment(session)
-            context = page_context(runtime, await runtime.checkout.reread(session), payment, secret, language)
+            now, payment = await runtime.checkout.with_latest_payment(session)
+            context = page_context(runtime, now, payment, secret, language)
             context.update(
                 error=refusal_words(refused, session, language), phone=phone or "", amount_entered=amount or ""
             )
@@ -158,8 +158,8 @@ def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
         try:
             await _start_push(runtime, limiter_of(), session, phone or "", amount)
         except BridgeError as refused:  # e.g. the phone has a prompt open: the session's page says so
-            payment = await runtime.checkout.latest_payment(session)
-            context = page_context(runtime, await runtime.checkout.reread(session), payment, secret, language)
+            now, payment = await runtime.checkout.with_latest_payment(session)
+            context = page_context(runtime, now, payment, secret, language)
             context.update(
                 error=refusal_words(refused, session, language), phone=phone or "", amount_entered=amount or ""
             )

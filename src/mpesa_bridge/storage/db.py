@@ -220,12 +220,14 @@ class Database:
 
 
 async def _begin(engine: AsyncEngine, *, read_only: bool = False) -> AsyncConnection:
-    """A pooled connection with its transaction begun (READ ONLY on PostgreSQL when asked); the
-    connection goes back to the pool if the transaction cannot begin."""
+    """A pooled connection with its transaction begun (on PostgreSQL, when `read_only`: REPEATABLE
+    READ, READ ONLY — one snapshot for every statement of the unit of work, as SQLite's deferred
+    BEGIN gives in WAL mode; READ COMMITTED would let a session read before a commit and its payment
+    read after it disagree); the connection goes back to the pool if the transaction cannot begin."""
     connection = await engine.connect()
     try:
         if read_only:
-            connection = await connection.execution_options(postgresql_readonly=True)
+            connection = await connection.execution_options(postgresql_readonly=True, isolation_level="REPEATABLE READ")
         await connection.begin()
     except BaseException:
         await connection.close()

@@ -250,8 +250,8 @@ async def get_checkout_session(
 ) -> JSONResponse:
     """With a secret key: the session as the merchant sees it. With its client secret: the same
     without `metadata`. Both carry the latest payment's status, its phone masked."""
-    session, caller = await readable_session(request, runtime, session_id, client_secret)
-    payment = await runtime.checkout.latest_payment(session)
+    found, caller = await readable_session(request, runtime, session_id, client_secret)
+    session, payment = await runtime.checkout.with_latest_payment(found)
     render = session_public if caller is not None else session_for_client
     return JSONResponse(render(session, payment))
 

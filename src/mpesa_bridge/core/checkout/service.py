@@ -117,14 +117,6 @@ class CheckoutService:
         async with self._db.read() as uow:
             return await uow.checkout_sessions.list(tenant, starting_after, limit)
 
-    async def reread(self, session: CheckoutSession) -> CheckoutSession:
-        """The session as it stands now (after a payment claimed or released it)."""
-        async with self._db.read() as uow:
-            found = await uow.checkout_sessions.find(session.id)
-        if found is None:  # pragma: no cover - sessions are never deleted
-            raise NotFound(f"No such checkout session: '{session.id}'", param="id")
-        return found
-
     async def reread_with_payment(self, session: CheckoutSession, payment_id: str) -> tuple[CheckoutSession, Payment]:
         """The session and one of its payments as they stand now, read together: an outcome applied
         since the push shows in both (never a session with nothing in flight beside a pending payment)."""
@@ -135,12 +127,15 @@ class CheckoutService:
             raise NotFound(f"No such checkout session: '{session.id}'", param="id")
         return found, payment
 
-    async def latest_payment(self, session: CheckoutSession) -> Payment | None:
-        """The session's latest payment (what its customer's screen shows), if it has one."""
-        if session.last_payment_id is None:
-            return None
+    async def with_latest_payment(self, session: CheckoutSession) -> tuple[CheckoutSession, Payment | None]:
+        """The session as it stands now and its latest payment, read in one unit of work (one
+        snapshot): never a session still open beside the payment that completed it."""
         async with self._db.read() as uow:
-            return await uow.payments.find(session.last_payment_id)
+            found = await uow.checkout_sessions.find(session.id)
+            if found is None:  # pragma: no cover - sessions are never deleted
+                raise NotFound(f"No such checkout session: '{session.id}'", param="id")
+            payment = None if found.last_payment_id is None else await uow.payments.find(found.last_payment_id)
+        return found, payment
 
     async def expire(self, tenant: Tenant, session_id: str) -> CheckoutSession:
         """open -> expired now, at the merchant's word; refused while a payment is in flight."""
