@@ -15,6 +15,7 @@ import pytest
 
 from mpesa_bridge.core.clock import ManualClock
 from mpesa_bridge.core.links import service as links_service
+from mpesa_bridge.storage import tables
 from tests.fixtures.bridge import InProcessBridge, Tenant, wait_until
 from tests.fixtures.qr import decode_png
 
@@ -309,3 +310,25 @@ async def test_a_slug_already_taken_is_drawn_again(bridge: InProcessBridge, monk
     assert second["url"].endswith("/l/different3")
     assert (await read_link(bridge, shop, second["id"]))["title"] == "Another"
     assert (await visit(bridge, first)).status_code == 200 and (await visit(bridge, second)).status_code == 200
+
+
+async def test_an_idempotency_key_creates_one_link(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    body = {"title": "Fees", "amount": 500}
+    headers = {**shop.headers(), "Idempotency-Key": "link-1"}
+    first = await bridge.client.post("/v1/payment_links", json=body, headers=headers)
+    second = await bridge.client.post("/v1/payment_links", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201, second.text
+    assert first.json() == second.json() and second.headers["Idempotent-Replayed"] == "true"
+    other = await bridge.client.post("/v1/payment_links", json={**body, "amount": 600}, headers=headers)
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    listed = (await bridge.client.get("/v1/payment_links", headers=shop.headers())).json()["data"]
+    assert [link["id"] for link in listed] == [first.json()["id"]]
+    # The key was bound in the link's own transaction: with the stored answer lost (a crash after
+    # the commit), a retry answers with the link, and still creates nothing.
+    async with bridge.db.write() as uow:
+        keys = tables.idempotency_keys
+        await uow.connection.execute(keys.update().values(state="unanswered", response_status=None, response_body=None))
+    recovered = await bridge.client.post("/v1/payment_links", json=body, headers=headers)
+    assert recovered.status_code == 201 and recovered.json()["id"] == first.json()["id"]
+    assert len((await bridge.client.get("/v1/payment_links", headers=shop.headers())).json()["data"]) == 1

@@ -230,9 +230,9 @@ class CheckoutSessions extends Resource {
 }
 
 class PaymentLinks extends Resource {
-  /** The bridge keeps no Idempotency-Key for links: a create is never retried after a 5xx. */
+  /** Sent with an Idempotency-Key (yours or a new one), reused on every retry: never a second link. */
   create(params: PaymentLinkCreateParams, options: CallOptions = {}): Promise<PaymentLink> {
-    return this.call({ method: "POST", path: "/v1/payment_links", body: params, idempotent: false, createsSomething: true, ...options });
+    return this.call({ method: "POST", path: "/v1/payment_links", body: params, idempotent: true, createsSomething: true, ...options });
   }
   get(id: string, options: CallOptions = {}): Promise<PaymentLink> {
     return this.call({ method: "GET", path: `/v1/payment_links/${enc(id)}`, idempotent: true, ...options });

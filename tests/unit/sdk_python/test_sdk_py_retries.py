@@ -86,6 +86,15 @@ def test_a_create_sends_one_idempotency_key_and_reuses_it_on_every_retry() -> No
     assert sleeps == [0.5, 1.0]
 
 
+def test_a_payment_link_create_is_keyed_and_retried_with_its_key() -> None:
+    link = {"id": "plink_1", "object": "payment_link", "title": "Fees", "amount": 10, "slug": "abcdefgh23"}
+    script = Script(envelope(503, "unavailable"), httpx.Response(201, json=link))
+    with client(script) as (sdk, _):
+        assert sdk.payment_links.create(title="Fees", amount=10).id == "plink_1"
+    keys = [r.headers["idempotency-key"] for r in script.requests]
+    assert len(keys) == 2 and len(set(keys)) == 1
+
+
 def test_two_creates_get_different_keys_and_a_given_key_is_used_as_is() -> None:
     script = Script(*(httpx.Response(201, json=PAYMENT) for _ in range(3)))
     with client(script) as (sdk, _):
@@ -154,10 +163,10 @@ def test_a_retry_after_http_date_is_understood() -> None:
     [
         lambda sdk: sdk.payments.refresh("pay_1"),
         lambda sdk: sdk.checkout_sessions.expire("cs_1"),
-        lambda sdk: sdk.payment_links.create(title="Fees", amount=10),
+        lambda sdk: sdk.project.rotate_publishable_key(),
         lambda sdk: sdk.webhook_endpoints.update("we_1", enabled=False),
     ],
-    ids=["refresh", "expire", "payment_link_create", "patch"],
+    ids=["refresh", "expire", "rotate_publishable_key", "patch"],
 )
 def test_a_5xx_is_not_retried_for_requests_that_are_not_idempotent(call: Callable[[Client], Any]) -> None:
     script = Script(envelope(500, "boom"))

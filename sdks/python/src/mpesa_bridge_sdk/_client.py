@@ -310,9 +310,10 @@ class PaymentLinks(_Resource):
         max_payments: int | None = None,
         collect: builtins.list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> PaymentLink:
-        """Create a link with a fixed `amount` or a range. The route takes no Idempotency-Key, so
-        this call is not retried once it may have reached the bridge."""
+        """Create a link with a fixed `amount` or a range. Sent with an `Idempotency-Key` (yours or
+        a new one), reused on every retry: a retry never makes a second link."""
         fields = {
             "title": title,
             "amount": amount,
@@ -325,7 +326,7 @@ class PaymentLinks(_Resource):
             "collect": collect,
             "metadata": metadata,
         }
-        return PaymentLink.from_dict(self._client._request(_ops.create_payment_link(fields)))
+        return PaymentLink.from_dict(self._client._request(_ops.create_payment_link(fields, idempotency_key)))
 
     def retrieve(self, link_id: str) -> PaymentLink:
         """Read a link with its `payments_succeeded` and `amount_collected`."""

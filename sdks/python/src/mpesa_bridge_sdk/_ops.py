@@ -111,10 +111,13 @@ def checkout_session_qr(session_id: str, format: str) -> Call:
     return Call("GET", f"/v1/checkout_sessions/{path_segment(session_id)}/qr", params={"format": format})
 
 
-def create_payment_link(fields: dict[str, Any]) -> Call:
-    # The route takes no Idempotency-Key: a retry after a lost answer could make a second link, so
-    # the client never retries this one after it may have been sent (see README, "Retries").
-    return Call("POST", "/v1/payment_links", body=drop_none(fields))
+def create_payment_link(fields: dict[str, Any], idempotency_key: str | None) -> Call:
+    return Call(
+        "POST",
+        "/v1/payment_links",
+        body=drop_none(fields),
+        idempotency_key=idempotency_key or new_idempotency_key(),
+    )
 
 
 def get_payment_link(link_id: str) -> Call:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from mpesa_bridge.api.deps import RuntimeDep, TenantDep
+from mpesa_bridge.api.idempotency import idempotent_creation
 from mpesa_bridge.api.pagination import list_page
 from mpesa_bridge.api.responses import JSONResponse
 from mpesa_bridge.api.routing import ParsedBodyRoute
@@ -33,6 +34,7 @@ from mpesa_bridge.api.schemas import (
 )
 from mpesa_bridge.core.links.public import link_public
 from mpesa_bridge.core.links.validation import validate_link_changes, validate_link_create
+from mpesa_bridge.core.ports import IdempotencyBinding
 from mpesa_bridge.qr import QrFormat, qr_response
 
 router = APIRouter(tags=["payment links"], route_class=ParsedBodyRoute)
@@ -59,30 +61,51 @@ FormatQuery = Annotated[QrFormat, Query(description="svg (default) or png")]
     "/v1/payment_links",
     status_code=201,
     response_model=PaymentLinkPublic,
-    responses={**_ERRORS, **BODY_REFUSED},
+    responses={
+        **_ERRORS,
+        **BODY_REFUSED,
+        409: {"model": ErrorResponse, "description": "idempotency_key_in_use"},
+        422: {"model": ErrorResponse, "description": "idempotency_key_reused"},
+    },
     summary="Create a payment link",
 )
 async def create_payment_link(
-    runtime: RuntimeDep, tenant: TenantDep, body: Annotated[PaymentLinkCreate, Body()]
-) -> JSONResponse:
-    """Returns the link with its public `url`: share it (or its QR code). Each visit opens a checkout
-    session for the link's amount and sends the customer to the session's hosted page."""
-    request = validate_link_create(
-        title=body.title,
-        description=body.description,
-        amount=body.amount,
-        amount_min=body.amount_min,
-        amount_max=body.amount_max,
-        active=body.active,
-        expires_at=body.expires_at,
-        max_payments=body.max_payments,
-        collect=body.collect,
-        metadata=body.metadata,
-        limits=runtime.limits,
-        now=runtime.clock.now(),
-    )
-    link = await runtime.links.create(tenant, request)
-    return JSONResponse(link_public(link), status_code=201)
+    request: Request,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    body: Annotated[PaymentLinkCreate, Body()],
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="retry safely: same key, same body, same answer")
+    ] = None,
+) -> Response:
+    """Returns the link with its public `url`: share it (or its QR code). Its page shows the link's
+    form; each customer who sends it gets a checkout session and the payment prompt. With an
+    `Idempotency-Key`, a retry answers with the same link and never creates a second one."""
+
+    async def create(binding: IdempotencyBinding | None) -> Response:
+        link_request = validate_link_create(
+            title=body.title,
+            description=body.description,
+            amount=body.amount,
+            amount_min=body.amount_min,
+            amount_max=body.amount_max,
+            active=body.active,
+            expires_at=body.expires_at,
+            max_payments=body.max_payments,
+            collect=body.collect,
+            metadata=body.metadata,
+            limits=runtime.limits,
+            now=runtime.clock.now(),
+        )
+        link = await runtime.links.create(tenant, link_request, binding)
+        return JSONResponse(link_public(link), status_code=201)
+
+    async def recover(link_id: str, _secret: str | None) -> Response:
+        # The request that created it died before answering: this link is the answer, as it is now.
+        return JSONResponse(link_public(await runtime.links.get(tenant, link_id)), status_code=201)
+
+    scope = f"{tenant.project_id}:{tenant.mode.value}"
+    return await idempotent_creation(request, runtime, scope, create, recover)
 
 
 @router.get(

@@ -22,6 +22,7 @@ from mpesa_bridge.core.checkout.payments import refusal, session_event
 from mpesa_bridge.core.checkout.validation import CheckoutCreate, check_pay_amount
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.errors import AuthenticationFailed, Conflict, NotFound
+from mpesa_bridge.core.idempotency import bind_key
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.payments.stk import (
@@ -94,15 +95,7 @@ class CheckoutService:
         async with self._db.write() as uow:
             await uow.checkout_sessions.add(session)
             if idempotency is not None:
-                sealed = idempotency.seal(client_secret)
-                bound = await uow.idempotency.bind(
-                    idempotency.scope, idempotency.key, idempotency.owner, session.id, sealed
-                )
-                if not bound:  # another request took the key over: roll back, one session per key
-                    raise Conflict(
-                        "A request with this Idempotency-Key is still being processed.",
-                        code="idempotency_key_in_use",
-                    )
+                await bind_key(uow, idempotency, session.id, client_secret)
         session.client_secret = client_secret
         return session
 

@@ -19,10 +19,11 @@ from mpesa_bridge.core.checkout.service import CheckoutService
 from mpesa_bridge.core.checkout.validation import DEFAULT_LIFETIME, CheckoutCreate
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.errors import Conflict, NotFound
+from mpesa_bridge.core.idempotency import bind_key
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.links.entity import ID_PREFIX, LinkTotals, PaymentLink, SlugTaken
 from mpesa_bridge.core.links.validation import LinkChanges, LinkCreate
-from mpesa_bridge.core.ports import UnitOfWorkFactory
+from mpesa_bridge.core.ports import IdempotencyBinding, UnitOfWorkFactory
 from mpesa_bridge.core.projects import Mode, Tenant
 
 SLUG_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud or typed from paper
@@ -52,14 +53,19 @@ class PaymentLinkService:
         self._clock = clock
         self._page_url = page_url
 
-    async def create(self, tenant: Tenant, request: LinkCreate) -> PaymentLink:
-        """A new link with a fresh random slug; a slug already taken (rare: ~49 bits) is drawn again."""
+    async def create(
+        self, tenant: Tenant, request: LinkCreate, idempotency: IdempotencyBinding | None = None
+    ) -> PaymentLink:
+        """A new link with a fresh random slug; a slug already taken (rare: ~49 bits) is drawn again.
+        With `idempotency`, the key is bound to the link in the inserting transaction."""
         for _ in range(SLUG_ATTEMPTS - 1):
             with contextlib.suppress(SlugTaken):
-                return await self._create_once(tenant, request)
-        return await self._create_once(tenant, request)  # the last draw's SlugTaken goes up
+                return await self._create_once(tenant, request, idempotency)
+        return await self._create_once(tenant, request, idempotency)  # the last draw's SlugTaken goes up
 
-    async def _create_once(self, tenant: Tenant, request: LinkCreate) -> PaymentLink:
+    async def _create_once(
+        self, tenant: Tenant, request: LinkCreate, idempotency: IdempotencyBinding | None
+    ) -> PaymentLink:
         now = self._clock.now()
         slug = new_slug()
         link = PaymentLink(
@@ -83,6 +89,8 @@ class PaymentLinkService:
         )
         async with self._db.write() as uow:
             await uow.payment_links.add(link)
+            if idempotency is not None:
+                await bind_key(uow, idempotency, link.id)
         return link
 
     async def get(self, tenant: Tenant, link_id: str) -> PaymentLink:

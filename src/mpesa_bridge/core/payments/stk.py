@@ -11,6 +11,7 @@ from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.checkout.payments import claim_for_payment
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.core.errors import AuthenticationFailed, Conflict, NotFound
+from mpesa_bridge.core.idempotency import bind_key
 from mpesa_bridge.core.ids import new_id, new_token
 from mpesa_bridge.core.payments.entity import EventType, Payment, PaymentEvidence
 from mpesa_bridge.core.payments.outcomes import Outcome, mark_unknown, record_outcome, write_event
@@ -99,7 +100,7 @@ class PaymentService:
             await uow.payments.add(payment)
             await write_event(uow, payment, EventType.CREATED, payment.created_at)
             if idempotency is not None:
-                await _bind(uow, idempotency, payment.id, client_secret)
+                await bind_key(uow, idempotency, payment.id, client_secret)
         command = StkPushCommand(
             account=account,
             amount=payment.amount,
@@ -260,11 +261,3 @@ def _same_request(one: Payment, other: Payment) -> bool:
         other.amount,
         other.account_reference,
     )
-
-
-async def _bind(uow: UnitOfWork, binding: IdempotencyBinding, payment_id: str, client_secret: str) -> None:
-    sealed = binding.seal(client_secret)
-    if not await uow.idempotency.bind(binding.scope, binding.key, binding.owner, payment_id, sealed):
-        # Another request took the key over (this one outlived the lock timeout before creating
-        # anything): roll back, so that only one payment — and one prompt — exists for the key.
-        raise Conflict("A request with this Idempotency-Key is still being processed.", code="idempotency_key_in_use")
