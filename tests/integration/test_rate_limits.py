@@ -146,6 +146,27 @@ async def test_unauthenticated_requests_are_limited_per_address(
     assert (await elsewhere.get("/v1/payments")).status_code == 401
 
 
+async def test_the_bridges_own_static_files_spend_no_address_budget(bridge: InProcessBridge) -> None:
+    """A page loads its styles, scripts and icons at once: counting them let one dashboard page
+    spend the address's allowance and its QR image come back 429 (seen in the links page test)."""
+    files = [
+        "/dashboard/static/dashboard.css",
+        "/dashboard/static/dashboard.js",
+        "/pay/assets/pay.css",
+        "/pay/assets/pay.js",
+        "/v1/widget.js",
+        "/docs/assets/swagger-ui.css",
+    ]
+    for _ in range(IP_LIMIT + 1):
+        for path in files:
+            response = await bridge.client.get(path)
+            assert response.status_code == 200, (path, response.status_code)
+            assert "ratelimit-limit" not in response.headers
+    for _ in range(IP_LIMIT):  # the whole allowance is still there for the pages themselves
+        assert (await bridge.client.get("/dashboard/signin")).status_code == 200
+    assert_refusal(await bridge.client.get("/dashboard/signin"), limit=IP_LIMIT)
+
+
 async def test_forwarded_for_is_ignored_from_an_untrusted_peer(
     bridge: InProcessBridge, peer_client: PeerClient
 ) -> None:

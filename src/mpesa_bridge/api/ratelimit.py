@@ -45,7 +45,7 @@ from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.errors import RateLimited
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.realtime.socketio import PATH as SOCKET_MOUNT
-from mpesa_bridge.routes import CALLBACK_PATH
+from mpesa_bridge.routes import CALLBACK_PATH, STATIC_PREFIXES, WIDGET_PATH
 
 log = get_logger("mpesa_bridge.ratelimit")
 
@@ -57,7 +57,7 @@ REDIS_RETRY_INTERVAL = 5.0  # seconds after a Redis failure before it is tried a
 _STORAGE_ERRORS = (StorageError, RedisError, OSError)
 _REDIS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
 
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", WIDGET_PATH})
 CREATE_PATH = "/v1/payments"
 SOCKET_PATH = "/" + SOCKET_MOUNT
 AUTH_FAILURES_SPENT = "Too many requests with invalid keys from this address."
@@ -402,7 +402,9 @@ class RateLimitMiddleware:
 
     - Daraja's callbacks are never limited: Safaricom calls from a handful of addresses, and a
       refused callback is a payment we only learn about by polling.
-    - `/healthz` and `/readyz` are not limited (load balancers and orchestrators poll them).
+    - `/healthz` and `/readyz` are not limited (load balancers and orchestrators poll them), nor
+      the bridge's own static files (`routes.STATIC_PREFIXES`, `/v1/widget.js`): a page loads
+      several at once, and a signed-in dashboard page counts against its address's budget.
     - `Authorization: Bearer …`: limited per key (by the SHA-256 of the value, never the value),
       and `POST /v1/payments` also by `rate_limit_create`. Because the key is not verified yet,
       made-up keys must not escape the per-address limit: a bearer request answered 401 spends the
@@ -431,7 +433,7 @@ class RateLimitMiddleware:
         self.limiter = limiter
         self.trusted_proxies = list(trusted_proxies)
         self.enabled = enabled
-        self.unlimited_prefixes: tuple[str, ...] = (CALLBACK_PATH,)
+        self.unlimited_prefixes: tuple[str, ...] = (CALLBACK_PATH, *STATIC_PREFIXES)
 
     def _limiter(self, scope: Scope) -> RateLimiter | None:
         if self.limiter is not None:
