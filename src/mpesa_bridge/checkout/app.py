@@ -36,6 +36,7 @@ from mpesa_bridge.core.links.entity import PaymentLink
 from mpesa_bridge.core.links.service import LinkUnavailable
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.phone import mask_phone, normalise_phone
+from mpesa_bridge.routes import WIDGET_PATH
 from mpesa_bridge.runtime import Runtime
 
 SECURITY_HEADERS = {
@@ -86,7 +87,7 @@ def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
         body = (files("mpesa_bridge.checkout") / "static" / name).read_bytes()
         return Response(body, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=300"})
 
-    @router.get("/v1/widget.js")
+    @router.get(WIDGET_PATH)
     async def widget() -> Response:
         """The widget merchants embed with a <script> tag on their own site (static/widget.js)."""
         body = (files("mpesa_bridge.checkout") / "static" / "widget.js").read_bytes()
@@ -112,17 +113,7 @@ def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
         session = await _session(request, session_id, secret)
         if session is None or secret is None:
             return page_response("missing.html", language, {}, status=404)
-        runtime = runtime_of(request)
-        try:
-            await _start_push(runtime, limiter_of(), session, phone or "", amount)
-        except BridgeError as refused:
-            now, payment = await runtime.checkout.with_latest_payment(session)
-            context = page_context(runtime, now, payment, secret, language)
-            context.update(
-                error=refusal_words(refused, session, language), phone=phone or "", amount_entered=amount or ""
-            )
-            return page_response("pay.html", language, context, status=400 if refused.code != "rate_limited" else 429)
-        return RedirectResponse(page_url(session.id, secret, language), status_code=303)
+        return await _push_then_page(runtime_of(request), limiter_of(), session, secret, phone, amount, language)
 
     @router.get("/l/{slug}")
     async def link_page(request: Request, slug: str) -> Response:
@@ -155,21 +146,34 @@ def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
         except LinkUnavailable as gone:
             return _gone(link, gone, language)
         secret = session.client_secret or ""
-        try:
-            await _start_push(runtime, limiter_of(), session, phone or "", amount)
-        except BridgeError as refused:  # e.g. the phone has a prompt open: the session's page says so
-            now, payment = await runtime.checkout.with_latest_payment(session)
-            context = page_context(runtime, now, payment, secret, language)
-            context.update(
-                error=refusal_words(refused, session, language), phone=phone or "", amount_entered=amount or ""
-            )
-            return page_response("pay.html", language, context, status=400 if refused.code != "rate_limited" else 429)
-        return RedirectResponse(page_url(session.id, secret, language), status_code=303)
+        return await _push_then_page(runtime, limiter_of(), session, secret, phone, amount, language)
 
     return router
 
 
+async def _push_then_page(
+    runtime: Runtime,
+    limiter: PhoneLimiter,
+    session: CheckoutSession,
+    secret: str,
+    phone: str | None,
+    amount: str | None,
+    language: str,
+) -> Response:
+    """Start the session's push and 303 to its page; a refusal (a prompt already open on the phone,
+    a limit) is the session's page again with the reason beside the form."""
+    try:
+        await _start_push(runtime, limiter, session, phone or "", amount)
+    except BridgeError as refused:
+        now, payment = await runtime.checkout.with_latest_payment(session)
+        context = page_context(runtime, now, payment, secret, language)
+        context.update(error=refusal_words(refused, session, language), phone=phone or "", amount_entered=amount or "")
+        return page_response("pay.html", language, context, status=400 if refused.code != "rate_limited" else 429)
+    return RedirectResponse(page_url(session.id, secret, language), status_code=303)
+
+
 def _chosen(amount: str | None) -> object:
+    """A form's amount: digits as an int, anything else as typed (the amount rule refuses it)."""
     return int(amount) if amount and amount.strip().isdigit() else amount
 
 
@@ -241,9 +245,7 @@ async def _start_push(
     runtime: Runtime, limiter: PhoneLimiter, session: CheckoutSession, phone: str, amount: str | None
 ) -> None:
     msisdn = normalise_phone(phone)
-    chosen: object = None
-    if session.customer_chooses_amount:
-        chosen = int(amount) if amount and amount.strip().isdigit() else amount
+    chosen = _chosen(amount) if session.customer_chooses_amount else None
     await limiter.check_phone(session.project_id, session.mode, msisdn)
     if session.client_side:
         await limiter.check_browser_phone(session.project_id, session.mode, msisdn)
