@@ -24,9 +24,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import ids
-from .callbacks import _tls, mask_phone
+from .callbacks import mask_phone
 from .config import SANDBOX_SHORTCODE, SimulatorConfig
 from .errors import INTERNAL_ERROR, GatewayError, invalid_field
+from .outbound import Outbound
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +136,7 @@ class C2BDesk:
         self.registrations: dict[str, Registration] = {}
         self.payments: dict[str, C2BPayment] = {}
         self._balances: dict[str, int] = {}
-        self._http: httpx.AsyncClient | None = None
-        self._tasks: set[asyncio.Task[C2BPayment]] = set()
+        self._out = Outbound(config.callback_timeout)
 
     # Daraja's endpoints -----------------------------------------------------------------------
 
@@ -170,9 +170,7 @@ class C2BDesk:
             raise invalid_field("BillRefNumber")
         kind: Kind = "paybill" if command == "CustomerPayBillOnline" else "till"
         order = PaymentOrder(short_code, kind, amount, bill_ref or "", msisdn)
-        task = asyncio.get_running_loop().create_task(self.pay(order), name=f"c2b:{short_code}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._out.spawn(self.pay(order), f"c2b:{short_code}")
         return {
             "OriginatorCoversationID": ids.gateway_id(),
             "ResponseCode": "0",
@@ -234,15 +232,12 @@ class C2BDesk:
             payment.outcome = "rejected"
 
     async def _post(self, url: str, body: dict[str, Any], wait: float | None) -> Delivery:
-        if self._http is None:
-            # No proxies from the environment: Safaricom posts straight to the merchant.
-            self._http = httpx.AsyncClient(timeout=self.config.callback_timeout, trust_env=False, verify=_tls())
         call = Delivery(url, body)
         content = json.dumps(body, separators=(",", ":")).encode()
         limit = self.config.callback_timeout if wait is None else wait
         try:
             async with asyncio.timeout(limit):
-                response = await self._http.post(
+                response = await self._out.http.post(
                     url, content=content, headers={"Content-Type": "application/json"}, timeout=limit
                 )
         except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as exc:
@@ -263,19 +258,11 @@ class C2BDesk:
         return trans_id
 
     async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._out.aclose()
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - tests call drain(seconds)
         """Wait until every payment started by the simulate call has finished."""
-        async with asyncio.timeout(timeout):
-            while pending := [task for task in self._tasks if not task.done()]:
-                await asyncio.wait(pending)
+        await self._out.drain(timeout)
 
 
 class StkOnlyShortCode(GatewayError):

@@ -7,26 +7,19 @@ logged and not retried, because Safaricom does not promise retries (daraja.md se
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
-import ssl
 from typing import Any
 
 import httpx
 
 from . import ids
 from .config import SimulatorConfig
+from .outbound import Outbound
 from .scenarios import Delivery
 from .state import CallbackAttempt, PushLedger, PushRecord
 
 logger = logging.getLogger(__name__)
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One CA bundle load per process, shared by every simulator's callback client."""
-    return httpx.create_ssl_context(trust_env=False)
 
 
 def callback_body(record: PushRecord) -> dict[str, Any]:
@@ -61,6 +54,11 @@ def contradicting_body(record: PushRecord) -> dict[str, Any]:
     return {"Body": {"stkCallback": callback}}
 
 
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.error("simulator.callback.crashed", exc_info=error)
+
+
 def mask_phone(phone: str) -> str:
     return f"{phone[:4]}****{phone[-4:]}" if len(phone) > 8 else "****"
 
@@ -71,40 +69,21 @@ class CallbackSender:
     def __init__(self, config: SimulatorConfig, ledger: PushLedger, http: httpx.AsyncClient | None) -> None:
         self._config = config
         self._ledger = ledger
-        self._http = http
-        self._owns_http = http is None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._out = Outbound(config.callback_timeout, http)
 
     def start(self) -> None:
-        if self._http is None:
-            # No proxies from the environment: Safaricom posts straight to the merchant.
-            self._http = httpx.AsyncClient(timeout=self._config.callback_timeout, trust_env=False, verify=_tls())
+        """Make the HTTP client now rather than at the first callback (a test may pass its own)."""
+        _ = self._out.http
 
     async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._owns_http and self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._out.aclose()
 
     def schedule(self, record: PushRecord) -> None:
-        self.start()  # a push may arrive before start(), e.g. when the app is mounted elsewhere
-        task = asyncio.get_running_loop().create_task(self._act(record), name=f"stk:{record.checkout_request_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._forget)
+        self._out.spawn(self._act(record), f"stk:{record.checkout_request_id}", _log_crash)
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - the public test API takes seconds
         """Wait until every scheduled task has finished; TimeoutError after `timeout` seconds."""
-        async with asyncio.timeout(timeout):
-            while pending := [task for task in self._tasks if not task.done()]:
-                await asyncio.wait(pending)
-
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            logger.error("simulator.callback.crashed", exc_info=error)
+        await self._out.drain(timeout)
 
     async def _act(self, record: PushRecord) -> None:
         delivery = record.scenario.delivery
@@ -131,11 +110,10 @@ class CallbackSender:
             await self._post(record, contradicting_body(record))
 
     async def _post(self, record: PushRecord, body: dict[str, Any]) -> None:
-        assert self._http is not None
         content = json.dumps(body, separators=(",", ":")).encode()
         extra = {"checkout_request_id": record.checkout_request_id, "url": record.callback_url}
         try:
-            response = await self._http.post(
+            response = await self._out.http.post(
                 record.callback_url,
                 content=content,
                 headers={"Content-Type": "application/json"},

@@ -14,9 +14,9 @@ from datetime import datetime
 
 import httpx
 
-from .callbacks import _tls
 from .config import SimulatorConfig
 from .initiator import ResultDelivery
+from .outbound import Outbound
 
 logger = logging.getLogger(__name__)
 
@@ -40,37 +40,23 @@ class ResultSender:
 
     def __init__(self, config: SimulatorConfig) -> None:
         self._config = config
-        self._http: httpx.AsyncClient | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._out = Outbound(config.callback_timeout)
         self.attempts: list[ResultAttempt] = []
 
     def schedule(self, delivery: ResultDelivery) -> None:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._config.callback_timeout, trust_env=False, verify=_tls())
-        task = asyncio.get_running_loop().create_task(self._deliver(delivery), name="simulator-result")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._out.spawn(self._deliver(delivery), "simulator-result")
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - the public test API takes seconds
-        async with asyncio.timeout(timeout):
-            while pending := [task for task in self._tasks if not task.done()]:
-                await asyncio.wait(pending)
+        await self._out.drain(timeout)
 
     async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._out.aclose()
 
     async def _deliver(self, delivery: ResultDelivery) -> None:
         await asyncio.sleep(self._config.result_delay)
-        assert self._http is not None
         extra = {"url": delivery.url, "timed_out": delivery.timed_out}
         try:
-            response = await self._http.post(
+            response = await self._out.http.post(
                 delivery.url,
                 content=json.dumps(delivery.body, separators=(",", ":")).encode(),
                 headers={"Content-Type": "application/json"},
