@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mpesa_bridge.core.shortcodes import SHORT_CODE_PATTERN, SHORT_CODE_RULE
+
+# An amount as the OpenAPI document shows it: whole shillings (the configured maximum is enforced by
+# the core's validation, whatever the document says).
+SHILLINGS: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 250000}
+# A fixed amount, or a range the customer chooses within: checkout sessions and payment links.
+FixedAmount = Annotated[
+    Any,
+    Field(
+        description="whole shillings, fixed; or leave it out and give amount_min and amount_max",
+        examples=[1500],
+        json_schema_extra=SHILLINGS,
+    ),
+]
+AmountMin = Annotated[
+    Any, Field(description="the least the customer may choose, whole shillings", json_schema_extra=SHILLINGS)
+]
+AmountMax = Annotated[
+    Any, Field(description="the most the customer may choose, whole shillings", json_schema_extra=SHILLINGS)
+]
 
 
 class ErrorDetail(BaseModel):
@@ -40,7 +59,7 @@ class PaymentCreate(BaseModel):
     amount: Any = Field(
         description="whole shillings, 1 to 250000 (configurable maximum)",
         examples=[100],
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
+        json_schema_extra=SHILLINGS,
     )
     account_reference: Any = Field(
         description="shown to the customer in the prompt; ≤ 12 letters, digits, spaces, . - _ /",
@@ -171,7 +190,7 @@ class QrCodeCreate(BaseModel):
     amount: Any = Field(
         description="whole shillings, 1 to 250000",
         examples=[100],
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
+        json_schema_extra=SHILLINGS,
     )
     trx_code: Any = Field(
         description="BG buy goods (till), WA withdraw at an agent, PB paybill, SM send money to a phone, "
@@ -282,22 +301,9 @@ class CheckoutSessionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: Any = Field(
-        None,
-        description="whole shillings, fixed; or leave it out and give amount_min and amount_max",
-        examples=[1500],
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
-    )
-    amount_min: Any = Field(
-        None,
-        description="the least the customer may choose, whole shillings",
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
-    )
-    amount_max: Any = Field(
-        None,
-        description="the most the customer may choose, whole shillings",
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
-    )
+    amount: FixedAmount = None
+    amount_min: AmountMin = None
+    amount_max: AmountMax = None
     reference: Any = Field(
         None,
         description="the payment's account reference, shown in the prompt; ≤ 12 letters, digits, spaces, . - _ /. "
@@ -407,22 +413,9 @@ class PaymentLinkCreate(BaseModel):
     description: Any = Field(
         None, description="shown on the page; ≤ 500 characters", json_schema_extra={"type": "string", "maxLength": 500}
     )
-    amount: Any = Field(
-        None,
-        description="whole shillings, fixed; or leave it out and give amount_min and amount_max",
-        examples=[1500],
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
-    )
-    amount_min: Any = Field(
-        None,
-        description="the least the customer may choose, whole shillings",
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
-    )
-    amount_max: Any = Field(
-        None,
-        description="the most the customer may choose, whole shillings",
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 250000},
-    )
+    amount: FixedAmount = None
+    amount_min: AmountMin = None
+    amount_max: AmountMax = None
     active: Any = Field(True, description="false: the page opens no session", json_schema_extra={"type": "boolean"})
     expires_at: Any = Field(
         None,

@@ -329,7 +329,7 @@ class ProjectService:
         """The zone the dashboard shows the project's days and hours in (stored times stay UTC)."""
         return await self._change_project(project_id, time_zone=check_time_zone(time_zone))
 
-    async def _change_project(self, project_id: str, **changes: str) -> Project:
+    async def _change_project(self, project_id: str, **changes: object) -> Project:
         async with self._db.write() as uow:
             project = await uow.projects.get(project_id)
             if project is None:
@@ -438,15 +438,7 @@ class ProjectService:
             changes["client_side_amount_max"] = check_client_amount_max(client_side_amount_max, highest_amount)
         if allowed_origins is not _UNSET:
             changes["allowed_origins"] = check_origins(allowed_origins)
-        async with self._db.write() as uow:
-            project = await uow.projects.get(project_id)
-            if project is None:
-                raise NotFound(f"No such project: '{project_id}'", param="project_id")
-            for name, value in changes.items():
-                setattr(project, name, value)
-            await uow.projects.save(project)
-        self._forget_project(project_id)
-        return project
+        return await self._change_project(project_id, **changes)
 
     def _forget_project(self, project_id: str) -> None:
         # Cached keys and sessions carry their project: drop this one's, so a change shows at once here.
