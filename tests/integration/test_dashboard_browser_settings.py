@@ -9,32 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.bridge import InProcessBridge, Tenant
-from tests.fixtures.dashboard import add_account, browser_client, csrf_in, post_form_async, sign_in_async
+from tests.fixtures.bridge import InProcessBridge
+from tests.fixtures.dashboard import People, csrf_in, post_form_async
 
 FORM = {"client_side_amounts": "on", "client_side_amount_max": "3000", "allowed_origins": "https://shop.example\n"}
-
-
-class People:
-    def __init__(self, bridge: InProcessBridge, tenant: Tenant) -> None:
-        self.bridge, self.tenant = bridge, tenant
-        self.clients: dict[str, httpx.AsyncClient] = {}
-
-    async def as_(self, role: str) -> httpx.AsyncClient:
-        if role not in self.clients:
-            email = f"{role}@example.com"
-            await add_account(self.bridge.runtime, email, project_id=self.tenant.project_id, role=role)
-            client = browser_client(self.bridge.app)
-            assert (await sign_in_async(client, email)).status_code == 303
-            self.clients[role] = client
-        return self.clients[role]
-
-    async def aclose(self) -> None:
-        for client in self.clients.values():
-            await client.aclose()
-
-    async def project(self) -> Any:
-        return next(p for p in await self.bridge.runtime.projects.list_projects() if p.id == self.tenant.project_id)
 
 
 @pytest.fixture

@@ -17,30 +17,11 @@ from mpesa_bridge.dashboard.i18n import catalogue
 from mpesa_bridge.dashboard.pages import people as people_page
 from mpesa_bridge.dashboard.pages import settings as settings_page
 from mpesa_bridge.simulator.config import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
-from tests.fixtures.bridge import InProcessBridge, Tenant
-from tests.fixtures.dashboard import add_account, browser_client, csrf_in, post_form_async, sign_in_async
+from tests.fixtures.bridge import InProcessBridge
+from tests.fixtures.dashboard import People, csrf_in, post_form_async
 
 _SECRET_KEY = re.compile(r"sk_(?:test|live)_[A-Za-z0-9]{32}")
 PAYMENT = {"phone": "0708374149", "amount": 10, "account_reference": "INV1"}
-
-
-class People:
-    def __init__(self, bridge: InProcessBridge, tenant: Tenant) -> None:
-        self.bridge, self.tenant = bridge, tenant
-        self.clients: dict[str, httpx.AsyncClient] = {}
-
-    async def as_(self, role: str) -> httpx.AsyncClient:
-        if role not in self.clients:
-            email = f"{role}@example.com"
-            await add_account(self.bridge.runtime, email, project_id=self.tenant.project_id, role=role)
-            client = browser_client(self.bridge.app)
-            assert (await sign_in_async(client, email)).status_code == 303
-            self.clients[role] = client
-        return self.clients[role]
-
-    async def aclose(self) -> None:
-        for client in self.clients.values():
-            await client.aclose()
 
 
 @pytest.fixture

@@ -12,6 +12,11 @@ _UNSET: Any = object()
 """A PATCH field left out (None would clear it)."""
 
 
+def keyed_post(path: str, body: dict[str, Any], idempotency_key: str | None) -> Call:
+    """A creating POST with an `Idempotency-Key` (the caller's, or a new one), reused on its retries."""
+    return Call("POST", path, body=body, idempotency_key=idempotency_key or new_idempotency_key())
+
+
 def _patch(fields: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not _UNSET}
 
@@ -33,7 +38,7 @@ def create_payment(
             "metadata": metadata,
         }
     )
-    return Call("POST", "/v1/payments", body=body, idempotency_key=idempotency_key or new_idempotency_key())
+    return keyed_post("/v1/payments", body, idempotency_key)
 
 
 def get_payment(payment_id: str) -> Call:
@@ -82,12 +87,7 @@ def payment_stream(payment_id: str, last_event_id: str | None) -> Call:
 
 
 def create_checkout_session(fields: dict[str, Any], idempotency_key: str | None) -> Call:
-    return Call(
-        "POST",
-        "/v1/checkout_sessions",
-        body=drop_none(fields),
-        idempotency_key=idempotency_key or new_idempotency_key(),
-    )
+    return keyed_post("/v1/checkout_sessions", drop_none(fields), idempotency_key)
 
 
 def get_checkout_session(session_id: str, client_secret: str | None) -> Call:
@@ -112,12 +112,7 @@ def checkout_session_qr(session_id: str, format: str) -> Call:
 
 
 def create_payment_link(fields: dict[str, Any], idempotency_key: str | None) -> Call:
-    return Call(
-        "POST",
-        "/v1/payment_links",
-        body=drop_none(fields),
-        idempotency_key=idempotency_key or new_idempotency_key(),
-    )
+    return keyed_post("/v1/payment_links", drop_none(fields), idempotency_key)
 
 
 def get_payment_link(link_id: str) -> Call:
@@ -137,12 +132,7 @@ def payment_link_qr(link_id: str, format: str) -> Call:
 
 
 def create_webhook_endpoint(fields: dict[str, Any], idempotency_key: str | None) -> Call:
-    return Call(
-        "POST",
-        "/v1/webhook_endpoints",
-        body=drop_none(fields),
-        idempotency_key=idempotency_key or new_idempotency_key(),
-    )
+    return keyed_post("/v1/webhook_endpoints", drop_none(fields), idempotency_key)
 
 
 def list_webhook_endpoints() -> Call:
@@ -162,11 +152,10 @@ def delete_webhook_endpoint(endpoint_id: str) -> Call:
 
 
 def rotate_webhook_secret(endpoint_id: str, grace_period_seconds: int | None, idempotency_key: str | None) -> Call:
-    return Call(
-        "POST",
+    return keyed_post(
         f"/v1/webhook_endpoints/{path_segment(endpoint_id)}/rotate_secret",
-        body=drop_none({"grace_period_seconds": grace_period_seconds}),
-        idempotency_key=idempotency_key or new_idempotency_key(),
+        drop_none({"grace_period_seconds": grace_period_seconds}),
+        idempotency_key,
     )
 
 
@@ -194,11 +183,8 @@ def get_event(event_id: str) -> Call:
 
 
 def redeliver_event(event_id: str, endpoint_id: str | None, idempotency_key: str | None) -> Call:
-    return Call(
-        "POST",
-        f"/v1/events/{path_segment(event_id)}/redeliver",
-        body=drop_none({"endpoint_id": endpoint_id}),
-        idempotency_key=idempotency_key or new_idempotency_key(),
+    return keyed_post(
+        f"/v1/events/{path_segment(event_id)}/redeliver", drop_none({"endpoint_id": endpoint_id}), idempotency_key
     )
 
 
@@ -207,12 +193,7 @@ def list_keys() -> Call:
 
 
 def rotate_key(grace_period_seconds: int | None, idempotency_key: str | None) -> Call:
-    return Call(
-        "POST",
-        "/v1/keys/rotate",
-        body=drop_none({"grace_period_seconds": grace_period_seconds}),
-        idempotency_key=idempotency_key or new_idempotency_key(),
-    )
+    return keyed_post("/v1/keys/rotate", drop_none({"grace_period_seconds": grace_period_seconds}), idempotency_key)
 
 
 def revoke_key(key_id: str) -> Call:
