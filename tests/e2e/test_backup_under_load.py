@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -68,7 +67,7 @@ def cli(*args: str, url: str, data_dir: Path) -> subprocess.CompletedProcess[str
         "MPESA_BRIDGE_MASTER_KEY": TEST_MASTER_KEY,
         "COLUMNS": "200",
     }
-    return subprocess.run(  # noqa: S603 - our own CLI
+    return subprocess.run(
         [sys.executable, "-m", "mpesa_bridge", *args], env=env, capture_output=True, text=True, timeout=120
     )
 
@@ -85,7 +84,7 @@ class Load:
         self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(2)]
 
     def _run(self, n: int) -> None:
-        rng = random.Random(n)  # noqa: S311 - phone numbers for a test
+        rng = random.Random(n)
         with httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=10) as http:
             while not self._stop.is_set():
                 phone = f"07{n + 1}{rng.randrange(10**7):07d}"

@@ -107,9 +107,7 @@ def restore(
     database_url: DbOpt = None,
     force: Annotated[
         bool,
-        typer.Option(
-            "--force", envvar="MPESA_BRIDGE_RESTORE_FORCE", help="replace what the target database holds"
-        ),
+        typer.Option("--force", envvar="MPESA_BRIDGE_RESTORE_FORCE", help="replace what the target database holds"),
     ] = False,
     skip_key_check: Annotated[
         bool,

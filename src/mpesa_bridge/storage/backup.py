@@ -184,24 +184,31 @@ async def _is_empty(url: str) -> bool:
 async def backup_database(url: str, out: Path, *, force: bool = False, on_progress: Progress | None = None) -> Manifest:
     """Back the database at `url` up into `out` (and its manifest); the bridge may keep serving."""
     progress = on_progress or (lambda done, total: None)
-    if out.exists() and not force:
-        raise BackupRefused(f"{out} exists; choose another file or pass --force", code="file_exists")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        out.unlink()
-    # 0600 from the first byte: the copy holds payment data and sealed secrets.
-    create_private_file(out)
+    _prepare(out, force=force)
     try:
         if is_sqlite(url):
             manifest = await _backup_sqlite(_sqlite_file(url), out, progress)
         else:
             manifest = await _backup_postgres(url, out, progress)
     except BaseException:
-        out.unlink(missing_ok=True)
+        out.unlink(missing_ok=True)  # noqa: ASYNC240 - one unlink on the way out
         raise
-    out.chmod(PRIVATE_FILE)
     _write_private(manifest_path(out), manifest.to_json())
     return manifest
+
+
+def _prepare(out: Path, *, force: bool) -> None:
+    if out.exists() and not force:
+        raise BackupRefused(f"{out} exists; choose another file or pass --force", code="file_exists")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    # 0600 from the first byte: the copy holds payment data and sealed secrets.
+    create_private_file(out)
+
+
+def _require(path: Path, code: str) -> None:
+    if not path.exists():
+        raise BackupRefused(f"{path} does not exist", code=code)
 
 
 def _sqlite_file(url: str) -> Path:
@@ -233,8 +240,7 @@ def _copy_sqlite(source: Path, target: Path, progress: Progress, *, hold_snapsho
 
 
 async def _backup_sqlite(source: Path, out: Path, progress: Progress) -> Manifest:
-    if not source.exists():
-        raise BackupRefused(f"{source} does not exist", code="no_database")
+    _require(source, "no_database")
     created = datetime.now(UTC)
     await asyncio.to_thread(_copy_sqlite, source, out, progress, hold_snapshot=True)
 
@@ -244,6 +250,7 @@ async def _backup_sqlite(source: Path, out: Path, progress: Progress) -> Manifes
             conn.execute("PRAGMA journal_mode=DELETE").fetchone()
         finally:
             conn.close()
+        out.chmod(PRIVATE_FILE)
 
     await asyncio.to_thread(_self_contained)
     revision, rows, kids = await summarise_url(f"sqlite+aiosqlite:///{out}")
@@ -347,8 +354,7 @@ async def restore_database(
     """Restore `backup` into the database at `url` (new or empty unless `force`); the rows are
     counted again and compared with the manifest. The caller checks the master key first."""
     progress = on_progress or (lambda done, total: None)
-    if not backup.exists():
-        raise BackupRefused(f"{backup} does not exist", code="no_backup")
+    _require(backup, "no_backup")
     manifest = read_manifest(backup)
     engine = "sqlite" if is_sqlite(url) else "postgresql"
     if manifest.engine != engine:
@@ -373,7 +379,7 @@ async def restore_database(
 
 async def _restore_sqlite(backup: Path, target: Path, *, force: bool, progress: Progress) -> None:
     url = f"sqlite+aiosqlite:///{target}"
-    if target.exists() and target.stat().st_size > 0 and not await _is_empty(url) and not force:
+    if _holds_bytes(target) and not await _is_empty(url) and not force:
         raise BackupRefused(
             f"{target} already holds a database; restore into a new data directory, or pass --force"
             " (stop every bridge process using it first)",
@@ -389,9 +395,13 @@ async def _restore_sqlite(backup: Path, target: Path, *, force: bool, progress: 
             conn.execute("PRAGMA journal_mode=WAL").fetchone()
         finally:
             conn.close()
+        target.chmod(PRIVATE_FILE)
 
     await asyncio.to_thread(_wal)
-    target.chmod(PRIVATE_FILE)
+
+
+def _holds_bytes(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
 
 
 async def _restore_postgres(backup: Path, url: str, manifest: Manifest, *, force: bool, progress: Progress) -> None:
