@@ -65,7 +65,9 @@ def serve(
     dev: Annotated[
         bool,
         typer.Option(
-            "--dev", envvar="MPESA_BRIDGE_DEV", help="create (once) a test project and print its key and a first curl"
+            "--dev/--no-dev",
+            envvar="MPESA_BRIDGE_DEV",
+            help="create (once) a test project and print its key and a first curl",
         ),
     ] = False,
     workers: Annotated[
@@ -133,7 +135,7 @@ def simulator(
     lose_callbacks: Annotated[
         bool,
         typer.Option(
-            "--lose-callbacks",
+            "--lose-callbacks/--keep-callbacks",
             envvar="MPESA_BRIDGE_SIMULATOR_LOSE_CALLBACKS",
             help="send no callback at all: STK Query alone tells the outcome",
         ),
@@ -213,7 +215,9 @@ def register_commands() -> typer.Typer:
     from mpesa_bridge.cli import backup as _backup  # noqa: F401
     from mpesa_bridge.cli import doctor as _doctor  # noqa: F401
     from mpesa_bridge.cli import secrets as _secrets  # noqa: F401
+    from mpesa_bridge.cli.flags import show_flags_as_flags
 
+    show_flags_as_flags()
     return app
 
 

@@ -79,7 +79,7 @@ def backup(
     file: FileArg,
     database_url: DbOpt = None,
     force: Annotated[
-        bool, typer.Option("--force", envvar="MPESA_BRIDGE_BACKUP_FORCE", help="overwrite FILE if it exists")
+        bool, typer.Option("--force/--no-force", envvar="MPESA_BRIDGE_BACKUP_FORCE", help="overwrite FILE if it exists")
     ] = False,
 ) -> None:
     settings = settings_from(database_url=database_url)
@@ -107,12 +107,14 @@ def restore(
     database_url: DbOpt = None,
     force: Annotated[
         bool,
-        typer.Option("--force", envvar="MPESA_BRIDGE_RESTORE_FORCE", help="replace what the target database holds"),
+        typer.Option(
+            "--force/--no-force", envvar="MPESA_BRIDGE_RESTORE_FORCE", help="replace what the target database holds"
+        ),
     ] = False,
     skip_key_check: Annotated[
         bool,
         typer.Option(
-            "--skip-key-check",
+            "--skip-key-check/--check-key",
             envvar="MPESA_BRIDGE_RESTORE_SKIP_KEY_CHECK",
             help="restore even when the configured master keys cannot open the backup's secrets",
         ),

@@ -57,7 +57,9 @@ BatchOpt = Annotated[
 ]
 AllOpt = Annotated[
     bool,
-    typer.Option("--all", envvar="MPESA_BRIDGE_VERIFY_ALL", help="open every stored secret, not one per master key id"),
+    typer.Option(
+        "--all/--sample", envvar="MPESA_BRIDGE_VERIFY_ALL", help="open every stored secret, not one per master key id"
+    ),
 ]
 
 
