@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 from typer.core import TyperOption
 
 _original = TyperOption.display_type_rich
 
 
-def _display_type(self: TyperOption, ctx: click.Context) -> str | None:
+def _display_type(self: TyperOption, ctx: Any) -> str | None:
     if self.is_flag and not self.count:
         return None
     result: Any = _original(self, ctx)
@@ -25,4 +24,4 @@ def _display_type(self: TyperOption, ctx: click.Context) -> str | None:
 
 def show_flags_as_flags() -> None:
     """Idempotent: the help of every command built afterwards (or rendered afterwards) uses it."""
-    TyperOption.display_type_rich = _display_type  # type: ignore[method-assign]
+    setattr(TyperOption, "display_type_rich", _display_type)  # noqa: B010 - a method of a library class
