@@ -21,9 +21,9 @@ from mpesa_bridge.storage.backup import (
     BackupError,
     Manifest,
     backup_database,
+    check_restore,
     keys_not_configured,
     manifest_path,
-    read_manifest,
     record_backup,
     restore_database,
 )
@@ -124,7 +124,7 @@ def restore(
     url = settings.resolved_database_url
     box = _box(settings)
     try:
-        wanted = read_manifest(file)
+        wanted = run(lambda: check_restore(file, url, force=force))
     except BackupError as exc:
         raise _fail(exc) from exc
     missing = keys_not_configured(wanted, box.key_ids)

@@ -348,12 +348,9 @@ async def _backup_postgres(url: str, out: Path, progress: Progress) -> Manifest:
 # --------------------------------------------------------------------------- restore
 
 
-async def restore_database(
-    backup: Path, url: str, *, force: bool = False, on_progress: Progress | None = None
-) -> Manifest:
-    """Restore `backup` into the database at `url` (new or empty unless `force`); the rows are
-    counted again and compared with the manifest. The caller checks the master key first."""
-    progress = on_progress or (lambda done, total: None)
+async def check_restore(backup: Path, url: str, *, force: bool = False) -> Manifest:
+    """What `restore_database` refuses, checked without writing anything: the backup's manifest,
+    the engine, an empty target (unless `force`), the PostgreSQL tool. Returns the manifest."""
     _require(backup, "no_backup")
     manifest = read_manifest(backup)
     engine = "sqlite" if is_sqlite(url) else "postgresql"
@@ -363,7 +360,29 @@ async def restore_database(
             " (moving between engines is not supported)",
             code="engine_mismatch",
         )
-    if engine == "sqlite":
+    if engine == "postgresql":
+        _tool("pg_restore")
+        occupied = not await _is_empty(url)
+    else:
+        target = _sqlite_file(url)
+        occupied = _holds_bytes(target) and not await _is_empty(f"sqlite+aiosqlite:///{target}")
+    if occupied and not force:
+        raise BackupRefused(
+            "the target database already holds tables; restore into a new data directory or a new empty"
+            " database (createdb), or pass --force to replace what it holds (stop every bridge process first)",
+            code="target_not_empty",
+        )
+    return manifest
+
+
+async def restore_database(
+    backup: Path, url: str, *, force: bool = False, on_progress: Progress | None = None
+) -> Manifest:
+    """Restore `backup` into the database at `url` (new or empty unless `force`); the rows are
+    counted again and compared with the manifest. The caller checks the master key first."""
+    progress = on_progress or (lambda done, total: None)
+    manifest = await check_restore(backup, url, force=force)
+    if manifest.engine == "sqlite":
         await _restore_sqlite(backup, _sqlite_file(url), force=force, progress=progress)
     else:
         await _restore_postgres(backup, url, manifest, force=force, progress=progress)
