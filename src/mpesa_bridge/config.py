@@ -271,6 +271,11 @@ class Settings(BaseSettings):
         "unset: the links are written to the log",
     )
     smtp_from: str = Field("mpesa-bridge <no-reply@localhost>", description="From: of the dashboard's emails")
+    doctor_check_url: str | None = Field(
+        None,
+        description="a check host outside your network that `mpesa-bridge doctor` asks to fetch the public "
+        'health URL (POST {"url": …} -> {"status": <HTTP status>}); unset: reachability is not checked',
+    )
 
     @model_validator(mode="after")
     def _production_guard(self) -> Settings:

@@ -56,6 +56,9 @@ COMMANDS = [
     ["users", "create"],
     ["users", "list"],
     ["openapi"],
+    ["backup"],
+    ["restore"],
+    ["doctor"],
 ]
 PROJECT_ID = re.compile(r"\bproj_[0-9a-z]+\b")
 LIVE_DARAJA = ["--mode", "live", "--environment", "production", "--short-code", "600000"]
@@ -138,6 +141,18 @@ def test_help_exits_zero(invoke: Any, command: list[str]) -> None:
     out = ok(invoke(*command, "--help"))
     assert "Usage:" in out
     assert "--help" in out
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_help_shows_flags_as_flags(invoke: Any, command: list[str]) -> None:
+    """A boolean option is `--x/--no-x` (a variable can switch it on, the command line off), and no help
+    shows a value placeholder for a flag (`<bool>`, `BOOLEAN`)."""
+    out = ok(invoke(*command, "--help"))
+    assert "<bool>" not in out and "BOOLEAN" not in out, out
+    for option in _options().get(tuple(command), []):
+        if option.is_flag and not option.count:
+            assert option.secondary_opts, f"{' '.join(command)} {option.opts[0]} has no --no-… form"
+            assert option.secondary_opts[0] in out
 
 
 @pytest.mark.parametrize("path", sorted(_options()), ids=" ".join)
