@@ -69,9 +69,7 @@ def _print_version(given: bool) -> None:
 def _root(
     _version: Annotated[
         bool,
-        typer.Option(
-            "--version", callback=_print_version, is_eager=True, help="Print the installed version and exit."
-        ),
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the installed version and exit."),
     ] = False,
 ) -> None:
     """A self-hostable M-Pesa (Daraja) payments gateway. Options also read MPESA_BRIDGE_* variables."""
