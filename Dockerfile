@@ -6,39 +6,40 @@
 # docs/deployment.md explains it; tests/e2e/test_docker_steps.py runs these steps outside a container
 # (paths come from ENV variables so that the test can place them in a temporary folder).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The same uv as requirements.lock pins (a test compares them).
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
 
-# --- build: the bridge's wheel and the wheels of what it needs, at the locked versions -------------
+FROM ${UV_IMAGE} AS uv
+
+# --- build: the bridge's wheel, installed with what it needs at the locked versions ---------------
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    WHEELS=/wheels
+COPY --from=uv /uv /usr/local/bin/uv
+ENV UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    WHEELS=/wheels \
+    VIRTUAL_ENV=/opt/mpesa-bridge
 WORKDIR /src
 COPY pyproject.toml requirements.lock README.md LICENSE ./
 COPY src ./src
 # requirements.lock pins the development tools too: as a constraint it only fixes the versions of
-# what the bridge's wheel asks for, so none of them reaches the image.
-RUN python -m pip wheel --no-deps --wheel-dir "$WHEELS" . \
- && python -m pip wheel --constraint requirements.lock --wheel-dir "$WHEELS" "$WHEELS"/mpesa_bridge-*.whl
+# what the bridge's wheel asks for, so none of them is installed. No pip in the environment, and
+# nothing at run time installs anything. Byte-compiled now: the runtime user cannot write there.
+RUN uv build --wheel --out-dir "$WHEELS" . \
+ && uv venv --relocatable --python python3.11 "$VIRTUAL_ENV" \
+ && uv pip install --constraint requirements.lock "$WHEELS"/mpesa_bridge-*.whl
 
-# --- runtime: a virtual environment installed from those wheels alone, run as a user with no login -
+# --- runtime: that environment alone, run as a user with no login and no home -------------------
 FROM ${PYTHON_IMAGE} AS runtime
 ENV VIRTUAL_ENV=/opt/mpesa-bridge \
-    WHEELS=/wheels \
-    PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
+    PYTHONUNBUFFERED=1
 ENV PATH="$VIRTUAL_ENV/bin:$PATH" \
     MPESA_BRIDGE_ENV=production \
     MPESA_BRIDGE_HOST=0.0.0.0 \
     MPESA_BRIDGE_PORT=8000 \
     MPESA_BRIDGE_DATA_DIR=/var/lib/mpesa-bridge \
     MPESA_BRIDGE_LOG_JSON=true
-COPY --from=build /wheels /wheels
-# No pip inside the virtual environment: the base image's pip installs into it, and nothing at run
-# time installs anything. --no-index: only the wheels built above, never a download.
-RUN python -m venv --without-pip "$VIRTUAL_ENV" \
- && python -m pip --python "$VIRTUAL_ENV/bin/python" install --no-index --find-links "$WHEELS" mpesa-bridge \
- && rm -rf "$WHEELS"
+COPY --from=build /opt/mpesa-bridge /opt/mpesa-bridge
 RUN groupadd --system --gid 10001 mpesa-bridge \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/mpesa-bridge --no-create-home \
       --shell /usr/sbin/nologin mpesa-bridge \

@@ -172,23 +172,28 @@ def test_compose_trusts_the_proxys_address_and_nothing_else(compose: dict[str, A
 # --- the Dockerfile -----------------------------------------------------------------------------
 
 
-def test_dockerfile_builds_wheels_from_the_lock_then_installs_them_in_a_slim_runtime() -> None:
+def test_dockerfile_builds_from_the_lock_then_copies_the_environment_into_a_slim_runtime() -> None:
     args, stages = parse_dockerfile()
-    assert [stage.name for stage in stages] == ["build", "runtime"]
+    assert [stage.name for stage in stages] == ["uv", "build", "runtime"]
     assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"])
-    assert all(stage.image == args["PYTHON_IMAGE"] for stage in stages)
-    build, runtime = stages
-    (wheels,) = build.all("RUN")
-    assert "--constraint requirements.lock" in wheels.text and "pip wheel --no-deps" in wheels.text
-    assert [c.text for c in runtime.all("COPY")] == ["--from=build /wheels /wheels"]
-    install = runtime.all("RUN")[0].text
-    assert "--no-index --find-links" in install, "the runtime installs the built wheels only, never a download"
+    assert [stage.image for stage in stages[1:]] == [args["PYTHON_IMAGE"]] * 2
+    pinned = re.search(r"^uv==(\S+)$", (ROOT / "requirements.lock").read_text(), re.MULTILINE)
+    assert pinned and args["UV_IMAGE"] == f"ghcr.io/astral-sh/uv:{pinned.group(1)}", "the locked uv builds the image"
+    _, build, runtime = stages
+    (install,) = build.all("RUN")
+    assert "uv build --wheel" in install.text and "--constraint requirements.lock" in install.text
+    assert "uv venv --relocatable" in install.text
+    assert build.env()["UV_COMPILE_BYTECODE"] == "1" and build.env()["UV_PYTHON_DOWNLOADS"] == "never"
+    venv = runtime.env()["VIRTUAL_ENV"]
+    assert build.env()["VIRTUAL_ENV"] == venv
+    assert [c.text for c in runtime.all("COPY")] == [f"--from=build {venv} {venv}"]
+    assert runtime.env()["PATH"].startswith(f"{venv}/bin:")
 
 
 def test_dockerfile_copies_only_what_dockerignore_lets_into_the_context() -> None:
-    _, (build, _) = parse_dockerfile()
+    _, (_, build, _) = parse_dockerfile()
     allowed = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line[:1] == "!"}
-    copied = {word for copy in build.all("COPY") for word in shlex.split(copy.text)[:-1]}
+    copied = {word for copy in build.all("COPY") for word in shlex.split(copy.text)[:-1] if "--from" not in copy.text}
     assert copied == allowed
     assert all((ROOT / name).exists() for name in copied)
 
@@ -198,7 +203,7 @@ def test_dockerfile_runs_as_a_user_that_is_not_root() -> None:
     (user,) = runtime.all("USER")
     uid = user.text.split(":")[0]
     assert uid.isdigit() and int(uid) >= 1000, "numeric, so that runAsNonRoot can check it"
-    user_step = runtime.all("RUN")[1].text
+    (user_step,) = (run.text for run in runtime.all("RUN"))
     assert f"useradd --system --uid {uid}" in user_step and "--shell /usr/sbin/nologin" in user_step
     data_dir = runtime.env()["MPESA_BRIDGE_DATA_DIR"]
     assert f"install -d -o {uid} -g {uid} -m 0700 {data_dir}" in user_step
