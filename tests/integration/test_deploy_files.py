@@ -395,6 +395,10 @@ def test_nginx_example_matches_the_bridges_limits_tls_sse_and_forwarded_address(
     assert directive("listen") == "80" and "listen 443 ssl;" in conf
     assert directive("ssl_certificate").endswith(".pem") and directive("ssl_certificate_key").endswith(".pem")
     assert directive("proxy_set_header X-Forwarded-For") == "$proxy_add_x_forwarded_for"
+    locations = re.findall(r"location [^{]+\{([^}]*)\}", conf)
+    assert len(locations) >= 4 and not any("proxy_set_header" in body for body in locations), (
+        "a location with a proxy_set_header of its own inherits none of the server's (X-Forwarded-For)"
+    )
     sse = re.search(r"location ~ (\S+) \{([^}]*)\}", conf)
     assert sse and "proxy_buffering off;" in sse.group(2)
     pattern = re.compile(sse.group(1))
