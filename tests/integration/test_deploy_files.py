@@ -120,6 +120,7 @@ def test_compose_order_migrates_before_the_api_and_the_worker_start(compose: dic
     for name in ("api", "worker"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
         assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+        assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
     assert services["migrate"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
     assert services["proxy"]["depends_on"]["api"] == {"condition": "service_healthy"}
 
