@@ -124,9 +124,10 @@ def _options() -> dict[tuple[str, ...], list[Any]]:
     a group that has options of its own (`simulator` runs the server, `simulator pay` is its subcommand)."""
     found = {}
     for path, command in _walk(typer.main.get_command(app)):
-        own = [p for p in command.params if p.param_type_name == "option" and p.name != "help"]
+        # Eager options (--help, the root's --version) answer and exit: they set nothing.
+        own = [p for p in command.params if p.param_type_name == "option" and p.name != "help" and not p.is_eager]
         if not getattr(command, "commands", None) or own:
-            found[path] = [p for p in command.params if p.param_type_name == "option" and p.name != "help"]
+            found[path] = own
     return found
 
 

@@ -58,6 +58,24 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         raise typer.Exit(2) from exc
 
 
+def _print_version(given: bool) -> None:
+    if given:
+        from importlib.metadata import version
+
+        typer.echo(f"mpesa-bridge {version('mpesa-bridge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the installed version and exit."),
+    ] = False,
+) -> None:
+    """A self-hostable M-Pesa (Daraja) payments gateway. Options also read MPESA_BRIDGE_* variables."""
+
+
 @app.command()
 def serve(
     host: HostOpt = None,
