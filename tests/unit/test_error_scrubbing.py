@@ -26,7 +26,8 @@ def event() -> dict[str, object]:
             "values": [
                 {
                     "type": "RuntimeError",
-                    "value": "push to 254712345678 with sk_live_9d8c7b6a5f4e3d2c1b0a: passkey bfb279f9aa9bdbcf158e97dd71a467cd",
+                    "value": "push to 254712345678 with sk_live_9d8c7b6a5f4e3d2c1b0a: "
+                    "passkey bfb279f9aa9bdbcf158e97dd71a467cd",
                     "stacktrace": {"frames": [{"context_line": "    key = 'pk_test_1a2b3c4d5e6f7a8b9c0d'"}]},
                 }
             ]
