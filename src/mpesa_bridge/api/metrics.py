@@ -139,7 +139,9 @@ class MetricsMiddleware:
         self.app = app
         self.access = access
         self.runtime = runtime
-        self._observe = HTTP_REQUEST_SECONDS.labels
+        # (route, method, status class) -> its histogram child: prometheus-client's own `labels()`
+        # validates and locks on every call; this lookup is a dict's. Bounded: templates x methods x 5.
+        self._children: dict[tuple[str, str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,7 +166,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             elapsed = time.perf_counter() - started
-            self._observe(route_template(scope, root_path), scope["method"], status_class(status)).observe(elapsed)
+            key = (route_template(scope, root_path), scope["method"], status_class(status))
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = HTTP_REQUEST_SECONDS.labels(*key)
+            child.observe(elapsed)
 
     async def _metrics(self, scope: Scope, send: Send, on_metrics_port: bool) -> None:
         allowed = self.access.allowed(scope, on_metrics_port) if scope["path"] == METRICS_PATH else None
