@@ -1,12 +1,13 @@
-"""What `/metrics` reads from the database at scrape time: one read-only transaction, four grouped
+"""What `/metrics` reads from the database at scrape time: one read-only transaction, a few grouped
 statements, whatever the number of server processes (counters live in `observability/`).
 
-- payments by mode and status, with the oldest `created_at` of each group: one GROUP BY over the
-  payments table (the reconciliation backlog — pending and unknown — and its oldest age come out of
-  the same rows). Measured against counters on every transition: the counters would put work on
-  the payment path of every process and drift from the truth whenever a process dies; this costs a
-  scan per scrape instead, in the scraping process, off the hot paths (docs/operations.md has the
-  measured times);
+- payments by mode and status: one GROUP BY project, mode, status — the order of the index
+  `ix_payments_tenant_status_id`, which covers it, so SQLite reads that index alone, in order, with
+  no sort; the first id of each group comes with it (ids are time-ordered), and the oldest
+  pending or unknown payment is then one lookup of those few ids by primary key. Chosen over
+  counters on every transition: those would put work on the payment path of every process and
+  drift from the truth whenever a process dies; this costs an index scan per scrape instead, in
+  the scraping process, off the hot paths (docs/operations.md has the measured times);
 - the inbox's rows still waiting (received) or given up (failed), with the oldest `received_at`
   (the `state, received_at` index);
 - webhook deliveries still pending, with the oldest `created_at` (the `status, …` index).
@@ -27,7 +28,10 @@ _p = tables.payments.c
 _c = tables.inbound_callbacks.c
 _d = tables.webhook_deliveries.c
 
-_PAYMENTS = sa.select(_p.mode, _p.status, sa.func.count(), sa.func.min(_p.created_at)).group_by(_p.mode, _p.status)
+_PAYMENTS = sa.select(_p.mode, _p.status, sa.func.count(), sa.func.min(_p.id)).group_by(
+    _p.project_id, _p.mode, _p.status
+)
+_OLDEST = sa.select(sa.func.min(_p.created_at)).where(_p.id.in_(sa.bindparam("ids", expanding=True)))
 _INBOX = (
     sa.select(_c.state, sa.func.count(), sa.func.min(_c.received_at))
     .where(_c.state.in_(("received", "failed")))
@@ -57,14 +61,16 @@ def _age(at: datetime, since: datetime | None) -> float:
 
 async def read_gauges(db: Database, at: datetime) -> DatabaseGauges:
     gauges = DatabaseGauges(at=at, inbox={"received": 0, "failed": 0})
-    oldest_open: datetime | None = None
+    first_open: list[str] = []  # the first id of each tenant's pending and unknown payments
     async with db.read() as uow:
         conn = uow.connection
-        for mode, status, count, oldest in await conn.execute(_PAYMENTS):
-            gauges.payments[(str(mode), str(status))] = count
-            if str(status) in _OPEN:
+        for mode, status, count, first_id in await conn.execute(_PAYMENTS):
+            key = (str(mode), str(status))
+            gauges.payments[key] = gauges.payments.get(key, 0) + count
+            if key[1] in _OPEN:
                 gauges.reconcile_backlog += count
-                oldest_open = oldest if oldest_open is None or (oldest and oldest < oldest_open) else oldest_open
+                first_open.append(first_id)
+        oldest_open = (await conn.execute(_OLDEST, {"ids": first_open})).scalar() if first_open else None
         for state, count, oldest in await conn.execute(_INBOX):
             gauges.inbox[state] = count
             if state == "received":
