@@ -16,6 +16,7 @@ from aiohttp import web
 from fastapi import Request
 
 from mpesa_bridge.api.app import create_app
+from mpesa_bridge.observability import errors
 from tests.fixtures.bridge import BRIDGE_URL, make_settings, wait_until
 
 PHONE = "254712345678"
@@ -61,6 +62,7 @@ def sentry_closed_after() -> Iterator[None]:
     client = sentry_sdk.get_client()
     client.close(timeout=2)
     sentry_sdk.get_global_scope().set_client(None)
+    errors._configured = False  # the rest of this test process reports nothing
 
 
 async def test_an_error_in_a_request_reaches_sentry_scrubbed(
