@@ -48,6 +48,7 @@ from mpesa_bridge.daraja import (
     DarajaCredentials,
     DarajaError,
     DarajaRejected,
+    DarajaResponseError,
     DarajaStillProcessing,
     DarajaSubscriberLocked,
     DarajaThrottled,
@@ -292,6 +293,12 @@ class DarajaGatewayAdapter:
             raise C2BRegisterUnavailable(
                 "Daraja refused this project's credentials", code="daraja_auth_failed"
             ) from exc
+        except DarajaResponseError as exc:
+            # Registration moves no money: any other answer Daraja gives (a 500 "Urls are already
+            # registered.", Apigee's fault for an STK-only short code) is its refusal of these URLs.
+            log.warning("daraja.c2b_register.refused", status=exc.http_status, code=exc.error_code, **fields)
+            message = exc.error_message or (exc.body_prefix or "")[:200] or "Daraja refused the registration"
+            raise C2BRegisterRefused(f"Daraja refused the registration: {message}") from exc
         except DarajaError as exc:
             raise C2BRegisterUnavailable(
                 f"Daraja could not register the URLs ({exc.code})", code="daraja_error"
