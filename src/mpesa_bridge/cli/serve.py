@@ -35,7 +35,30 @@ async def serve_forever(settings: Settings, *, dev: bool) -> None:
             await runtime.aclose()
         base = settings.resolved_public_base_url
         typer.echo(banner(base, project_id, secret, daraja_description(settings), account))
+        await serve_then_register_c2b(settings, config, project_id)
+        return
     await uvicorn.Server(config).serve()
+
+
+async def serve_then_register_c2b(settings: Settings, config: uvicorn.Config, project_id: str) -> None:
+    """`serve --dev`: once the server (and the simulator it may mount) listens, the dev project's C2B
+    short code is registered with the simulator, so `mpesa-bridge simulator pay` works at once."""
+    from mpesa_bridge.cli.dev import c2b_banner, register_dev_c2b
+    from mpesa_bridge.runtime import build_runtime
+
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no started event
+        await asyncio.sleep(0.05)
+    if server.started and (settings.mount_simulator or settings.simulator_url):
+        runtime = await build_runtime(settings)
+        try:
+            short_code = await register_dev_c2b(runtime, project_id)
+        finally:
+            await runtime.aclose()
+        if short_code is not None:
+            typer.echo(c2b_banner(settings.resolved_public_base_url, short_code))
+    await serving
 
 
 def serve_config(settings: Settings) -> uvicorn.Config:
