@@ -48,6 +48,12 @@ _s, _r, _v, _p, _e = (
 _cs, _pl = tables.checkout_sessions.c, tables.payment_links.c
 
 
+def _normalised(column: Any) -> Any:
+    for separator in (" ", "-", "_", ".", "/", "#", "\t"):
+        column = sa.func.replace(column, separator, "")
+    return sa.func.upper(column)
+
+
 def _tenant(columns: Any, tenant: Tenant) -> sa.ColumnElement[bool]:
     return sa.and_(columns.project_id == tenant.project_id, columns.mode == tenant.mode.value)
 
@@ -149,8 +155,8 @@ class SqlC2BReader:
             _tenant(_cs, tenant), _cs.status == CheckoutStatus.OPEN.value, _cs.expires_at > at
         )
         if key is not None:
-            # References are few characters; compared normalised in Python (spaces, case).
-            stmt = stmt.where(sa.func.upper(sa.func.replace(_cs.reference, " ", "")) == key)
+            # Normalised in SQL as `normalise_reference` does in Python (case, spaces, - _ . / #).
+            stmt = stmt.where(_normalised(_cs.reference) == key)
         stmt = stmt.order_by(_cs.id.desc()).limit(CANDIDATES_MAX)
         return [
             Candidate(
@@ -170,7 +176,7 @@ class SqlC2BReader:
             _tenant(_pl, tenant), _pl.active.is_(True), sa.or_(_pl.expires_at.is_(None), _pl.expires_at > at)
         )
         if key is not None:
-            stmt = stmt.where(sa.func.upper(_pl.slug) == key)
+            stmt = stmt.where(_normalised(_pl.slug) == key)
         stmt = stmt.order_by(_pl.id.desc()).limit(CANDIDATES_MAX)
         return [
             Candidate(

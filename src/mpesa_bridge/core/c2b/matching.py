@@ -2,8 +2,8 @@
 payment pays. Pure functions over values; the service reads the candidates and saves the result.
 
 Rules (docs/c2b.md, "Matching"):
-- The reference is the customer's typed `BillRefNumber`, compared normalised: case and every space
-  ignored ("inv 001" pays "INV001").
+- The reference is the customer's typed `BillRefNumber`, compared normalised: case, spaces and the
+  separators - _ . / # ignored ("inv 001" and "INV-001" pay "INV001").
 - A match needs the same reference and an amount the candidate takes (its fixed amount, or within
   its range). An expected payment with a phone also needs a compatible payer: Daraja sends no
   number, only a masked one (v2, `2547 ***** 126`: its first and last digits must agree) or its
@@ -24,14 +24,15 @@ from dataclasses import dataclass
 
 from mpesa_bridge.core.c2b.entity import Candidate, MatchTarget, Suggestion
 
-_SPACE = re.compile(r"\s+")
+_IGNORED = re.compile(r"[\s\-_./#]+")
 _ORDER = {MatchTarget.EXPECTED_PAYMENT: 0, MatchTarget.CHECKOUT_SESSION: 1, MatchTarget.PAYMENT_LINK: 2}
 SUGGESTIONS_MAX = 5
 
 
 def normalise_reference(reference: str) -> str:
-    """The form references are compared in: upper case, no whitespace."""
-    return _SPACE.sub("", reference).upper()
+    """The form references are compared in: upper case, without whitespace and the separators
+    customers drop or add when typing an account number (- _ . / #)."""
+    return _IGNORED.sub("", reference).upper()
 
 
 def phone_compatible(phone: str | None, msisdn: str, msisdn_kind: str) -> bool:
