@@ -156,7 +156,7 @@ async def test_validated_by_the_merchant_by_the_rule_and_by_the_late_default_the
     by_rule = await shop.pay(200, "INV-2")
     assert by_rule["status"] == "completed"
     detail = await shop.payment(by_rule["TransID"])
-    assert [v["decided_by"] for v in detail["validations"]] == ["known_reference"]
+    assert [v["decided_by"] for v in detail["validations"]] == ["known_account"]
     assert detail["matched"]["id"] == second["id"]
     unknown = await shop.pay(200, "INV-404")
     assert unknown["status"] == "rejected" and unknown["validation"]["result_code"] == "C2B00012"

@@ -183,8 +183,8 @@ async def test_validation_by_each_rule(bridge: InProcessBridge, merchant: Receiv
         decided = [(row.decided_by.value, row.accepted) for row in rows]
     assert decided == [
         ("accept_all", True),
-        ("unknown_reference", False),
-        ("known_reference", True),
+        ("unknown_account", False),
+        ("known_account", True),
         ("merchant", True),
         ("merchant", False),
         ("merchant_late", False),

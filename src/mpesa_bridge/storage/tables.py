@@ -512,7 +512,7 @@ c2b_validations = sa.Table(
     sa.Column("bill_ref_number", sa.String(64), nullable=True),
     sa.Column("accepted", sa.Boolean(), nullable=False),
     sa.Column("result_code", sa.String(16), nullable=False),
-    sa.Column("decided_by", StrEnumType(DecidedBy, 24), nullable=False),
+    sa.Column("decided_by", StrEnumType(DecidedBy), nullable=False),
     sa.Column("latency_ms", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )

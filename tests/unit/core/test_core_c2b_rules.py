@@ -130,9 +130,9 @@ async def test_accept_all_by_default_and_validation_off() -> None:
 async def test_known_references() -> None:
     db, box = setup(settings={"rule": ValidationRule.KNOWN_REFERENCES})
     expect(db, "exp_1", "INV-1", 100)
-    assert (await answer(db, box, ScriptedMerchant(), callback(body(reference="inv 1"))))[1] == "known_reference"
+    assert (await answer(db, box, ScriptedMerchant(), callback(body(reference="inv 1"))))[1] == "known_account"
     result, path = await answer(db, box, ScriptedMerchant(), callback(body(reference="INV-2")))
-    assert result == {"ResultCode": "C2B00012", "ResultDesc": "Rejected"} and path == "unknown_reference"
+    assert result == {"ResultCode": "C2B00012", "ResultDesc": "Rejected"} and path == "unknown_account"
 
 
 @pytest.mark.parametrize(

@@ -68,8 +68,8 @@ class C2BEventType:
 # Which path decided a validation answer (`C2BValidation.decided_by`).
 class DecidedBy(StrEnum):
     ACCEPT_ALL = "accept_all"
-    KNOWN_REFERENCE = "known_reference"
-    UNKNOWN_REFERENCE = "unknown_reference"
+    KNOWN_ACCOUNT = "known_account"
+    UNKNOWN_ACCOUNT = "unknown_account"
     MERCHANT = "merchant"
     MERCHANT_LATE = "merchant_late"  # no answer within the deadline: the project's default
     MERCHANT_ERROR = "merchant_error"  # an error, a refused URL or an unreadable answer: the default

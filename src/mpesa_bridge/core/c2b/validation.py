@@ -5,8 +5,8 @@ The route stores the callback raw first (settled, so the inbox does not apply it
 
     validation off for the short code  -> accept                         (validation_off)
     accept_all                         -> accept                         (accept_all)
-    known_references                   -> accept when the reference is open (known_reference),
-                                          else C2B00012                   (unknown_reference)
+    known_references                   -> accept when the reference is open (known_account),
+                                          else C2B00012                   (unknown_account)
     merchant                           -> the merchant's signed answer    (merchant); late: the
                                           project's default               (merchant_late); an error,
                                           a refused URL or a garbled answer: the default (merchant_error)
@@ -137,8 +137,8 @@ class C2BValidator:
         async with self._db.read() as uow:
             candidates = await uow.c2b.candidates(tenant, key, self._clock.now()) if key else []
         if any(c.paid_by is None for c in candidates):
-            return Decision(True, ACCEPTED, DecidedBy.KNOWN_REFERENCE)
-        return Decision(False, INVALID_ACCOUNT, DecidedBy.UNKNOWN_REFERENCE)
+            return Decision(True, ACCEPTED, DecidedBy.KNOWN_ACCOUNT)
+        return Decision(False, INVALID_ACCOUNT, DecidedBy.UNKNOWN_ACCOUNT)
 
     async def _ask_merchant(self, settings: C2BSettings, body: IncomingC2B, validation_id: str) -> Decision:
         if not settings.merchant_url or not settings.secret_sealed:

@@ -80,7 +80,7 @@ def upgrade() -> None:
         sa.Column("bill_ref_number", sa.String(length=64), nullable=True),
         sa.Column("accepted", sa.Boolean(), nullable=False),
         sa.Column("result_code", sa.String(length=16), nullable=False),
-        sa.Column("decided_by", sa.String(length=24), nullable=False),
+        sa.Column("decided_by", sa.String(length=16), nullable=False),
         sa.Column("latency_ms", sa.Integer(), nullable=False),
         sa.Column("created_at", _AT, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_c2b_validations")),
