@@ -311,3 +311,25 @@ async def test_expected_payments_api_and_late_expectation(bridge: InProcessBridg
     assert listed["data"] == []
     bad = await bridge.client.post("/v1/expected_payments", json={"reference": "", "amount": 5}, headers=shop.headers())
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "reference"
+
+
+async def test_matched_to_an_open_checkout_session_and_to_a_payment_link(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    reg = await register(bridge, shop)
+    opened = await bridge.client.post(
+        "/v1/checkout_sessions",
+        json={"amount_min": 100, "amount_max": 900, "reference": "ORDER-55"},
+        headers=shop.headers(),
+    )
+    assert opened.status_code == 201, opened.text
+    link = await bridge.client.post("/v1/payment_links", json={"title": "Dues", "amount": 650}, headers=shop.headers())
+    assert link.status_code == 201, link.text
+    await post(bridge, reg["confirmation_url"], c2b_body(450, "order 55", trans_id="SESSION001"))
+    await post(bridge, reg["confirmation_url"], c2b_body(650, link.json()["slug"].upper(), trans_id="LINK000001"))
+    await post(bridge, reg["confirmation_url"], c2b_body(999, "order 55", trans_id="OUTRANGE01"))
+    found = {p["trans_id"]: p for p in await wait_payments(bridge, shop, 3)}
+    assert found["SESSION001"]["matched"] == {**found["SESSION001"]["matched"], "type": "checkout_session"}
+    assert found["SESSION001"]["matched"]["id"] == opened.json()["id"]
+    assert found["LINK000001"]["matched"]["type"] == "payment_link"
+    assert found["LINK000001"]["matched"]["id"] == link.json()["id"]
+    assert found["OUTRANGE01"]["status"] == "unmatched"  # above the session's range: for a person
