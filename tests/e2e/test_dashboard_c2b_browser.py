@@ -33,9 +33,9 @@ def api(dash: Dashboard, method: str, path: str, **kwargs: Any) -> Any:
 
 
 def customer_pays(dash: Dashboard, amount: int, account: str) -> dict[str, Any]:
-    """Through the built-in simulator's own endpoint (mounted under /simulator)."""
+    """Through the built-in simulator's own endpoint, mounted at the bridge's /simulator/c2b/payments."""
     order = {"type": "paybill", "short_code": SHORT_CODE, "amount": amount, "account": account}
-    response = httpx.post(f"{dash.server.url}/simulator/simulator/c2b/payments", json=order, timeout=20)
+    response = httpx.post(f"{dash.server.url}/simulator/c2b/payments", json=order, timeout=20)
     assert response.status_code == 201, response.text
     paid: dict[str, Any] = response.json()
     assert paid["status"] == "completed", paid

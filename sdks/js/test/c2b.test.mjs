@@ -17,7 +17,7 @@ after(async () => {
 });
 
 async function customerPays(amount, account) {
-  const response = await fetch(`${bridge.url}/simulator/simulator/c2b/payments`, {
+  const response = await fetch(`${bridge.url}/simulator/c2b/payments`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ type: "paybill", short_code: "600984", amount, account }),
