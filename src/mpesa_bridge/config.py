@@ -222,6 +222,15 @@ class Settings(BaseSettings):
     rate_limit_ipv6_prefix: int = Field(
         64, ge=1, le=128, description="IPv6 clients are counted per network of this prefix length (IPv4 per address)"
     )
+    # --- C2B (docs/c2b.md) -------------------------------------------------------------------------
+    c2b_validation_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=7.5,
+        description="seconds the merchant's server has to answer a C2B validation before the project's default "
+        "answers Daraja (Daraja waits about 8)",
+    )
+    c2b_register_version: int = Field(2, ge=1, le=2, description="C2B register URL API version: 2 (masked MSISDN) or 1")
     # --- webhooks --------------------------------------------------------------------------------
     webhook_timeout: float = Field(
         10.0, gt=0, le=60, description="seconds a webhook endpoint has to answer (2xx) before the attempt fails"

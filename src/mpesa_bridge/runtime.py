@@ -23,6 +23,10 @@ from mpesa_bridge.config import (
 )
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.analytics import AnalyticsService
+from mpesa_bridge.core.c2b.confirmation import C2BConfirmationHandler, C2BValidationRecorder
+from mpesa_bridge.core.c2b.service import C2BService
+from mpesa_bridge.core.c2b.validation import C2BValidator
+from mpesa_bridge.core.callbacks.handlers import C2B_CONFIRMATION, C2B_VALIDATION
 from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.checkout.service import CheckoutService
 from mpesa_bridge.core.clock import Clock, SystemClock
@@ -40,13 +44,13 @@ from mpesa_bridge.core.webhooks.alerts import FailingEndpointAlerts
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja import DarajaValidationError, load_certificate_key
-from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
+from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter, read_c2b_body
 from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.mail import mailer_for
 from mpesa_bridge.realtime.hub import Realtime, realtime_for
 from mpesa_bridge.realtime.sse import StreamOptions
-from mpesa_bridge.routes import CALLBACK_PATH
+from mpesa_bridge.routes import CALLBACK_PATH, CALLBACKS_PREFIX
 from mpesa_bridge.storage import idempotency
 from mpesa_bridge.storage.analytics import analytics_reader
 from mpesa_bridge.storage.db import Database
@@ -55,6 +59,7 @@ from mpesa_bridge.storage.people import PeopleStorage
 from mpesa_bridge.storage.sealed import check_master_keys
 from mpesa_bridge.storage.webhooks import WebhookStorage
 from mpesa_bridge.tls import client_ssl_context
+from mpesa_bridge.workers.c2b_asker import HttpMerchantAsker
 from mpesa_bridge.workers.delivery import DeliveryLoop, SystemResolver, build_delivery
 from mpesa_bridge.workers.inbox import Inbox
 from mpesa_bridge.workers.maintenance import MaintenanceLoop
@@ -91,6 +96,8 @@ class Runtime:
     analytics: AnalyticsService  # the dashboard's figures and charts
     checkout: CheckoutService  # checkout sessions: one payment a browser may take
     links: PaymentLinkService  # payment links: a public URL whose form opens a checkout session per customer
+    c2b: C2BService  # C2B: registrations, incoming payments, review queue, expected payments
+    c2b_validator: C2BValidator  # answers Daraja's C2B validation calls synchronously
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
@@ -241,6 +248,22 @@ async def build_runtime(
     resolver = SystemResolver()
     delivery, webhook_sender = build_delivery(settings, webhooks, box, clock, resolver=resolver)
     checkout = CheckoutService(db, payments, clock, lambda session_id: f"{base}/pay/{session_id}")
+    asker = HttpMerchantAsker(
+        allow_private=settings.webhook_allow_private_urls,
+        test_loopback=settings.webhook_test_loopback_on,
+        resolver=resolver,
+    )
+    inbox = Inbox(
+        db,
+        clock,
+        policy,
+        settings.inbox_poll_interval,
+        retry=InboxRetryPolicy(settings.inbox_max_attempts, settings.inbox_retry_delay),
+        sweep_batch=settings.inbox_sweep_batch,
+        crash_after_store=settings.fault_injection == "crash_after_callback_stored",
+    )
+    inbox.handlers.register(C2B_VALIDATION, C2BValidationRecorder())
+    inbox.handlers.register(C2B_CONFIRMATION, C2BConfirmationHandler(read_c2b_body))
     return Runtime(
         settings=settings,
         clock=clock,
@@ -251,15 +274,7 @@ async def build_runtime(
         projects=projects,
         payments=payments,
         limits=PaymentLimits(max_amount=settings.max_amount, metadata_max_bytes=settings.metadata_max_bytes),
-        inbox=Inbox(
-            db,
-            clock,
-            policy,
-            settings.inbox_poll_interval,
-            retry=InboxRetryPolicy(settings.inbox_max_attempts, settings.inbox_retry_delay),
-            sweep_batch=settings.inbox_sweep_batch,
-            crash_after_store=settings.fault_injection == "crash_after_callback_stored",
-        ),
+        inbox=inbox,
         reconciler=Reconciler(
             db,
             gateway,
@@ -285,7 +300,21 @@ async def build_runtime(
         analytics=AnalyticsService(lambda: analytics_reader(db), clock),
         checkout=checkout,
         links=PaymentLinkService(db, checkout, clock, lambda slug: f"{base}/l/{slug}"),
-        clients=[functools.partial(close_http, http), webhook_sender.aclose],
+        c2b=C2BService(
+            db,
+            gateway,
+            projects,
+            box,
+            clock,
+            lambda kind, token: f"{base}{CALLBACKS_PREFIX}{kind}/{token}",
+            resolver,
+            allow_private_urls=settings.webhook_allow_private_urls,
+            test_loopback=settings.webhook_test_loopback_on,
+            register_version=settings.c2b_register_version,
+            max_amount=settings.max_amount,
+        ),
+        c2b_validator=C2BValidator(db, read_c2b_body, asker, box, clock, timeout=settings.c2b_validation_timeout),
+        clients=[functools.partial(close_http, http), webhook_sender.aclose, asker.aclose],
         # Emailed only when SMTP is set; the dashboard warns either way.
         webhook_alerts=FailingEndpointAlerts(
             webhooks, PeopleStorage(db), mailer if settings.smtp_url else None, clock, link_base=base

@@ -325,6 +325,9 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
         if body is None:
             return [operation.Case(path_parameters=endpoint)]
         return [operation.Case(path_parameters=endpoint, body=body, media_type="application/json")]
+    if "/v1/expected_payments/{expected_id}" in label:
+        expected = stack.tenant("POST", "/v1/expected_payments", json={"reference": "KNOWN-1", "amount": 10})
+        return [operation.Case(path_parameters={"expected_id": expected["id"]})]
     if "/v1/events/{event_id}" in label:
         event = {"event_id": stack.tenant("GET", "/v1/events")["data"][0]["id"]}
         return [operation.Case(path_parameters=event)]

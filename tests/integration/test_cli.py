@@ -59,6 +59,10 @@ COMMANDS = [
     ["backup"],
     ["restore"],
     ["doctor"],
+    ["c2b"],
+    ["c2b", "register"],
+    ["c2b", "registrations"],
+    ["c2b", "payments"],
 ]
 PROJECT_ID = re.compile(r"\bproj_[0-9a-z]+\b")
 LIVE_DARAJA = ["--mode", "live", "--environment", "production", "--short-code", "600000"]
@@ -133,7 +137,7 @@ def _options() -> dict[tuple[str, ...], list[Any]]:
 
 def test_the_walk_finds_every_command() -> None:
     assert set(_options()) == {
-        tuple(c) for c in COMMANDS if c not in ([], ["db"], ["projects"], ["keys"], ["secrets"], ["users"])
+        tuple(c) for c in COMMANDS if c not in ([], ["db"], ["projects"], ["keys"], ["secrets"], ["users"], ["c2b"])
     }
 
 

@@ -25,6 +25,10 @@ from starlette.routing import BaseRoute
 
 from mpesa_bridge.api.deps import get_caller, get_tenant
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, SIMULATOR_CONSUMER_KEY, SIMULATOR_CONSUMER_SECRET
+from mpesa_bridge.core.c2b.confirmation import new_payment
+from mpesa_bridge.core.c2b.entity import C2BRegistration
+from mpesa_bridge.core.c2b.ports import IncomingC2B
+from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.storage.db import Database
 from tests.fixtures.bridge import ADMIN_TOKEN, InProcessBridge, Tenant, wait_until
 from tests.fixtures.realtime import live_bridge
@@ -46,6 +50,8 @@ PREFIX = {
     "event": "evt_",
     "checkout_session": "cs_",
     "payment_link": "plink_",
+    "expected_payment": "exp_",
+    "c2b_payment": "c2b_",
 }
 
 # Routes that take the id of a tenant's object: its kind, and a valid body where the route takes one
@@ -69,6 +75,11 @@ OBJECT_ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/v1/payment_links/{id}"): ("payment_link", None),
     ("PATCH", "/v1/payment_links/{id}"): ("payment_link", {"active": False, "title": "taken over"}),
     ("GET", "/v1/payment_links/{id}/qr"): ("payment_link", None),
+    ("GET", "/v1/expected_payments/{id}"): ("expected_payment", None),
+    ("POST", "/v1/expected_payments/{id}/cancel"): ("expected_payment", None),
+    ("GET", "/v1/c2b/payments/{id}"): ("c2b_payment", None),
+    ("POST", "/v1/c2b/payments/{id}/match"): ("c2b_payment", {"type": "expected_payment", "id": "exp_unknown"}),
+    ("POST", "/v1/c2b/payments/{id}/dismiss"): ("c2b_payment", {"note": "taken over"}),
 }
 LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/payments"): "payment",
@@ -77,6 +88,8 @@ LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/events"): "event",
     ("GET", "/v1/checkout_sessions"): "checkout_session",
     ("GET", "/v1/payment_links"): "payment_link",
+    ("GET", "/v1/expected_payments"): "expected_payment",
+    ("GET", "/v1/c2b/payments"): "c2b_payment",
 }
 # Tenant routes with no id to send: they act in the caller's own project and mode.
 CALLER_ROUTES: dict[tuple[str, str], str] = {
@@ -93,6 +106,11 @@ CALLER_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/project/publishable_key/rotate"): (
         "test_browser_settings_and_publishable_keys_stay_in_the_callers_project"
     ),
+    ("POST", "/v1/expected_payments"): "test_listings_show_only_the_callers_project_and_mode",
+    ("GET", "/v1/c2b/settings"): "test_c2b_settings_and_registrations_stay_in_the_callers_project_and_mode",
+    ("POST", "/v1/c2b/settings"): "test_c2b_settings_and_registrations_stay_in_the_callers_project_and_mode",
+    ("GET", "/v1/c2b/registrations"): "test_c2b_settings_and_registrations_stay_in_the_callers_project_and_mode",
+    ("POST", "/v1/c2b/registrations"): "test_c2b_settings_and_registrations_stay_in_the_callers_project_and_mode",
 }
 # Tenant routes that authenticate the caller themselves rather than through the secret-key dependency.
 OWN_AUTHENTICATION = {
@@ -215,6 +233,8 @@ class World:
         values += [v for e in self.objects["webhook_endpoint"][owner] for v in (e["url"], e["secret"])]
         values += [v for c in self.objects["checkout_session"][owner] for v in (c["reference"], c["client_secret"])]
         values += [v for link in self.objects["payment_link"][owner] for v in (link["title"], link["slug"])]
+        values += [e["reference"] for e in self.objects["expected_payment"][owner]]
+        values += [v for c in self.objects["c2b_payment"][owner] for v in (c["trans_id"], c["bill_ref_number"])]
         return [v for v in values if v]
 
 
@@ -251,7 +271,36 @@ async def _setup(bridge: InProcessBridge) -> World:
         created_link = await bridge.client.post("/v1/payment_links", json=link, headers=headers)
         assert created_link.status_code == 201, created_link.text
         objects["payment_link"][who] = [created_link.json()]
+        expected = {
+            "reference": "EXP-" + who.replace(":", "-"),
+            "amount": 88,
+            "metadata": {"note": f"metadata-of-{who}"},
+        }
+        created_expected = await bridge.client.post("/v1/expected_payments", json=expected, headers=headers)
+        assert created_expected.status_code == 201, created_expected.text
+        objects["expected_payment"][who] = [created_expected.json()]
+        c2b_id = await _c2b_payment(bridge, tenant, mode, who)
+        objects["c2b_payment"][who] = [(await bridge.client.get(f"/v1/c2b/payments/{c2b_id}", headers=headers)).json()]
     return World(a, b, objects)
+
+
+async def _c2b_payment(bridge: InProcessBridge, tenant: Tenant, mode: str, who: str) -> str:
+    """A customer's C2B payment of the tenant, unmatched (as a confirmation would leave it)."""
+    at = bridge.clock.now()
+    tag = who.replace(":", "").upper()
+    registration = C2BRegistration(
+        new_id("c2breg", at), tenant.project_id, mode, "600984", "Completed", True, 2, secrets.token_hex(32),
+        "http://bridge.test/v", "http://bridge.test/c", "registered", None, at, at,
+    )  # fmt: skip
+    body = IncomingC2B(
+        "Pay Bill", f"TX{tag}{secrets.token_hex(3).upper()}", at, 99, "600984", f"C2B-{tag}", "", None, "",
+        "2547 ***** 149", "masked", "JOHN",
+    )  # fmt: skip
+    payment = new_payment(body, tenant.project_id, mode, registration.id, new_id("cb", at), at)
+    async with bridge.db.write() as uow:
+        await uow.c2b.save_registration(registration)
+        assert await uow.c2b.add_payment(payment)
+    return payment.id
 
 
 async def _pay(bridge: InProcessBridge, tenant: Tenant, mode: str, phone: str, who: str) -> dict[str, Any]:
@@ -329,6 +378,8 @@ async def _owner_view(bridge: InProcessBridge, world: World, owner: str, kind: s
         "event": ["/v1/events/{}"],  # with its deliveries: a redelivery would add one
         "checkout_session": ["/v1/checkout_sessions/{}"],
         "payment_link": ["/v1/payment_links/{}"],
+        "expected_payment": ["/v1/expected_payments/{}"],
+        "c2b_payment": ["/v1/c2b/payments/{}"],
     }[kind]
     out = []
     for object_id in world.ids(kind, owner):
@@ -496,3 +547,23 @@ async def test_the_project_event_stream_carries_only_the_callers_events(
                 seen.append(payload["data"]["object"]["id"])
         assert not set(seen) & others, seen
         assert set(seen) == {own}, seen
+
+
+async def test_c2b_settings_and_registrations_stay_in_the_callers_project_and_mode(
+    bridge: InProcessBridge, world: World
+) -> None:
+    changed = await bridge.client.post(
+        "/v1/c2b/settings", json={"validation_rule": "known_references"}, headers=world.key("a:test")
+    )
+    assert changed.status_code == 200, changed.text
+    secret = changed.json()["signing_secret"]
+    registered = await bridge.client.post(
+        "/v1/c2b/registrations", json={"short_code": "600984"}, headers=world.key("a:test")
+    )
+    assert registered.status_code == 201, registered.text
+    for intruder in ("a:live", "b:test", "b:live"):
+        seen = (await bridge.client.get("/v1/c2b/settings", headers=world.key(intruder))).json()
+        assert seen["validation_rule"] == "accept_all" and seen["signing_secret"] != secret, intruder
+        listed = (await bridge.client.get("/v1/c2b/registrations", headers=world.key(intruder))).json()["data"]
+        assert registered.json()["id"] not in {r["id"] for r in listed}, intruder
+        assert registered.json()["validation_url"] not in json.dumps(listed), intruder

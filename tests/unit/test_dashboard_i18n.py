@@ -9,6 +9,7 @@ from importlib.resources import files
 from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.people.entity import Role
 from mpesa_bridge.dashboard import i18n
+from mpesa_bridge.dashboard.pages.c2b import WORDS as C2B_WORDS
 
 LABEL = re.compile(r"""\bt\(\s*(?:"([^"]+)"|'([^']+)')""")
 TEMPLATES = files("mpesa_bridge.dashboard") / "templates"
@@ -32,6 +33,7 @@ def labels() -> set[str]:
             text = entry.read_text(encoding="utf-8")
             found |= set(TITLE.findall(text)) | {a or b for a, b in LABEL.findall(text)} | set(SECTION.findall(text))
     found |= {s.value for s in PaymentStatus} | {r.value for r in Role} | {"test mode", "live mode"}
+    found |= set(C2B_WORDS.values())  # the C2B pages' words for codes (statuses, rules, reasons)
     return found
 
 

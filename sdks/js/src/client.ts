@@ -6,12 +6,21 @@ import { ApiError, MpesaBridgeError, TimeoutError } from "./errors.js";
 import {
   FINAL_PAYMENT_STATUSES,
   type ApiKey,
+  type C2BPayment,
+  type C2BPaymentListParams,
+  type C2BRegistration,
+  type C2BRegistrationCreateParams,
+  type C2BSettings,
+  type C2BSettingsUpdateParams,
   type CheckoutSession,
   type CheckoutSessionCreateParams,
   type Event,
   type EventDetail,
   type EventListParams,
   type Evidence,
+  type ExpectedPayment,
+  type ExpectedPaymentCreateParams,
+  type ExpectedPaymentListParams,
   type Health,
   type ListParams,
   type Page,
@@ -248,6 +257,60 @@ class PaymentLinks extends Resource {
   }
 }
 
+class C2B extends Resource {
+  /** How Daraja's validation calls are answered, with the `signing_secret` of the requests to your server. */
+  settings(options: CallOptions = {}): Promise<C2BSettings> {
+    return this.call({ method: "GET", path: "/v1/c2b/settings", idempotent: true, ...options });
+  }
+  /** Change the fields given (rule, merchant URL, default answer; `rotate_secret: true` for a new secret). */
+  updateSettings(params: C2BSettingsUpdateParams, options: CallOptions = {}): Promise<C2BSettings> {
+    return this.call({ method: "POST", path: "/v1/c2b/settings", body: params, idempotent: false, ...options });
+  }
+  /** Register the bridge's validation and confirmation URLs for a short code with Daraja (Idempotency-Key). */
+  register(params: C2BRegistrationCreateParams = {}, options: CallOptions = {}): Promise<C2BRegistration> {
+    return this.call({ method: "POST", path: "/v1/c2b/registrations", body: params, idempotent: true, createsSomething: true, ...options });
+  }
+  registrations(options: CallOptions = {}): Promise<{ object: "list"; data: C2BRegistration[] }> {
+    return this.call({ method: "GET", path: "/v1/c2b/registrations", idempotent: true, ...options });
+  }
+}
+
+class C2BPayments extends Resource {
+  /** Newest first; `status: "unmatched"` is the review queue. */
+  list(params: C2BPaymentListParams = {}, options: CallOptions = {}): PageRequest<C2BPayment> {
+    return this.page<C2BPayment>("/v1/c2b/payments", params as Record<string, unknown>, options);
+  }
+  /** With `suggestions`, `validations` and `same_reference`. */
+  get(id: string, options: CallOptions = {}): Promise<C2BPayment> {
+    return this.call({ method: "GET", path: `/v1/c2b/payments/${enc(id)}`, idempotent: true, ...options });
+  }
+  /** Match an unmatched payment by hand to an expected payment, checkout session or payment link. */
+  match(id: string, params: { type: "expected_payment" | "checkout_session" | "payment_link"; id: string }, options: CallOptions = {}): Promise<C2BPayment> {
+    return this.call({ method: "POST", path: `/v1/c2b/payments/${enc(id)}/match`, body: params, idempotent: false, ...options });
+  }
+  /** Take an unmatched payment out of the review queue, with a note. */
+  dismiss(id: string, params: { note?: string } = {}, options: CallOptions = {}): Promise<C2BPayment> {
+    return this.call({ method: "POST", path: `/v1/c2b/payments/${enc(id)}/dismiss`, body: params, idempotent: false, ...options });
+  }
+}
+
+class ExpectedPayments extends Resource {
+  /** Sent with an Idempotency-Key (yours or a new one), reused on every retry. */
+  create(params: ExpectedPaymentCreateParams, options: CallOptions = {}): Promise<ExpectedPayment> {
+    return this.call({ method: "POST", path: "/v1/expected_payments", body: params, idempotent: true, createsSomething: true, ...options });
+  }
+  get(id: string, options: CallOptions = {}): Promise<ExpectedPayment> {
+    return this.call({ method: "GET", path: `/v1/expected_payments/${enc(id)}`, idempotent: true, ...options });
+  }
+  list(params: ExpectedPaymentListParams = {}, options: CallOptions = {}): PageRequest<ExpectedPayment> {
+    return this.page<ExpectedPayment>("/v1/expected_payments", params as Record<string, unknown>, options);
+  }
+  /** Cancel an open expected payment. */
+  cancel(id: string, options: CallOptions = {}): Promise<ExpectedPayment> {
+    return this.call({ method: "POST", path: `/v1/expected_payments/${enc(id)}/cancel`, idempotent: false, ...options });
+  }
+}
+
 class WebhookEndpoints extends Resource {
   /** The answer holds `secret` (`whsec_…`) this once. */
   create(params: WebhookEndpointCreateParams, options: CallOptions = {}): Promise<WebhookEndpoint> {
@@ -399,6 +462,9 @@ export class MpesaBridge extends BaseClient {
   readonly keys: Keys;
   readonly project: ProjectResource;
   readonly qrCodes: QrCodes;
+  readonly c2b: C2B;
+  readonly c2bPayments: C2BPayments;
+  readonly expectedPayments: ExpectedPayments;
 
   constructor(secretKey: string, options: MpesaBridgeOptions = {}) {
     if (!secretKey) throw new MpesaBridgeError("a secret key is required (sk_test_… or sk_live_…)");
@@ -412,6 +478,9 @@ export class MpesaBridge extends BaseClient {
     this.keys = new Keys(this);
     this.project = new ProjectResource(this);
     this.qrCodes = new QrCodes(this);
+    this.c2b = new C2B(this);
+    this.c2bPayments = new C2BPayments(this);
+    this.expectedPayments = new ExpectedPayments(this);
   }
 }
 

@@ -268,3 +268,100 @@ export interface Health {
   status: string;
   checks: Record<string, string>;
 }
+
+/** How Daraja's C2B validation calls are answered (docs/c2b.md). */
+export interface C2BSettings {
+  object: "c2b_settings";
+  validation_rule: "accept_all" | "known_references" | "merchant";
+  merchant_url: string | null;
+  default_action: "accept" | "reject";
+  signing_secret: string | null;
+  updated_at: string | null;
+}
+
+export interface C2BSettingsUpdateParams {
+  validation_rule?: "accept_all" | "known_references" | "merchant";
+  merchant_url?: string | null;
+  default_action?: "accept" | "reject";
+  rotate_secret?: boolean;
+}
+
+export interface C2BRegistration {
+  id: string;
+  object: "c2b_registration";
+  short_code: string;
+  response_type: "Completed" | "Cancelled";
+  validation: boolean;
+  api_version: 1 | 2;
+  validation_url: string;
+  confirmation_url: string;
+  status: string;
+  created_at: string | null;
+  updated_at: string | null;
+}
+
+export interface C2BRegistrationCreateParams {
+  short_code?: string;
+  response_type?: "Completed" | "Cancelled";
+  validation?: boolean;
+  api_version?: 1 | 2;
+}
+
+/** A customer's till or paybill payment (`c2b_…`). */
+export interface C2BPayment {
+  id: string;
+  object: "c2b_payment";
+  status: "unmatched" | "matched" | "dismissed";
+  trans_id: string;
+  transaction_type: string;
+  trans_time: string | null;
+  amount: number;
+  short_code: string;
+  bill_ref_number: string;
+  invoice_number: string;
+  org_account_balance: string | null;
+  third_party_trans_id: string;
+  msisdn: string;
+  msisdn_kind: string;
+  customer_name: string;
+  matched: { type: "expected_payment" | "checkout_session" | "payment_link"; id: string; by: "auto" | "manual"; at: string | null } | null;
+  duplicate_of: string | null;
+  note: string | null;
+  created_at: string | null;
+  updated_at: string | null;
+  suggestions?: Array<{ type: string; id: string; reference: string; amount: number | null; score: number; reasons: string[] }>;
+  validations?: Array<{ id: string; accepted: boolean; result_code: string; decided_by: string; latency_ms: number; created_at: string | null }>;
+  same_reference?: string[];
+}
+
+export interface C2BPaymentListParams extends ListParams {
+  status?: "unmatched" | "matched" | "dismissed";
+  reference?: string;
+}
+
+export interface ExpectedPayment {
+  id: string;
+  object: "expected_payment";
+  status: "open" | "paid" | "cancelled";
+  reference: string;
+  amount: number;
+  phone: string | null;
+  description: string;
+  metadata: Record<string, unknown>;
+  c2b_payment_id: string | null;
+  paid_at: string | null;
+  cancelled_at: string | null;
+  created_at: string | null;
+}
+
+export interface ExpectedPaymentCreateParams {
+  reference: string;
+  amount: number;
+  phone?: string;
+  description?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface ExpectedPaymentListParams extends ListParams {
+  status?: "open" | "paid" | "cancelled";
+}

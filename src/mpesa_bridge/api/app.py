@@ -22,8 +22,10 @@ from mpesa_bridge.api.parts import build_http_parts
 from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget
 from mpesa_bridge.api.routing import add_routes
 from mpesa_bridge.api.v1 import (
+    c2b,
     checkout_sessions,
     events,
+    expected_payments,
     keys,
     payment_links,
     payments,
@@ -153,6 +155,7 @@ def create_app(
     add_routes(app, qr_codes.router)
     add_routes(app, checkout_sessions.router, project.router)
     add_routes(app, payment_links.router)
+    add_routes(app, c2b.router, expected_payments.router)
     app.include_router(
         checkout_router(lambda: app.state.http.rate_limiter)
     )  # the hosted page /pay/{id}, links /l/{slug}

@@ -19,15 +19,18 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
+import orjson
 import structlog
 from fastapi import APIRouter, Path, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mpesa_bridge import routes
 from mpesa_bridge.api.errors import RAW_SECURITY_HEADERS, error_reply
 from mpesa_bridge.api.middleware import INTERNAL_ERROR, too_large
 from mpesa_bridge.api.net import Networks, client_ip, ip_allowed
+from mpesa_bridge.core.callbacks.handlers import C2B_VALIDATION
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import InboundCallback
 from mpesa_bridge.core.payments.stk import token_hash
@@ -42,7 +45,7 @@ _KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-real-ip")
 _KEPT_RAW = tuple(name.encode() for name in _KEPT_HEADERS)
 _RESPONSE_HEADERS = [(b"content-type", b"application/json"), *RAW_SECURITY_HEADERS]
 
-CALLBACKS_PREFIX = "/v1/callbacks/daraja/"  # then {kind}/{token}; routes.CALLBACK_PATH is the `stk` one
+CALLBACKS_PREFIX = routes.CALLBACKS_PREFIX  # then {kind}/{token}; routes.CALLBACK_PATH is the `stk` one
 NOT_FOUND = (404, "resource_missing", "Unrecognized request URL.")  # as for any unknown URL
 
 router = APIRouter(tags=["daraja callbacks"])
@@ -81,12 +84,29 @@ async def ingest(
     if not allowed:
         # Kept (nothing is lost, and an operator can replay it), but never applied.
         callback.state, callback.flag_reason, callback.processed_at = "flagged", "source_not_allowed", now
+    if kind == C2B_VALIDATION:
+        return await _validate(runtime, callback, allowed)
     await runtime.inbox.receive(callback)
     if not allowed:
         log.warning("callback.source_refused", callback_id=callback.id, source_ip=source)
         if runtime.settings.callback_allowlist_action == "reject":
             return 403, FORBIDDEN
     return 200, ACK
+
+
+async def _validate(runtime: Runtime, callback: InboundCallback, allowed: bool) -> tuple[int, bytes]:
+    """C2B validation: Daraja waits for the answer (core.c2b.validation). Stored raw first, already
+    settled (the inbox has nothing to apply), then decided and answered; a refused source is
+    answered with a rejection (or 403, by the allow-list action), never asked about."""
+    if allowed:
+        callback.state, callback.processed_at = "recorded", callback.received_at
+    await runtime.inbox.receive(callback)
+    if not allowed:
+        log.warning("callback.source_refused", callback_id=callback.id, source_ip=callback.source_ip)
+        if runtime.settings.callback_allowlist_action == "reject":
+            return 403, FORBIDDEN
+    answer = await runtime.c2b_validator.answer(callback, source_allowed=allowed)
+    return 200, orjson.dumps(answer)
 
 
 @router.post(
@@ -102,7 +122,14 @@ async def ingest(
     },
 )
 async def daraja_callback(
-    kind: Annotated[str, Path(description="the kind of callback: `stk` (STK Push results)", examples=["stk"])],
+    kind: Annotated[
+        str,
+        Path(
+            description="the kind of callback: `stk` (STK Push results), `c2b_validation` (answered with "
+            "accept or a C2B0001x rejection), `c2b_confirmation`",
+            examples=["stk"],
+        ),
+    ],
     token: str,
     request: Request,
 ) -> Response:

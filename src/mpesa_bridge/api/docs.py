@@ -100,6 +100,17 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
 # `mpesa-bridge openapi` puts these bodies in the Postman collection, which tests/e2e walks.
 REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "legacy_stk_push": {"phoneNumber": "0708374149", "amount": 10, "description": "Order 42"},
+    "update_c2b_settings": {"validation_rule": "known_references", "default_action": "accept"},
+    "create_c2b_registration": {"short_code": "600984", "response_type": "Completed", "validation": True},
+    "match_c2b_payment": {"type": "expected_payment", "id": "exp_01jz5m3k6q8w2d1c4b7n9p0r5t"},
+    "dismiss_c2b_payment": {"note": "A tip; nothing to match"},
+    "create_expected_payment": {
+        "reference": "INV-0042",
+        "amount": 1500,
+        "phone": "0708374149",
+        "description": "Invoice 42",
+        "metadata": {"invoice_id": "42"},
+    },
     "create_payment": {
         "phone": "0708374149",
         "amount": 10,

@@ -247,7 +247,7 @@ def db_current(database_url: DbOpt = None) -> None:
 
 def register_commands() -> typer.Typer:
     """Import the modules that add their commands to `app` (kept out of import time on purpose)."""
-    from mpesa_bridge.cli import apifiles, keys, listen, projects, simulator_pay, users  # noqa: F401
+    from mpesa_bridge.cli import apifiles, c2b, keys, listen, projects, simulator_pay, users  # noqa: F401
     from mpesa_bridge.cli import backup as _backup  # noqa: F401
     from mpesa_bridge.cli import doctor as _doctor  # noqa: F401
     from mpesa_bridge.cli import secrets as _secrets  # noqa: F401

@@ -13,10 +13,15 @@ from mpesa_bridge.core.errors import AuthenticationFailed
 from mpesa_bridge.core.people.entity import Role
 from mpesa_bridge.core.people.service import SignInFailed
 from mpesa_bridge.core.projects import DarajaEnvironment, Mode
+from mpesa_bridge.logging import get_logger
 from mpesa_bridge.runtime import Runtime, simulator_daraja
+
+log = get_logger("mpesa_bridge.cli")
 
 DEV_FILE = "dev-project.json"
 DEV_EMAIL = "dev@example.com"
+# A Safaricom sandbox C2B test short code (daraja.md §15): the simulator calls its validation URL.
+DEV_C2B_SHORT_CODE = "600984"
 
 
 async def ensure_dev_project(runtime: Runtime) -> tuple[str, str]:
@@ -68,6 +73,30 @@ async def ensure_dev_account(runtime: Runtime, project_id: str) -> tuple[str, st
         await runtime.people.add_member(project_id, user.id, Role.OWNER)
         _save(path, {**saved, "dashboard_email": email, "dashboard_password": password})
     return email, password
+
+
+async def register_dev_c2b(runtime: Runtime, project_id: str) -> str | None:
+    """Register the dev project's C2B short code with the simulator (every start: the simulator keeps
+    its registrations in memory); the short code, or None when the simulator cannot be reached."""
+    from mpesa_bridge.core.errors import BridgeError
+    from mpesa_bridge.core.projects import Tenant
+
+    try:
+        await runtime.c2b.register(Tenant(project_id, Mode.TEST), short_code=DEV_C2B_SHORT_CODE)
+    except BridgeError as exc:
+        log.warning("dev.c2b_register_failed", error=exc.message)
+        return None
+    return DEV_C2B_SHORT_CODE
+
+
+def c2b_banner(base_url: str, short_code: str) -> str:
+    return f"""C2B: short code {short_code} is registered with the simulator. A customer pays it:
+
+  mpesa-bridge simulator pay --paybill {short_code} --amount 100 --account INV001 \\
+    --simulator-url {base_url}/simulator
+
+Then see it (matched to an expected payment, or in the review queue): {base_url}/dashboard/c2b
+"""
 
 
 def _load(path: Path) -> dict[str, str] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 
 import typer
 import uvicorn
@@ -41,7 +42,33 @@ async def serve_forever(settings: Settings, *, dev: bool) -> None:
     sockets = None
     if settings.metrics_port:  # /metrics alone answers there (api/metrics.py)
         sockets = [config.bind_socket(), listening_socket(settings.host, settings.metrics_port)]
+    if dev:
+        await serve_then_register_c2b(settings, config, project_id, sockets)
+        return
     await uvicorn.Server(config).serve(sockets=sockets)
+
+
+async def serve_then_register_c2b(
+    settings: Settings, config: uvicorn.Config, project_id: str, sockets: list[socket.socket] | None = None
+) -> None:
+    """`serve --dev`: once the server (and the simulator it may mount) listens, the dev project's C2B
+    short code is registered with the simulator, so `mpesa-bridge simulator pay` works at once."""
+    from mpesa_bridge.cli.dev import c2b_banner, register_dev_c2b
+    from mpesa_bridge.runtime import build_runtime
+
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=sockets))
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no started event
+        await asyncio.sleep(0.05)
+    if server.started and (settings.mount_simulator or settings.simulator_url):
+        runtime = await build_runtime(settings)
+        try:
+            short_code = await register_dev_c2b(runtime, project_id)
+        finally:
+            await runtime.aclose()
+        if short_code is not None:
+            typer.echo(c2b_banner(settings.resolved_public_base_url, short_code))
+    await serving
 
 
 def serve_config(settings: Settings) -> uvicorn.Config:

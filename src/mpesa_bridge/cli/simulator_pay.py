@@ -60,7 +60,7 @@ def pay(
         "phone": phone,
         "first_name": first_name,
     }
-    url = simulator_url.rstrip("/") + PAYMENTS_PATH
+    url = payments_url(simulator_url)
     try:
         with httpx.Client(timeout=TIMEOUT, trust_env=False) as client:
             response = client.post(url, json=order)
@@ -76,6 +76,15 @@ def pay(
         raise typer.Exit(1)
     for line in describe(answer):
         typer.echo(line)
+
+
+def payments_url(simulator_url: str) -> str:
+    """A simulator mounted in a bridge (its URL ends in /simulator) takes payments at
+    /simulator/c2b/payments, a standalone one at its own /simulator/c2b/payments."""
+    base = simulator_url.rstrip("/")
+    if base.endswith("/simulator"):
+        return base + "/c2b/payments"
+    return base + PAYMENTS_PATH
 
 
 def describe(payment: dict[str, Any]) -> list[str]:

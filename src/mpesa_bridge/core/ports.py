@@ -26,6 +26,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from mpesa_bridge.core.c2b.ports import C2BReader, C2BRepository
 from mpesa_bridge.core.checkout.entity import CheckoutSession
 from mpesa_bridge.core.errors import BridgeError, ConfigurationMissing, InvalidRequest, UpstreamUnavailable
 from mpesa_bridge.core.links.entity import LinkTotals, PaymentLink
@@ -440,6 +441,9 @@ class ReadUnitOfWork(Protocol):
     @property
     def payment_links(self) -> PaymentLinkReader: ...
 
+    @property
+    def c2b(self) -> C2BReader: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -473,6 +477,9 @@ class UnitOfWork(ReadUnitOfWork, Protocol):
 
     @property
     def payment_links(self) -> PaymentLinkRepository: ...
+
+    @property
+    def c2b(self) -> C2BRepository: ...
 
 
 class UnitOfWorkFactory(Protocol):

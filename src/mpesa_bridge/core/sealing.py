@@ -27,3 +27,8 @@ def idempotency_context(scope: str, key: str) -> str:
 def idempotency_secret_context(scope: str, key: str) -> str:
     """The client secret of what an `Idempotency-Key` created (`idempotency_keys.resource_secret`)."""
     return f"idempotency:{scope}:{key}:secret"
+
+
+def c2b_context(project_id: str, mode: str) -> str:
+    """A project mode's C2B validation signing secret (`c2b_settings.secret_sealed`)."""
+    return f"c2b:{project_id}:{mode}"

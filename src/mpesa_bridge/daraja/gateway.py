@@ -27,7 +27,10 @@ from collections.abc import Mapping
 from typing import cast
 
 import httpx
+import orjson
 
+from mpesa_bridge.core.c2b.errors import C2BRegisterRefused, C2BRegisterUnavailable
+from mpesa_bridge.core.c2b.ports import C2BRegisterCommand, IncomingC2B, MalformedC2B
 from mpesa_bridge.core.phone import mask_phone
 from mpesa_bridge.core.ports import (
     DynamicQrCommand,
@@ -46,11 +49,13 @@ from mpesa_bridge.core.ports import (
 )
 from mpesa_bridge.core.projects import DarajaAccount, DarajaEnvironment
 from mpesa_bridge.daraja import (
+    C2BRegisterRequest,
     DarajaAuthError,
     DarajaClient,
     DarajaCredentials,
     DarajaError,
     DarajaRejected,
+    DarajaResponseError,
     DarajaStillProcessing,
     DarajaSubscriberLocked,
     DarajaThrottled,
@@ -64,6 +69,7 @@ from mpesa_bridge.daraja import (
     security_credential,
 )
 from mpesa_bridge.daraja._transport import Outgoing, transport_for
+from mpesa_bridge.daraja.c2b import C2BPayloadError, parse_c2b_payload
 from mpesa_bridge.daraja.pool import HttpClient
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.observability.instruments import DARAJA_CALLS, DARAJA_ERRORS
@@ -350,6 +356,82 @@ class DarajaGatewayAdapter:
             DARAJA_ERRORS.labels("oauth", "daraja_error").inc()
             raise PushNotSent(f"Daraja answered with an error ({exc.code})", code="daraja_error") from exc
         log.info("daraja.credentials.checked", environment=account.environment.value)
+
+    async def c2b_register(self, command: C2BRegisterCommand) -> str:
+        """Register a short code's C2B URLs (v2, or v1 by setting; daraja.md §6.1): Daraja's
+        OriginatorCoversationID. `C2BRegisterRefused` (a field, a URL word, "already registered")
+        or `C2BRegisterUnavailable`."""
+        request = C2BRegisterRequest(
+            short_code=command.short_code,
+            response_type="Cancelled" if command.response_type == "Cancelled" else "Completed",
+            confirmation_url=command.confirmation_url,
+            validation_url=command.validation_url,
+        )
+        fields = {"env": command.account.environment.value, "short_code": command.short_code}
+        try:
+            ack = await self.client(command.account).c2b_register_urls(
+                request, version=1 if command.version == 1 else 2
+            )
+        except PushNotSent as exc:  # the environment is not available on this bridge
+            raise C2BRegisterUnavailable(exc.message, code=exc.code) from exc
+        except DarajaValidationError as exc:
+            raise C2BRegisterRefused(f"{exc.field}: {exc.message}", code="invalid_for_daraja") from exc
+        except DarajaRejected as exc:
+            log.warning("daraja.c2b_register.rejected", code=exc.error_code, **fields)
+            raise C2BRegisterRefused(_describe(exc), code="c2b_register_refused") from exc
+        except DarajaThrottled as exc:
+            raise C2BRegisterUnavailable("Daraja is throttling requests", code="daraja_throttled") from exc
+        except DarajaAuthError as exc:
+            raise C2BRegisterUnavailable(
+                "Daraja refused this project's credentials", code="daraja_auth_failed"
+            ) from exc
+        except DarajaResponseError as exc:
+            # Registration moves no money: any other answer Daraja gives (a 500 "Urls are already
+            # registered.", Apigee's fault for an STK-only short code) is its refusal of these URLs.
+            log.warning("daraja.c2b_register.refused", status=exc.http_status, code=exc.error_code, **fields)
+            message = exc.error_message or (exc.body_prefix or "")[:200] or "Daraja refused the registration"
+            raise C2BRegisterRefused(f"Daraja refused the registration: {message}") from exc
+        except DarajaError as exc:
+            raise C2BRegisterUnavailable(
+                f"Daraja could not register the URLs ({exc.code})", code="daraja_error"
+            ) from exc
+        log.info("daraja.c2b_register.registered", **fields)
+        return ack.originator_conversation_id
+
+
+def read_c2b_body(body: bytes) -> IncomingC2B:
+    """A C2B validation or confirmation body for the core (`core.c2b.ports.C2BBodyReader`)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedC2B("not JSON") from exc
+    if not isinstance(doc, dict):
+        raise MalformedC2B("not a JSON object")
+    try:
+        parsed = parse_c2b_payload(doc)
+    except C2BPayloadError as exc:
+        raise MalformedC2B(str(exc)) from exc
+    texts = (parsed.trans_id, parsed.bill_ref_number, parsed.msisdn, parsed.customer_name, parsed.transaction_type)
+    if any(any(ord(ch) < 0x20 for ch in text) for text in texts) or len(parsed.bill_ref_number) > 64:
+        raise MalformedC2B("a field holds a control character or is too long")
+    if len(parsed.trans_id) > 64 or len(parsed.msisdn) > 80 or len(parsed.business_short_code) > 16:
+        raise MalformedC2B("a field is too long")
+    balance = parsed.org_account_balance
+    return IncomingC2B(
+        transaction_type=parsed.transaction_type[:32],
+        trans_id=parsed.trans_id,
+        trans_time=parsed.trans_time,
+        amount=parsed.amount,
+        short_code=parsed.business_short_code,
+        bill_ref_number=parsed.bill_ref_number,
+        invoice_number=parsed.invoice_number[:64],
+        org_account_balance=str(balance) if balance is not None else None,
+        third_party_trans_id=parsed.third_party_trans_id[:64],
+        msisdn=parsed.msisdn,
+        msisdn_kind=parsed.msisdn_kind,
+        customer_name=parsed.customer_name[:200],
+        first_name=parsed.first_name,
+    )
 
 
 def _error_code(exc: Exception) -> str:

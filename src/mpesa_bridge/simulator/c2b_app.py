@@ -18,6 +18,9 @@ C2B_SIMULATE_V1_PATH = "/mpesa/c2b/v1/simulate"
 C2B_SIMULATE_V2_PATH = "/mpesa/c2b/v2/simulate"
 # Not Daraja's: a customer paying a till or paybill. Under the simulator's own /simulator prefix.
 C2B_PAYMENTS_PATH = "/simulator/c2b/payments"
+# The same inside a bridge, which mounts the simulator at /simulator: there it is /simulator/c2b/payments
+# too (rather than /simulator/simulator/c2b/payments, which also still works).
+C2B_PAYMENTS_MOUNTED_PATH = "/c2b/payments"
 
 JsonBody = Callable[..., Awaitable[Mapping[str, Any]]]
 
@@ -56,6 +59,7 @@ def c2b_routes(desk: C2BDesk, authorize: Callable[[str | None], None], json_body
         Route(C2B_SIMULATE_V1_PATH, simulate, methods=["POST"]),
         Route(C2B_SIMULATE_V2_PATH, simulate, methods=["POST"]),
         Route(C2B_PAYMENTS_PATH, pay, methods=["POST"]),
+        Route(C2B_PAYMENTS_MOUNTED_PATH, pay, methods=["POST"]),
     ]
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from mpesa_bridge.core.c2b.ports import C2BReader
 from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.core.ports import (
     CallbackReader,
@@ -33,6 +34,7 @@ from mpesa_bridge.core.ports import (
 )
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, create_private_file, tighten
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.storage.c2b import SqlC2BReader, SqlC2BRepository
 from mpesa_bridge.storage.callbacks import SqlCallbackReader, SqlCallbackRepository
 from mpesa_bridge.storage.checkout import SqlCheckoutSessionReader, SqlCheckoutSessionRepository
 from mpesa_bridge.storage.events import SqlEventReader, SqlEventRepository
@@ -249,6 +251,7 @@ class SqlReadUnitOfWork:
     projects: ProjectReader
     checkout_sessions: CheckoutSessionReader
     payment_links: PaymentLinkReader
+    c2b: C2BReader
 
     def __init__(self, engine: AsyncEngine, *, postgres: bool) -> None:
         self._engine = engine
@@ -263,6 +266,7 @@ class SqlReadUnitOfWork:
         self.projects = SqlProjectReader(connection)
         self.checkout_sessions = SqlCheckoutSessionReader(connection)
         self.payment_links = SqlPaymentLinkReader(connection)
+        self.c2b = SqlC2BReader(connection)
         return self
 
     async def __aexit__(
@@ -288,6 +292,7 @@ class SqlUnitOfWork:
     idempotency: SqlIdempotencyRepository
     checkout_sessions: SqlCheckoutSessionRepository
     payment_links: SqlPaymentLinkRepository
+    c2b: SqlC2BRepository
 
     def __init__(self, engine: AsyncEngine, *, lock: bool, listeners: Sequence[CommitListener] = ()) -> None:
         self._engine = engine
@@ -306,6 +311,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotencyRepository(connection)
         self.checkout_sessions = SqlCheckoutSessionRepository(connection)
         self.payment_links = SqlPaymentLinkRepository(connection, lock=self._lock)
+        self.c2b = SqlC2BRepository(connection, lock=self._lock)
         return self
 
     async def __aexit__(

@@ -4,7 +4,8 @@ Sealed values live in `daraja_configs` (consumer key, consumer secret, passkey, 
 associated data `daraja:<project id>:<mode>`), `projects.signing_secret_sealed` (`signing:<project
 id>`) and `webhook_endpoints` (current and previous signing secret; `webhook:<endpoint id>`) and
 `idempotency_keys` (the stored answer, as bytes, and the created resource's client secret;
-`idempotency:<scope>:<key>[:secret]`). The contexts are defined once, in `core.sealing`. A new
+`idempotency:<scope>:<key>[:secret]`) and `c2b_settings` (the C2B validation signing secret;
+`c2b:<project id>:<mode>`). The contexts are defined once, in `core.sealing`. A new
 sealed column must be added to SOURCES, or a rotation would leave it under the old key.
 
 `reseal_all` works in small transactions of `batch` rows, so running servers wait at most one short
@@ -29,6 +30,7 @@ from mpesa_bridge.config import ConfigError
 from mpesa_bridge.core.crypto import MasterKeyError, SecretBox
 from mpesa_bridge.core.projects import Mode
 from mpesa_bridge.core.sealing import (
+    c2b_context,
     daraja_context,
     idempotency_context,
     idempotency_secret_context,
@@ -111,6 +113,13 @@ SOURCES: tuple[_Source, ...] = (
         lambda row: (str(row.scope), str(row.key)),
         binary=frozenset({"response_body"}),
         contexts={"resource_secret": lambda row: idempotency_secret_context(row.scope, row.key)},
+    ),
+    _Source(
+        tables.c2b_settings,
+        ("project_id", "mode"),
+        ("secret_sealed",),
+        lambda row: c2b_context(row.project_id, Mode(row.mode).value),
+        lambda row: (str(row.project_id), Mode(row.mode).value),
     ),
 )
 

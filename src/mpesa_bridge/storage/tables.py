@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from mpesa_bridge.core.c2b.entity import (
+    C2BStatus,
+    DecidedBy,
+    DefaultAction,
+    ExpectedStatus,
+    MatchTarget,
+    ValidationRule,
+)
 from mpesa_bridge.core.checkout.entity import CheckoutStatus
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 from mpesa_bridge.core.people.entity import Role, TokenKind
@@ -459,3 +467,122 @@ audit_log = sa.Table(
     sa.Column("detail", sa.String(500), nullable=True),
 )
 sa.Index("ix_audit_log_project_id", audit_log.c.project_id, audit_log.c.id)
+
+# C2B (migration 0018, docs/c2b.md): settings per project mode, URL registrations per short code,
+# validation answers, incoming payments (c2b_…) and the payments merchants expect (exp_…).
+c2b_settings = sa.Table(
+    "c2b_settings",
+    metadata,
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("mode", sa.String(8), primary_key=True),
+    sa.Column("validation_rule", StrEnumType(ValidationRule), nullable=False),
+    sa.Column("merchant_url", sa.String(2048), nullable=True),
+    sa.Column("default_action", StrEnumType(DefaultAction), nullable=False),
+    sa.Column("secret_sealed", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+c2b_registrations = sa.Table(
+    "c2b_registrations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("short_code", sa.String(16), nullable=False),
+    sa.Column("response_type", sa.String(16), nullable=False),
+    sa.Column("validation", sa.Boolean(), nullable=False),
+    sa.Column("api_version", sa.Integer(), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("validation_url", sa.String(2100), nullable=False),
+    sa.Column("confirmation_url", sa.String(2100), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("failure", sa.String(500), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("project_id", "mode", "short_code"),
+)
+
+c2b_validations = sa.Table(
+    "c2b_validations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), nullable=True),
+    sa.Column("mode", sa.String(8), nullable=True),
+    sa.Column("registration_id", sa.String(40), nullable=True),
+    sa.Column("callback_id", sa.String(40), nullable=False),
+    sa.Column("trans_id", sa.String(64), nullable=True),
+    sa.Column("short_code", sa.String(16), nullable=True),
+    sa.Column("amount", sa.Integer(), nullable=True),
+    sa.Column("bill_ref_number", sa.String(64), nullable=True),
+    sa.Column("accepted", sa.Boolean(), nullable=False),
+    sa.Column("result_code", sa.String(16), nullable=False),
+    sa.Column("decided_by", StrEnumType(DecidedBy), nullable=False),
+    sa.Column("latency_ms", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+sa.Index(
+    "ix_c2b_validations_tenant_trans_id",
+    c2b_validations.c.project_id,
+    c2b_validations.c.mode,
+    c2b_validations.c.trans_id,
+)
+
+c2b_payments = sa.Table(
+    "c2b_payments",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("registration_id", sa.String(40), nullable=False),
+    sa.Column("callback_id", sa.String(40), nullable=False),
+    sa.Column("trans_id", sa.String(64), nullable=False),
+    sa.Column("transaction_type", sa.String(32), nullable=False),
+    sa.Column("trans_time", UTCDateTime(), nullable=False),
+    sa.Column("amount", sa.Integer(), nullable=False),
+    sa.Column("short_code", sa.String(16), nullable=False),
+    sa.Column("bill_ref_number", sa.String(64), nullable=False),
+    sa.Column("reference_key", sa.String(64), nullable=False),
+    sa.Column("invoice_number", sa.String(64), nullable=False),
+    sa.Column("org_account_balance", sa.String(32), nullable=True),
+    sa.Column("third_party_trans_id", sa.String(64), nullable=False),
+    sa.Column("msisdn", sa.String(80), nullable=False),
+    sa.Column("msisdn_kind", sa.String(8), nullable=False),
+    sa.Column("customer_name", sa.String(200), nullable=False),
+    sa.Column("status", StrEnumType(C2BStatus), nullable=False),
+    sa.Column("matched_type", StrEnumType(MatchTarget), nullable=True),
+    sa.Column("matched_id", sa.String(40), nullable=True),
+    sa.Column("matched_by", sa.String(8), nullable=True),
+    sa.Column("matched_at", UTCDateTime(), nullable=True),
+    sa.Column("duplicate_of", sa.String(40), nullable=True),
+    sa.Column("note", sa.String(500), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("project_id", "mode", "trans_id"),
+)
+_c2b = c2b_payments.c
+sa.Index("ix_c2b_payments_tenant_id", _c2b.project_id, _c2b.mode, _c2b.id)
+sa.Index("ix_c2b_payments_tenant_reference_key", _c2b.project_id, _c2b.mode, _c2b.reference_key)
+
+expected_payments = sa.Table(
+    "expected_payments",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("reference", sa.String(32), nullable=False),
+    sa.Column("reference_key", sa.String(32), nullable=False),
+    sa.Column("amount", sa.Integer(), nullable=False),
+    sa.Column("phone", sa.String(16), nullable=True),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("status", StrEnumType(ExpectedStatus), nullable=False),
+    sa.Column("c2b_payment_id", sa.String(40), nullable=True),
+    sa.Column("paid_at", UTCDateTime(), nullable=True),
+    sa.Column("cancelled_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+_exp = expected_payments.c
+sa.Index("ix_expected_payments_tenant_id", _exp.project_id, _exp.mode, _exp.id)
+sa.Index("ix_expected_payments_tenant_reference_key", _exp.project_id, _exp.mode, _exp.reference_key)

@@ -27,11 +27,15 @@ from mpesa_bridge_sdk._core import (
 from mpesa_bridge_sdk.errors import APIConnectionError, WaitTimeoutError
 from mpesa_bridge_sdk.models import (
     ApiKey,
+    C2BPayment,
+    C2BRegistration,
+    C2BSettings,
     CheckoutSession,
     DeletedWebhookEndpoint,
     Delivery,
     Event,
     Evidence,
+    ExpectedPayment,
     Model,
     Payment,
     PaymentLink,
@@ -540,6 +544,132 @@ class QrCodes(_Resource):
         return QrCode.from_dict(await self._client._request(_ops.create_qr_code(fields)))
 
 
+class C2B(_Resource):
+    """`client.c2b`: customers paying your till or paybill — validation settings and URL registration."""
+
+    async def settings(self) -> C2BSettings:
+        """How Daraja's validation calls are answered, with the `signing_secret` of the requests to your server."""
+        return C2BSettings.from_dict(await self._client._request(_ops.get_c2b_settings()))
+
+    async def update_settings(
+        self,
+        *,
+        validation_rule: str = UNSET,
+        merchant_url: str | None = UNSET,
+        default_action: str = UNSET,
+        rotate_secret: bool = UNSET,
+    ) -> C2BSettings:
+        """Change the fields given: `validation_rule` (accept_all, known_references, merchant), the
+        `merchant_url` asked under rule merchant (None clears it), `default_action` (accept or reject)."""
+        fields = {
+            "validation_rule": validation_rule,
+            "merchant_url": merchant_url,
+            "default_action": default_action,
+            "rotate_secret": rotate_secret,
+        }
+        return C2BSettings.from_dict(await self._client._request(_ops.update_c2b_settings(fields)))
+
+    async def register(
+        self,
+        *,
+        short_code: str | None = None,
+        response_type: str | None = None,
+        validation: bool | None = None,
+        api_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> C2BRegistration:
+        """Register the bridge's validation and confirmation URLs for a short code with Daraja."""
+        fields = {
+            "short_code": short_code,
+            "response_type": response_type,
+            "validation": validation,
+            "api_version": api_version,
+        }
+        return C2BRegistration.from_dict(
+            await self._client._request(_ops.create_c2b_registration(fields, idempotency_key))
+        )
+
+    async def registrations(self) -> builtins.list[C2BRegistration]:
+        """The short codes registered for this key's project and mode."""
+        body = await self._client._request(_ops.list_c2b_registrations())
+        return [C2BRegistration.from_dict(item) for item in body["data"]]
+
+
+class C2BPayments(_Resource):
+    """`client.c2b_payments`: customers' till and paybill payments, and the review queue."""
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        reference: str | None = None,
+        limit: int | None = None,
+        starting_after: str | None = None,
+    ) -> AsyncPage[C2BPayment]:
+        """Newest first; `status="unmatched"` is the review queue, `reference` an account number."""
+        return await self._page(
+            C2BPayment, lambda after: _ops.list_c2b_payments(status, reference, limit, after), starting_after
+        )
+
+    async def retrieve(self, payment_id: str) -> C2BPayment:
+        """One payment; its `raw` also holds `suggestions`, `validations` and `same_reference`."""
+        return C2BPayment.from_dict(await self._client._request(_ops.get_c2b_payment(payment_id)))
+
+    get = retrieve
+
+    async def match(self, payment_id: str, *, type: str, id: str) -> C2BPayment:
+        """Match an unmatched payment by hand to an expected payment, checkout session or payment link."""
+        return C2BPayment.from_dict(await self._client._request(_ops.match_c2b_payment(payment_id, type, id)))
+
+    async def dismiss(self, payment_id: str, *, note: str | None = None) -> C2BPayment:
+        """Take an unmatched payment out of the review queue for good, with a note."""
+        return C2BPayment.from_dict(await self._client._request(_ops.dismiss_c2b_payment(payment_id, note)))
+
+
+class ExpectedPayments(_Resource):
+    """`client.expected_payments`: payments you expect to your paybill; C2B payments are matched to them."""
+
+    async def create(
+        self,
+        *,
+        reference: str,
+        amount: int,
+        phone: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ExpectedPayment:
+        """Expect a payment of `amount` with `reference` as the account number (and `phone`, if known)."""
+        fields = {
+            "reference": reference,
+            "amount": amount,
+            "phone": phone,
+            "description": description,
+            "metadata": metadata,
+        }
+        return ExpectedPayment.from_dict(
+            await self._client._request(_ops.create_expected_payment(fields, idempotency_key))
+        )
+
+    async def retrieve(self, expected_id: str) -> ExpectedPayment:
+        """One expected payment: `open`, `paid` (with `c2b_payment_id`) or `cancelled`."""
+        return ExpectedPayment.from_dict(await self._client._request(_ops.get_expected_payment(expected_id)))
+
+    get = retrieve
+
+    async def list(
+        self, *, status: str | None = None, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPage[ExpectedPayment]:
+        """Newest first; `status` open, paid or cancelled."""
+        return await self._page(
+            ExpectedPayment, lambda after: _ops.list_expected_payments(status, limit, after), starting_after
+        )
+
+    async def cancel(self, expected_id: str) -> ExpectedPayment:
+        """Cancel an open expected payment."""
+        return ExpectedPayment.from_dict(await self._client._request(_ops.cancel_expected_payment(expected_id)))
+
+
 class AsyncClient:
     """An asyncio client of one bridge, for one secret key: the same resources and options as `Client`.
 
@@ -604,6 +734,9 @@ class AsyncClient:
         self.keys = Keys(self)
         self.project = Project(self)
         self.qr_codes = QrCodes(self)
+        self.c2b = C2B(self)
+        self.c2b_payments = C2BPayments(self)
+        self.expected_payments = ExpectedPayments(self)
         self.webhooks = Webhooks()
 
     async def _send(self, call: Call) -> httpx.Response:

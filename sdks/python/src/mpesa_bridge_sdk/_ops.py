@@ -217,3 +217,55 @@ def create_qr_code(fields: dict[str, Any]) -> Call:
 
 
 UNSET = _UNSET
+
+
+def get_c2b_settings() -> Call:
+    return Call("GET", "/v1/c2b/settings")
+
+
+def update_c2b_settings(fields: dict[str, Any]) -> Call:
+    return Call("POST", "/v1/c2b/settings", body=_patch(fields))
+
+
+def create_c2b_registration(fields: dict[str, Any], idempotency_key: str | None) -> Call:
+    return keyed_post("/v1/c2b/registrations", drop_none(fields), idempotency_key)
+
+
+def list_c2b_registrations() -> Call:
+    return Call("GET", "/v1/c2b/registrations")
+
+
+def list_c2b_payments(status: str | None, reference: str | None, limit: int | None, starting_after: str | None) -> Call:
+    params = {"status": status, "reference": reference, "limit": limit, "starting_after": starting_after}
+    return Call("GET", "/v1/c2b/payments", params=params)
+
+
+def get_c2b_payment(payment_id: str) -> Call:
+    return Call("GET", f"/v1/c2b/payments/{path_segment(payment_id)}")
+
+
+def match_c2b_payment(payment_id: str, target_type: str, target_id: str) -> Call:
+    body = {"type": target_type, "id": target_id}
+    return Call("POST", f"/v1/c2b/payments/{path_segment(payment_id)}/match", body=body)
+
+
+def dismiss_c2b_payment(payment_id: str, note: str | None) -> Call:
+    return Call("POST", f"/v1/c2b/payments/{path_segment(payment_id)}/dismiss", body=drop_none({"note": note}))
+
+
+def create_expected_payment(fields: dict[str, Any], idempotency_key: str | None) -> Call:
+    return keyed_post("/v1/expected_payments", drop_none(fields), idempotency_key)
+
+
+def get_expected_payment(expected_id: str) -> Call:
+    return Call("GET", f"/v1/expected_payments/{path_segment(expected_id)}")
+
+
+def list_expected_payments(status: str | None, limit: int | None, starting_after: str | None) -> Call:
+    return Call(
+        "GET", "/v1/expected_payments", params={"status": status, "limit": limit, "starting_after": starting_after}
+    )
+
+
+def cancel_expected_payment(expected_id: str) -> Call:
+    return Call("POST", f"/v1/expected_payments/{path_segment(expected_id)}/cancel")

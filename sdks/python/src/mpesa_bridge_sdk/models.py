@@ -14,7 +14,7 @@ FINAL_PAYMENT_STATUSES = frozenset({"succeeded", "failed", "cancelled", "expired
 normally stays; the one exception is a late correction to `succeeded` (flagged `needs_attention`,
 its `payment.succeeded` event marked `late_correction`), which your webhook handler sees."""
 
-_TIME_FIELDS = frozenset({"created", "transaction_date", "created_gte", "created_lte"})
+_TIME_FIELDS = frozenset({"created", "transaction_date", "created_gte", "created_lte", "trans_time"})
 
 M = TypeVar("M", bound="Model")
 Nested: TypeAlias = "dict[str, type[Model]]"
@@ -327,3 +327,75 @@ class QrCode(Model):
     image_png_base64: str = ""
     request_id: str | None = None
     description: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class C2BSettings(Model):
+    """How the bridge answers Daraja's C2B validation calls for a project mode (docs/c2b.md)."""
+
+    object: str = "c2b_settings"
+    validation_rule: str = "accept_all"
+    merchant_url: str | None = None
+    default_action: str = "accept"
+    signing_secret: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class C2BRegistration(Model):
+    """A short code's C2B URLs, registered with Daraja (`c2breg_…`)."""
+
+    id: str
+    object: str = "c2b_registration"
+    short_code: str = ""
+    response_type: str = "Completed"
+    validation: bool = True
+    api_version: int = 2
+    validation_url: str = ""
+    confirmation_url: str = ""
+    status: str = "registered"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class C2BPayment(Model):
+    """A customer's till or paybill payment (`c2b_…`): `unmatched`, `matched` or `dismissed`.
+
+    `matched` says what it paid; `duplicate_of` names the earlier payment of the same account number.
+    Read one with `retrieve` for its `suggestions`, `validations` and `same_reference` (in `raw`)."""
+
+    id: str
+    object: str = "c2b_payment"
+    status: str = "unmatched"
+    trans_id: str = ""
+    transaction_type: str = ""
+    trans_time: datetime | None = None
+    amount: int = 0
+    short_code: str = ""
+    bill_ref_number: str = ""
+    msisdn: str = ""
+    customer_name: str = ""
+    matched: dict[str, Any] | None = None
+    duplicate_of: str | None = None
+    note: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpectedPayment(Model):
+    """A payment expected to the paybill (`exp_…`): `open`, `paid` (by `c2b_payment_id`) or `cancelled`."""
+
+    id: str
+    object: str = "expected_payment"
+    status: str = "open"
+    reference: str = ""
+    amount: int = 0
+    phone: str | None = None
+    description: str = ""
+    metadata: dict[str, Any] | None = None
+    c2b_payment_id: str | None = None
+    paid_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    created_at: datetime | None = None

@@ -16,12 +16,13 @@ words Daraja refuses in C2B URLs — "mpesa", "query", "exec", "sql", …):
     reversal_result   Reversal ResultURL                          reserved
     status_result     Transaction Status ResultURL                reserved
     balance_result    Account Balance ResultURL                   reserved
-    c2b_validation    C2B ValidationURL                           reserved
-    c2b_confirmation  C2B ConfirmationURL                         reserved
+    c2b_validation    C2B ValidationURL                           handled (`core.c2b.validation`, via runtime)
+    c2b_confirmation  C2B ConfirmationURL                         handled (`core.c2b.confirmation`, via runtime)
 
 A reserved kind is a name, not a route: until its handler is registered it is refused like any
-unknown kind. C2B validation will need more than a handler — Daraja waits (~8 s) for an accept or
-reject answer, which an inbox applying later cannot give.
+unknown kind. C2B validation is more than a handler: Daraja waits (~8 s) for an accept or reject
+answer, which an inbox applying later cannot give, so the route stores it settled and answers through
+`core.c2b.validation`; its handler only closes a row a crash left `received`.
 """
 
 from __future__ import annotations

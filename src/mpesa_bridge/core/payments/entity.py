@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mpesa_bridge.core.c2b.entity import C2B_PAYMENT
 from mpesa_bridge.core.checkout.entity import CHECKOUT_SESSION
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 
@@ -77,6 +78,7 @@ PAYMENT = "payment"
 # its line here and writes events with its own type; the outbox, the delivery order, the
 # realtime rooms and the events API's `subject=` filter need nothing else.
 SUBJECT_TYPES = {"pay_": PAYMENT, "cs_": CHECKOUT_SESSION}
+SUBJECT_TYPES["c2b_"] = C2B_PAYMENT  # customers' till and paybill payments (docs/c2b.md)
 
 
 @dataclass(frozen=True)
