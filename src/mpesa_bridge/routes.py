@@ -5,6 +5,7 @@ from __future__ import annotations
 
 # Where Daraja posts an STK payment's result: CALLBACK_PATH + the payment's callback token.
 CALLBACK_PATH = "/v1/callbacks/daraja/stk/"
+CALLBACKS_PREFIX = "/v1/callbacks/daraja/"  # then {kind}/{token}: every callback kind's URL
 
 # The bridge's own unchanging files (styles, scripts, icons) that its pages load with them: a browser
 # fetches several at once with every page, so they spend no per-address request budget.

@@ -16,6 +16,9 @@ import httpx
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.analytics import AnalyticsService
+from mpesa_bridge.core.balances.results import BalanceResultHandler, BalanceTimeoutHandler
+from mpesa_bridge.core.balances.service import BalanceQueryService
+from mpesa_bridge.core.callbacks.handlers import BALANCE_RESULT, BALANCE_TIMEOUT, REVERSAL_RESULT, REVERSAL_TIMEOUT
 from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.checkout.service import CheckoutService
 from mpesa_bridge.core.clock import Clock, SystemClock
@@ -29,16 +32,19 @@ from mpesa_bridge.core.payments.validation import PaymentLimits
 from mpesa_bridge.core.people.passwords import PasswordHasher
 from mpesa_bridge.core.people.service import PeoplePolicy, PeopleService
 from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput
+from mpesa_bridge.core.reversals.results import ReversalResultHandler, ReversalTimeoutHandler
+from mpesa_bridge.core.reversals.service import ReversalService
 from mpesa_bridge.core.webhooks.alerts import FailingEndpointAlerts
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
+from mpesa_bridge.daraja.initiator_results import DarajaResultReader
 from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.mail import mailer_for
 from mpesa_bridge.realtime.hub import Realtime, realtime_for
 from mpesa_bridge.realtime.sse import StreamOptions
-from mpesa_bridge.routes import CALLBACK_PATH
+from mpesa_bridge.routes import CALLBACK_PATH, CALLBACKS_PREFIX
 from mpesa_bridge.storage import idempotency
 from mpesa_bridge.storage.analytics import analytics_reader
 from mpesa_bridge.storage.db import Database
@@ -83,6 +89,8 @@ class Runtime:
     analytics: AnalyticsService  # the dashboard's figures and charts
     checkout: CheckoutService  # checkout sessions: one payment a browser may take
     links: PaymentLinkService  # payment links: a public URL whose form opens a checkout session per customer
+    reversals: ReversalService  # reversals of succeeded payments (core.reversals)
+    balance_queries: BalanceQueryService  # Account Balance queries (core.balances)
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
@@ -97,6 +105,7 @@ class Runtime:
         tasks: list[Callable[[], Awaitable[int]]] = [
             lambda: idempotency.prune(self.db, self.clock.now()),
             self.people.prune_sessions,
+            self.reversals.sweep_stranded,  # a reversal left `sending` by a crash becomes unknown
         ]
         if timed:
             tasks.append(self.checkout.expire_due)  # checkout sessions past their expiry
@@ -148,6 +157,15 @@ def stream_options(settings: Settings) -> StreamOptions:
         poll_interval=settings.sse_poll_interval,
         key_recheck=settings.realtime_key_recheck_interval,
     )
+
+
+def register_initiator_handlers(inbox: Inbox) -> None:
+    """The Reversal and Account Balance callback kinds (ResultURL and QueueTimeOutURL of each)."""
+    reader = DarajaResultReader()
+    inbox.handlers.register(REVERSAL_RESULT, ReversalResultHandler(reader))
+    inbox.handlers.register(REVERSAL_TIMEOUT, ReversalTimeoutHandler(reader))
+    inbox.handlers.register(BALANCE_RESULT, BalanceResultHandler(reader))
+    inbox.handlers.register(BALANCE_TIMEOUT, BalanceTimeoutHandler(reader))
 
 
 async def migrate(settings: Settings) -> None:
@@ -212,6 +230,20 @@ async def build_runtime(
     resolver = SystemResolver()
     delivery, webhook_sender = build_delivery(settings, webhooks, box, clock, resolver=resolver)
     checkout = CheckoutService(db, payments, clock, lambda session_id: f"{base}/pay/{session_id}")
+    inbox = Inbox(
+        db,
+        clock,
+        policy,
+        settings.inbox_poll_interval,
+        retry=InboxRetryPolicy(settings.inbox_max_attempts, settings.inbox_retry_delay),
+        sweep_batch=settings.inbox_sweep_batch,
+        crash_after_store=settings.fault_injection == "crash_after_callback_stored",
+    )
+    register_initiator_handlers(inbox)
+
+    def initiator_url(kind: str, token: str) -> str:
+        return f"{base}{CALLBACKS_PREFIX}{kind}/{token}"
+
     return Runtime(
         settings=settings,
         clock=clock,
@@ -222,15 +254,7 @@ async def build_runtime(
         projects=projects,
         payments=payments,
         limits=PaymentLimits(max_amount=settings.max_amount, metadata_max_bytes=settings.metadata_max_bytes),
-        inbox=Inbox(
-            db,
-            clock,
-            policy,
-            settings.inbox_poll_interval,
-            retry=InboxRetryPolicy(settings.inbox_max_attempts, settings.inbox_retry_delay),
-            sweep_batch=settings.inbox_sweep_batch,
-            crash_after_store=settings.fault_injection == "crash_after_callback_stored",
-        ),
+        inbox=inbox,
         reconciler=Reconciler(
             db,
             gateway,
@@ -256,6 +280,8 @@ async def build_runtime(
         analytics=AnalyticsService(lambda: analytics_reader(db), clock),
         checkout=checkout,
         links=PaymentLinkService(db, checkout, clock, lambda slug: f"{base}/l/{slug}"),
+        reversals=ReversalService(db, gateway, projects, clock, initiator_url),
+        balance_queries=BalanceQueryService(db, gateway, projects, clock, initiator_url),
         clients=[functools.partial(close_http, http), webhook_sender.aclose],
         # Emailed only when SMTP is set; the dashboard warns either way.
         webhook_alerts=FailingEndpointAlerts(

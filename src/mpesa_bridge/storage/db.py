@@ -22,6 +22,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from mpesa_bridge.core.balances.ports import BalanceQueryReader
 from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.core.ports import (
     CallbackReader,
@@ -31,8 +32,10 @@ from mpesa_bridge.core.ports import (
     PaymentReader,
     ProjectReader,
 )
+from mpesa_bridge.core.reversals.ports import ReversalReader
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, create_private_file, tighten
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.storage.balance_queries import SqlBalanceQueryReader, SqlBalanceQueryRepository
 from mpesa_bridge.storage.callbacks import SqlCallbackReader, SqlCallbackRepository
 from mpesa_bridge.storage.checkout import SqlCheckoutSessionReader, SqlCheckoutSessionRepository
 from mpesa_bridge.storage.events import SqlEventReader, SqlEventRepository
@@ -46,6 +49,7 @@ from mpesa_bridge.storage.payments import (
 )
 from mpesa_bridge.storage.pending import PendingRows
 from mpesa_bridge.storage.projects import SqlProjectReader, SqlProjectRepository
+from mpesa_bridge.storage.reversals import SqlReversalReader, SqlReversalRepository
 from mpesa_bridge.storage.sqlite_inline import inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -249,6 +253,8 @@ class SqlReadUnitOfWork:
     projects: ProjectReader
     checkout_sessions: CheckoutSessionReader
     payment_links: PaymentLinkReader
+    reversals: ReversalReader
+    balance_queries: BalanceQueryReader
 
     def __init__(self, engine: AsyncEngine, *, postgres: bool) -> None:
         self._engine = engine
@@ -263,6 +269,8 @@ class SqlReadUnitOfWork:
         self.projects = SqlProjectReader(connection)
         self.checkout_sessions = SqlCheckoutSessionReader(connection)
         self.payment_links = SqlPaymentLinkReader(connection)
+        self.reversals = SqlReversalReader(connection)
+        self.balance_queries = SqlBalanceQueryReader(connection)
         return self
 
     async def __aexit__(
@@ -288,6 +296,8 @@ class SqlUnitOfWork:
     idempotency: SqlIdempotencyRepository
     checkout_sessions: SqlCheckoutSessionRepository
     payment_links: SqlPaymentLinkRepository
+    reversals: SqlReversalRepository
+    balance_queries: SqlBalanceQueryRepository
 
     def __init__(self, engine: AsyncEngine, *, lock: bool, listeners: Sequence[CommitListener] = ()) -> None:
         self._engine = engine
@@ -306,6 +316,8 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotencyRepository(connection)
         self.checkout_sessions = SqlCheckoutSessionRepository(connection)
         self.payment_links = SqlPaymentLinkRepository(connection, lock=self._lock)
+        self.reversals = SqlReversalRepository(connection, lock=self._lock)
+        self.balance_queries = SqlBalanceQueryRepository(connection, lock=self._lock)
         return self
 
     async def __aexit__(
