@@ -32,8 +32,8 @@ from mpesa_bridge.core.balances.ports import BalanceCommand
 from mpesa_bridge.core.phone import mask_phone
 from mpesa_bridge.core.ports import (
     DynamicQrCommand,
-    GatewayError,
     DynamicQrImage,
+    GatewayError,
     InitiatorUnavailable,
     PushAccepted,
     PushNotSent,

@@ -122,6 +122,3 @@ async def list_reversals(
 @router.get("/reversals/{reversal_id}", response_model=ReversalPublic, responses=_ERRORS, summary="Read a reversal")
 async def get_reversal(runtime: RuntimeDep, tenant: TenantDep, reversal_id: str) -> JSONResponse:
     return JSONResponse(reversal_public(await runtime.reversals.get(tenant, reversal_id)))
-
-
-

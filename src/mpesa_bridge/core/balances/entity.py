@@ -91,4 +91,6 @@ class BalanceQuery:
 
 
 def stored_accounts(accounts: tuple[AccountBalance, ...]) -> list[dict[str, Any]]:
-    return [{"name": a.name, "currency": a.currency, "available": a.available, "amounts": list(a.amounts)} for a in accounts]
+    return [
+        {"name": a.name, "currency": a.currency, "available": a.available, "amounts": list(a.amounts)} for a in accounts
+    ]

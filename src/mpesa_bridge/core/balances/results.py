@@ -83,7 +83,11 @@ class BalanceTimeoutHandler:
                 notice = self._reader.notice(callback.body)
             except MalformedResult:
                 notice = None
-            if notice is not None and query.conversation_id and notice.conversation_id not in ("", query.conversation_id):
+            if (
+                notice is not None
+                and query.conversation_id
+                and notice.conversation_id not in ("", query.conversation_id)
+            ):
                 _mark(callback, "flagged", "conversation_id_mismatch")
                 continue
             desc = notice.result_desc if notice is not None else "The request timed out in Daraja's queue."

@@ -25,6 +25,7 @@ from mpesa_bridge.core.payments.stk import token_hash
 from mpesa_bridge.core.ports import GatewayError, IdempotencyBinding, PushOutcomeUnknown, UnitOfWork, UnitOfWorkFactory
 from mpesa_bridge.core.projects import Tenant
 from mpesa_bridge.core.reversals.ports import InitiatorQueued
+from mpesa_bridge.core.reversals.service import require_initiator
 
 MAX_WAIT = 30.0
 WAIT_POLL = 0.1  # seconds between re-reads while waiting for the Result
@@ -102,6 +103,7 @@ class BalanceQueryService:
     ) -> BalanceQuery:
         seconds = check_wait(wait)
         account = await self._projects.account(tenant)
+        require_initiator(account)
         token = new_token()
         now = self._clock.now()
         query = BalanceQuery(
@@ -173,4 +175,3 @@ class BalanceQueryService:
     async def list(self, tenant: Tenant, starting_after: str | None, limit: int) -> Sequence[BalanceQuery]:
         async with self._db.read() as uow:
             return await uow.balance_queries.list(tenant, starting_after, limit)
-

@@ -106,7 +106,11 @@ class ReversalTimeoutHandler:
                 continue
             callback.payment_id = reversal.payment_id
             notice = _read_notice(self._reader, callback.body)
-            if notice is not None and reversal.conversation_id and notice.conversation_id not in ("", reversal.conversation_id):
+            if (
+                notice is not None
+                and reversal.conversation_id
+                and notice.conversation_id not in ("", reversal.conversation_id)
+            ):
                 _mark(callback, "flagged", "conversation_id_mismatch")
                 continue
             if mark_reversal_unknown(reversal, "queue_timeout", at):

@@ -19,8 +19,15 @@ from mpesa_bridge.core.ids import new_id, new_token
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.payments.stk import token_hash
-from mpesa_bridge.core.ports import GatewayError, IdempotencyBinding, PushOutcomeUnknown, UnitOfWork, UnitOfWorkFactory
-from mpesa_bridge.core.projects import Tenant
+from mpesa_bridge.core.ports import (
+    GatewayError,
+    IdempotencyBinding,
+    InitiatorUnavailable,
+    PushOutcomeUnknown,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from mpesa_bridge.core.projects import DarajaAccount, Tenant
 from mpesa_bridge.core.reversals.entity import BLOCKING_STATUSES, Reversal, ReversalStatus
 from mpesa_bridge.core.reversals.ports import InitiatorQueued, ReversalCommand, ReversalFilter, ReversalGateway
 from mpesa_bridge.core.reversals.settle import ReversalOutcome, mark_reversal_unknown, settle_reversal
@@ -33,6 +40,15 @@ STRANDED_AFTER = 300.0  # seconds a reversal may stay `sending` before it is dec
 CallbackUrl = Callable[[str, str], str]
 RESULT_KIND = "reversal_result"
 TIMEOUT_KIND = "reversal_timeout"
+
+
+def require_initiator(account: DarajaAccount) -> None:
+    """Refuse before recording anything when the mode has no initiator to send with (400)."""
+    if not account.has_initiator:
+        raise InitiatorUnavailable(
+            "This mode has no Daraja initiator: set initiator_name and initiator_password (set-daraja).",
+            code="initiator_not_configured",
+        )
 
 
 def check_remarks(remarks: str | None) -> str:
@@ -70,6 +86,7 @@ class ReversalService:
         flight or succeeded; 404 for a payment of another tenant."""
         text = check_remarks(remarks)
         account = await self._projects.account(tenant)
+        require_initiator(account)
         token = new_token()
         now = self._clock.now()
         async with self._db.write() as uow:
