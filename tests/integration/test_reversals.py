@@ -76,6 +76,10 @@ async def test_a_reversal_succeeds_and_the_payment_shows_it(bridge: InProcessBri
 
     again = await reverse(bridge, tenant, payment["id"])
     assert again.status_code == 409 and again.json()["error"]["code"] == "payment_already_reversed"
+    other = await bridge.create_project("Other")
+    assert (await bridge.client.get(f"/v1/reversals/{reversal['id']}", headers=other.headers())).status_code == 404
+    assert (await bridge.client.get("/v1/reversals", headers=other.headers())).json()["data"] == []
+    assert (await bridge.client.get("/v1/reversals", headers=tenant.headers("live"))).json()["data"] == []
 
 
 async def test_only_a_succeeded_payment_is_reversed_and_never_twice_in_flight(bridge: InProcessBridge) -> None:

@@ -69,6 +69,7 @@ OBJECT_ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/v1/payment_links/{id}"): ("payment_link", None),
     ("PATCH", "/v1/payment_links/{id}"): ("payment_link", {"active": False, "title": "taken over"}),
     ("GET", "/v1/payment_links/{id}/qr"): ("payment_link", None),
+    ("POST", "/v1/payments/{id}/reversals"): ("payment", {"remarks": "taken over"}),
 }
 LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/payments"): "payment",
@@ -118,6 +119,11 @@ EXEMPT: dict[tuple[str, str], str] = {
     "the link's form, or says the link is gone: tests/integration/test_payment_links.py",
     ("POST", "/l/{slug}"): "a payment link's form (no key): opens a session of the link the slug names and "
     "pushes; nothing else of the project: tests/integration/test_payment_links.py",
+    ("GET", "/v1/reversals"): "scoped by project and mode like payments: tests/integration/test_reversals.py",
+    ("GET", "/v1/reversals/{id}"): "another tenant's reversal is 404: tests/integration/test_reversals.py",
+    ("POST", "/v1/balance_queries"): "asks with the caller's own Daraja settings: tests/integration/test_reversals.py",
+    ("GET", "/v1/balance_queries"): "scoped by project and mode: tests/integration/test_reversals.py",
+    ("GET", "/v1/balance_queries/{id}"): "another tenant's query is 404: tests/integration/test_reversals.py",
     ("GET", "/healthz"): "no tenant data",
     ("GET", "/readyz"): "no tenant data",
     ("GET", "/openapi.json"): "the public API description",

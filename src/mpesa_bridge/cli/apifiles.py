@@ -50,6 +50,8 @@ PATH_VALUES = {
     "key_id": "{{keyId}}",
     "mode": "test",
 }
+PATH_VALUES["reversal_id"] = "{{reversalId}}"  # reversals
+PATH_VALUES["query_id"] = "{{balanceQueryId}}"  # balance queries
 # Collection variables: what a run starts with. The empty ones are filled by the test scripts.
 VARIABLES = {
     "baseUrl": SERVER_URL,
@@ -68,6 +70,8 @@ VARIABLES = {
     "keyId": "",
     "publishableKey": "",
 }
+VARIABLES["reversalId"] = ""  # reversals
+VARIABLES["balanceQueryId"] = ""  # balance queries
 AUTH_VARIABLE = {
     "SecretKey": "secretKey",
     "ClientSecret": "clientSecret",
@@ -160,6 +164,13 @@ STEPS: list[Step] = [
     Step("update_payment_link"),
     Step("get_payment_link_qr"),
     Step("create_qr_code"),
+    # The payment created above has succeeded by now (the simulator's default number pays).
+    Step("create_reversal", captures={"reversalId": ".id"}),
+    Step("list_reversals"),
+    Step("get_reversal"),
+    Step("create_balance_query", captures={"balanceQueryId": ".id"}),
+    Step("list_balance_queries"),
+    Step("get_balance_query"),
     Step("list_events", captures={"eventId": ".data[0].id"}),
     Step("get_event"),
     # Every enabled endpoint subscribed to the event: none yet (the webhook folder comes next).

@@ -35,6 +35,7 @@ from mpesa_bridge_sdk.models import (
     FINAL_PAYMENT_STATUSES,
     ApiKey,
     Attempt,
+    BalanceQuery,
     CheckoutPayment,
     CheckoutSession,
     DeletedWebhookEndpoint,
@@ -47,6 +48,7 @@ from mpesa_bridge_sdk.models import (
     ProjectSettings,
     PublishableKeyRotation,
     QrCode,
+    Reversal,
     WebhookEndpoint,
 )
 
@@ -64,6 +66,7 @@ __all__ = [
     "AsyncPage",
     "Attempt",
     "AuthenticationError",
+    "BalanceQuery",
     "CheckoutPayment",
     "CheckoutSession",
     "Client",
@@ -85,6 +88,7 @@ __all__ = [
     "PublishableKeyRotation",
     "QrCode",
     "RateLimitError",
+    "Reversal",
     "SignatureError",
     "WaitTimeoutError",
     "WebhookEndpoint",

@@ -85,6 +85,9 @@ class ReversalService:
         """Reverse the whole amount of a succeeded payment. 409 while another reversal of it is in
         flight or succeeded; 404 for a payment of another tenant."""
         text = check_remarks(remarks)
+        async with self._db.read() as read:  # another tenant's payment is 404 before anything else
+            if await read.payments.get(tenant, payment_id) is None:
+                raise NotFound(f"No such payment: '{payment_id}'", param="payment_id")
         account = await self._projects.account(tenant)
         require_initiator(account)
         token = new_token()
