@@ -25,6 +25,7 @@ from mpesa_bridge.dashboard.pages import (
     access,
     analytics,
     attention,
+    balances,
     links,
     overview,
     payment_detail,
@@ -58,6 +59,7 @@ def create_dashboard(runtime_of: Callable[[], Runtime]) -> FastAPI:
         webhooks,
         attention,
         links,
+        balances,
     ):
         app.include_router(module.router)
     _install_error_pages(app)
