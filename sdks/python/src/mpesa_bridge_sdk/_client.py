@@ -374,6 +374,7 @@ class Reversals(_Resource):
         return Reversal.from_dict(self._client._request(_ops.create_reversal(payment_id, remarks, idempotency_key)))
 
     def retrieve(self, reversal_id: str) -> Reversal:
+        """Read one reversal (`NotFoundError` if it is not this key's)."""
         return Reversal.from_dict(self._client._request(_ops.get_reversal(reversal_id)))
 
     get = retrieve
@@ -394,11 +395,13 @@ class BalanceQueries(_Resource):
         return BalanceQuery.from_dict(self._client._request(_ops.create_balance_query(wait, idempotency_key)))
 
     def retrieve(self, query_id: str) -> BalanceQuery:
+        """Read one balance query: `pending` until its Result came."""
         return BalanceQuery.from_dict(self._client._request(_ops.get_balance_query(query_id)))
 
     get = retrieve
 
     def list(self, *, limit: int | None = None, starting_after: str | None = None) -> Page[BalanceQuery]:
+        """Balance queries newest first."""
         return self._page(BalanceQuery, lambda after: _ops.list_balance_queries(limit, after), starting_after)
 
 
