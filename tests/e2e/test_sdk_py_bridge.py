@@ -212,7 +212,8 @@ def test_a_reversal_and_a_balance_query(bridge: tuple[ServerProcess, str]) -> No
         assert payment.status == "succeeded"
         reversal = sdk.reversals.create(payment.id, remarks="Order cancelled", idempotency_key=f"rev-{payment.id}")
         assert reversal.id.startswith("rev_") and reversal.status == "sent" and reversal.amount == 40
-        assert sdk.reversals.create(payment.id, idempotency_key=f"rev-{payment.id}").id == reversal.id  # replayed
+        replayed = sdk.reversals.create(payment.id, remarks="Order cancelled", idempotency_key=f"rev-{payment.id}")
+        assert replayed.id == reversal.id
         deadline = time.monotonic() + 20
         while sdk.reversals.retrieve(reversal.id).status != "succeeded":
             assert time.monotonic() < deadline
