@@ -50,6 +50,24 @@ async def test_the_owner_sees_the_keys_and_what_client_side_amounts_allow_then_s
     assert (project.client_side_amounts, project.client_side_amount_max, project.allowed_origins) == (False, None, [])
 
 
+async def test_the_owner_turns_the_earlier_systems_calls_on_and_off(shop: People) -> None:
+    owner = await shop.as_("owner")
+    page = (await owner.get("/dashboard/settings")).text
+    assert 'name="legacy_api"' in page and "/api/v1/transactions/stk-push" in page
+    on = await post(owner, "/dashboard/settings/browser", {"client_side_amounts": "off", "legacy_api": "on"})
+    assert on.status_code == 303
+    assert (await shop.project()).legacy_api is True
+    pushed = await shop.bridge.client.post(
+        "/api/v1/transactions/stk-push",
+        json={"phoneNumber": "0708374149", "amount": 5},
+        headers={"x-api-key": shop.tenant.test_key},
+    )
+    assert pushed.status_code == 200, pushed.text
+    assert "legacy_api=True" in (await owner.get("/dashboard/settings")).text  # in the activity list
+    off = await post(owner, "/dashboard/settings/browser", {"client_side_amounts": "off"})
+    assert off.status_code == 303 and (await shop.project()).legacy_api is False
+
+
 async def test_invalid_values_are_shown_back_with_the_reason_and_nothing_is_saved(shop: People) -> None:
     owner = await shop.as_("owner")
     for form, said in (

@@ -70,6 +70,7 @@ def test_the_files_are_deterministic_and_name_no_machine(files: dict[str, str]) 
         "AdminToken",
         "PublishableKey",
         "PublishableKeyHeader",
+        "ApiKeyHeader",
     }
 
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.responses import RedirectResponse
 
 from mpesa_bridge import __version__
-from mpesa_bridge.api import admin, callbacks, health
+from mpesa_bridge.api import admin, callbacks, health, legacy
 from mpesa_bridge.api.callbacks import CallbackFastPath
 from mpesa_bridge.api.demo import install_demo
 from mpesa_bridge.api.docs import install_docs
@@ -61,6 +61,7 @@ def simulator_config(settings: Settings) -> SimulatorConfig:
         shortcodes={SANDBOX_SHORTCODE: SANDBOX_PASSKEY},
         callback_delay=settings.simulator_callback_delay,
         late_callback_delay=settings.simulator_late_callback_delay,
+        result_delay=settings.simulator_result_delay,
     )
 
 
@@ -150,7 +151,7 @@ def create_app(
     app.include_router(
         checkout_router(lambda: app.state.http.rate_limiter)
     )  # the hosted page /pay/{id}, links /l/{slug}
-    add_routes(app, callbacks.router, admin.router, health.router)
+    add_routes(app, callbacks.router, admin.router, health.router, legacy.router)
     install_docs(app)
     if not settings.production:
         install_demo(app)
@@ -165,7 +166,7 @@ def create_app(
     app.add_middleware(
         BridgeMiddleware,
         max_body_bytes=settings.max_body_bytes,
-        json_only_prefixes=("/v1/",),
+        json_only_prefixes=("/v1/", legacy.PREFIX + "/"),
         any_body_prefixes=(CALLBACK_PATH,),
     )
     # Added last, so it runs first: Daraja's callbacks skip routing (see api/callbacks.py).

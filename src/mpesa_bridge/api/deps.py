@@ -38,11 +38,11 @@ async def get_caller(request: Request, runtime: RuntimeDep) -> Caller:
     secret = _bearer(request)
     caller = await runtime.projects.authenticate_key(secret)
     if caller.project.require_signed_requests:
-        await _check_signature(request, runtime, caller, secret)
+        await check_signature(request, runtime, caller, secret)
     return caller
 
 
-async def _check_signature(request: Request, runtime: Runtime, caller: Caller, secret: str) -> None:
+async def check_signature(request: Request, runtime: Runtime, caller: Caller, secret: str) -> None:
     project = caller.project
     key = secret
     if project.signing_secret_sealed:

@@ -81,6 +81,13 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
         "name": "X-Api-Key",
         "description": "The publishable key in the earlier system's header (`X-Api-Key: pk_test_…`).",
     },
+    "ApiKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+        "description": "The earlier system's header, read only by its two calls under /api/v1/transactions "
+        "(docs/migrating.md): a secret key, or a publishable key where client-side amounts are on.",
+    },
     "AdminToken": {
         "type": "http",
         "scheme": "bearer",
@@ -92,6 +99,7 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
 # expire (no `expires_at`) or be refused on a development bridge with the built-in simulator:
 # `mpesa-bridge openapi` puts these bodies in the Postman collection, which tests/e2e walks.
 REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "legacy_stk_push": {"phoneNumber": "0708374149", "amount": 10, "description": "Order 42"},
     "create_payment": {
         "phone": "0708374149",
         "amount": 10,

@@ -158,6 +158,10 @@ def render_bridge_error(request: Request, exc: BridgeError) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    return render_api_error(request, exc)
+
+
+def render_api_error(request: Request, exc: ApiError) -> Response:
     type_ = _HTTP_TYPES.get(exc.status, "invalid_request_error")
     return error_body(request, exc.status, type_=type_, code=exc.code, message=exc.message, param=exc.param)
 
@@ -167,7 +171,7 @@ def _param(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
-async def _validation_error(request: Request, exc: Exception) -> Response:
+async def render_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request", "type": ""}
     param = _param(tuple(first.get("loc", ())))
@@ -207,6 +211,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BridgeError, _bridge_error)
     app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, render_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

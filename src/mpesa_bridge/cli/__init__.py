@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -145,9 +146,24 @@ def simulator(
             help="seconds a C2B payment waits for the ValidationURL before the ResponseType decides (Daraja: ~8)",
         ),
     ] = 8.0,
+    result_delay: Annotated[
+        float,
+        typer.Option(
+            envvar="MPESA_BRIDGE_SIMULATOR_RESULT_DELAY",
+            help="seconds before the Result of a payout, reversal, status or balance query is posted",
+        ),
+    ] = 2.0,
+    initiator_key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MPESA_BRIDGE_SIMULATOR_INITIATOR_KEY",
+            help="RSA private key (PEM) whose certificate the simulator publishes; default: a new one per start",
+        ),
+    ] = None,
 ) -> None:
-    """Run the offline Daraja simulator on its own (OAuth, STK Push, STK Query, C2B, callbacks);
-    `simulator pay` makes a customer payment on a running one."""
+    """Run the offline Daraja simulator on its own (OAuth, STK Push, STK Query, C2B, B2C, reversal,
+    transaction status, account balance, callbacks); `simulator pay` makes a customer payment on a
+    running one."""
     if ctx.invoked_subcommand is not None:
         return
     import dataclasses
@@ -163,6 +179,8 @@ def simulator(
         lose_callbacks=lose_callbacks,
         push_answer_delay=push_answer_delay,
         c2b_validation_timeout=c2b_validation_timeout,
+        result_delay=result_delay,
+        initiator_key_pem=initiator_key.read_bytes() if initiator_key is not None else None,
     )
     typer.echo(f"Daraja simulator on http://{host}:{port} (consumer key {settings.simulator_consumer_key})")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")

@@ -432,12 +432,16 @@ class ProjectService:
         client_side_amounts: bool | None = None,
         client_side_amount_max: object = _UNSET,
         allowed_origins: object = _UNSET,
+        legacy_api: bool | None = None,
         highest_amount: int,
     ) -> Project:
-        """Change what browsers may do for the project: validated, then saved in one write."""
+        """Change what browsers and the earlier system's clients may do for the project: validated,
+        then saved in one write."""
         changes: dict[str, object] = {}
         if client_side_amounts is not None:
             changes["client_side_amounts"] = bool(client_side_amounts)
+        if legacy_api is not None:
+            changes["legacy_api"] = bool(legacy_api)
         if client_side_amount_max is not _UNSET:
             changes["client_side_amount_max"] = check_client_amount_max(client_side_amount_max, highest_amount)
         if allowed_origins is not _UNSET:

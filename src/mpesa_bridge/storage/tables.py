@@ -36,6 +36,8 @@ projects = sa.Table(
     sa.Column("client_side_amounts", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("client_side_amount_max", sa.Integer(), nullable=True),
     sa.Column("allowed_origins", JSONType, nullable=False, server_default=sa.text("'[]'")),
+    # The earlier system's payment calls answered for this project (migration 0021, api/legacy.py).
+    sa.Column("legacy_api", sa.Boolean(), nullable=False, server_default=sa.false()),
 )
 
 daraja_configs = sa.Table(

@@ -47,6 +47,7 @@ from mpesa_bridge.core.checkout.entity import CheckoutSession
 from mpesa_bridge.core.checkout.public import session_for_client, session_public
 from mpesa_bridge.core.checkout.validation import validate_checkout_create
 from mpesa_bridge.core.errors import InvalidRequest, NotFound, RateLimited
+from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.phone import normalise_phone
 from mpesa_bridge.core.ports import IdempotencyBinding
 from mpesa_bridge.runtime import Runtime
@@ -159,7 +160,6 @@ async def _create_client_side(
     request: Request, runtime: Runtime, key: str, body: CheckoutSessionCreate, idempotency_key: str | None
 ) -> Response:
     """The earlier system's call: a publishable key and an amount chosen in the browser."""
-    caller = await runtime.projects.authenticate_publishable(key)
     if idempotency_key is not None:
         raise InvalidRequest(
             "Idempotency-Key is for secret keys: a browser opens a new session per try.",
@@ -175,6 +175,20 @@ async def _create_client_side(
             )
     if body.amount is None:
         raise InvalidRequest("amount is required", code="parameter_missing", param="amount")
+    session, payment = await open_client_side(request, runtime, key, body)
+    secret = session.client_secret
+    shown = session_for_client(session, payment)
+    shown["client_secret"] = secret
+    return JSONResponse(shown, status_code=201)
+
+
+async def open_client_side(
+    request: Request, runtime: Runtime, key: str, body: CheckoutSessionCreate
+) -> tuple[CheckoutSession, Payment | None]:
+    """Open a checkout session for the browser's amount with a publishable key and, given a phone,
+    push at once: (the session, its payment or None). Also the earlier system's stk-push route's
+    publishable path (api/legacy.py)."""
+    caller = await runtime.projects.authenticate_publishable(key)
     now = runtime.clock.now()
     checkout = validate_checkout_create(
         amount=body.amount,
@@ -205,9 +219,8 @@ async def _create_client_side(
         pushed = await runtime.checkout.pay(session, phone=phone, amount=None)
         await _count_phone(limiter, session, phone)
         session, payment = await runtime.checkout.reread_with_payment(session, pushed.id)
-    shown = session_for_client(session, payment)
-    shown["client_secret"] = secret
-    return JSONResponse(shown, status_code=201)
+        session.client_secret = secret
+    return session, payment
 
 
 async def _check_phone_limits(

@@ -3,7 +3,7 @@ client-side amounts and allowed origins (core/browser.py).
 
     GET   /v1/project                          the settings and this mode's publishable key
     PATCH /v1/project                          change client_side_amounts, client_side_amount_max,
-                                               allowed_origins (only the fields sent)
+                                               allowed_origins, legacy_api (only the fields sent)
     POST  /v1/project/publishable_key/rotate   a new publishable key for this mode; the old one
                                                stops at once
 
@@ -50,6 +50,10 @@ class ProjectBrowserSettings(BaseModel):
         description="the sites whose pages may call the browser routes; empty: the server-wide "
         "MPESA_BRIDGE_REALTIME_CORS_ORIGINS"
     )
+    legacy_api: bool = Field(
+        description="whether the earlier system's payment calls (/api/v1/transactions/…) are answered "
+        "(docs/migrating.md)"
+    )
 
 
 class ProjectBrowserUpdate(BaseModel):
@@ -73,6 +77,12 @@ class ProjectBrowserUpdate(BaseModel):
         description="exact origins such as https://shop.example (scheme, host, optional port; no path, no wildcard)",
         json_schema_extra={"type": "array", "items": {"type": "string"}, "maxItems": 20},
     )
+    legacy_api: bool | None = Field(
+        None,
+        strict=True,
+        description="true answers the earlier system's POST /api/v1/transactions/stk-push and GET "
+        "/api/v1/transactions/status/{id} for this project (its clients keep working while they move). Off by default.",
+    )
 
 
 class PublishableKeyRotated(BaseModel):
@@ -93,6 +103,7 @@ async def _shown(runtime: Runtime, caller: Caller, project: Project) -> dict[str
         "client_side_amounts": project.client_side_amounts,
         "client_side_amount_max": project.client_side_amount_max,
         "allowed_origins": list(project.allowed_origins),
+        "legacy_api": project.legacy_api,
     }
 
 

@@ -109,6 +109,7 @@ async def _settings(
         "client_side_amounts": "on" if project.client_side_amounts else "off",
         "client_side_amount_max": "" if project.client_side_amount_max is None else str(project.client_side_amount_max),
         "allowed_origins": "\n".join(project.allowed_origins),
+        "legacy_api": "on" if project.legacy_api else "off",
     }
     context: dict[str, Any] = {
         "project": project,
@@ -190,11 +191,13 @@ async def browser_settings(request: Request, viewer: OwnerDep) -> Response:
     runtime = runtime_of(request)
     form = await form_of(request)
     on = form.get("client_side_amounts") == "on"
+    legacy = form.get("legacy_api") == "on"
     raw_max, raw_origins = form.get("client_side_amount_max", "").strip(), form.get("allowed_origins", "")
     typed = {
         "client_side_amounts": "on" if on else "off",
         "client_side_amount_max": raw_max,
         "allowed_origins": raw_origins,
+        "legacy_api": "on" if legacy else "off",
     }
     try:
         highest = None if not raw_max else _whole(raw_max)
@@ -203,13 +206,14 @@ async def browser_settings(request: Request, viewer: OwnerDep) -> Response:
             client_side_amounts=on,
             client_side_amount_max=highest,
             allowed_origins=parse_origin_lines(raw_origins),
+            legacy_api=legacy,
             highest_amount=runtime.limits.max_amount,
         )
     except InvalidRequest as exc:
         return await _settings(request, viewer, errors={exc.param or "browser": str(exc)}, status=400, values=typed)
     detail = (
         f"client_side_amounts={project.client_side_amounts} client_side_amount_max={project.client_side_amount_max} "
-        f"allowed_origins={','.join(project.allowed_origins) or '-'}"
+        f"allowed_origins={','.join(project.allowed_origins) or '-'} legacy_api={project.legacy_api}"
     )
     await runtime.people.record(viewer.identity, "project.browser_settings_changed", project.id, detail=detail)
     return _done("browser")
