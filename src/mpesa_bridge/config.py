@@ -156,6 +156,21 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool | None = Field(None, description="JSON log lines; default: on in production")
     fault_injection: str | None = Field(None, description="testing only, refused in production")
+    # --- observability (docs/operations.md) ---------------------------------------------------------
+    metrics_token: SecretStr | None = Field(
+        None, description="bearer token that reads /metrics on the main port (needed there in production)"
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="also serve /metrics, without a token, on this port (keep it private)"
+    )
+    sentry_dsn: SecretStr | None = Field(
+        None, description="report unexpected errors to Sentry (or a compatible server) at this DSN; unset: off"
+    )
+    sentry_environment: str | None = Field(None, description="Sentry's environment name; default: MPESA_BRIDGE_ENV")
+    sentry_release: str | None = Field(None, description="Sentry's release name; default: mpesa-bridge@<version>")
+    sentry_sample_rate: float = Field(
+        1.0, ge=0.0, le=1.0, allow_inf_nan=False, description="share of error events sent to Sentry (0 to 1)"
+    )
     # --- security --------------------------------------------------------------------------------
     old_master_keys: SecretStr | None = Field(
         None, description="comma-separated previous master keys, still accepted for reading during rotation"
@@ -271,6 +286,11 @@ class Settings(BaseSettings):
         "unset: the links are written to the log",
     )
     smtp_from: str = Field("mpesa-bridge <no-reply@localhost>", description="From: of the dashboard's emails")
+    doctor_check_url: str | None = Field(
+        None,
+        description="a check host outside your network that `mpesa-bridge doctor` asks to fetch the public "
+        'health URL (POST {"url": …} -> {"status": <HTTP status>}); unset: reachability is not checked',
+    )
 
     @model_validator(mode="after")
     def _production_guard(self) -> Settings:
@@ -289,6 +309,12 @@ class Settings(BaseSettings):
             problems.append("MPESA_BRIDGE_FAULT_INJECTION is for tests only")
         if problems:
             raise ValueError("production configuration refused: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port_apart(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("MPESA_BRIDGE_METRICS_PORT must differ from MPESA_BRIDGE_PORT")
         return self
 
     @property

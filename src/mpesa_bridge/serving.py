@@ -4,7 +4,8 @@ bare baseline app is served with exactly this, without importing the bridge)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
@@ -67,15 +68,24 @@ class ProcessesConfig(uvicorn.Config):
         vars(self).update(vars(built))  # the server reads everything from this object
 
 
-def serve_processes(build: Callable[[], uvicorn.Config], host: str, port: int, workers: int) -> int:
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound as uvicorn binds its own, for a port served beside the main one (the metrics port)."""
+    return uvicorn.Config("unused:app", host=host, port=port).bind_socket()  # only binds: no app is loaded
+
+
+def serve_processes(
+    build: Callable[[], uvicorn.Config], host: str, port: int, workers: int, extra_ports: Sequence[int] = ()
+) -> int:
     """Serve on `workers` processes sharing one listening socket, under uvicorn's supervisor: a
     process that dies is replaced; SIGTERM or SIGINT stops them all, each gracefully like one
-    server. `build` must be picklable (a module-level function, or a partial of one). The exit
+    server. `build` must be picklable (a module-level function, or a partial of one). Each of
+    `extra_ports` is bound once here and served by every process with the same app. The exit
     status: 0 once stopped by a signal, uvicorn's 3 if a process failed to start."""
     from uvicorn.supervisors import Multiprocess
 
     config = ProcessesConfig(build, host, port, workers)
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    sockets = [config.bind_socket(), *(listening_socket(host, extra) for extra in extra_ports)]
+    supervisor = Multiprocess(config, sockets=sockets)
     supervisor.run()
     return STARTUP_FAILURE if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes) else 0
 

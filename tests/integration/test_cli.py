@@ -56,6 +56,9 @@ COMMANDS = [
     ["users", "create"],
     ["users", "list"],
     ["openapi"],
+    ["backup"],
+    ["restore"],
+    ["doctor"],
 ]
 PROJECT_ID = re.compile(r"\bproj_[0-9a-z]+\b")
 LIVE_DARAJA = ["--mode", "live", "--environment", "production", "--short-code", "600000"]
@@ -121,9 +124,10 @@ def _options() -> dict[tuple[str, ...], list[Any]]:
     a group that has options of its own (`simulator` runs the server, `simulator pay` is its subcommand)."""
     found = {}
     for path, command in _walk(typer.main.get_command(app)):
-        own = [p for p in command.params if p.param_type_name == "option" and p.name != "help"]
+        # Eager options (--help, the root's --version) answer and exit: they set nothing.
+        own = [p for p in command.params if p.param_type_name == "option" and p.name != "help" and not p.is_eager]
         if not getattr(command, "commands", None) or own:
-            found[path] = [p for p in command.params if p.param_type_name == "option" and p.name != "help"]
+            found[path] = own
     return found
 
 
@@ -138,6 +142,18 @@ def test_help_exits_zero(invoke: Any, command: list[str]) -> None:
     out = ok(invoke(*command, "--help"))
     assert "Usage:" in out
     assert "--help" in out
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_help_shows_flags_as_flags(invoke: Any, command: list[str]) -> None:
+    """A boolean option is `--x/--no-x` (a variable can switch it on, the command line off), and no help
+    shows a value placeholder for a flag (`<bool>`, `BOOLEAN`)."""
+    out = ok(invoke(*command, "--help"))
+    assert "<bool>" not in out and "BOOLEAN" not in out, out
+    for option in _options().get(tuple(command), []):
+        if option.is_flag and not option.count:
+            assert option.secondary_opts, f"{' '.join(command)} {option.opts[0]} has no --no-… form"
+            assert option.secondary_opts[0] in out
 
 
 @pytest.mark.parametrize("path", sorted(_options()), ids=" ".join)

@@ -15,6 +15,7 @@ from mpesa_bridge.api.callbacks import CallbackFastPath
 from mpesa_bridge.api.demo import install_demo
 from mpesa_bridge.api.docs import install_docs
 from mpesa_bridge.api.errors import install_error_handlers
+from mpesa_bridge.api.metrics import MetricsAccess, MetricsMiddleware
 from mpesa_bridge.api.middleware import BridgeMiddleware
 from mpesa_bridge.api.net import networks_from
 from mpesa_bridge.api.parts import build_http_parts
@@ -39,6 +40,8 @@ from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.clock import Clock
 from mpesa_bridge.dashboard.app import create_dashboard
 from mpesa_bridge.logging import configure_logging, get_logger
+from mpesa_bridge.observability.errors import configure_error_reporting
+from mpesa_bridge.observability.multiprocess import process_stopping
 from mpesa_bridge.realtime.socketio import SocketAuthorizer, SocketGateway
 from mpesa_bridge.routes import CALLBACK_PATH
 from mpesa_bridge.runtime import build_runtime
@@ -89,6 +92,8 @@ def create_app(
     """Build the bridge. The lifespan wires storage, Daraja, the workers and the simulator, then the
     HTTP-only parts (`api/parts.py`)."""
     configure_logging(settings.log_level, json=settings.json_logs)
+    configure_error_reporting(settings)  # Sentry when MPESA_BRIDGE_SENTRY_DSN is set (observability/errors.py)
+    metrics_access = MetricsAccess(settings)
     networks = networks_from(settings)  # a typo in an address list stops the start
     if simulator is None and settings.mount_simulator:
         simulator = simulator_for(settings)
@@ -119,6 +124,8 @@ def create_app(
         if settings.reconcile_enabled:
             await runtime.start_workers()
         log.info("bridge.started", env=settings.env, database=runtime.db.dialect, simulator=simulator is not None)
+        if metrics_access.refusal_reason():
+            log.warning("metrics.unavailable", detail=metrics_access.refusal_reason())
         try:
             yield
         finally:
@@ -126,6 +133,7 @@ def create_app(
                 await simulator.aclose()
             await parts.aclose()
             await runtime.aclose()
+            process_stopping()  # this process's open connections stop counting (multiprocess metrics)
             log.info("bridge.stopped")
 
     app = FastAPI(
@@ -171,4 +179,6 @@ def create_app(
     )
     # Added last, so it runs first: Daraja's callbacks skip routing (see api/callbacks.py).
     app.add_middleware(CallbackFastPath, max_body_bytes=settings.max_body_bytes)
+    # Outermost: every request timed by route template, /metrics answered (api/metrics.py).
+    app.add_middleware(MetricsMiddleware, access=metrics_access, runtime=lambda: app.state.runtime)
     return app

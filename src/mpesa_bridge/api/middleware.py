@@ -15,6 +15,7 @@ from mpesa_bridge.api.errors import RAW_SECURITY_HEADERS, error_reply
 from mpesa_bridge.api.inputs import UNPARSED, Refusal, path_refusal, query_refusal, read_json
 from mpesa_bridge.api.routing import PARSED_JSON
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.observability.errors import report_exception
 
 log = get_logger("mpesa_bridge.api")
 INTERNAL_ERROR = "Something went wrong on our end."
@@ -104,6 +105,7 @@ class BridgeMiddleware:
             if started:
                 raise
             log.exception("api.unhandled", path=scope.get("path", ""))
+            report_exception()  # to Sentry when configured: the one place an unexpected error is answered
             for message in error_reply(500, "internal_error", INTERNAL_ERROR, request_id, "api_error"):
                 await send(message)
         finally:

@@ -58,6 +58,24 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         raise typer.Exit(2) from exc
 
 
+def _print_version(given: bool) -> None:
+    if given:
+        from importlib.metadata import version
+
+        typer.echo(f"mpesa-bridge {version('mpesa-bridge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the installed version and exit."),
+    ] = False,
+) -> None:
+    """A self-hostable M-Pesa (Daraja) payments gateway. Options also read MPESA_BRIDGE_* variables."""
+
+
 @app.command()
 def serve(
     host: HostOpt = None,
@@ -66,7 +84,9 @@ def serve(
     dev: Annotated[
         bool,
         typer.Option(
-            "--dev", envvar="MPESA_BRIDGE_DEV", help="create (once) a test project and print its key and a first curl"
+            "--dev/--no-dev",
+            envvar="MPESA_BRIDGE_DEV",
+            help="create (once) a test project and print its key and a first curl",
         ),
     ] = False,
     workers: Annotated[
@@ -134,7 +154,7 @@ def simulator(
     lose_callbacks: Annotated[
         bool,
         typer.Option(
-            "--lose-callbacks",
+            "--lose-callbacks/--keep-callbacks",
             envvar="MPESA_BRIDGE_SIMULATOR_LOSE_CALLBACKS",
             help="send no callback at all: STK Query alone tells the outcome",
         ),
@@ -228,8 +248,12 @@ def db_current(database_url: DbOpt = None) -> None:
 def register_commands() -> typer.Typer:
     """Import the modules that add their commands to `app` (kept out of import time on purpose)."""
     from mpesa_bridge.cli import apifiles, keys, listen, projects, simulator_pay, users  # noqa: F401
+    from mpesa_bridge.cli import backup as _backup  # noqa: F401
+    from mpesa_bridge.cli import doctor as _doctor  # noqa: F401
     from mpesa_bridge.cli import secrets as _secrets  # noqa: F401
+    from mpesa_bridge.cli.flags import show_flags_as_flags
 
+    show_flags_as_flags()
     return app
 
 

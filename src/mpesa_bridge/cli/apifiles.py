@@ -354,7 +354,7 @@ def openapi_files(
     check: Annotated[
         bool,
         typer.Option(
-            "--check",
+            "--check/--write",
             envvar="MPESA_BRIDGE_API_FILES_CHECK",
             help="write nothing; exit 1 if a file in the folder differs from what the app gives",
         ),

@@ -21,6 +21,7 @@ import typer
 from standardwebhooks import Webhook
 
 from mpesa_bridge.cli import app
+from mpesa_bridge.cli.progress import progress_bar
 
 # The simulator's magic numbers that end a payment in each state (see README).
 OUTCOMES = {
@@ -166,17 +167,22 @@ def listen(
         raise typer.Exit(0) from None
 
 
-async def create_and_wait(api_url: str, key: str, phone: str, amount: int, wait: float) -> dict[str, Any]:
+async def create_and_wait(
+    api_url: str, key: str, phone: str, amount: int, wait: float, on_poll: Callable[[float], None] | None = None
+) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {key}"}) as http:
         body = {"phone": phone, "amount": amount, "account_reference": "TRIGGER", "description": "Triggered"}
         response = await http.post("/v1/payments", json=body)
         if response.status_code != 201:
             raise typer.BadParameter(f"the bridge answered {response.status_code}: {response.text[:300]}")
         payment: dict[str, Any] = response.json()
-        deadline = time.monotonic() + wait
+        started = time.monotonic()
+        deadline = started + wait
         while payment["status"] not in FINAL and time.monotonic() < deadline:
             await asyncio.sleep(0.25)
             payment = (await http.get(f"/v1/payments/{payment['id']}")).json()
+            if on_poll is not None:
+                on_poll(time.monotonic() - started)
         return payment
 
 
@@ -197,5 +203,13 @@ def trigger(
         raise typer.BadParameter(f"choose one of: {', '.join(OUTCOMES)}", param_hint="EVENT")
     if not key.startswith("sk_test_"):
         raise typer.BadParameter("trigger only works with a test key (sk_test_…)", param_hint="--key")
-    payment = asyncio.run(create_and_wait(api_url, key, OUTCOMES[event], amount, wait))
+    if wait <= 0:
+        payment = asyncio.run(create_and_wait(api_url, key, OUTCOMES[event], amount, wait))
+    else:
+        with progress_bar("waiting for the outcome", unit="s") as report:
+            payment = asyncio.run(
+                create_and_wait(
+                    api_url, key, OUTCOMES[event], amount, wait, lambda elapsed: report(int(elapsed), int(wait))
+                )
+            )
     typer.echo(f"{payment['id']}  {payment['status']}")

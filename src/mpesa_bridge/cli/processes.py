@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from mpesa_bridge.config import Settings
 from mpesa_bridge.logging import configure_logging, get_logger
+from mpesa_bridge.observability.multiprocess import use_directory
 from mpesa_bridge.serving import STARTUP_FAILURE, serve_processes
 
 if TYPE_CHECKING:
@@ -80,7 +81,9 @@ def serve_several(settings: Settings) -> int:
             detail="rate limits, the replay guard and Socket.IO rooms are per process: set MPESA_BRIDGE_REDIS_URL",
         )
     log.info("server.processes_starting", workers=settings.workers, port=settings.port)
+    use_directory(settings.data_dir, "serve")  # every process's metrics, one scrape (observability/multiprocess.py)
     build = functools.partial(process_config, child_settings(settings))
-    status = serve_processes(build, settings.host, settings.port, settings.workers)
+    extra_ports = [settings.metrics_port] if settings.metrics_port else []
+    status = serve_processes(build, settings.host, settings.port, settings.workers, extra_ports)
     log.info("server.processes_stopped", status=status)
     return status

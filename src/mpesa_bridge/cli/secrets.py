@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from mpesa_bridge.cli import DbOpt, app, run, settings_from
+from mpesa_bridge.cli.progress import progress_bar
 from mpesa_bridge.config import ConfigError, Settings
 from mpesa_bridge.core.crypto import SecretBox
 from mpesa_bridge.storage.db import Database
@@ -18,6 +19,7 @@ from mpesa_bridge.storage.sealed import (
     MALFORMED,
     ResealReport,
     VerifyReport,
+    count_sealed,
     describe_problems,
     reseal_all,
     verify_sealed,
@@ -57,7 +59,9 @@ BatchOpt = Annotated[
 ]
 AllOpt = Annotated[
     bool,
-    typer.Option("--all", envvar="MPESA_BRIDGE_VERIFY_ALL", help="open every stored secret, not one per master key id"),
+    typer.Option(
+        "--all/--sample", envvar="MPESA_BRIDGE_VERIFY_ALL", help="open every stored secret, not one per master key id"
+    ),
 ]
 
 
@@ -84,7 +88,9 @@ def rotate_master(database_url: DbOpt = None, batch: BatchOpt = 100) -> None:
     async def _rotate() -> ResealReport:
         db = Database(settings.resolved_database_url)
         try:
-            return await reseal_all(db, box, batch=batch)
+            total = await count_sealed(db)
+            with progress_bar("re-sealing", unit="secrets") as report:
+                return await reseal_all(db, box, batch=batch, on_progress=lambda done: report(done, total))
         finally:
             await db.dispose()
 

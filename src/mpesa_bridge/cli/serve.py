@@ -13,7 +13,9 @@ from mpesa_bridge.api.net import networks_from
 from mpesa_bridge.config import Settings
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, tighten
 from mpesa_bridge.logging import configure_logging, get_logger
-from mpesa_bridge.serving import ConnectionLimits, server_config
+from mpesa_bridge.observability.errors import configure_error_reporting
+from mpesa_bridge.observability.multiprocess import use_directory
+from mpesa_bridge.serving import ConnectionLimits, listening_socket, server_config
 
 # The app and the runtime are imported where they are built: the supervisor of `serve --workers N`
 # uses this module's checks and never builds either.
@@ -22,6 +24,7 @@ log = get_logger("mpesa_bridge.cli")
 
 
 async def serve_forever(settings: Settings, *, dev: bool) -> None:
+    use_directory(settings.data_dir, "serve")  # metrics in files: a `worker` beside it is scraped too
     config = serve_config(settings)
     if dev:
         from mpesa_bridge.cli.dev import banner, daraja_description, ensure_dev_account, ensure_dev_project
@@ -35,7 +38,10 @@ async def serve_forever(settings: Settings, *, dev: bool) -> None:
             await runtime.aclose()
         base = settings.resolved_public_base_url
         typer.echo(banner(base, project_id, secret, daraja_description(settings), account))
-    await uvicorn.Server(config).serve()
+    sockets = None
+    if settings.metrics_port:  # /metrics alone answers there (api/metrics.py)
+        sockets = [config.bind_socket(), listening_socket(settings.host, settings.metrics_port)]
+    await uvicorn.Server(config).serve(sockets=sockets)
 
 
 def serve_config(settings: Settings) -> uvicorn.Config:
@@ -78,6 +84,8 @@ async def work_forever(settings: Settings) -> None:
     """The workers alone: the inbox sweep and reconciliation, in a process of their own."""
     configure_logging(settings.log_level, json=settings.json_logs)
     keep_files_private(settings)
+    use_directory(settings.data_dir, "worker")  # scraped by a server on the same data directory
+    configure_error_reporting(settings)
     from mpesa_bridge.runtime import build_runtime
 
     runtime = await build_runtime(settings)

@@ -30,7 +30,9 @@ def create(
     ] = "",
     admin: Annotated[
         bool,
-        typer.Option("--admin", envvar="MPESA_BRIDGE_USER_ADMIN", help="platform admin: every project, all accounts"),
+        typer.Option(
+            "--admin/--no-admin", envvar="MPESA_BRIDGE_USER_ADMIN", help="platform admin: every project, all accounts"
+        ),
     ] = False,
     project: Annotated[
         str | None,

@@ -72,6 +72,7 @@ from mpesa_bridge.daraja import (
 from mpesa_bridge.daraja._transport import Outgoing, transport_for
 from mpesa_bridge.daraja.pool import HttpClient
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.observability.instruments import DARAJA_CALLS, DARAJA_ERRORS
 
 log = get_logger("mpesa_bridge.daraja")
 
@@ -242,12 +243,15 @@ class DarajaGatewayAdapter:
             "phone": mask_phone(command.phone),
         }
         log.info("daraja.stk_push.sending", amount=command.amount, **fields)
+        DARAJA_CALLS.labels("stk_push").inc()
         try:
             accepted = await self._push(account, request)
         except PushRejected as exc:
+            DARAJA_ERRORS.labels("stk_push", exc.code).inc()
             log.warning("daraja.stk_push.rejected", code=exc.code, message=exc.message, **fields)
             raise
         except (PushNotSent, PushOutcomeUnknown) as exc:
+            DARAJA_ERRORS.labels("stk_push", exc.code).inc()
             log.warning("daraja.stk_push.failed", code=exc.code, **fields)
             raise
         log.info("daraja.stk_push.accepted", checkout_request_id=accepted.checkout_request_id, **fields)
@@ -271,12 +275,14 @@ class DarajaGatewayAdapter:
         return PushAccepted(accepted.merchant_request_id, accepted.checkout_request_id)
 
     async def stk_query(self, account: DarajaAccount, checkout_request_id: str) -> QueryAnswer:
+        DARAJA_CALLS.labels("stk_query").inc()
         try:
             result = await self.client(account).stk_query(account.short_code, account.passkey, checkout_request_id)
         except DarajaStillProcessing as exc:
             log.info("daraja.stk_query.processing", checkout_request_id=checkout_request_id)
             raise QueryPending("the transaction is being processed") from exc
         except (DarajaError, PushNotSent) as exc:
+            DARAJA_ERRORS.labels("stk_query", _error_code(exc)).inc()
             log.warning("daraja.stk_query.failed", checkout_request_id=checkout_request_id, error=type(exc).__name__)
             raise QueryFailed(f"STK Query failed: {exc.__class__.__name__}") from exc
         log.info("daraja.stk_query.answered", checkout_request_id=checkout_request_id, result_code=result.result_code)
@@ -293,12 +299,15 @@ class DarajaGatewayAdapter:
             size=command.size,
         )
         fields = {"env": command.account.environment.value, "trx_code": command.trx_code}
+        DARAJA_CALLS.labels("dynamic_qr").inc()
         try:
             qr = await self._dynamic_qr(command.account, request)
         except QrRefused as exc:
+            DARAJA_ERRORS.labels("dynamic_qr", exc.code).inc()
             log.info("daraja.dynamic_qr.refused", code=exc.code, param=exc.param, **fields)
             raise
         except QrUnavailable as exc:
+            DARAJA_ERRORS.labels("dynamic_qr", exc.code).inc()
             log.warning("daraja.dynamic_qr.failed", code=exc.code, **fields)
             raise
         log.info("daraja.dynamic_qr.generated", request_id=qr.request_id, bytes=len(qr.png), **fields)
@@ -331,15 +340,20 @@ class DarajaGatewayAdapter:
         says what is wrong: daraja_auth_failed, daraja_unreachable, daraja_throttled,
         environment_unavailable or daraja_error."""
         client = self.client(account)
+        DARAJA_CALLS.labels("oauth").inc()
         try:
             await client._fetch_token()
         except DarajaAuthError as exc:
+            DARAJA_ERRORS.labels("oauth", "daraja_auth_failed").inc()
             raise PushNotSent("Daraja refused these credentials", code="daraja_auth_failed") from exc
         except DarajaThrottled as exc:
+            DARAJA_ERRORS.labels("oauth", "daraja_throttled").inc()
             raise PushNotSent("Daraja is throttling requests; try again shortly", code="daraja_throttled") from exc
         except DarajaTransportError as exc:
+            DARAJA_ERRORS.labels("oauth", "daraja_unreachable").inc()
             raise PushNotSent(f"Daraja could not be reached ({exc.code})", code="daraja_unreachable") from exc
         except DarajaError as exc:
+            DARAJA_ERRORS.labels("oauth", "daraja_error").inc()
             raise PushNotSent(f"Daraja answered with an error ({exc.code})", code="daraja_error") from exc
         log.info("daraja.credentials.checked", environment=account.environment.value)
 
@@ -411,6 +425,11 @@ class DarajaGatewayAdapter:
             if exc.outcome_unknown:
                 raise PushOutcomeUnknown(f"Daraja did not answer the {operation}", code="daraja_no_answer") from exc
             raise PushNotSent("Daraja could not be reached", code="daraja_unreachable") from exc
+
+
+def _error_code(exc: Exception) -> str:
+    """The metric label of a failed call: the error's code, or its class when it has none."""
+    return str(getattr(exc, "code", None) or type(exc).__name__)
 
 
 def _describe(exc: DarajaRejected) -> str:

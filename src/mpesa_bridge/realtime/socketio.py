@@ -47,6 +47,7 @@ from mpesa_bridge.core.payments.entity import PAYMENT, OutboxEvent, Subject
 from mpesa_bridge.core.payments.public import event_public
 from mpesa_bridge.core.payments.stk import PaymentService
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.observability.instruments import REALTIME_CONNECTIONS
 
 log = get_logger("mpesa_bridge.realtime")
 
@@ -233,6 +234,7 @@ class SocketGateway:
         self._join_timeout = join_timeout
         self._max_connect_failures = max_connect_failures
         self._checks: dict[str, Callable[[], Awaitable[bool]]] = {}  # sid -> its key's check
+        self._connected: set[str] = set()  # sids counted in the open-connections gauge
         self._join_by: dict[str, float] = {}  # eio sid -> when it must have joined (loop time)
         self._deadlines: dict[str, asyncio.Task[None]] = {}  # eio sid -> the task that enforces it
         self._failures: dict[str, int] = {}  # eio sid -> its refused connects
@@ -260,6 +262,8 @@ class SocketGateway:
             await self.server.enter_room(sid, room)
         if grant.still_valid is not None:
             self._checks[sid] = grant.still_valid
+        self._connected.add(sid)
+        REALTIME_CONNECTIONS.labels("socketio").inc()
 
     async def _authorized(self, eio_sid: str, scope: dict[str, Any], auth: Any) -> Grant:
         assert self._authorize is not None
@@ -280,6 +284,9 @@ class SocketGateway:
 
     async def _disconnected(self, sid: str, _reason: Any = None) -> None:
         self._checks.pop(sid, None)
+        if sid in self._connected:
+            self._connected.discard(sid)
+            REALTIME_CONNECTIONS.labels("socketio").dec()
         eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
         if eio_sid in self.server.eio.sockets:  # left the namespace, kept the connection: join again
             self.session_opened(eio_sid)

@@ -45,6 +45,7 @@ from starlette.types import Scope as ASGIScope
 from mpesa_bridge.core.errors import InvalidRequest, RateLimited
 from mpesa_bridge.core.payments.entity import OutboxEvent, Subject
 from mpesa_bridge.core.payments.public import event_public
+from mpesa_bridge.observability.instruments import REALTIME_CONNECTIONS
 from mpesa_bridge.realtime.bus import EventBus, Scope, Subscription
 
 EVENT_ID = re.compile(r"^evt_[0-9a-z]{26}$")
@@ -205,6 +206,7 @@ class OpenStreams:
                 )
         for bucket, _, _ in buckets:
             self._open[bucket] += 1
+        REALTIME_CONNECTIONS.labels("sse").inc()
         released = False
 
         def release() -> None:
@@ -212,6 +214,7 @@ class OpenStreams:
             if released:
                 return
             released = True
+            REALTIME_CONNECTIONS.labels("sse").dec()
             for bucket, _, _ in buckets:
                 self._open[bucket] -= 1
                 if self._open[bucket] <= 0:

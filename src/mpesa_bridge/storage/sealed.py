@@ -250,11 +250,27 @@ async def _reseal_one(
     return "failed", value  # pragma: no cover - rewritten five times during one batch
 
 
-async def reseal_all(db: Database, box: SecretBox, batch: int = 100) -> ResealReport:
+async def count_sealed(db: Database) -> int:
+    """How many sealed values the database holds (for a progress bar)."""
+    total = 0
+    sources = await _present(db)
+    async with db.read() as uow:
+        for source in sources:
+            for column in source.columns:
+                col = source.table.c[column]
+                query = sa.select(sa.func.count()).select_from(source.table).where(col.is_not(None))
+                total += int((await uow.connection.execute(query)).scalar_one())
+    return total
+
+
+async def reseal_all(
+    db: Database, box: SecretBox, batch: int = 100, on_progress: Callable[[int], None] | None = None
+) -> ResealReport:
     """Re-seal under the current key every value sealed under another one, `batch` rows per transaction.
 
     Values that do not open are left as they are and listed in the report; the others are still
     re-sealed. Safe to interrupt and to run again: what is already current is skipped.
+    `on_progress` gets the number of values looked at so far, after each batch.
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")
@@ -273,6 +289,8 @@ async def reseal_all(db: Database, box: SecretBox, batch: int = 100) -> ResealRe
                             report.already_current += 1
                         elif outcome == "failed":
                             report.failed.append(_failure(last, box))
+            if on_progress is not None:
+                on_progress(report.resealed + report.already_current + len(report.failed))
             if len(rows) < batch:
                 break
             after = tuple(getattr(row, name) for name in source.pk)

@@ -38,10 +38,11 @@ from mpesa_bridge.core.errors import BridgeError
 from mpesa_bridge.core.projects import Mode
 from mpesa_bridge.core.webhooks.delivery import DeliveryReport, DeliveryService
 from mpesa_bridge.core.webhooks.destinations import AddressRule, Resolver, is_public_address, vetted_addresses
-from mpesa_bridge.core.webhooks.entity import RESPONSE_BODY_LIMIT
+from mpesa_bridge.core.webhooks.entity import RESPONSE_BODY_LIMIT, ClaimedDelivery, DeliveryStatus, WebhookAttempt
 from mpesa_bridge.core.webhooks.ports import SendResult, WebhookUnitOfWorkFactory
 from mpesa_bridge.core.webhooks.retry import RetryPolicy
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.observability.instruments import WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_LAG
 from mpesa_bridge.tls import client_ssl_context
 from mpesa_bridge.workers.loop import WorkerLoop
 
@@ -281,6 +282,22 @@ class DeliveryLoop(WorkerLoop):
         return self._saturated
 
 
+class MeasuredDeliveryService(DeliveryService):
+    """`DeliveryService` counting each attempt by result and, for a delivered one, the lag from the
+    event's commit to its receiver's 2xx (the metrics are the adapter's business, not the core's)."""
+
+    async def attempt(self, claimed: ClaimedDelivery, report: DeliveryReport | None = None) -> WebhookAttempt:
+        attempt = await super().attempt(claimed, report)
+        if attempt.succeeded:
+            WEBHOOK_DELIVERIES.labels("succeeded").inc()
+            lag = (attempt.attempted_at - claimed.event.created_at).total_seconds() + attempt.latency_ms / 1000
+            WEBHOOK_DELIVERY_LAG.labels(str(claimed.endpoint.mode)).observe(max(0.0, lag))
+        else:
+            gave_up = claimed.delivery.status == DeliveryStatus.FAILED
+            WEBHOOK_DELIVERIES.labels("gave_up" if gave_up else "failed").inc()
+        return attempt
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
@@ -306,7 +323,7 @@ def build_delivery(
         max_connections=max(settings.webhook_concurrency, 10),
     )
     extra: dict[str, Any] = {"rand": rand} if rand is not None else {}
-    service = DeliveryService(
+    service = MeasuredDeliveryService(
         db,
         sender,
         box,

@@ -32,6 +32,7 @@ from mpesa_bridge.core.payments.entity import InboundCallback
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
 from mpesa_bridge.core.ports import UnitOfWork, UnitOfWorkFactory
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.observability.instruments import CALLBACKS_APPLIED, CALLBACKS_RECEIVED
 from mpesa_bridge.workers.ingest import CallbackStore
 from mpesa_bridge.workers.loop import WorkerLoop
 
@@ -78,6 +79,7 @@ class Inbox(WorkerLoop):
         """Store `callback` durably (returns once committed), then have it applied unless it was
         stored already settled (a refused source is kept `flagged`, never applied)."""
         await self.store.store(callback)
+        CALLBACKS_RECEIVED.labels(callback.kind, "stored" if callback.state == "received" else callback.state).inc()
         if callback.state != "received":
             return
         if self._crash_after_store:
@@ -105,6 +107,7 @@ class Inbox(WorkerLoop):
             await self._dispatch(uow, callbacks)
             await uow.callbacks.save_many(callbacks)
         for callback in callbacks:
+            CALLBACKS_APPLIED.labels(callback.kind, callback.state).inc()
             log.info(
                 "callback.processed",
                 callback_id=callback.id,
@@ -167,6 +170,7 @@ class Inbox(WorkerLoop):
             log.exception("callback.failure_not_recorded", callback_id=callback_id)
             return
         for callback, failed in zip(callbacks, given_up, strict=True):
+            CALLBACKS_APPLIED.labels(callback.kind, "failed" if failed else "retry_scheduled").inc()
             if failed:  # needs a person: see docs/payments.md, "Callbacks that keep failing"
                 log.error("callback.failed", callback_id=callback.id, attempts=callback.attempts, error=error)
             else:

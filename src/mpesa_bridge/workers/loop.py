@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.observability.errors import report_exception
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -69,8 +70,9 @@ class WorkerLoop:
             more = False
             try:
                 more = await self.pass_once()
-            except Exception:
+            except Exception as exc:
                 self.log.exception(self.failure_event)
+                report_exception(exc)  # to Sentry when it is configured (observability/errors.py)
             if more:
                 await asyncio.sleep(0)  # go on at once, but let stop() take the lock
             else:
