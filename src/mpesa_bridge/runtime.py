@@ -23,10 +23,19 @@ from mpesa_bridge.config import (
 )
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.analytics import AnalyticsService
+from mpesa_bridge.core.balances.results import BalanceResultHandler, BalanceTimeoutHandler
+from mpesa_bridge.core.balances.service import BalanceQueryService
 from mpesa_bridge.core.c2b.confirmation import C2BConfirmationHandler, C2BValidationRecorder
 from mpesa_bridge.core.c2b.service import C2BService
 from mpesa_bridge.core.c2b.validation import C2BValidator
-from mpesa_bridge.core.callbacks.handlers import C2B_CONFIRMATION, C2B_VALIDATION
+from mpesa_bridge.core.callbacks.handlers import (
+    BALANCE_RESULT,
+    BALANCE_TIMEOUT,
+    C2B_CONFIRMATION,
+    C2B_VALIDATION,
+    REVERSAL_RESULT,
+    REVERSAL_TIMEOUT,
+)
 from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.checkout.service import CheckoutService
 from mpesa_bridge.core.clock import Clock, SystemClock
@@ -40,11 +49,14 @@ from mpesa_bridge.core.payments.validation import PaymentLimits
 from mpesa_bridge.core.people.passwords import PasswordHasher
 from mpesa_bridge.core.people.service import PeoplePolicy, PeopleService
 from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput
+from mpesa_bridge.core.reversals.results import ReversalResultHandler, ReversalTimeoutHandler
+from mpesa_bridge.core.reversals.service import ReversalService
 from mpesa_bridge.core.webhooks.alerts import FailingEndpointAlerts
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja import DarajaValidationError, load_certificate_key
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter, read_c2b_body
+from mpesa_bridge.daraja.initiator_results import DarajaResultReader
 from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.mail import mailer_for
@@ -98,6 +110,8 @@ class Runtime:
     links: PaymentLinkService  # payment links: a public URL whose form opens a checkout session per customer
     c2b: C2BService  # C2B: registrations, incoming payments, review queue, expected payments
     c2b_validator: C2BValidator  # answers Daraja's C2B validation calls synchronously
+    reversals: ReversalService  # reversals of succeeded payments (core.reversals)
+    balance_queries: BalanceQueryService  # Account Balance queries (core.balances)
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
@@ -112,6 +126,7 @@ class Runtime:
         tasks: list[Callable[[], Awaitable[int]]] = [
             lambda: idempotency.prune(self.db, self.clock.now()),
             self.people.prune_sessions,
+            self.reversals.sweep_stranded,  # a reversal left `sending` by a crash becomes unknown
         ]
         if timed:
             tasks.append(self.checkout.expire_due)  # checkout sessions past their expiry
@@ -178,6 +193,15 @@ def stream_options(settings: Settings) -> StreamOptions:
         poll_interval=settings.sse_poll_interval,
         key_recheck=settings.realtime_key_recheck_interval,
     )
+
+
+def register_initiator_handlers(inbox: Inbox) -> None:
+    """The Reversal and Account Balance callback kinds (ResultURL and QueueTimeOutURL of each)."""
+    reader = DarajaResultReader()
+    inbox.handlers.register(REVERSAL_RESULT, ReversalResultHandler(reader))
+    inbox.handlers.register(REVERSAL_TIMEOUT, ReversalTimeoutHandler(reader))
+    inbox.handlers.register(BALANCE_RESULT, BalanceResultHandler(reader))
+    inbox.handlers.register(BALANCE_TIMEOUT, BalanceTimeoutHandler(reader))
 
 
 async def migrate(settings: Settings) -> None:
@@ -264,6 +288,11 @@ async def build_runtime(
     )
     inbox.handlers.register(C2B_VALIDATION, C2BValidationRecorder())
     inbox.handlers.register(C2B_CONFIRMATION, C2BConfirmationHandler(read_c2b_body))
+    register_initiator_handlers(inbox)
+
+    def initiator_url(kind: str, token: str) -> str:
+        return f"{base}{CALLBACKS_PREFIX}{kind}/{token}"
+
     return Runtime(
         settings=settings,
         clock=clock,
@@ -314,6 +343,8 @@ async def build_runtime(
             max_amount=settings.max_amount,
         ),
         c2b_validator=C2BValidator(db, read_c2b_body, asker, box, clock, timeout=settings.c2b_validation_timeout),
+        reversals=ReversalService(db, gateway, projects, clock, initiator_url),
+        balance_queries=BalanceQueryService(db, gateway, projects, clock, initiator_url),
         clients=[functools.partial(close_http, http), webhook_sender.aclose, asker.aclose],
         # Emailed only when SMTP is set; the dashboard warns either way.
         webhook_alerts=FailingEndpointAlerts(

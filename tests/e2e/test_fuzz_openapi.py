@@ -269,6 +269,21 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
         return [operation.Case(body=body, headers=retry), operation.Case(body=body, headers=retry)]  # + replay
     if label == "GET /v1/payments":
         return [operation.Case(), operation.Case(query={"limit": 1}), operation.Case(query={"status": "failed"})]
+    if label == "POST /v1/payments/{payment_id}/reversals":  # only a succeeded payment can be reversed
+        return [
+            operation.Case(path_parameters={"payment_id": stack.pay("0711223344")["id"]}, body={"remarks": "Known"})
+        ]
+    if label == "GET /v1/reversals/{reversal_id}":
+        paid = stack.pay("0711223344")
+        reversal = stack.tenant("POST", f"/v1/payments/{paid['id']}/reversals", json={})
+        return [operation.Case(path_parameters={"reversal_id": reversal["id"]})]
+    if label in ("GET /v1/reversals", "GET /v1/balance_queries"):
+        return [operation.Case(), operation.Case(query={"limit": 1})]
+    if label == "POST /v1/balance_queries":
+        return [operation.Case(body={}), operation.Case(body={"wait": 0})]
+    if label == "GET /v1/balance_queries/{query_id}":
+        query = stack.tenant("POST", "/v1/balance_queries", json={})
+        return [operation.Case(path_parameters={"query_id": query["id"]})]
     if label.startswith(("GET /v1/payments/", "POST /v1/payments/")):
         # Not the schema's example phone (0708374149): the fuzzing before may have just prompted it, and
         # a prompt still open makes the next push to that phone 409 phone_busy.

@@ -202,6 +202,29 @@ def test_payment_links_create_get_list_update(bridge: tuple[ServerProcess, str])
         assert sdk.payment_links.qr(links[1].id).lstrip().startswith(b"<")
 
 
+def test_a_reversal_and_a_balance_query(bridge: tuple[ServerProcess, str]) -> None:
+    server, _ = bridge
+    _, key = new_project(server, "Reversals")
+    with Client(key, base_url=server.url) as sdk:
+        payment = sdk.payments.wait(
+            sdk.payments.create(phone=phone(), amount=40, account_reference="REV").id, timeout=20
+        )
+        assert payment.status == "succeeded"
+        reversal = sdk.reversals.create(payment.id, remarks="Order cancelled", idempotency_key=f"rev-{payment.id}")
+        assert reversal.id.startswith("rev_") and reversal.status == "sent" and reversal.amount == 40
+        replayed = sdk.reversals.create(payment.id, remarks="Order cancelled", idempotency_key=f"rev-{payment.id}")
+        assert replayed.id == reversal.id
+        deadline = time.monotonic() + 20
+        while sdk.reversals.retrieve(reversal.id).status != "succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert [r.id for r in sdk.reversals.list(payment_id=payment.id)] == [reversal.id]
+        assert sdk.payments.retrieve(payment.id).reversed_at is not None
+        query = sdk.balance_queries.create(wait=15)
+        assert query.status == "completed" and any(a["name"] == "Utility Account" for a in query.accounts)
+        assert sdk.balance_queries.retrieve(query.id).id == next(q.id for q in sdk.balance_queries.list())
+
+
 def test_keys_list_rotate_revoke_and_a_qr_code(bridge: tuple[ServerProcess, str]) -> None:
     server, _ = bridge
     _, key = new_project(server, "Keys")

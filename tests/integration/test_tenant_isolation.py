@@ -35,6 +35,13 @@ from tests.fixtures.realtime import live_bridge
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 EVERYONE = ("a:test", "a:live", "b:test", "b:live")
+
+
+@pytest.fixture
+def simulator_overrides() -> dict[str, Any]:
+    return {"result_delay": 0.01}  # reversals' and balance queries' Results at once
+
+
 # Live mode on the simulator: the bridge under test sends every Daraja request to it, whatever the host.
 LIVE_DARAJA = {
     "environment": "production",
@@ -52,6 +59,8 @@ PREFIX = {
     "payment_link": "plink_",
     "expected_payment": "exp_",
     "c2b_payment": "c2b_",
+    "reversal": "rev_",
+    "balance_query": "bq_",
 }
 
 # Routes that take the id of a tenant's object: its kind, and a valid body where the route takes one
@@ -80,6 +89,9 @@ OBJECT_ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/v1/c2b/payments/{id}"): ("c2b_payment", None),
     ("POST", "/v1/c2b/payments/{id}/match"): ("c2b_payment", {"type": "expected_payment", "id": "exp_unknown"}),
     ("POST", "/v1/c2b/payments/{id}/dismiss"): ("c2b_payment", {"note": "taken over"}),
+    ("POST", "/v1/payments/{id}/reversals"): ("payment", {"remarks": "taken over"}),
+    ("GET", "/v1/reversals/{id}"): ("reversal", None),
+    ("GET", "/v1/balance_queries/{id}"): ("balance_query", None),
 }
 LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/payments"): "payment",
@@ -90,6 +102,8 @@ LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/payment_links"): "payment_link",
     ("GET", "/v1/expected_payments"): "expected_payment",
     ("GET", "/v1/c2b/payments"): "c2b_payment",
+    ("GET", "/v1/reversals"): "reversal",
+    ("GET", "/v1/balance_queries"): "balance_query",
 }
 # Tenant routes with no id to send: they act in the caller's own project and mode.
 CALLER_ROUTES: dict[tuple[str, str], str] = {
@@ -98,6 +112,7 @@ CALLER_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhook_endpoints"): "test_listings_show_only_the_callers_project_and_mode",
     ("POST", "/v1/checkout_sessions"): "test_listings_show_only_the_callers_project_and_mode",
     ("POST", "/v1/payment_links"): "test_listings_show_only_the_callers_project_and_mode",
+    ("POST", "/v1/balance_queries"): "test_listings_show_only_the_callers_project_and_mode",
     ("GET", "/v1/events/stream"): "test_the_project_event_stream_carries_only_the_callers_events",
     ("GET", "/v1/payments/totals"): "test_daily_totals_count_only_the_callers_payments",
     ("POST", "/v1/qr_codes"): "test_a_qr_code_is_asked_with_the_callers_own_daraja_settings",
@@ -235,6 +250,10 @@ class World:
         values += [v for link in self.objects["payment_link"][owner] for v in (link["title"], link["slug"])]
         values += [e["reference"] for e in self.objects["expected_payment"][owner]]
         values += [v for c in self.objects["c2b_payment"][owner] for v in (c["trans_id"], c["bill_ref_number"])]
+        values += [
+            v for r in self.objects["reversal"][owner] for v in (r["receipt"], r["remarks"], r["conversation_id"])
+        ]
+        values += [q["conversation_id"] for q in self.objects["balance_query"][owner]]
         return [v for v in values if v]
 
 
@@ -281,6 +300,8 @@ async def _setup(bridge: InProcessBridge) -> World:
         objects["expected_payment"][who] = [created_expected.json()]
         c2b_id = await _c2b_payment(bridge, tenant, mode, who)
         objects["c2b_payment"][who] = [(await bridge.client.get(f"/v1/c2b/payments/{c2b_id}", headers=headers)).json()]
+        objects["reversal"][who] = [await _reversal(bridge, tenant, mode, objects["payment"][who][0])]
+        objects["balance_query"][who] = [await _balance_query(bridge, tenant, mode)]
     return World(a, b, objects)
 
 
@@ -301,6 +322,81 @@ async def _c2b_payment(bridge: InProcessBridge, tenant: Tenant, mode: str, who: 
         await uow.c2b.save_registration(registration)
         assert await uow.c2b.add_payment(payment)
     return payment.id
+
+
+async def _reversal(bridge: InProcessBridge, tenant: Tenant, mode: str, payment: dict[str, Any]) -> dict[str, Any]:
+    """Test mode: reversed through the API (settled before the probes); live mode (production, no
+    initiator here): a reversal row of its own, written through the storage."""
+    headers = tenant.headers(mode)
+    if mode == "test":
+        body = {"remarks": f"Refund of {tenant.project_id}"}
+        made = await bridge.client.post(f"/v1/payments/{payment['id']}/reversals", json=body, headers=headers)
+        assert made.status_code == 201, made.text
+        reversal_id = made.json()["id"]
+    else:
+        reversal_id = await _stored_reversal(bridge, tenant, payment)
+
+    async def settled() -> dict[str, Any] | None:
+        found: dict[str, Any] = (await bridge.client.get(f"/v1/reversals/{reversal_id}", headers=headers)).json()
+        return found if found["status"] in ("succeeded", "failed") else None
+
+    result: dict[str, Any] = await wait_until(settled)
+    return result
+
+
+async def _stored_reversal(bridge: InProcessBridge, tenant: Tenant, payment: dict[str, Any]) -> str:
+    from mpesa_bridge.core.ids import new_id
+    from mpesa_bridge.core.reversals.entity import Reversal, ReversalStatus
+
+    now = bridge.clock.now()
+    reversal = Reversal(
+        id=new_id("rev", now),
+        project_id=tenant.project_id,
+        mode="live",
+        payment_id=payment["id"],
+        status=ReversalStatus.FAILED,
+        amount=payment["amount"],
+        original_receipt=payment["mpesa_receipt_number"],
+        short_code=payment["business_short_code"],
+        daraja_environment="production",
+        callback_token_hash=secrets.token_hex(32),
+        remarks=f"Remarks of {tenant.project_id}",
+        created_at=now,
+        updated_at=now,
+        failure_code="initiator_invalid",
+    )
+    async with bridge.db.write() as uow:
+        await uow.reversals.add(reversal)
+    return reversal.id
+
+
+async def _balance_query(bridge: InProcessBridge, tenant: Tenant, mode: str) -> dict[str, Any]:
+    headers = tenant.headers(mode)
+    if mode == "test":
+        made = await bridge.client.post("/v1/balance_queries", json={"wait": 5}, headers=headers)
+        assert made.status_code == 201 and made.json()["status"] == "completed", made.text
+        result: dict[str, Any] = made.json()
+        return result
+    from mpesa_bridge.core.balances.entity import BalanceQuery, BalanceQueryStatus
+    from mpesa_bridge.core.ids import new_id
+
+    now = bridge.clock.now()
+    query = BalanceQuery(
+        id=new_id("bq", now),
+        project_id=tenant.project_id,
+        mode="live",
+        status=BalanceQueryStatus.COMPLETED,
+        short_code="600100",
+        daraja_environment="production",
+        callback_token_hash=secrets.token_hex(32),
+        created_at=now,
+        updated_at=now,
+        accounts=[{"name": f"Account of {tenant.project_id}", "currency": "KES", "available": 1, "amounts": [1]}],
+    )
+    async with bridge.db.write() as uow:
+        await uow.balance_queries.add(query)
+    found: dict[str, Any] = (await bridge.client.get(f"/v1/balance_queries/{query.id}", headers=headers)).json()
+    return found
 
 
 async def _pay(bridge: InProcessBridge, tenant: Tenant, mode: str, phone: str, who: str) -> dict[str, Any]:
@@ -380,6 +476,8 @@ async def _owner_view(bridge: InProcessBridge, world: World, owner: str, kind: s
         "payment_link": ["/v1/payment_links/{}"],
         "expected_payment": ["/v1/expected_payments/{}"],
         "c2b_payment": ["/v1/c2b/payments/{}"],
+        "reversal": ["/v1/reversals/{}"],
+        "balance_query": ["/v1/balance_queries/{}"],
     }[kind]
     out = []
     for object_id in world.ids(kind, owner):

@@ -12,6 +12,7 @@ import {
   type C2BRegistrationCreateParams,
   type C2BSettings,
   type C2BSettingsUpdateParams,
+  type BalanceQuery,
   type CheckoutSession,
   type CheckoutSessionCreateParams,
   type Event,
@@ -33,6 +34,8 @@ import {
   type PaymentTotals,
   type Project,
   type QrCodeCreateParams,
+  type Reversal,
+  type ReversalListParams,
   type WebhookEndpoint,
   type WebhookEndpointCreateParams,
   type WebhookEndpointUpdateParams,
@@ -308,6 +311,31 @@ class ExpectedPayments extends Resource {
   /** Cancel an open expected payment. */
   cancel(id: string, options: CallOptions = {}): Promise<ExpectedPayment> {
     return this.call({ method: "POST", path: `/v1/expected_payments/${enc(id)}/cancel`, idempotent: false, ...options });
+
+
+class Reversals extends Resource {
+  /** Reverse a succeeded payment's whole amount; sent with an Idempotency-Key (yours or a new one). */
+  create(paymentId: string, params: { remarks?: string } = {}, options: CallOptions = {}): Promise<Reversal> {
+    return this.call({ method: "POST", path: `/v1/payments/${enc(paymentId)}/reversals`, body: params, idempotent: true, createsSomething: true, ...options });
+  }
+  get(id: string, options: CallOptions = {}): Promise<Reversal> {
+    return this.call({ method: "GET", path: `/v1/reversals/${enc(id)}`, idempotent: true, ...options });
+  }
+  list(params: ReversalListParams = {}, options: CallOptions = {}): PageRequest<Reversal> {
+    return this.page<Reversal>("/v1/reversals", params as Record<string, unknown>, options);
+  }
+}
+
+class BalanceQueries extends Resource {
+  /** Ask Daraja for the balances; with `wait` (seconds, at most 30) the answer comes once the Result did. */
+  create(params: { wait?: number } = {}, options: CallOptions = {}): Promise<BalanceQuery> {
+    return this.call({ method: "POST", path: "/v1/balance_queries", body: params, idempotent: true, createsSomething: true, ...options });
+  }
+  get(id: string, options: CallOptions = {}): Promise<BalanceQuery> {
+    return this.call({ method: "GET", path: `/v1/balance_queries/${enc(id)}`, idempotent: true, ...options });
+  }
+  list(params: ListParams = {}, options: CallOptions = {}): PageRequest<BalanceQuery> {
+    return this.page<BalanceQuery>("/v1/balance_queries", params as Record<string, unknown>, options);
   }
 }
 
@@ -457,6 +485,8 @@ export class MpesaBridge extends BaseClient {
   readonly payments: Payments;
   readonly checkoutSessions: CheckoutSessions;
   readonly paymentLinks: PaymentLinks;
+  readonly reversals: Reversals;
+  readonly balanceQueries: BalanceQueries;
   readonly webhookEndpoints: WebhookEndpoints;
   readonly events: Events;
   readonly keys: Keys;
@@ -473,6 +503,8 @@ export class MpesaBridge extends BaseClient {
     this.payments = new Payments(this);
     this.checkoutSessions = new CheckoutSessions(this);
     this.paymentLinks = new PaymentLinks(this);
+    this.reversals = new Reversals(this);
+    this.balanceQueries = new BalanceQueries(this);
     this.webhookEndpoints = new WebhookEndpoints(this);
     this.events = new Events(this);
     this.keys = new Keys(this);

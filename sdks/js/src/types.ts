@@ -26,6 +26,8 @@ export interface Payment {
   needs_attention: boolean;
   attention_reason: string | null;
   checkout_session_id: string | null;
+  reversal_id?: string | null;
+  reversed_at?: string | null;
   transaction_date: string | null;
   created_at: string;
   updated_at: string;
@@ -364,4 +366,57 @@ export interface ExpectedPaymentCreateParams {
 
 export interface ExpectedPaymentListParams extends ListParams {
   status?: "open" | "paid" | "cancelled";
+/** A reversal (`rev_…`) of a succeeded payment's whole amount. */
+export interface Reversal {
+  id: string;
+  object: "reversal";
+  mode: Mode;
+  payment_id: string;
+  status: "sending" | "sent" | "succeeded" | "failed" | "unknown";
+  amount: number;
+  currency: "KES";
+  original_receipt: string;
+  receipt: string | null;
+  remarks: string;
+  failure_code: string | null;
+  failure_message: string | null;
+  result_code: string | null;
+  result_desc: string | null;
+  conversation_id: string | null;
+  originator_conversation_id: string | null;
+  created_at: string;
+  updated_at: string;
+  sent_at: string | null;
+  completed_at: string | null;
+}
+
+export interface ReversalListParams extends ListParams {
+  payment_id?: string;
+}
+
+/** One account of a balance query: whole shillings (cents dropped, rounded down). */
+export interface AccountBalance {
+  name: string;
+  currency: string;
+  available: number;
+  amounts: number[];
+}
+
+/** An Account Balance query (`bq_…`). */
+export interface BalanceQuery {
+  id: string;
+  object: "balance_query";
+  mode: Mode;
+  status: "pending" | "completed" | "failed";
+  short_code: string;
+  accounts: AccountBalance[];
+  failure_code: string | null;
+  failure_message: string | null;
+  result_code: string | null;
+  result_desc: string | null;
+  conversation_id: string | null;
+  balances_at: string | null;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
 }

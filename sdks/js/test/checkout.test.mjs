@@ -104,6 +104,26 @@ test("payment links: create, get, list, update, QR code", async () => {
   assert.match(new TextDecoder().decode(await client.paymentLinks.qr(link.id)), /<svg/);
 });
 
+test("reversals and balance queries: reverse a paid payment, read the balances", async () => {
+  const created = await client.payments.create({ phone: freshPhone(), amount: 30, account_reference: "REVJS" });
+  const payment = await client.payments.waitUntilFinal(created.id, { timeoutMs: 20000 });
+  assert.equal(payment.status, "succeeded");
+  const reversal = await client.reversals.create(payment.id, { remarks: "Order cancelled" });
+  assert.match(reversal.id, /^rev_/);
+  assert.equal(reversal.status, "sent");
+  const deadline = Date.now() + 20000;
+  while ((await client.reversals.get(reversal.id)).status !== "succeeded") {
+    assert.ok(Date.now() < deadline, "the reversal never succeeded");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.ok((await client.reversals.list({ payment_id: payment.id }).toArray()).some((r) => r.id === reversal.id));
+  assert.ok((await client.payments.get(payment.id)).reversed_at);
+  const query = await client.balanceQueries.create({ wait: 15 });
+  assert.equal(query.status, "completed");
+  assert.ok(query.accounts.some((a) => a.name === "Utility Account" && Number.isInteger(a.available)));
+  assert.equal((await client.balanceQueries.get(query.id)).id, query.id);
+});
+
 test("a publishable key opens a session from the browser once client-side amounts are on", async () => {
   const settings = await client.project.get();
   assert.match(settings.publishable_key, /^pk_test_/);

@@ -22,6 +22,7 @@ from mpesa_bridge.api.parts import build_http_parts
 from mpesa_bridge.api.ratelimit import RateLimitMiddleware, SocketConnectBudget
 from mpesa_bridge.api.routing import add_routes
 from mpesa_bridge.api.v1 import (
+    balance_queries,
     c2b,
     checkout_sessions,
     events,
@@ -31,6 +32,7 @@ from mpesa_bridge.api.v1 import (
     payments,
     project,
     qr_codes,
+    reversals,
     stream,
     webhooks,
 )
@@ -156,6 +158,7 @@ def create_app(
     add_routes(app, checkout_sessions.router, project.router)
     add_routes(app, payment_links.router)
     add_routes(app, c2b.router, expected_payments.router)
+    add_routes(app, reversals.router, balance_queries.router)
     app.include_router(
         checkout_router(lambda: app.state.http.rate_limiter)
     )  # the hosted page /pay/{id}, links /l/{slug}

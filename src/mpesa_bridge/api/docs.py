@@ -144,6 +144,8 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
         "cancel_url": "https://shop.example/cart",
     },
     "pay_checkout_session": {"phone": "0712345678"},
+    "create_reversal": {"remarks": "Order 42 cancelled"},
+    "create_balance_query": {"wait": 10},
     "create_payment_link": {"title": "Tuition, term 1", "amount": 1500, "max_payments": 100},
     "update_payment_link": {"title": "Tuition, term 1 (2027)", "description": "Pay before 10 January"},
     "admin_create_project": {"name": "Shop"},

@@ -104,6 +104,8 @@ class PaymentPublic(BaseModel):
     needs_attention: bool = Field(description="true when something about this payment needs a human look")
     attention_reason: str | None
     checkout_session_id: str | None = Field(description="the checkout session that started the payment, if one did")
+    reversal_id: str | None = Field(None, description="its latest reversal (POST /v1/payments/{id}/reversals), if any")
+    reversed_at: str | None = Field(None, description="set once a reversal succeeded; the status stays succeeded")
     transaction_date: str | None
     created_at: str
     updated_at: str

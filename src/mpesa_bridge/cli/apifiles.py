@@ -61,6 +61,8 @@ PATH_VALUES = {
     "expected_id": "{{expectedPaymentId}}",
     "mode": "test",
 }
+PATH_VALUES["reversal_id"] = "{{reversalId}}"  # reversals
+PATH_VALUES["query_id"] = "{{balanceQueryId}}"  # balance queries
 # Collection variables: what a run starts with. The empty ones are filled by the test scripts.
 VARIABLES = {
     "baseUrl": SERVER_URL,
@@ -80,6 +82,8 @@ VARIABLES = {
     "publishableKey": "",
     "expectedPaymentId": "",
 }
+VARIABLES["reversalId"] = ""  # reversals
+VARIABLES["balanceQueryId"] = ""  # balance queries
 AUTH_VARIABLE = {
     "SecretKey": "secretKey",
     "ClientSecret": "clientSecret",
@@ -183,6 +187,13 @@ STEPS: list[Step] = [
     Step("list_expected_payments"),
     Step("get_expected_payment"),
     Step("cancel_expected_payment"),
+    # The payment created above has succeeded by now (the simulator's default number pays).
+    Step("create_reversal", captures={"reversalId": ".id"}),
+    Step("list_reversals"),
+    Step("get_reversal"),
+    Step("create_balance_query", captures={"balanceQueryId": ".id"}),
+    Step("list_balance_queries"),
+    Step("get_balance_query"),
     Step("list_events", captures={"eventId": ".data[0].id"}),
     Step("get_event"),
     # Every enabled endpoint subscribed to the event: none yet (the webhook folder comes next).

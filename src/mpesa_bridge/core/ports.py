@@ -26,6 +26,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from mpesa_bridge.core.balances.ports import BalanceQueryReader, BalanceQueryRepository
 from mpesa_bridge.core.c2b.ports import C2BReader, C2BRepository
 from mpesa_bridge.core.checkout.entity import CheckoutSession
 from mpesa_bridge.core.errors import BridgeError, ConfigurationMissing, InvalidRequest, UpstreamUnavailable
@@ -38,6 +39,7 @@ from mpesa_bridge.core.payments.entity import (
 )
 from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.projects import ApiKey, DarajaAccount, DarajaConfig, Mode, Project, PublishableKey, Tenant
+from mpesa_bridge.core.reversals.ports import ReversalReader, ReversalRepository
 
 
 class GatewayError(BridgeError):
@@ -444,6 +446,12 @@ class ReadUnitOfWork(Protocol):
     @property
     def c2b(self) -> C2BReader: ...
 
+    @property
+    def reversals(self) -> ReversalReader: ...
+
+    @property
+    def balance_queries(self) -> BalanceQueryReader: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -480,6 +488,12 @@ class UnitOfWork(ReadUnitOfWork, Protocol):
 
     @property
     def c2b(self) -> C2BRepository: ...
+
+    @property
+    def reversals(self) -> ReversalRepository: ...
+
+    @property
+    def balance_queries(self) -> BalanceQueryRepository: ...
 
 
 class UnitOfWorkFactory(Protocol):

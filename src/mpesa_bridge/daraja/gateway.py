@@ -23,18 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import cast
 
 import httpx
 import orjson
 
+from mpesa_bridge.core.balances.ports import BalanceCommand
 from mpesa_bridge.core.c2b.errors import C2BRegisterRefused, C2BRegisterUnavailable
 from mpesa_bridge.core.c2b.ports import C2BRegisterCommand, IncomingC2B, MalformedC2B
 from mpesa_bridge.core.phone import mask_phone
 from mpesa_bridge.core.ports import (
     DynamicQrCommand,
     DynamicQrImage,
+    GatewayError,
     InitiatorUnavailable,
     PushAccepted,
     PushNotSent,
@@ -48,7 +50,9 @@ from mpesa_bridge.core.ports import (
     StkPushCommand,
 )
 from mpesa_bridge.core.projects import DarajaAccount, DarajaEnvironment
+from mpesa_bridge.core.reversals.ports import InitiatorQueued, ReversalCommand
 from mpesa_bridge.daraja import (
+    AccountBalanceRequest,
     C2BRegisterRequest,
     DarajaAuthError,
     DarajaClient,
@@ -63,6 +67,8 @@ from mpesa_bridge.daraja import (
     DarajaValidationError,
     DynamicQr,
     DynamicQrRequest,
+    InitiatorAccepted,
+    ReversalRequest,
     StkPushRequest,
     TokenCache,
     TrxCode,
@@ -397,6 +403,75 @@ class DarajaGatewayAdapter:
             ) from exc
         log.info("daraja.c2b_register.registered", **fields)
         return ack.originator_conversation_id
+
+    # Reversal and Account Balance (core.reversals, core.balances) ------------------------------
+
+    async def reverse(self, command: ReversalCommand) -> InitiatorQueued:
+        """Send a Reversal. Moves money: a lost answer raises `PushOutcomeUnknown` (never re-sent)."""
+        account = command.account
+        credential = await self.security_credential(account)
+        request = ReversalRequest(
+            initiator=account.initiator_name,
+            security_credential=credential,
+            transaction_id=command.original_receipt,
+            amount=command.amount,
+            receiver_party=command.short_code,
+            result_url=command.result_url,
+            queue_timeout_url=command.queue_timeout_url,
+            remarks=command.remarks,
+        )
+        fields = {"env": account.environment.value, "short_code": command.short_code}
+        log.info("daraja.reversal.sending", amount=command.amount, **fields)
+        try:
+            accepted = await self._initiator(account, "reversal", lambda client: client.reversal(request))
+        except GatewayError as exc:
+            log.warning("daraja.reversal.failed", code=exc.code, **fields)
+            raise
+        log.info("daraja.reversal.queued", conversation_id=accepted.conversation_id, **fields)
+        return InitiatorQueued(accepted.conversation_id, accepted.originator_conversation_id)
+
+    async def account_balance(self, command: BalanceCommand) -> InitiatorQueued:
+        """Send an Account Balance query (moves nothing; a lost answer is `PushOutcomeUnknown` too)."""
+        account = command.account
+        credential = await self.security_credential(account)
+        request = AccountBalanceRequest(
+            initiator=account.initiator_name,
+            security_credential=credential,
+            party_a=command.short_code,
+            result_url=command.result_url,
+            queue_timeout_url=command.queue_timeout_url,
+            remarks=command.remarks,
+        )
+        fields = {"env": account.environment.value, "short_code": command.short_code}
+        try:
+            accepted = await self._initiator(account, "account_balance", lambda client: client.account_balance(request))
+        except GatewayError as exc:
+            log.warning("daraja.account_balance.failed", code=exc.code, **fields)
+            raise
+        log.info("daraja.account_balance.queued", conversation_id=accepted.conversation_id, **fields)
+        return InitiatorQueued(accepted.conversation_id, accepted.originator_conversation_id)
+
+    async def _initiator(
+        self,
+        account: DarajaAccount,
+        operation: str,
+        send: Callable[[DarajaClient], Awaitable[InitiatorAccepted]],
+    ) -> InitiatorAccepted:
+        """One initiator request; the client's errors translated as for the push."""
+        try:
+            return await send(self.client(account))
+        except DarajaValidationError as exc:
+            raise PushRejected(f"refused before sending: {exc}", code="invalid_for_daraja") from exc
+        except DarajaRejected as exc:
+            raise PushRejected(_describe(exc), code=_rejection_code(exc)) from exc
+        except DarajaThrottled as exc:
+            raise PushNotSent("Daraja is throttling requests; try again shortly", code="daraja_throttled") from exc
+        except DarajaAuthError as exc:
+            raise PushNotSent("Daraja refused this project's credentials", code="daraja_auth_failed") from exc
+        except DarajaError as exc:
+            if exc.outcome_unknown:
+                raise PushOutcomeUnknown(f"Daraja did not answer the {operation}", code="daraja_no_answer") from exc
+            raise PushNotSent("Daraja could not be reached", code="daraja_unreachable") from exc
 
 
 def read_c2b_body(body: bytes) -> IncomingC2B:

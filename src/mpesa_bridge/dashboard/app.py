@@ -25,6 +25,7 @@ from mpesa_bridge.dashboard.pages import (
     access,
     analytics,
     attention,
+    balances,
     c2b,
     links,
     overview,
@@ -60,6 +61,7 @@ def create_dashboard(runtime_of: Callable[[], Runtime]) -> FastAPI:
         attention,
         links,
         c2b,
+        balances,
     ):
         app.include_router(module.router)
     _install_error_pages(app)

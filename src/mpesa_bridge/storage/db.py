@@ -22,6 +22,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from mpesa_bridge.core.balances.ports import BalanceQueryReader
 from mpesa_bridge.core.c2b.ports import C2BReader
 from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.core.ports import (
@@ -32,8 +33,10 @@ from mpesa_bridge.core.ports import (
     PaymentReader,
     ProjectReader,
 )
+from mpesa_bridge.core.reversals.ports import ReversalReader
 from mpesa_bridge.files import PRIVATE_DIR, PRIVATE_FILE, create_private_file, tighten
 from mpesa_bridge.logging import get_logger
+from mpesa_bridge.storage.balance_queries import SqlBalanceQueryReader, SqlBalanceQueryRepository
 from mpesa_bridge.storage.c2b import SqlC2BReader, SqlC2BRepository
 from mpesa_bridge.storage.callbacks import SqlCallbackReader, SqlCallbackRepository
 from mpesa_bridge.storage.checkout import SqlCheckoutSessionReader, SqlCheckoutSessionRepository
@@ -48,6 +51,7 @@ from mpesa_bridge.storage.payments import (
 )
 from mpesa_bridge.storage.pending import PendingRows
 from mpesa_bridge.storage.projects import SqlProjectReader, SqlProjectRepository
+from mpesa_bridge.storage.reversals import SqlReversalReader, SqlReversalRepository
 from mpesa_bridge.storage.sqlite_inline import inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -252,6 +256,8 @@ class SqlReadUnitOfWork:
     checkout_sessions: CheckoutSessionReader
     payment_links: PaymentLinkReader
     c2b: C2BReader
+    reversals: ReversalReader
+    balance_queries: BalanceQueryReader
 
     def __init__(self, engine: AsyncEngine, *, postgres: bool) -> None:
         self._engine = engine
@@ -267,6 +273,8 @@ class SqlReadUnitOfWork:
         self.checkout_sessions = SqlCheckoutSessionReader(connection)
         self.payment_links = SqlPaymentLinkReader(connection)
         self.c2b = SqlC2BReader(connection)
+        self.reversals = SqlReversalReader(connection)
+        self.balance_queries = SqlBalanceQueryReader(connection)
         return self
 
     async def __aexit__(
@@ -293,6 +301,8 @@ class SqlUnitOfWork:
     checkout_sessions: SqlCheckoutSessionRepository
     payment_links: SqlPaymentLinkRepository
     c2b: SqlC2BRepository
+    reversals: SqlReversalRepository
+    balance_queries: SqlBalanceQueryRepository
 
     def __init__(self, engine: AsyncEngine, *, lock: bool, listeners: Sequence[CommitListener] = ()) -> None:
         self._engine = engine
@@ -312,6 +322,8 @@ class SqlUnitOfWork:
         self.checkout_sessions = SqlCheckoutSessionRepository(connection)
         self.payment_links = SqlPaymentLinkRepository(connection, lock=self._lock)
         self.c2b = SqlC2BRepository(connection, lock=self._lock)
+        self.reversals = SqlReversalRepository(connection, lock=self._lock)
+        self.balance_queries = SqlBalanceQueryRepository(connection, lock=self._lock)
         return self
 
     async def __aexit__(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from mpesa_bridge.core.balances.entity import BalanceQueryStatus
 from mpesa_bridge.core.c2b.entity import (
     C2BStatus,
     DecidedBy,
@@ -16,6 +17,7 @@ from mpesa_bridge.core.checkout.entity import CheckoutStatus
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
 from mpesa_bridge.core.people.entity import Role, TokenKind
 from mpesa_bridge.core.projects import DarajaEnvironment, Mode, ShortcodeType
+from mpesa_bridge.core.reversals.entity import ReversalStatus
 from mpesa_bridge.storage.types import IntEnumType, JSONType, StrEnumType, UTCDateTime
 
 metadata = sa.MetaData(
@@ -127,6 +129,9 @@ payments = sa.Table(
     # The checkout session that started it (migration 0013); None for a payment made by POST /v1/payments.
     sa.Column("checkout_session_id", sa.String(40), nullable=True),
     sa.CheckConstraint("amount > 0", name="amount_positive"),
+    # Its latest reversal, and when one succeeded (migration 0020, core.reversals).
+    sa.Column("reversal_id", sa.String(40), nullable=True),
+    sa.Column("reversed_at", UTCDateTime(), nullable=True),
 )
 # Listing is newest first within a tenant; ids sort by creation time, so (tenant, id) serves
 # cursor pages and (tenant, status, id) serves the usual status filter — created_gte/created_lte
@@ -586,3 +591,60 @@ expected_payments = sa.Table(
 _exp = expected_payments.c
 sa.Index("ix_expected_payments_tenant_id", _exp.project_id, _exp.mode, _exp.id)
 sa.Index("ix_expected_payments_tenant_reference_key", _exp.project_id, _exp.mode, _exp.reference_key)
+
+# Reversals of succeeded payments (migration 0020, core.reversals): at most one open or succeeded
+# per payment, checked under the payment's lock (core/reversals/service.py).
+reversals = sa.Table(
+    "reversals",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("payment_id", sa.String(40), sa.ForeignKey("payments.id"), nullable=False, index=True),
+    sa.Column("status", StrEnumType(ReversalStatus), nullable=False),
+    sa.Column("amount", sa.Integer(), nullable=False),
+    sa.Column("original_receipt", sa.String(32), nullable=False),
+    sa.Column("short_code", sa.String(16), nullable=False),
+    sa.Column("daraja_environment", sa.String(16), nullable=False),
+    sa.Column("callback_token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("remarks", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("conversation_id", sa.String(64), nullable=True),
+    sa.Column("originator_conversation_id", sa.String(64), nullable=True),
+    sa.Column("receipt", sa.String(32), nullable=True),
+    sa.Column("result_code", sa.String(32), nullable=True),
+    sa.Column("result_desc", sa.String(500), nullable=True),
+    sa.Column("failure_code", sa.String(64), nullable=True),
+    sa.Column("failure_message", sa.String(500), nullable=True),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+)
+sa.Index("ix_reversals_tenant_id", reversals.c.project_id, reversals.c.mode, reversals.c.id)
+sa.Index("ix_reversals_status_created", reversals.c.status, reversals.c.created_at)
+
+# Account Balance queries (migration 0020, core.balances): accounts in whole shillings, as JSON.
+balance_queries = sa.Table(
+    "balance_queries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("status", StrEnumType(BalanceQueryStatus), nullable=False),
+    sa.Column("short_code", sa.String(16), nullable=False),
+    sa.Column("daraja_environment", sa.String(16), nullable=False),
+    sa.Column("callback_token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("conversation_id", sa.String(64), nullable=True),
+    sa.Column("originator_conversation_id", sa.String(64), nullable=True),
+    sa.Column("result_code", sa.String(32), nullable=True),
+    sa.Column("result_desc", sa.String(500), nullable=True),
+    sa.Column("failure_code", sa.String(64), nullable=True),
+    sa.Column("failure_message", sa.String(500), nullable=True),
+    sa.Column("accounts", JSONType, nullable=False),
+    sa.Column("balances_at", UTCDateTime(), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+)
+sa.Index("ix_balance_queries_tenant_id", balance_queries.c.project_id, balance_queries.c.mode, balance_queries.c.id)

@@ -35,6 +35,7 @@ from mpesa_bridge_sdk.models import (
     FINAL_PAYMENT_STATUSES,
     ApiKey,
     Attempt,
+    BalanceQuery,
     C2BPayment,
     C2BRegistration,
     C2BSettings,
@@ -51,6 +52,7 @@ from mpesa_bridge_sdk.models import (
     ProjectSettings,
     PublishableKeyRotation,
     QrCode,
+    Reversal,
     WebhookEndpoint,
 )
 
@@ -68,6 +70,7 @@ __all__ = [
     "AsyncPage",
     "Attempt",
     "AuthenticationError",
+    "BalanceQuery",
     "C2BPayment",
     "C2BRegistration",
     "C2BSettings",
@@ -93,6 +96,7 @@ __all__ = [
     "PublishableKeyRotation",
     "QrCode",
     "RateLimitError",
+    "Reversal",
     "SignatureError",
     "WaitTimeoutError",
     "WebhookEndpoint",

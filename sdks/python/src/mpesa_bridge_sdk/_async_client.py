@@ -27,6 +27,7 @@ from mpesa_bridge_sdk._core import (
 from mpesa_bridge_sdk.errors import APIConnectionError, WaitTimeoutError
 from mpesa_bridge_sdk.models import (
     ApiKey,
+    BalanceQuery,
     C2BPayment,
     C2BRegistration,
     C2BSettings,
@@ -43,6 +44,7 @@ from mpesa_bridge_sdk.models import (
     ProjectSettings,
     PublishableKeyRotation,
     QrCode,
+    Reversal,
     WebhookEndpoint,
 )
 from mpesa_bridge_sdk.webhooks import Webhooks
@@ -390,6 +392,50 @@ class PaymentLinks(_Resource):
         return await self._client._request_bytes(_ops.payment_link_qr(link_id, format))
 
 
+class Reversals(_Resource):
+    """`client.reversals`: reversals of succeeded payments (the whole amount)."""
+
+    async def create(
+        self, payment_id: str, *, remarks: str | None = None, idempotency_key: str | None = None
+    ) -> Reversal:
+        """Reverse a succeeded payment. Sent with an `Idempotency-Key` (yours or a new one), reused on
+        every retry; a second reversal of the same payment is refused (`ConflictError`)."""
+        return Reversal.from_dict(
+            await self._client._request(_ops.create_reversal(payment_id, remarks, idempotency_key))
+        )
+
+    async def retrieve(self, reversal_id: str) -> Reversal:
+        """Read one reversal (`NotFoundError` if it is not this key's)."""
+        return Reversal.from_dict(await self._client._request(_ops.get_reversal(reversal_id)))
+
+    get = retrieve
+
+    async def list(
+        self, *, payment_id: str | None = None, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPage[Reversal]:
+        """Reversals newest first (one payment's with `payment_id`)."""
+        return await self._page(Reversal, lambda after: _ops.list_reversals(payment_id, limit, after), starting_after)
+
+
+class BalanceQueries(_Resource):
+    """`client.balance_queries`: Account Balance queries of the project's short code."""
+
+    async def create(self, *, wait: float | None = None, idempotency_key: str | None = None) -> BalanceQuery:
+        """Ask Daraja for the balances; with `wait` (seconds, at most 30) the answer comes once the
+        Result did (`completed`), or `pending` when it is late."""
+        return BalanceQuery.from_dict(await self._client._request(_ops.create_balance_query(wait, idempotency_key)))
+
+    async def retrieve(self, query_id: str) -> BalanceQuery:
+        """Read one balance query: `pending` until its Result came."""
+        return BalanceQuery.from_dict(await self._client._request(_ops.get_balance_query(query_id)))
+
+    get = retrieve
+
+    async def list(self, *, limit: int | None = None, starting_after: str | None = None) -> AsyncPage[BalanceQuery]:
+        """Balance queries newest first."""
+        return await self._page(BalanceQuery, lambda after: _ops.list_balance_queries(limit, after), starting_after)
+
+
 class WebhookEndpoints(_Resource):
     """`client.webhook_endpoints`: where the bridge sends signed events."""
 
@@ -729,6 +775,8 @@ class AsyncClient:
         self.payments = Payments(self)
         self.checkout_sessions = CheckoutSessions(self)
         self.payment_links = PaymentLinks(self)
+        self.reversals = Reversals(self)
+        self.balance_queries = BalanceQueries(self)
         self.webhook_endpoints = WebhookEndpoints(self)
         self.events = Events(self)
         self.keys = Keys(self)

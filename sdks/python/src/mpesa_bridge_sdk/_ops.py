@@ -269,3 +269,31 @@ def list_expected_payments(status: str | None, limit: int | None, starting_after
 
 def cancel_expected_payment(expected_id: str) -> Call:
     return Call("POST", f"/v1/expected_payments/{path_segment(expected_id)}/cancel")
+
+
+def create_reversal(payment_id: str, remarks: str | None, idempotency_key: str | None) -> Call:
+    return keyed_post(
+        f"/v1/payments/{path_segment(payment_id)}/reversals", drop_none({"remarks": remarks}), idempotency_key
+    )
+
+
+def get_reversal(reversal_id: str) -> Call:
+    return Call("GET", f"/v1/reversals/{path_segment(reversal_id)}")
+
+
+def list_reversals(payment_id: str | None, limit: int | None, starting_after: str | None) -> Call:
+    return Call(
+        "GET", "/v1/reversals", params={"payment_id": payment_id, "limit": limit, "starting_after": starting_after}
+    )
+
+
+def create_balance_query(wait: float | None, idempotency_key: str | None) -> Call:
+    return keyed_post("/v1/balance_queries", drop_none({"wait": wait}), idempotency_key)
+
+
+def get_balance_query(query_id: str) -> Call:
+    return Call("GET", f"/v1/balance_queries/{path_segment(query_id)}")
+
+
+def list_balance_queries(limit: int | None, starting_after: str | None) -> Call:
+    return Call("GET", "/v1/balance_queries", params={"limit": limit, "starting_after": starting_after})

@@ -79,6 +79,8 @@ class Payment(Model):
     needs_attention: bool = False
     attention_reason: str | None = None
     checkout_session_id: str | None = None
+    reversal_id: str | None = None
+    reversed_at: datetime | None = None
     transaction_date: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -399,3 +401,52 @@ class ExpectedPayment(Model):
     paid_at: datetime | None = None
     cancelled_at: datetime | None = None
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reversal(Model):
+    """A reversal (`rev_…`) of a succeeded payment's whole amount: `sending`, `sent`, `succeeded`,
+    `failed` or `unknown` (sent, answer lost: never sent again)."""
+
+    id: str
+    object: str = "reversal"
+    mode: str = "test"
+    payment_id: str = ""
+    status: str = ""
+    amount: int = 0
+    currency: str = "KES"
+    original_receipt: str = ""
+    receipt: str | None = None
+    remarks: str = ""
+    failure_code: str | None = None
+    failure_message: str | None = None
+    result_code: str | None = None
+    result_desc: str | None = None
+    conversation_id: str | None = None
+    originator_conversation_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    sent_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalanceQuery(Model):
+    """An Account Balance query (`bq_…`): `pending`, `completed` (with `accounts`) or `failed`.
+    Each account is a dict: `name`, `currency`, `available` and the four `amounts`, whole shillings."""
+
+    id: str
+    object: str = "balance_query"
+    mode: str = "test"
+    status: str = ""
+    short_code: str = ""
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    failure_code: str | None = None
+    failure_message: str | None = None
+    result_code: str | None = None
+    result_desc: str | None = None
+    conversation_id: str | None = None
+    balances_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None

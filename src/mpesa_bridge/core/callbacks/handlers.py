@@ -13,9 +13,11 @@ words Daraja refuses in C2B URLs — "mpesa", "query", "exec", "sql", …):
     stk               STK Push CallBackURL                        handled (`core.callbacks.stk`)
     b2c_result        B2C ResultURL                               reserved
     b2c_timeout       B2C QueueTimeOutURL                         reserved
-    reversal_result   Reversal ResultURL                          reserved
+    reversal_result   Reversal ResultURL                          handled (`core.reversals.results`)
+    reversal_timeout  Reversal QueueTimeOutURL                    handled (`core.reversals.results`)
     status_result     Transaction Status ResultURL                reserved
-    balance_result    Account Balance ResultURL                   reserved
+    balance_result    Account Balance ResultURL                   handled (`core.balances.results`)
+    balance_timeout   Account Balance QueueTimeOutURL             handled (`core.balances.results`)
     c2b_validation    C2B ValidationURL                           handled (`core.c2b.validation`, via runtime)
     c2b_confirmation  C2B ConfirmationURL                         handled (`core.c2b.confirmation`, via runtime)
 
@@ -41,8 +43,10 @@ STK = "stk"
 B2C_RESULT = "b2c_result"
 B2C_TIMEOUT = "b2c_timeout"
 REVERSAL_RESULT = "reversal_result"
+REVERSAL_TIMEOUT = "reversal_timeout"
 STATUS_RESULT = "status_result"
 BALANCE_RESULT = "balance_result"
+BALANCE_TIMEOUT = "balance_timeout"
 C2B_VALIDATION = "c2b_validation"
 C2B_CONFIRMATION = "c2b_confirmation"
 KNOWN_KINDS = (
@@ -50,8 +54,10 @@ KNOWN_KINDS = (
     B2C_RESULT,
     B2C_TIMEOUT,
     REVERSAL_RESULT,
+    REVERSAL_TIMEOUT,
     STATUS_RESULT,
     BALANCE_RESULT,
+    BALANCE_TIMEOUT,
     C2B_VALIDATION,
     C2B_CONFIRMATION,
 )

@@ -48,6 +48,8 @@ class Payment:
     awaiting_confirmation: bool = False  # confirm-by-query: a success callback waits for STK Query
     client_secret_hash: str | None = None  # SHA-256 of the client secret; None for older payments
     checkout_session_id: str | None = None  # the checkout session that started it (core.checkout)
+    reversal_id: str | None = None  # its latest reversal (core.reversals), whatever became of it
+    reversed_at: datetime | None = None  # set once a reversal succeeded; the status stays `succeeded`
     # The client secret in clear: set only on the payment `PaymentService.create` returns (after its
     # events were written), never stored, never loaded — so only the creation answer carries it.
     client_secret: str | None = field(default=None, repr=False, compare=False)
@@ -79,6 +81,8 @@ PAYMENT = "payment"
 # realtime rooms and the events API's `subject=` filter need nothing else.
 SUBJECT_TYPES = {"pay_": PAYMENT, "cs_": CHECKOUT_SESSION}
 SUBJECT_TYPES["c2b_"] = C2B_PAYMENT  # customers' till and paybill payments (docs/c2b.md)
+SUBJECT_TYPES["rev_"] = "reversal"  # core.reversals
+SUBJECT_TYPES["bq_"] = "balance_query"  # core.balances
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ def _payment_fields(p: Payment) -> dict[str, Any]:
         "needs_attention": p.needs_attention,
         "attention_reason": p.attention_reason,
         "checkout_session_id": p.checkout_session_id,
+        "reversal_id": p.reversal_id,
+        "reversed_at": iso(p.reversed_at),
         "transaction_date": iso(p.transaction_date),
         "created_at": iso(p.created_at),
         "updated_at": iso(p.updated_at),

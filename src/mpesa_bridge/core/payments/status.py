@@ -8,6 +8,11 @@
 sending, a crash between recording and sending). A final state may later be *corrected* only
 towards `succeeded`, only by stronger evidence than the one that set it: money that really
 moved must never be hidden, and a state set by a callback never changes.
+
+A reversal (`core.reversals`) is not a status: it is a second money movement, the other way, with
+its own aggregate and states. A reversed payment stays `succeeded` (the collection happened and its
+evidence stands; `decide()` is unchanged) and shows `reversal_id` and `reversed_at`; only a
+`succeeded` payment with a receipt can be reversed, and at most once.
 """
 
 from __future__ import annotations

@@ -6,14 +6,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from mpesa_bridge.core.balances.entity import BalanceQueryEventType
 from mpesa_bridge.core.c2b.entity import C2BEventType
 from mpesa_bridge.core.checkout.entity import CheckoutEventType
 from mpesa_bridge.core.payments.entity import EventType, OutboxEvent
+from mpesa_bridge.core.reversals.entity import ReversalEventType
 
 ENDPOINT_DISABLED = "endpoint.disabled"
 # What `enabled_events` may name; "*" alone means every type, present and future.
 EVENT_TYPES: tuple[str, ...] = (*EventType.ALL, *CheckoutEventType.ALL, ENDPOINT_DISABLED)
 EVENT_TYPES = (*EVENT_TYPES, *C2BEventType.ALL)  # C2B payments (docs/c2b.md)
+EVENT_TYPES += (*ReversalEventType.ALL, *BalanceQueryEventType.ALL)  # core.reversals, core.balances
 ALL_EVENTS = "*"
 
 

@@ -5,6 +5,7 @@ GET  /dashboard/payments/{id}           created, pushed, Daraja's answer, every 
                                         every webhook delivery attempt with its response; the checkout
                                         session that started it (its QR code: pages/links.py) and its link
 POST /dashboard/payments/{id}/refresh   developer: STK Query now (PaymentService.refresh)
+POST /dashboard/payments/{id}/reverse   developer: reverse a succeeded payment, once confirmed (ReversalService.create)
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from mpesa_bridge.core.errors import BridgeError
 from mpesa_bridge.core.payments.history import PaymentHistory, payment_history
+from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.people.entity import Role
 from mpesa_bridge.core.phone import mask_phone
+from mpesa_bridge.core.reversals.entity import BLOCKING_STATUSES
 from mpesa_bridge.dashboard.auth import Viewer, page, runtime_of
 from mpesa_bridge.dashboard.web import render
 
@@ -99,14 +103,41 @@ async def payment_page(request: Request, viewer: ViewerDep, payment_id: str) -> 
     session = None
     if history.payment.checkout_session_id is not None:
         session = await runtime.checkout.get(viewer.tenant, history.payment.checkout_session_id)
+    reversals = list(reversed(await runtime.reversals.for_payment(payment_id)))  # newest first
+    reversible = (
+        history.payment.status is PaymentStatus.SUCCEEDED
+        and bool(history.payment.mpesa_receipt_number)
+        and not any(r.status in BLOCKING_STATUSES for r in reversals)
+    )
     context = {
         "p": history.payment,
         "entries": entries,
         "full": full,
         "refreshed": request.query_params.get("asked"),
         "session": session,
+        "reversals": reversals,
+        "reversible": reversible,
+        "reversal_asked": request.query_params.get("reversal"),
+        "reversal_error": request.query_params.get("reversal_error"),
     }
     return render(request, "payment.html", context)
+
+
+@router.post("/payments/{payment_id}/reverse")
+async def reverse(request: Request, viewer: DeveloperDep, payment_id: str) -> Response:
+    """Send Daraja a Reversal of the whole amount, only when the confirmation box was ticked."""
+    runtime = runtime_of(request)
+    form = await request.form()
+    if form.get("confirm") != "yes":
+        return RedirectResponse(f"/dashboard/payments/{payment_id}?reversal_error=not_confirmed", status_code=303)
+    try:
+        reversal = await runtime.reversals.create(viewer.tenant, payment_id, "Reversed from the dashboard")
+    except BridgeError as exc:
+        return RedirectResponse(f"/dashboard/payments/{payment_id}?reversal_error={exc.code}", status_code=303)
+    await runtime.people.record(
+        viewer.identity, "payment.reversal_sent", viewer.tenant.project_id, target=payment_id, detail=reversal.id
+    )
+    return RedirectResponse(f"/dashboard/payments/{payment_id}?reversal=1", status_code=303)
 
 
 @router.post("/payments/{payment_id}/refresh")

@@ -1,7 +1,7 @@
 """the earlier system's payment calls, per project
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-05 23:30:00.000000
 
 `projects.legacy_api`: whether the bridge answers the earlier (Node) system's two payment calls,
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0018"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Account Balance queries as an API resource (docs/reversals.md)."""

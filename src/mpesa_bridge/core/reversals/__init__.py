@@ -1,0 +1,1 @@
+"""Reversals of succeeded STK payments (docs/reversals.md)."""
