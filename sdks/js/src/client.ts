@@ -311,7 +311,8 @@ class ExpectedPayments extends Resource {
   /** Cancel an open expected payment. */
   cancel(id: string, options: CallOptions = {}): Promise<ExpectedPayment> {
     return this.call({ method: "POST", path: `/v1/expected_payments/${enc(id)}/cancel`, idempotent: false, ...options });
-
+  }
+}
 
 class Reversals extends Resource {
   /** Reverse a succeeded payment's whole amount; sent with an Idempotency-Key (yours or a new one). */

@@ -366,6 +366,8 @@ export interface ExpectedPaymentCreateParams {
 
 export interface ExpectedPaymentListParams extends ListParams {
   status?: "open" | "paid" | "cancelled";
+}
+
 /** A reversal (`rev_…`) of a succeeded payment's whole amount. */
 export interface Reversal {
   id: string;
