@@ -16,6 +16,7 @@ import httpx
 from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.analytics import AnalyticsService
+from mpesa_bridge.core.callbacks.handlers import register_payout_handlers
 from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.checkout.service import CheckoutService
 from mpesa_bridge.core.clock import Clock, SystemClock
@@ -26,19 +27,24 @@ from mpesa_bridge.core.payments.policy import GuardPolicy, ReconcilePolicy
 from mpesa_bridge.core.payments.reconcile import Reconciler
 from mpesa_bridge.core.payments.stk import PaymentService
 from mpesa_bridge.core.payments.validation import PaymentLimits
+from mpesa_bridge.core.payouts.policy import PayoutPolicy
+from mpesa_bridge.core.payouts.reconcile import PayoutReconciler
+from mpesa_bridge.core.payouts.service import PayoutService
 from mpesa_bridge.core.people.passwords import PasswordHasher
 from mpesa_bridge.core.people.service import PeoplePolicy, PeopleService
 from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput
+from mpesa_bridge.core.status_queries.service import StatusQueryService
 from mpesa_bridge.core.webhooks.alerts import FailingEndpointAlerts
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
+from mpesa_bridge.daraja.payouts import PayoutGateway, ResultReader
 from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.mail import mailer_for
 from mpesa_bridge.realtime.hub import Realtime, realtime_for
 from mpesa_bridge.realtime.sse import StreamOptions
-from mpesa_bridge.routes import CALLBACK_PATH
+from mpesa_bridge.routes import CALLBACK_PATH, CALLBACKS_PREFIX
 from mpesa_bridge.storage import idempotency
 from mpesa_bridge.storage.analytics import analytics_reader
 from mpesa_bridge.storage.db import Database
@@ -50,6 +56,7 @@ from mpesa_bridge.tls import client_ssl_context
 from mpesa_bridge.workers.delivery import DeliveryLoop, SystemResolver, build_delivery
 from mpesa_bridge.workers.inbox import Inbox
 from mpesa_bridge.workers.maintenance import MaintenanceLoop
+from mpesa_bridge.workers.payouts import PayoutReconcileLoop
 from mpesa_bridge.workers.reconciler import ReconcileLoop
 
 log = get_logger("mpesa_bridge.runtime")
@@ -83,6 +90,9 @@ class Runtime:
     analytics: AnalyticsService  # the dashboard's figures and charts
     checkout: CheckoutService  # checkout sessions: one payment a browser may take
     links: PaymentLinkService  # payment links: a public URL whose form opens a checkout session per customer
+    payouts: PayoutService  # B2C payouts (core/payouts/)
+    status_queries: StatusQueryService  # Transaction Status queries (core/status_queries/)
+    payout_reconciler: PayoutReconciler  # settles sending/unknown payouts by Transaction Status
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
@@ -94,6 +104,7 @@ class Runtime:
         loops: list[_Loop] = [self.inbox]
         if timed:
             loops += [ReconcileLoop(self.reconciler, self.settings.reconcile_interval), self.delivery]
+            loops.append(PayoutReconcileLoop(self.payout_reconciler, self.settings.reconcile_interval))
         tasks: list[Callable[[], Awaitable[int]]] = [
             lambda: idempotency.prune(self.db, self.clock.now()),
             self.people.prune_sessions,
@@ -136,6 +147,18 @@ def simulator_daraja(settings: Settings) -> DarajaSettingsInput:
         consumer_secret=settings.simulator_consumer_secret.get_secret_value(),
         short_code=SANDBOX_SHORTCODE,
         passkey=SANDBOX_PASSKEY,
+    )
+
+
+def payout_policy_from(settings: Settings) -> PayoutPolicy:
+    return PayoutPolicy(
+        max_amount=settings.payout_max_amount,
+        daily_limit=settings.payout_daily_limit,
+        send_grace=settings.payout_send_grace,
+        result_wait=settings.payout_result_wait,
+        query_backoff=settings.payout_backoff_steps,
+        not_found_limit=settings.payout_not_found_limit,
+        version=settings.payout_b2c_version,
     )
 
 
@@ -212,7 +235,15 @@ async def build_runtime(
     resolver = SystemResolver()
     delivery, webhook_sender = build_delivery(settings, webhooks, box, clock, resolver=resolver)
     checkout = CheckoutService(db, payments, clock, lambda session_id: f"{base}/pay/{session_id}")
-    return Runtime(
+    payout_policy = payout_policy_from(settings)
+    initiator = PayoutGateway(gateway)
+
+    def initiator_callback_url(kind: str, token: str) -> str:
+        return f"{base}{CALLBACKS_PREFIX}{kind}/{token}"
+
+    payouts = PayoutService(db, initiator, projects, clock, initiator_callback_url, payout_policy)
+    status_queries = StatusQueryService(db, initiator, projects, clock, initiator_callback_url)
+    runtime = Runtime(
         settings=settings,
         clock=clock,
         db=db,
@@ -256,9 +287,21 @@ async def build_runtime(
         analytics=AnalyticsService(lambda: analytics_reader(db), clock),
         checkout=checkout,
         links=PaymentLinkService(db, checkout, clock, lambda slug: f"{base}/l/{slug}"),
+        payouts=payouts,
+        status_queries=status_queries,
+        payout_reconciler=PayoutReconciler(
+            db,
+            payouts,
+            status_queries,
+            clock,
+            payout_policy,
+            hold=2 * (settings.daraja_connect_timeout + settings.daraja_timeout) + 30.0,
+        ),
         clients=[functools.partial(close_http, http), webhook_sender.aclose],
         # Emailed only when SMTP is set; the dashboard warns either way.
         webhook_alerts=FailingEndpointAlerts(
             webhooks, PeopleStorage(db), mailer if settings.smtp_url else None, clock, link_base=base
         ),
     )
+    register_payout_handlers(runtime.inbox.handlers, ResultReader(), payout_policy)
+    return runtime

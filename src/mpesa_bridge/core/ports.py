@@ -36,6 +36,7 @@ from mpesa_bridge.core.payments.entity import (
     PaymentEvidence,
 )
 from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.payouts.ports import PayoutReader, PayoutRepository, StatusQueryReader, StatusQueryRepository
 from mpesa_bridge.core.projects import ApiKey, DarajaAccount, DarajaConfig, Mode, Project, PublishableKey, Tenant
 
 
@@ -433,6 +434,12 @@ class ReadUnitOfWork(Protocol):
     @property
     def payment_links(self) -> PaymentLinkReader: ...
 
+    @property
+    def payouts(self) -> PayoutReader: ...
+
+    @property
+    def status_queries(self) -> StatusQueryReader: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -466,6 +473,12 @@ class UnitOfWork(ReadUnitOfWork, Protocol):
 
     @property
     def payment_links(self) -> PaymentLinkRepository: ...
+
+    @property
+    def payouts(self) -> PayoutRepository: ...
+
+    @property
+    def status_queries(self) -> StatusQueryRepository: ...
 
 
 class UnitOfWorkFactory(Protocol):

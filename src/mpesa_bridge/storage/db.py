@@ -44,9 +44,11 @@ from mpesa_bridge.storage.payments import (
     SqlPaymentReader,
     SqlPaymentRepository,
 )
+from mpesa_bridge.storage.payouts import SqlPayoutReader, SqlPayoutRepository
 from mpesa_bridge.storage.pending import PendingRows
 from mpesa_bridge.storage.projects import SqlProjectReader, SqlProjectRepository
 from mpesa_bridge.storage.sqlite_inline import inline_creator
+from mpesa_bridge.storage.status_queries import SqlStatusQueryReader, SqlStatusQueryRepository
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -249,6 +251,8 @@ class SqlReadUnitOfWork:
     projects: ProjectReader
     checkout_sessions: CheckoutSessionReader
     payment_links: PaymentLinkReader
+    payouts: SqlPayoutReader
+    status_queries: SqlStatusQueryReader
 
     def __init__(self, engine: AsyncEngine, *, postgres: bool) -> None:
         self._engine = engine
@@ -263,6 +267,8 @@ class SqlReadUnitOfWork:
         self.projects = SqlProjectReader(connection)
         self.checkout_sessions = SqlCheckoutSessionReader(connection)
         self.payment_links = SqlPaymentLinkReader(connection)
+        self.payouts = SqlPayoutReader(connection)
+        self.status_queries = SqlStatusQueryReader(connection)
         return self
 
     async def __aexit__(
@@ -288,6 +294,8 @@ class SqlUnitOfWork:
     idempotency: SqlIdempotencyRepository
     checkout_sessions: SqlCheckoutSessionRepository
     payment_links: SqlPaymentLinkRepository
+    payouts: SqlPayoutRepository
+    status_queries: SqlStatusQueryRepository
 
     def __init__(self, engine: AsyncEngine, *, lock: bool, listeners: Sequence[CommitListener] = ()) -> None:
         self._engine = engine
@@ -306,6 +314,8 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotencyRepository(connection)
         self.checkout_sessions = SqlCheckoutSessionRepository(connection)
         self.payment_links = SqlPaymentLinkRepository(connection, lock=self._lock)
+        self.payouts = SqlPayoutRepository(connection, lock=self._lock)
+        self.status_queries = SqlStatusQueryRepository(connection, lock=self._lock)
         return self
 
     async def __aexit__(

@@ -8,6 +8,8 @@ from typing import Any
 
 from mpesa_bridge.core.checkout.entity import CHECKOUT_SESSION
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.payouts.entity import PAYOUT
+from mpesa_bridge.core.status_queries.entity import STATUS_QUERY
 
 
 @dataclass(eq=False)
@@ -77,6 +79,8 @@ PAYMENT = "payment"
 # its line here and writes events with its own type; the outbox, the delivery order, the
 # realtime rooms and the events API's `subject=` filter need nothing else.
 SUBJECT_TYPES = {"pay_": PAYMENT, "cs_": CHECKOUT_SESSION}
+SUBJECT_TYPES["po_"] = PAYOUT
+SUBJECT_TYPES["tsq_"] = STATUS_QUERY
 
 
 @dataclass(frozen=True)
