@@ -26,9 +26,11 @@ from mpesa_bridge.api.v1 import (
     keys,
     payment_links,
     payments,
+    payouts,
     project,
     qr_codes,
     stream,
+    transaction_status_queries,
     webhooks,
 )
 from mpesa_bridge.checkout.app import checkout_router
@@ -144,6 +146,7 @@ def create_app(
     add_routes(app, qr_codes.router)
     add_routes(app, checkout_sessions.router, project.router)
     add_routes(app, payment_links.router)
+    add_routes(app, payouts.router, transaction_status_queries.router)
     app.include_router(
         checkout_router(lambda: app.state.http.rate_limiter)
     )  # the hosted page /pay/{id}, links /l/{slug}

@@ -247,6 +247,8 @@ class PayoutService:
             updated_at=self._clock.now(),
         )
         async with self._db.write() as uow:
+            if await uow.projects.get(tenant.project_id) is None:
+                raise NotFound(f"No such project: '{tenant.project_id}'", param="project_id")
             await uow.payouts.put_settings(settings)
         return PayoutRules.of(settings, self.policy), settings
 
