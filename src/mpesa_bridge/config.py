@@ -25,6 +25,9 @@ SIMULATOR_CONSUMER_KEY = "sim_consumer_key"
 SIMULATOR_CONSUMER_SECRET = "sim_consumer_secret"  # public test value, like Daraja's sandbox ones
 SANDBOX_SHORTCODE = "174379"
 SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"  # published by Safaricom
+# The sandbox's initiator and its test password (published by Safaricom; the simulator accepts them).
+SANDBOX_INITIATOR = "testapi"
+SANDBOX_INITIATOR_PASSWORD = "Safaricom999!*!"
 _DEV_MASTER_KEY_FILE = "master.key"
 # Safaricom's published callback addresses plus two legacy ones (reference §17).
 DEFAULT_CALLBACK_IPS = ",".join(
@@ -95,6 +98,17 @@ class Settings(BaseSettings):
     )
     daraja_sandbox_url: str = Field(SANDBOX_URL, description="Daraja sandbox base URL")
     daraja_production_url: str = Field(PRODUCTION_URL, description="Daraja production base URL")
+    daraja_certificate_sandbox: str | None = Field(
+        None,
+        description="the sandbox's initiator certificate (Daraja portal): a PEM/DER file's path or the PEM text",
+    )
+    daraja_certificate_production: str | None = Field(
+        None,
+        description="production's initiator certificate (Daraja portal): a PEM/DER file's path or the PEM text",
+    )
+    daraja_certificate_simulator: str | None = Field(
+        None, description="the simulator's certificate; unset: fetched from the simulator on first use"
+    )
     daraja_connect_timeout: float = Field(5.0, gt=0, description="seconds to connect to Daraja")
     daraja_timeout: float = Field(30.0, gt=0, description="seconds to wait for Daraja's answer")
     max_amount: int = Field(250_000, ge=1, le=250_000, description="largest amount a payment may ask for")
@@ -339,6 +353,25 @@ class Settings(BaseSettings):
     @property
     def after_expiry_backoff_steps(self) -> tuple[float, ...]:
         return _seconds_steps(self.reconcile_after_expiry_backoff, "MPESA_BRIDGE_RECONCILE_AFTER_EXPIRY_BACKOFF")
+
+    def initiator_certificates(self) -> dict[str, bytes]:
+        """The certificates set per Daraja environment (its value -> PEM or DER bytes), read now so a
+        missing file is a start-up error, never found mid-payout."""
+        out = {}
+        for environment in ("simulator", "sandbox", "production"):
+            given = getattr(self, f"daraja_certificate_{environment}")
+            if not given:
+                continue
+            if "-----BEGIN" in given:
+                out[environment] = given.encode("ascii", errors="replace")
+                continue
+            try:
+                out[environment] = Path(given).expanduser().read_bytes()
+            except OSError as exc:
+                raise ConfigError(
+                    f"MPESA_BRIDGE_DARAJA_CERTIFICATE_{environment.upper()}: cannot read {given}: {exc.strerror}"
+                ) from exc
+        return out
 
     def _old_keys(self) -> list[bytes]:
         if self.old_master_keys is None:

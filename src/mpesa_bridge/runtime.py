@@ -13,7 +13,14 @@ from typing import Protocol
 
 import httpx
 
-from mpesa_bridge.config import SANDBOX_PASSKEY, SANDBOX_SHORTCODE, Settings
+from mpesa_bridge.config import (
+    SANDBOX_INITIATOR,
+    SANDBOX_INITIATOR_PASSWORD,
+    SANDBOX_PASSKEY,
+    SANDBOX_SHORTCODE,
+    ConfigError,
+    Settings,
+)
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.analytics import AnalyticsService
 from mpesa_bridge.core.callbacks.handlers import register_payout_handlers
@@ -37,6 +44,7 @@ from mpesa_bridge.core.status_queries.service import StatusQueryService
 from mpesa_bridge.core.webhooks.alerts import FailingEndpointAlerts
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
+from mpesa_bridge.daraja import DarajaValidationError, load_certificate_key
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter
 from mpesa_bridge.daraja.payouts import PayoutGateway, ResultReader
 from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
@@ -147,6 +155,8 @@ def simulator_daraja(settings: Settings) -> DarajaSettingsInput:
         consumer_secret=settings.simulator_consumer_secret.get_secret_value(),
         short_code=SANDBOX_SHORTCODE,
         passkey=SANDBOX_PASSKEY,
+        initiator_name=SANDBOX_INITIATOR,
+        initiator_password=SANDBOX_INITIATOR_PASSWORD,
     )
 
 
@@ -160,6 +170,19 @@ def payout_policy_from(settings: Settings) -> PayoutPolicy:
         not_found_limit=settings.payout_not_found_limit,
         version=settings.payout_b2c_version,
     )
+
+
+def initiator_certificates(settings: Settings) -> dict[DarajaEnvironment, bytes]:
+    """The certificates the settings give, each checked to hold an RSA key (a start-up error if not)."""
+    out = {}
+    for environment, certificate in settings.initiator_certificates().items():
+        try:
+            load_certificate_key(certificate)
+        except DarajaValidationError as exc:
+            name = f"MPESA_BRIDGE_DARAJA_CERTIFICATE_{environment.upper()}"
+            raise ConfigError(f"{name}: the certificate {exc.message}") from exc
+        out[DarajaEnvironment(environment)] = certificate
+    return out
 
 
 def stream_options(settings: Settings) -> StreamOptions:
@@ -196,6 +219,11 @@ async def build_runtime(
     except BaseException:
         await db.dispose()
         raise
+    try:
+        certificates = initiator_certificates(settings)
+    except BaseException:
+        await db.dispose()
+        raise
     timeout = httpx.Timeout(settings.daraja_timeout, connect=settings.daraja_connect_timeout)
     http = open_daraja_http(timeout, client_ssl_context(), transport=daraja_transport)
     gateway = DarajaGatewayAdapter(
@@ -206,6 +234,7 @@ async def build_runtime(
             DarajaEnvironment.PRODUCTION: settings.daraja_production_url,
         },
         timeout=timeout,
+        certificates=certificates,
     )
     projects = ProjectService(db, box, clock, key_cache_ttl=settings.key_cache_ttl)
     policy = policy_from(settings)

@@ -20,6 +20,8 @@ LIVE = {
     "passkey": "live-passkey-value-0123456789",
     "shortcode_type": "till",
     "till_number": "8812345",
+    "initiator_name": "duka_api",
+    "initiator_password": "live-initiator-password-42",
 }
 
 
@@ -32,16 +34,19 @@ async def test_create_project_returns_keys_once_and_stores_only_what_verifies_th
     assert created["secret_keys"]["test"].startswith("sk_test_")
     assert created["secret_keys"]["live"].startswith("sk_live_")
     assert created["daraja"]["test"]["environment"] == "simulator"
+    assert created["daraja"]["test"]["initiator_name"] == "testapi"  # the simulator's, ready for payouts
     assert created["daraja"]["live"] == {
         "environment": "production",
         "short_code": "5512345",
         "shortcode_type": "till",
         "till_number": "8812345",
         "updated_at": created["daraja"]["live"]["updated_at"],
+        "initiator_name": "duka_api",
     }
     assert "secret_keys" not in listing["data"][0]
     dump = await _database_dump(bridge)
-    for secret in (*created["secret_keys"].values(), LIVE["consumer_secret"], LIVE["passkey"], LIVE["consumer_key"]):
+    secrets = (LIVE["consumer_secret"], LIVE["passkey"], LIVE["consumer_key"], LIVE["initiator_password"])
+    for secret in (*created["secret_keys"].values(), *secrets):
         assert secret not in dump and secret not in str(listing)
 
 

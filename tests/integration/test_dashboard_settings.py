@@ -117,6 +117,33 @@ async def test_daraja_settings_are_never_shown_back_and_blank_secrets_are_kept(s
     assert "daraja.updated" in pages[-1]
 
 
+async def test_the_initiator_is_set_kept_and_removed_from_the_form(shop: People) -> None:
+    developer = await shop.as_("developer")
+    scope = Scope(shop.tenant.project_id, Mode.TEST)
+    form = {"environment": "simulator", "shortcode_type": "paybill", "short_code": "174379"}
+    form |= {"consumer_key": "", "consumer_secret": "", "passkey": ""}  # kept
+    saved = await post(
+        developer,
+        "/dashboard/settings/daraja/test",
+        {**form, "initiator_name": "duka_ops", "initiator_password": "Init-Pass-77"},
+    )
+    assert saved.status_code == 303, saved.text
+    assert (await shop.bridge.runtime.projects.account(scope)).initiator_password == "Init-Pass-77"
+    page = (await developer.get("/dashboard/settings/daraja/test")).text
+    listing = (await developer.get("/dashboard/settings")).text
+    assert 'value="duka_ops"' in page and "duka_ops" in listing
+    assert "Init-Pass-77" not in page + listing
+    kept = await post(developer, "/dashboard/settings/daraja/test", {**form, "initiator_name": "duka_ops2"})
+    assert kept.status_code == 303
+    account = await shop.bridge.runtime.projects.account(scope)
+    assert (account.initiator_name, account.initiator_password) == ("duka_ops2", "Init-Pass-77")
+    removed = await post(developer, "/dashboard/settings/daraja/test", {**form, "initiator_name": ""})
+    assert removed.status_code == 303
+    assert not (await shop.bridge.runtime.projects.account(scope)).has_initiator
+    missing = await post(developer, "/dashboard/settings/daraja/test", {**form, "initiator_name": "new_ops"})
+    assert missing.status_code == 400 and "initiator" in missing.text.lower()
+
+
 async def test_the_connection_test_says_what_is_wrong(shop: People) -> None:
     developer = await shop.as_("developer")
     ok = await post(developer, "/dashboard/settings/daraja/test/test", {})

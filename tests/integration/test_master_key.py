@@ -41,9 +41,11 @@ NEW = "n_NAtPmjRM2rXyaT1Oqg0EFHF9NAB-Hnil4dieDBgQM"  # tests only
 WRONG = "uHV6QMhJv_iyqSNQK1zDDKMJqF-Zcbo_MRKPTSqayRE"  # tests only
 OLD_ID, NEW_ID = (key_id(parse_master_key(k)) for k in (OLD, NEW))
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-# Two projects (a signing secret, three Daraja credentials in each of two modes) and a webhook
-# endpoint's current and previous signing secrets.
-OLD_VALUES = 2 * (1 + 3 + 3) + 2
+# Two projects (a signing secret; three Daraja credentials in each of two modes, and in test mode,
+# on the simulator, the initiator's password) and a webhook endpoint's current and previous
+# signing secrets.
+OLD_VALUES = 2 * (1 + 4 + 3) + 2
+SHOP_VALUES = 1 + 4  # a project on the simulator with a signing secret: test mode only
 NEXT_STEP = "remove the old key from MPESA_BRIDGE_OLD_MASTER_KEYS once every instance runs with the new key"
 
 
@@ -170,22 +172,22 @@ async def test_rotate_master_reseals_everything_under_the_new_key(
         f"/v1/admin/projects/{shop.project_id}", json={"signing_secret": "generate"}, headers=ADMIN
     )
     assert patched.status_code == 200, patched.text
-    assert await key_ids(bridge.db) == {OLD_ID: OLD_VALUES, NEW_ID: 4}
+    assert await key_ids(bridge.db) == {OLD_ID: OLD_VALUES, NEW_ID: SHOP_VALUES}
     before = await plaintexts(bridge.db, box(NEW, OLD))
 
     out = ok(await cli("secrets", "rotate-master", "--batch", "1"))
-    assert f"resealed {OLD_VALUES} under master key {NEW_ID}; 4 already current" in out
+    assert f"resealed {OLD_VALUES} under master key {NEW_ID}; {SHOP_VALUES} already current" in out
     assert NEXT_STEP in out
 
-    assert await key_ids(bridge.db) == {NEW_ID: OLD_VALUES + 4}
+    assert await key_ids(bridge.db) == {NEW_ID: OLD_VALUES + SHOP_VALUES}
     assert await plaintexts(bridge.db, box(NEW)) == before  # the new key alone opens the same secrets
     assert_no_key_material(await dump(bridge.db))
 
     again = ok(await cli("secrets", "rotate-master"))  # nothing left to do
-    assert f"resealed 0 under master key {NEW_ID}; {OLD_VALUES + 4} already current" in again
+    assert f"resealed 0 under master key {NEW_ID}; {OLD_VALUES + SHOP_VALUES} already current" in again
     verified = ok(await cli("secrets", "verify", "--all", old=None))
-    assert f"master key {NEW_ID}: {OLD_VALUES + 4} stored secret(s), current key" in verified
-    assert f"ok: {OLD_VALUES + 4} stored secret(s), every one opened" in verified
+    assert f"master key {NEW_ID}: {OLD_VALUES + SHOP_VALUES} stored secret(s), current key" in verified
+    assert f"ok: {OLD_VALUES + SHOP_VALUES} stored secret(s), every one opened" in verified
 
 
 async def test_an_interrupted_rotation_resumes_and_two_runs_at_once_reseal_each_value_once(

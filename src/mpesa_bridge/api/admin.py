@@ -65,6 +65,8 @@ def to_input(given: DarajaSettings) -> DarajaSettingsInput:
         passkey=given.passkey,
         shortcode_type=ShortcodeType(given.shortcode_type),
         till_number=given.till_number,
+        initiator_name=given.initiator_name,
+        initiator_password=given.initiator_password,
     )
 
 
@@ -84,6 +86,7 @@ def project_public(project: Project, configs: dict[Mode, DarajaConfig]) -> dict[
                 "shortcode_type": str(c.shortcode_type),
                 "till_number": c.till_number,
                 "updated_at": iso(c.updated_at),
+                "initiator_name": c.initiator_name,
             }
             for mode, c in configs.items()
         },

@@ -242,6 +242,18 @@ class DarajaSettings(BaseModel):
     till_number: str | None = Field(
         None, description=f"tills only ({SHORT_CODE_RULE})", json_schema_extra={"pattern": f"^{SHORT_CODE_PATTERN}$"}
     )
+    initiator_name: str | None = Field(
+        None,
+        description="the initiator of payouts, reversals, transaction status and balance queries (with "
+        "initiator_password); left out: the stored initiator is kept; empty: it is removed",
+        json_schema_extra={"pattern": r"^[A-Za-z0-9._-]{0,64}$"},
+    )
+    initiator_password: str | None = Field(
+        None,
+        max_length=256,
+        description="the initiator's password, sealed like the other secrets and never shown back; the bridge "
+        "turns it into the SecurityCredential with the environment's certificate",
+    )
 
 
 class ProjectCreate(BaseModel):
@@ -258,6 +270,7 @@ class DarajaSettingsPublic(BaseModel):
     shortcode_type: str
     till_number: str | None
     updated_at: str
+    initiator_name: str | None = Field(None, description="null: no initiator (the password is never shown)")
 
 
 class ProjectPublic(BaseModel):

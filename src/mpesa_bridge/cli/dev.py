@@ -12,7 +12,7 @@ from mpesa_bridge.config import Settings
 from mpesa_bridge.core.errors import AuthenticationFailed
 from mpesa_bridge.core.people.entity import Role
 from mpesa_bridge.core.people.service import SignInFailed
-from mpesa_bridge.core.projects import Mode
+from mpesa_bridge.core.projects import DarajaEnvironment, Mode
 from mpesa_bridge.runtime import Runtime, simulator_daraja
 
 DEV_FILE = "dev-project.json"
@@ -26,15 +26,31 @@ async def ensure_dev_project(runtime: Runtime) -> tuple[str, str]:
     if saved is not None:
         try:
             await runtime.projects.authenticate(saved["test_secret_key"])
-            return saved["project_id"], saved["test_secret_key"]
         except (AuthenticationFailed, KeyError):
             pass  # the database was reset: make a new project below
+        else:
+            await _give_initiator(runtime, saved["project_id"])
+            return saved["project_id"], saved["test_secret_key"]
     project, keys = await runtime.projects.create_project(
         "Development", {Mode.TEST: simulator_daraja(runtime.settings)}
     )
     secret = keys[Mode.TEST].secret
     _save(path, {"project_id": project.id, "test_secret_key": secret})
     return project.id, secret
+
+
+async def _give_initiator(runtime: Runtime, project_id: str) -> None:
+    """A development project made before initiators existed (migration 0017) gets the simulator's,
+    so payouts and the other initiator APIs work in it as in a new one."""
+    config = (await runtime.projects.daraja_configs(project_id)).get(Mode.TEST)
+    defaults = simulator_daraja(runtime.settings)
+    if (
+        config is not None
+        and config.environment == DarajaEnvironment.SIMULATOR
+        and config.short_code == defaults.short_code  # the settings it was made with, unchanged
+        and not config.initiator_name
+    ):
+        await runtime.projects.set_daraja(project_id, Mode.TEST, defaults)
 
 
 async def ensure_dev_account(runtime: Runtime, project_id: str) -> tuple[str, str]:

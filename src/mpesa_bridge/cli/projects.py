@@ -100,9 +100,25 @@ def set_daraja(
     till_number: Annotated[
         str | None, typer.Option(envvar="MPESA_BRIDGE_DARAJA_TILL_NUMBER", help="the till number, for tills")
     ] = None,
+    initiator_name: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MPESA_BRIDGE_DARAJA_INITIATOR_NAME",
+            help="the initiator of payouts, reversals and queries (not given: the stored one is kept; '': removed)",
+        ),
+    ] = None,
+    initiator_password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MPESA_BRIDGE_DARAJA_INITIATOR_PASSWORD",
+            help="the initiator's password (prompted for when --initiator-name is given without it)",
+        ),
+    ] = None,
     database_url: DbOpt = None,
 ) -> None:
-    """Set a mode's Daraja credentials (sealed under the master key)."""
+    """Set a mode's Daraja credentials and its initiator (sealed under the master key)."""
+    if initiator_name and initiator_password is None:
+        initiator_password = typer.prompt("Initiator password", hide_input=True)
     settings = settings_from(database_url=database_url)
     given = DarajaSettingsInput(
         environment=environment,
@@ -112,6 +128,8 @@ def set_daraja(
         passkey=passkey,
         shortcode_type=shortcode_type,
         till_number=till_number,
+        initiator_name=initiator_name,
+        initiator_password=initiator_password,
     )
 
     async def _set(runtime: Runtime) -> None:

@@ -73,6 +73,7 @@ class DarajaSummary:
     till_number: str | None
     consumer_key_end: str
     updated_at: datetime
+    initiator_name: str | None = None  # the password is never shown back
 
 
 def check_time_zone(name: str) -> str:
@@ -150,6 +151,8 @@ class ProjectService:
         async with self._db.write() as uow:
             if await uow.projects.get(project_id) is None:
                 raise NotFound(f"No such project: '{project_id}'", param="project_id")
+            if given.initiator_name is None:
+                config.keep_initiator_of(await uow.projects.daraja_config(project_id, mode))
             await uow.projects.put_daraja_config(config)
         self._accounts.pop((project_id, mode), None)
         return config
@@ -353,6 +356,7 @@ class ProjectService:
                 till_number=config.till_number,
                 consumer_key_end=key[-4:],
                 updated_at=config.updated_at,
+                initiator_name=config.initiator_name,
             )
         return out
 

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from mpesa_bridge.core.checkout.entity import CheckoutSession
-from mpesa_bridge.core.errors import BridgeError, InvalidRequest, UpstreamUnavailable
+from mpesa_bridge.core.errors import BridgeError, ConfigurationMissing, InvalidRequest, UpstreamUnavailable
 from mpesa_bridge.core.links.entity import LinkTotals, PaymentLink
 from mpesa_bridge.core.payments.entity import (
     InboundCallback,
@@ -72,6 +72,13 @@ class QrRefused(GatewayError, InvalidRequest):
 
 class QrUnavailable(GatewayError, UpstreamUnavailable):
     code = "daraja_unavailable"
+
+
+class InitiatorUnavailable(GatewayError, ConfigurationMissing):
+    """No SecurityCredential can be made: the mode has no initiator (`initiator_not_configured`) or
+    the environment's certificate cannot be had (`certificate_unavailable`). Nothing was sent."""
+
+    code = "initiator_not_configured"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ ALLOWED_ENVIRONMENTS: dict[Mode, frozenset[DarajaEnvironment]] = {
 }
 
 _KEY = re.compile(r"^sk_(test|live)_[A-Za-z0-9]{32}$")
+INITIATOR_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def check_environment(mode: Mode, environment: DarajaEnvironment) -> None:
@@ -66,6 +67,15 @@ class DarajaAccount:
     passkey: str = field(default="", repr=False)
     shortcode_type: ShortcodeType = ShortcodeType.PAYBILL
     till_number: str | None = None
+    # The initiator of the APIs that move money out or ask about it (B2C, reversal, transaction
+    # status, account balance): its name and password (the gateway turns the password into a
+    # SecurityCredential with the environment's certificate). Empty: those APIs are not set up.
+    initiator_name: str = ""
+    initiator_password: str = field(default="", repr=False)
+
+    @property
+    def has_initiator(self) -> bool:
+        return bool(self.initiator_name and self.initiator_password)
 
     @property
     def transaction_type(self) -> str:
@@ -92,12 +102,15 @@ class DarajaSettingsInput:
     passkey: str = field(repr=False)
     shortcode_type: ShortcodeType = ShortcodeType.PAYBILL
     till_number: str | None = None
+    initiator_name: str | None = None
+    initiator_password: str | None = field(default=None, repr=False)
 
     def validate(self, mode: Mode) -> None:
         check_environment(mode, self.environment)
         for name in ("consumer_key", "consumer_secret", "passkey"):
             if not getattr(self, name).strip():
                 raise InvalidRequest(f"{name} is required", code="parameter_missing", param=name)
+        self._validate_initiator()
         if not is_short_code(self.short_code):
             raise InvalidRequest(f"short_code must be {SHORT_CODE_RULE}", code="invalid_short_code", param="short_code")
         if self.shortcode_type is ShortcodeType.TILL:
@@ -109,6 +122,35 @@ class DarajaSettingsInput:
                 )
         elif self.till_number:
             raise InvalidRequest("till_number is only for tills", code="invalid_till_number", param="till_number")
+
+    def _validate_initiator(self) -> None:
+        """Both or neither: a name without its password (or the reverse) cannot make a credential.
+        Neither given (None): the stored initiator is kept; an empty name alone removes it."""
+        name, password = self.initiator_name, self.initiator_password
+        if not password and (name is None or name == ""):
+            return
+        if not name or not name.strip():
+            raise InvalidRequest(
+                "initiator_name is required with initiator_password", code="parameter_missing", param="initiator_name"
+            )
+        if not password:
+            raise InvalidRequest(
+                "initiator_password is required with initiator_name",
+                code="parameter_missing",
+                param="initiator_password",
+            )
+        if not INITIATOR_NAME.fullmatch(name):
+            raise InvalidRequest(
+                "initiator_name must be 1-64 letters, digits, '.', '_' or '-'",
+                code="invalid_initiator_name",
+                param="initiator_name",
+            )
+        if len(password) > 256:
+            raise InvalidRequest(
+                "initiator_password is at most 256 characters",
+                code="invalid_initiator_password",
+                param="initiator_password",
+            )
 
 
 @dataclass(eq=False)
@@ -141,6 +183,8 @@ class DarajaConfig:
     consumer_secret_sealed: str
     passkey_sealed: str
     updated_at: datetime
+    initiator_name: str | None = None
+    initiator_password_sealed: str | None = None
 
     @classmethod
     def seal(
@@ -159,7 +203,22 @@ class DarajaConfig:
             consumer_secret_sealed=box.seal(given.consumer_secret, context=ctx),
             passkey_sealed=box.seal(given.passkey, context=ctx),
             updated_at=at,
+            initiator_name=given.initiator_name or None,
+            initiator_password_sealed=(
+                box.seal(given.initiator_password, context=ctx) if given.initiator_password else None
+            ),
         )
+
+    def keep_initiator_of(self, previous: DarajaConfig | None) -> None:
+        """Settings saved without an initiator keep the one already stored (a form that leaves the
+        password blank means "unchanged", as the other secrets' forms do)."""
+        if self.initiator_name is None and previous is not None:
+            self.initiator_name = previous.initiator_name
+            self.initiator_password_sealed = previous.initiator_password_sealed
+
+    def without_initiator(self) -> None:
+        self.initiator_name = None
+        self.initiator_password_sealed = None
 
     def open(self, box: SecretBox) -> DarajaAccount:
         check_environment(Mode(self.mode), DarajaEnvironment(self.environment))
@@ -172,6 +231,10 @@ class DarajaConfig:
             passkey=box.open(self.passkey_sealed, context=ctx),
             shortcode_type=ShortcodeType(self.shortcode_type),
             till_number=self.till_number,
+            initiator_name=self.initiator_name or "",
+            initiator_password=(
+                box.open(self.initiator_password_sealed, context=ctx) if self.initiator_password_sealed else ""
+            ),
         )
 
 

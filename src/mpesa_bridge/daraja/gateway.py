@@ -9,6 +9,10 @@ Client errors become the core's gateway errors here, and only here:
     5xx after sending)                             -> PushOutcomeUnknown (never retried)
     STK Query "being processed"                    -> QueryPending
 
+The initiator APIs' SecurityCredential (`security_credential`): the account's initiator password
+encrypted with its environment's certificate — given by a setting, or for the simulator fetched
+from it once — made once per password and kept; `InitiatorUnavailable` when it cannot be made.
+
 Dynamic QR (nothing to reconcile: it moves no money):
 
     DarajaValidationError, DarajaRejected          -> QrRefused      (param: the API's field name)
@@ -17,6 +21,8 @@ Dynamic QR (nothing to reconcile: it moves no money):
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Mapping
 from typing import cast
 
@@ -26,6 +32,7 @@ from mpesa_bridge.core.phone import mask_phone
 from mpesa_bridge.core.ports import (
     DynamicQrCommand,
     DynamicQrImage,
+    InitiatorUnavailable,
     PushAccepted,
     PushNotSent,
     PushOutcomeUnknown,
@@ -54,7 +61,9 @@ from mpesa_bridge.daraja import (
     StkPushRequest,
     TokenCache,
     TrxCode,
+    security_credential,
 )
+from mpesa_bridge.daraja._transport import Outgoing, transport_for
 from mpesa_bridge.daraja.pool import HttpClient
 from mpesa_bridge.logging import get_logger
 
@@ -84,6 +93,9 @@ _QR_PARAMS = {
 }
 _INVALID_FIELD = "bad request - invalid "
 
+# Where the simulator publishes its initiator certificate (simulator/app.py; not a Daraja route).
+SIMULATOR_CERTIFICATE_PATH = "/simulator-certificate.pem"
+
 
 def _qr_param(exc: DarajaRejected) -> str | None:
     message = (exc.error_message or "").strip()
@@ -112,12 +124,18 @@ class DarajaGatewayAdapter:
         *,
         token_cache: TokenCache | None = None,
         timeout: httpx.Timeout | None = None,
+        certificates: Mapping[DarajaEnvironment, bytes] | None = None,
     ) -> None:
         self._http = http
         self._timeout = timeout or DarajaClient.DEFAULT_TIMEOUT
         self._base_urls = dict(base_urls)
         self._tokens = token_cache or TokenCache()
         self._clients: dict[tuple[DarajaEnvironment, str, str], DarajaClient] = {}
+        self._certificates: dict[DarajaEnvironment, bytes] = dict(certificates or {})
+        self._certificate_lock = asyncio.Lock()
+        # (environment, SHA-256 of the password) -> credential: RSA encryption is randomised, and
+        # any one of its outputs is valid, so one per password serves every request.
+        self._credentials: dict[tuple[DarajaEnvironment, str], str] = {}
 
     def client(self, account: DarajaAccount) -> DarajaClient:
         key = (account.environment, account.consumer_key, account.consumer_secret)
@@ -135,6 +153,66 @@ class DarajaGatewayAdapter:
             )
             self._clients[key] = client
         return client
+
+    async def security_credential(self, account: DarajaAccount) -> str:
+        """The `SecurityCredential` of the account's initiator; `InitiatorUnavailable` (nothing sent)
+        when the mode has no initiator or its environment's certificate cannot be had."""
+        if not account.has_initiator:
+            raise InitiatorUnavailable(
+                f"the {account.environment.value} Daraja settings of this mode have no initiator "
+                "(initiator_name and initiator_password)",
+                code="initiator_not_configured",
+            )
+        digest = hashlib.sha256(account.initiator_password.encode()).hexdigest()
+        key = (account.environment, digest)
+        credential = self._credentials.get(key)
+        if credential is None:
+            certificate = await self._certificate(account.environment)
+            try:
+                credential = security_credential(account.initiator_password, certificate)
+            except DarajaValidationError as exc:
+                raise InitiatorUnavailable(
+                    f"the {account.environment.value} certificate cannot be used: {exc.message}",
+                    code="certificate_unavailable",
+                ) from exc
+            self._credentials[key] = credential
+        return credential
+
+    async def _certificate(self, environment: DarajaEnvironment) -> bytes:
+        found = self._certificates.get(environment)
+        if found is not None:
+            return found
+        if environment is not DarajaEnvironment.SIMULATOR:
+            raise InitiatorUnavailable(
+                f"no certificate is set for Daraja's {environment.value} "
+                f"(MPESA_BRIDGE_DARAJA_CERTIFICATE_{environment.value.upper()})",
+                code="certificate_unavailable",
+            )
+        async with self._certificate_lock:  # fetched once, however many requests wait for it
+            found = self._certificates.get(environment)
+            if found is None:
+                found = await self._fetch_simulator_certificate()
+                self._certificates[environment] = found
+        return found
+
+    async def _fetch_simulator_certificate(self) -> bytes:
+        base_url = self._base_urls.get(DarajaEnvironment.SIMULATOR)
+        if not base_url:
+            raise InitiatorUnavailable("the simulator is not available on this bridge", code="certificate_unavailable")
+        url = base_url.rstrip("/") + SIMULATOR_CERTIFICATE_PATH
+        try:
+            answer = await transport_for(self._http, self._timeout).send(Outgoing("GET", url, {}))
+        except Exception as exc:  # any transport error: the certificate could not be had
+            raise InitiatorUnavailable(
+                f"the simulator's certificate could not be fetched ({type(exc).__name__})",
+                code="certificate_unavailable",
+            ) from exc
+        if answer.status != 200 or b"-----BEGIN CERTIFICATE-----" not in answer.content:
+            raise InitiatorUnavailable(
+                f"the simulator answered {answer.status} for its certificate", code="certificate_unavailable"
+            )
+        log.info("daraja.certificate.fetched", environment="simulator")
+        return answer.content
 
     async def stk_push(self, command: StkPushCommand) -> PushAccepted:
         account = command.account

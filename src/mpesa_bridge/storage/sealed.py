@@ -1,8 +1,8 @@
 """Every secret sealed under the master key: list them, re-seal them under the current key, verify them.
 
-Sealed values live in `daraja_configs` (consumer key, consumer secret, passkey; associated data
-`daraja:<project id>:<mode>`), `projects.signing_secret_sealed` (`signing:<project id>`) and
-`webhook_endpoints` (current and previous signing secret; `webhook:<endpoint id>`) and
+Sealed values live in `daraja_configs` (consumer key, consumer secret, passkey, initiator password;
+associated data `daraja:<project id>:<mode>`), `projects.signing_secret_sealed` (`signing:<project
+id>`) and `webhook_endpoints` (current and previous signing secret; `webhook:<endpoint id>`) and
 `idempotency_keys` (the stored answer, as bytes, and the created resource's client secret;
 `idempotency:<scope>:<key>[:secret]`). The contexts are defined once, in `core.sealing`. A new
 sealed column must be added to SOURCES, or a rotation would leave it under the old key.
@@ -92,7 +92,7 @@ SOURCES: tuple[_Source, ...] = (
     _Source(
         tables.daraja_configs,
         ("project_id", "mode"),
-        ("consumer_key_sealed", "consumer_secret_sealed", "passkey_sealed"),
+        ("consumer_key_sealed", "consumer_secret_sealed", "passkey_sealed", "initiator_password_sealed"),
         lambda row: daraja_context(row.project_id, Mode(row.mode).value),
         lambda row: (str(row.project_id), Mode(row.mode).value),
     ),

@@ -51,6 +51,9 @@ daraja_configs = sa.Table(
     sa.Column("consumer_secret_sealed", sa.Text(), nullable=False),
     sa.Column("passkey_sealed", sa.Text(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # The initiator of B2C, reversal, transaction status and account balance (0017).
+    sa.Column("initiator_name", sa.String(64), nullable=True),
+    sa.Column("initiator_password_sealed", sa.Text(), nullable=True),
 )
 
 # A project mode's publishable key (`pk_test_…`): no secret, stored as it is; one per mode (0016).

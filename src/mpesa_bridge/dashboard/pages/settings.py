@@ -37,6 +37,7 @@ from mpesa_bridge.core.ports import PushNotSent
 from mpesa_bridge.core.projects import (
     ALLOWED_ENVIRONMENTS,
     ApiKey,
+    DarajaAccount,
     DarajaEnvironment,
     DarajaSettingsInput,
     Mode,
@@ -262,12 +263,19 @@ async def daraja_form(request: Request, mode: str, viewer: DeveloperDep) -> Resp
 def _shown(summary: DarajaSummary | None) -> dict[str, str]:
     """The form's values: what may be shown back (never a secret)."""
     if summary is None:
-        return {"environment": "", "shortcode_type": "paybill", "short_code": "", "till_number": ""}
+        return {
+            "environment": "",
+            "shortcode_type": "paybill",
+            "short_code": "",
+            "till_number": "",
+            "initiator_name": "",
+        }
     return {
         "environment": summary.environment.value,
         "shortcode_type": summary.shortcode_type.value,
         "short_code": summary.short_code,
         "till_number": summary.till_number or "",
+        "initiator_name": summary.initiator_name or "",
     }
 
 
@@ -299,14 +307,15 @@ async def save_daraja(request: Request, mode: str, viewer: DeveloperDep) -> Resp
     form = await form_of(request)
     summary = (await runtime.projects.daraja_summaries(tenant.project_id)).get(chosen)
     values = {
-        name: form.get(name, "").strip() for name in ("environment", "shortcode_type", "short_code", "till_number")
+        name: form.get(name, "").strip()
+        for name in ("environment", "shortcode_type", "short_code", "till_number", "initiator_name")
     }
     try:
         given = await _daraja_input(runtime, tenant, summary, values, form)
         await runtime.projects.set_daraja(tenant.project_id, chosen, given)
     except InvalidRequest as exc:
         return _daraja_page(request, chosen, summary, values, {exc.param or "form": str(exc)}, status=400)
-    changed = [n for n in SECRETS if form.get(n, "").strip()]
+    changed = [n for n in (*SECRETS, "initiator_password") if form.get(n, "").strip()]
     detail = f"{chosen.value}: {given.environment.value} {given.shortcode_type.value} {given.short_code}"
     if changed:
         detail += " (new " + ", ".join(changed) + ")"
@@ -344,8 +353,23 @@ async def _daraja_input(
         short_code=values["short_code"],
         shortcode_type=kind,
         till_number=(values["till_number"] or None) if kind is ShortcodeType.TILL else None,
+        **_initiator_input(values, form, kept),
         **secrets,
     )
+
+
+def _initiator_input(values: dict[str, str], form: dict[str, str], kept: DarajaAccount | None) -> dict[str, str]:
+    """An initiator name cleared removes the initiator; a password left blank keeps the stored one
+    (for the same name or a renamed initiator alike)."""
+    name = values["initiator_name"]
+    if not name:
+        return {"initiator_name": ""}
+    password = form.get("initiator_password", "")
+    if not password and kept is not None and kept.initiator_password:
+        password = kept.initiator_password
+    if not password:
+        raise InvalidRequest("Enter the initiator's password.", param="initiator_password")
+    return {"initiator_name": name, "initiator_password": password}
 
 
 @router.post("/settings/daraja/{mode}/test")

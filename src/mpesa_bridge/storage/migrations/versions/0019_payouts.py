@@ -1,7 +1,7 @@
 """B2C payouts, their per-project settings, and Transaction Status queries
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-05 23:00:00.000000
 
 `payouts` (`po_…`, core/payouts/): one B2C payment each, with its OriginatorConversationID (ours,
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0019"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
