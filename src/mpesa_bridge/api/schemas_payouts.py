@@ -17,21 +17,31 @@ class PayoutCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: Any = Field(description="the recipient's M-Pesa number", examples=["0708374149"],
-                       json_schema_extra={"type": "string"})
-    amount: Any = Field(description="whole shillings, 10 to 250000 (and the project's limits)", examples=[100],
-                        json_schema_extra={"type": "integer", "minimum": 10, "maximum": 250000})
+    phone: Any = Field(
+        description="the recipient's M-Pesa number", examples=["0708374149"], json_schema_extra={"type": "string"}
+    )
+    amount: Any = Field(
+        description="whole shillings, 10 to 250000 (and the project's limits)",
+        examples=[100],
+        json_schema_extra={"type": "integer", "minimum": 10, "maximum": 250000},
+    )
     command_id: Any = Field(
         None,
         description="BusinessPayment (default), SalaryPayment or PromotionPayment",
         json_schema_extra={"type": "string", "enum": ["BusinessPayment", "SalaryPayment", "PromotionPayment"]},
     )
-    remarks: Any = Field(None, description="2 to 100 characters; default 'Payout'", examples=["Refund order 42"],
-                         json_schema_extra={"type": "string", "maxLength": 100})
-    occasion: Any = Field(None, description="optional, at most 100 characters",
-                          json_schema_extra={"type": "string", "maxLength": 100})
-    metadata: Any = Field(None, description="your own JSON object, kept with the payout (≤ 4 KB)",
-                          json_schema_extra={"type": "object"})
+    remarks: Any = Field(
+        None,
+        description="2 to 100 characters; default 'Payout'",
+        examples=["Refund order 42"],
+        json_schema_extra={"type": "string", "maxLength": 100},
+    )
+    occasion: Any = Field(
+        None, description="optional, at most 100 characters", json_schema_extra={"type": "string", "maxLength": 100}
+    )
+    metadata: Any = Field(
+        None, description="your own JSON object, kept with the payout (≤ 4 KB)", json_schema_extra={"type": "object"}
+    )
 
 
 class PayoutReject(BaseModel):
@@ -102,10 +112,12 @@ class StatusQueryCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    transaction_id: Any = Field(None, description="an M-Pesa receipt", examples=["SG632NMUAB"],
-                                json_schema_extra={"type": "string"})
-    originator_conversation_id: Any = Field(None, description="a payout's originator_conversation_id",
-                                            json_schema_extra={"type": "string"})
+    transaction_id: Any = Field(
+        None, description="an M-Pesa receipt", examples=["SG632NMUAB"], json_schema_extra={"type": "string"}
+    )
+    originator_conversation_id: Any = Field(
+        None, description="a payout's originator_conversation_id", json_schema_extra={"type": "string"}
+    )
 
 
 class StatusQueryPublic(BaseModel):

@@ -58,7 +58,11 @@ class PayoutGateway:
 
     async def b2c_payment(self, command: B2cCommand) -> InitiatorAck:
         account = command.account
-        fields = {"env": account.environment.value, "short_code": account.short_code, "phone": mask_phone(command.phone)}
+        fields = {
+            "env": account.environment.value,
+            "short_code": account.short_code,
+            "phone": mask_phone(command.phone),
+        }
         credential = await self._gateway.security_credential(account)
         request = B2cPaymentRequest(
             originator_conversation_id=command.originator_conversation_id,
@@ -111,7 +115,9 @@ async def _call(pending: Any, *, money: bool) -> InitiatorAccepted:
         raise PushOutcomeUnknown("Daraja has seen this OriginatorConversationID", code="duplicate_originator") from exc
     except DarajaRejected as exc:
         message = exc.error_message or "Daraja rejected the request"
-        raise PushRejected(f"{message} ({exc.error_code})" if exc.error_code else message, code="daraja_rejected") from exc
+        raise PushRejected(
+            f"{message} ({exc.error_code})" if exc.error_code else message, code="daraja_rejected"
+        ) from exc
     except DarajaThrottled as exc:
         raise PushNotSent("Daraja is throttling requests; try again shortly", code="daraja_throttled") from exc
     except DarajaAuthError as exc:

@@ -131,9 +131,7 @@ class SqlPayoutRepository(SqlPayoutReader):
             stmt = stmt.with_for_update(skip_locked=True)
         ids = [row[0] for row in await self._c.execute(stmt)]
         if ids:
-            await self._c.execute(
-                sa.update(tables.payouts).where(_c.id.in_(ids)).values(next_query_at=hold_until)
-            )
+            await self._c.execute(sa.update(tables.payouts).where(_c.id.in_(ids)).values(next_query_at=hold_until))
         return ids
 
     async def put_settings(self, settings: PayoutSettings) -> None:

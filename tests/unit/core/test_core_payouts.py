@@ -93,8 +93,13 @@ class World:
 
     async def create(self, amount: int = 100, actor: str = ALICE, phone: str = "0708374149") -> str:
         request = validate_payout_create(
-            phone=phone, amount=amount, command_id="BusinessPayment", remarks="Refund 42", occasion=None,
-            metadata={"order": 42}, limits=PaymentLimits(),
+            phone=phone,
+            amount=amount,
+            command_id="BusinessPayment",
+            remarks="Refund 42",
+            occasion=None,
+            metadata={"order": 42},
+            limits=PaymentLimits(),
         )
         return (await self.service.create(TENANT, actor, request)).id
 
@@ -138,12 +143,23 @@ def test_limits_are_checked_with_clear_codes() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value", "code"),
-    [("amount", 9, "amount_out_of_range"), ("amount", 250_001, "amount_out_of_range"),
-     ("command_id", "Salary", "invalid_command_id"), ("remarks", "x", "too_short"), ("phone", "12", "invalid_phone")],
+    [
+        ("amount", 9, "amount_out_of_range"),
+        ("amount", 250_001, "amount_out_of_range"),
+        ("command_id", "Salary", "invalid_command_id"),
+        ("remarks", "x", "too_short"),
+        ("phone", "12", "invalid_phone"),
+    ],
 )
 def test_validation_refuses_what_daraja_would(field: str, value: object, code: str) -> None:
-    fields: dict[str, object] = {"phone": "0708374149", "amount": 100, "command_id": "BusinessPayment",
-                                 "remarks": "Refund", "occasion": None, "metadata": None}
+    fields: dict[str, object] = {
+        "phone": "0708374149",
+        "amount": 100,
+        "command_id": "BusinessPayment",
+        "remarks": "Refund",
+        "occasion": None,
+        "metadata": None,
+    }
     fields[field] = value
     with pytest.raises(InvalidRequest) as refused:
         validate_payout_create(limits=PaymentLimits(), **fields)  # type: ignore[arg-type]
@@ -171,9 +187,13 @@ async def test_a_lost_answer_is_unknown_and_never_sent_again(world: World) -> No
     await world.reconciler.run_once()
     assert len(world.gateway.b2c) == 1, "a second B2C request"
     assert len(world.gateway.queries) == 1
-    assert world.gateway.queries[0].original_conversation_id == world.db.committed.payouts[payout_id].originator_conversation_id
-    await world.deliver("status_result", world.token("status_result"),
-                        status_result(world.gateway.queries[0].original_conversation_id))
+    assert (
+        world.gateway.queries[0].original_conversation_id
+        == world.db.committed.payouts[payout_id].originator_conversation_id
+    )
+    await world.deliver(
+        "status_result", world.token("status_result"), status_result(world.gateway.queries[0].original_conversation_id)
+    )
     payout = world.db.committed.payouts[payout_id]
     assert payout.status is PayoutStatus.SUCCEEDED
     assert payout.receipt == "SG632NMUAB"
@@ -240,14 +260,17 @@ async def test_results_replayed_duplicated_and_spoofed(world: World) -> None:
     assert (wrong_token.state, wrong_token.flag_reason) == ("flagged", "unknown_token")
     other = await world.deliver("b2c_result", token, b2c_result(payout.originator_conversation_id, conversation="AG_9"))
     assert other.flag_reason == "conversation_mismatch"
-    short = await world.deliver("b2c_result", token, b2c_result(payout.originator_conversation_id, amount=10, conversation="AG_1"))
+    short = await world.deliver(
+        "b2c_result", token, b2c_result(payout.originator_conversation_id, amount=10, conversation="AG_1")
+    )
     assert short.flag_reason == "amount_mismatch"
     body = b2c_result(payout.originator_conversation_id, conversation="AG_1")
     assert (await world.deliver("b2c_result", token, body)).state == "applied"
     assert world.status(payout_id) is PayoutStatus.SUCCEEDED
     assert (await world.deliver("b2c_result", token, body)).state == "duplicate"
-    contradicting = await world.deliver("b2c_result", token, b2c_result(payout.originator_conversation_id, code=1,
-                                                                         conversation="AG_1"))
+    contradicting = await world.deliver(
+        "b2c_result", token, b2c_result(payout.originator_conversation_id, code=1, conversation="AG_1")
+    )
     assert contradicting.flag_reason == "contradicts_settled_state"
     assert world.status(payout_id) is PayoutStatus.SUCCEEDED
     malformed = await world.deliver("b2c_result", token, b'{"Result": {"ResultDesc": "\\u0000"}}')
@@ -260,17 +283,24 @@ async def test_a_failure_result_names_the_cause(world: World) -> None:
     ocid = world.db.committed.payouts[payout_id].originator_conversation_id
     await world.deliver("b2c_result", world.token("b2c_result"), b2c_result(ocid, code=2001, conversation="AG_1"))
     payout = world.db.committed.payouts[payout_id]
-    assert (payout.status, payout.failure_code, payout.result_code) == (PayoutStatus.FAILED, "initiator_invalid", "2001")
+    assert (payout.status, payout.failure_code, payout.result_code) == (
+        PayoutStatus.FAILED,
+        "initiator_invalid",
+        "2001",
+    )
 
 
 async def test_a_queue_timeout_is_unknown_then_settled_by_status(world: World) -> None:
     payout_id = await world.create()
     ocid = world.db.committed.payouts[payout_id].originator_conversation_id
-    notice = await world.deliver("b2c_timeout", world.token("b2c_timeout"), b2c_result(ocid, code=1037, conversation="AG_1"))
+    notice = await world.deliver(
+        "b2c_timeout", world.token("b2c_timeout"), b2c_result(ocid, code=1037, conversation="AG_1")
+    )
     assert notice.state == "applied"
     assert world.status(payout_id) is PayoutStatus.UNKNOWN
-    assert (await world.deliver("b2c_timeout", world.token("b2c_timeout"),
-                                b2c_result(ocid, code=1037, conversation="AG_1"))).state == "duplicate"
+    assert (
+        await world.deliver("b2c_timeout", world.token("b2c_timeout"), b2c_result(ocid, code=1037, conversation="AG_1"))
+    ).state == "duplicate"
     world.clock.advance(10)
     await world.reconciler.run_once()
     assert len(world.gateway.queries) == 1 and len(world.gateway.b2c) == 1

@@ -103,7 +103,9 @@ async def list_status_queries(
     responses=_ERRORS,
     summary="Read a Transaction Status query",
 )
-async def get_status_query(runtime: RuntimeDep, tenant: TenantDep, query_id: str, wait: WaitQuery = 0.0) -> JSONResponse:
+async def get_status_query(
+    runtime: RuntimeDep, tenant: TenantDep, query_id: str, wait: WaitQuery = 0.0
+) -> JSONResponse:
     if wait > 0:
         return JSONResponse(status_query_public(await runtime.status_queries.wait(tenant, query_id, wait)))
     return JSONResponse(status_query_public(await runtime.status_queries.get(tenant, query_id)))

@@ -57,7 +57,8 @@ def _text(value: object, *, param: str, min_len: int, max_len: int, required: bo
         return ""
     if len(text) < min_len:
         raise InvalidRequest(
-            f"{param} must be at least {min_len} characters", code="parameter_missing" if not text else "too_short",
+            f"{param} must be at least {min_len} characters",
+            code="parameter_missing" if not text else "too_short",
             param=param,
         )
     if len(text) > max_len:
@@ -99,8 +100,13 @@ def validate_payout_create(
         phone=normalise_phone(phone),
         amount=check_payout_amount(amount),
         command_id=str(command_id),
-        remarks=_text("Payout" if remarks is None else remarks, param="remarks", min_len=REMARKS_MIN,
-                      max_len=REMARKS_MAX, required=True),
+        remarks=_text(
+            "Payout" if remarks is None else remarks,
+            param="remarks",
+            min_len=REMARKS_MIN,
+            max_len=REMARKS_MAX,
+            required=True,
+        ),
         occasion=_text(occasion, param="occasion", min_len=1, max_len=OCCASION_MAX, required=False),
         metadata=check_metadata(metadata, limits),
     )

@@ -46,7 +46,9 @@ class StatusResultHandler:
         for query in queries.values():
             await uow.status_queries.save(query)
 
-    async def _apply_one(self, uow: UnitOfWork, callback: InboundCallback, query: StatusQuery | None, at: datetime) -> None:
+    async def _apply_one(
+        self, uow: UnitOfWork, callback: InboundCallback, query: StatusQuery | None, at: datetime
+    ) -> None:
         callback.attempts += 1
         callback.processed_at = at
         try:

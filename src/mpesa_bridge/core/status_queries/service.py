@@ -75,8 +75,9 @@ class StatusQueryService:
         self, tenant: Tenant, request: StatusQueryCreate, idempotency: IdempotencyBinding | None = None
     ) -> StatusQuery:
         account = await self._projects.account(tenant)
-        return await self._ask(tenant, account, request.transaction_id, request.originator_conversation_id, None,
-                               idempotency)
+        return await self._ask(
+            tenant, account, request.transaction_id, request.originator_conversation_id, None, idempotency
+        )
 
     async def ask_for_payout(self, payout: Payout) -> StatusQuery:
         """Ask about a payout by its OriginatorConversationID (the reconciler settles it with the Result)."""

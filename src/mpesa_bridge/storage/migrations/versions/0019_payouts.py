@@ -86,9 +86,7 @@ def upgrade() -> None:
         sa.Column("max_amount", sa.Integer(), nullable=True),
         sa.Column("daily_limit", sa.Integer(), nullable=True),
         sa.Column("updated_at", _TS, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["project_id"], ["projects.id"], name=op.f("fk_payout_settings_project_id_projects")
-        ),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name=op.f("fk_payout_settings_project_id_projects")),
         sa.PrimaryKeyConstraint("project_id", "mode", name=op.f("pk_payout_settings")),
     )
     op.create_table(
@@ -111,9 +109,7 @@ def upgrade() -> None:
         sa.Column("failure_code", sa.String(length=64), nullable=True),
         sa.Column("failure_message", sa.String(length=500), nullable=True),
         sa.Column("completed_at", _TS, nullable=True),
-        sa.ForeignKeyConstraint(
-            ["project_id"], ["projects.id"], name=op.f("fk_status_queries_project_id_projects")
-        ),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name=op.f("fk_status_queries_project_id_projects")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_status_queries")),
         sa.UniqueConstraint("callback_token_hash", name=op.f("uq_status_queries_callback_token_hash")),
     )
@@ -126,6 +122,11 @@ def downgrade() -> None:
     op.drop_index("ix_status_queries_tenant_id", table_name="status_queries")
     op.drop_table("status_queries")
     op.drop_table("payout_settings")
-    for name in ("ix_payouts_next_query_at", "ix_payouts_status_updated_at", "ix_payouts_tenant_created", "ix_payouts_tenant_id"):
+    for name in (
+        "ix_payouts_next_query_at",
+        "ix_payouts_status_updated_at",
+        "ix_payouts_tenant_created",
+        "ix_payouts_tenant_id",
+    ):
         op.drop_index(name, table_name="payouts")
     op.drop_table("payouts")
