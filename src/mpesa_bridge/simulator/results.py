@@ -38,9 +38,9 @@ class ResultAttempt:
 class ResultSender:
     """One task per Result: wait `result_delay`, POST once."""
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    def __init__(self, config: SimulatorConfig, http: httpx.AsyncClient | None = None) -> None:
         self._config = config
-        self._out = Outbound(config.callback_timeout)
+        self._out = Outbound(config.callback_timeout, http)
         self.attempts: list[ResultAttempt] = []
 
     def schedule(self, delivery: ResultDelivery) -> None:

@@ -28,14 +28,14 @@ class Simulator:
     the callback sender with `async with simulator:` or `start()` / `aclose()`. Pushes accepted
     before `start()` start the sender on demand; `aclose()` cancels pending callbacks.
 
-    `http` is the client that POSTs callbacks; by default the simulator owns one.
+    `http` is the client that POSTs callbacks and Results; by default the simulator owns one.
     """
 
     def __init__(self, config: SimulatorConfig | None = None, *, http: httpx.AsyncClient | None = None) -> None:
         self.config = config or SimulatorConfig()
         self._gateway = DarajaGateway(self.config, on_accept=self._on_accept)
         self._sender = CallbackSender(self.config, self._gateway.pushes, http)
-        self._results = ResultSender(self.config)
+        self._results = ResultSender(self.config, http)
         self._initiator = InitiatorGateway(
             self.config, on_result=self._on_result, stk_receipt=stk_receipt_lookup(self._gateway.pushes)
         )
