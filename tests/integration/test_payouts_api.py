@@ -141,11 +141,11 @@ async def test_a_payout_needing_approval_waits_for_a_second_key(bridge: InProces
     assert b2c_results(bridge) == []
     refused = await bridge.client.post(f"/v1/payouts/{created['id']}/approve", headers=shop.headers())
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "approver_is_creator"
-    too_big = await bridge.client.post("/v1/payouts", json={"phone": "0708374149", "amount": 5001},
-                                       headers=keyed(shop))
+    too_big = await bridge.client.post("/v1/payouts", json={"phone": "0708374149", "amount": 5001}, headers=keyed(shop))
     assert too_big.status_code == 422 and too_big.json()["error"]["code"] == "payout_limit_exceeded"
-    over_day = await bridge.client.post("/v1/payouts", json={"phone": "0708374149", "amount": 3001},
-                                        headers=keyed(shop))
+    over_day = await bridge.client.post(
+        "/v1/payouts", json={"phone": "0708374149", "amount": 3001}, headers=keyed(shop)
+    )
     assert over_day.json()["error"]["code"] == "daily_payout_limit_exceeded"
     second = await bridge.client.post(f"/v1/admin/projects/{shop.project_id}/keys/test", headers=ADMIN)
     other = {"Authorization": f"Bearer {second.json()['secret_key']}"}
@@ -156,8 +156,9 @@ async def test_a_payout_needing_approval_waits_for_a_second_key(bridge: InProces
     again = await bridge.client.post(f"/v1/payouts/{created['id']}/approve", headers=other)
     assert again.status_code == 409
     withdrawn = await payout(bridge, shop, amount=10)
-    rejected = await bridge.client.post(f"/v1/payouts/{withdrawn['id']}/reject", json={"reason": "typo"},
-                                        headers=shop.headers())
+    rejected = await bridge.client.post(
+        f"/v1/payouts/{withdrawn['id']}/reject", json={"reason": "typo"}, headers=shop.headers()
+    )
     assert rejected.json()["status"] == "rejected" and rejected.json()["rejection_reason"] == "typo"
     assert len(b2c_results(bridge)) == 1
 
