@@ -225,3 +225,30 @@ async def test_callbacks_replayed_duplicated_and_spoofed_change_nothing(bridge: 
     )
     after = (await bridge.client.get(f"/v1/payouts/{created['id']}", headers=shop.headers())).json()
     assert after["status"] == "succeeded" and after["needs_attention"] is True
+
+
+async def test_the_python_sdk_sends_payouts_and_asks_transaction_status(bridge: InProcessBridge) -> None:
+    from mpesa_bridge_sdk import AsyncClient, Payout, TransactionStatusQuery
+
+    shop = await bridge.create_project()
+    transport = httpx.ASGITransport(app=bridge.app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://bridge.test") as http,
+        AsyncClient(shop.test_key, base_url="http://bridge.test", http_client=http) as sdk,
+    ):
+        created = await sdk.payouts.create(phone="0708374149", amount=120, remarks="SDK payout")
+        assert isinstance(created, Payout) and created.id.startswith("po_")
+
+        async def done() -> Payout | None:
+            got = await sdk.payouts.retrieve(created.id)
+            return got if got.status == "succeeded" else None
+
+        paid = await wait_until(done, timeout=10)
+        assert paid.receipt
+        assert [p.id async for p in (await sdk.payouts.list(status="succeeded")).auto_paging_iter()] == [paid.id]
+        assert (await sdk.payouts.settings()).approval_required is False
+        query = await sdk.transaction_status_queries.create(transaction_id=paid.receipt, wait=5)
+        assert isinstance(query, TransactionStatusQuery) and query.status == "completed"
+        assert query.result is not None and query.result["receipt"] == paid.receipt
+        assert (await sdk.transaction_status_queries.retrieve(query.id)).id == query.id
+        assert len((await sdk.transaction_status_queries.list()).data) == 1

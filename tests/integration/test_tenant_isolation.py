@@ -46,6 +46,8 @@ PREFIX = {
     "event": "evt_",
     "checkout_session": "cs_",
     "payment_link": "plink_",
+    "payout": "po_",
+    "transaction_status_query": "tsq_",
 }
 
 # Routes that take the id of a tenant's object: its kind, and a valid body where the route takes one
@@ -69,6 +71,10 @@ OBJECT_ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/v1/payment_links/{id}"): ("payment_link", None),
     ("PATCH", "/v1/payment_links/{id}"): ("payment_link", {"active": False, "title": "taken over"}),
     ("GET", "/v1/payment_links/{id}/qr"): ("payment_link", None),
+    ("GET", "/v1/payouts/{id}"): ("payout", None),
+    ("POST", "/v1/payouts/{id}/approve"): ("payout", None),
+    ("POST", "/v1/payouts/{id}/reject"): ("payout", {"reason": "taken over"}),
+    ("GET", "/v1/transaction_status_queries/{id}"): ("transaction_status_query", None),
 }
 LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/payments"): "payment",
@@ -77,6 +83,8 @@ LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/events"): "event",
     ("GET", "/v1/checkout_sessions"): "checkout_session",
     ("GET", "/v1/payment_links"): "payment_link",
+    ("GET", "/v1/payouts"): "payout",
+    ("GET", "/v1/transaction_status_queries"): "transaction_status_query",
 }
 # Tenant routes with no id to send: they act in the caller's own project and mode.
 CALLER_ROUTES: dict[tuple[str, str], str] = {
@@ -85,6 +93,9 @@ CALLER_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhook_endpoints"): "test_listings_show_only_the_callers_project_and_mode",
     ("POST", "/v1/checkout_sessions"): "test_listings_show_only_the_callers_project_and_mode",
     ("POST", "/v1/payment_links"): "test_listings_show_only_the_callers_project_and_mode",
+    ("POST", "/v1/payouts"): "test_listings_show_only_the_callers_project_and_mode",
+    ("GET", "/v1/payouts/settings"): "test_listings_show_only_the_callers_project_and_mode",
+    ("POST", "/v1/transaction_status_queries"): "test_listings_show_only_the_callers_project_and_mode",
     ("GET", "/v1/events/stream"): "test_the_project_event_stream_carries_only_the_callers_events",
     ("GET", "/v1/payments/totals"): "test_daily_totals_count_only_the_callers_payments",
     ("POST", "/v1/qr_codes"): "test_a_qr_code_is_asked_with_the_callers_own_daraja_settings",
@@ -112,6 +123,7 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/v1/admin/projects/{id}/keys/{mode}"): "operator API (admin token)",
     ("PATCH", "/v1/admin/projects/{id}"): "operator API (admin token)",
     ("POST", "/v1/admin/keys/{id}/revoke"): "operator API (admin token)",
+    ("PUT", "/v1/admin/projects/{id}/payout_settings/{mode}"): "operator API (admin token)",
     ("POST", "/v1/checkout_sessions/{id}/pay"): "the session's client secret only (a secret key is refused 401, "
     "whatever the id); a client secret naming another session is 404: tests/integration/test_checkout_sessions.py",
     ("GET", "/l/{slug}"): "a payment link's public page (no key): the unguessable slug names the link; it shows "
@@ -211,6 +223,7 @@ class World:
         values += [v for e in self.objects["webhook_endpoint"][owner] for v in (e["url"], e["secret"])]
         values += [v for c in self.objects["checkout_session"][owner] for v in (c["reference"], c["client_secret"])]
         values += [v for link in self.objects["payment_link"][owner] for v in (link["title"], link["slug"])]
+        values += [v for po in self.objects["payout"][owner] for v in (po["remarks"], po["originator_conversation_id"])]
         return [v for v in values if v]
 
 
@@ -247,6 +260,26 @@ async def _setup(bridge: InProcessBridge) -> World:
         created_link = await bridge.client.post("/v1/payment_links", json=link, headers=headers)
         assert created_link.status_code == 201, created_link.text
         objects["payment_link"][who] = [created_link.json()]
+        # Approval required: the payouts stay pending (approve/reject probes need one), never sent.
+        put = await bridge.client.put(
+            f"/v1/admin/projects/{tenant.project_id}/payout_settings/{mode}",
+            json={"approval_required": True},
+            headers=ADMIN,
+        )
+        assert put.status_code == 200, put.text
+        payout = {"phone": phones[who], "amount": 50, "remarks": "Payout-of-" + who.replace(":", "-")}
+        keyed = {**headers, "Idempotency-Key": f"payout-{who}"}
+        created_payout = await bridge.client.post("/v1/payouts", json=payout, headers=keyed)
+        assert created_payout.status_code == 201, created_payout.text
+        objects["payout"][who] = [created_payout.json()]
+        receipt = objects["payment"][who][0]["mpesa_receipt_number"]
+        asked = await bridge.client.post(
+            "/v1/transaction_status_queries",
+            json={"transaction_id": receipt},
+            headers={**headers, "Idempotency-Key": f"tsq-{who}"},
+        )
+        assert asked.status_code == 201, asked.text
+        objects["transaction_status_query"][who] = [asked.json()]
     return World(a, b, objects)
 
 
@@ -325,6 +358,8 @@ async def _owner_view(bridge: InProcessBridge, world: World, owner: str, kind: s
         "event": ["/v1/events/{}"],  # with its deliveries: a redelivery would add one
         "checkout_session": ["/v1/checkout_sessions/{}"],
         "payment_link": ["/v1/payment_links/{}"],
+        "payout": ["/v1/payouts/{}"],
+        "transaction_status_query": ["/v1/transaction_status_queries/{}"],
     }[kind]
     out = []
     for object_id in world.ids(kind, owner):

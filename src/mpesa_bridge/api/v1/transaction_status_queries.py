@@ -53,7 +53,7 @@ WaitQuery = Annotated[
     },
     summary="Ask for a transaction's status",
 )
-async def create_status_query(
+async def create_transaction_status_query(
     request: Request,
     runtime: RuntimeDep,
     tenant: TenantDep,
@@ -88,7 +88,7 @@ async def create_status_query(
     responses=_ERRORS,
     summary="List Transaction Status queries, newest first",
 )
-async def list_status_queries(
+async def list_transaction_status_queries(
     runtime: RuntimeDep,
     tenant: TenantDep,
     starting_after: Annotated[str | None, Query(description="cursor: next_cursor of the previous page")] = None,
@@ -103,7 +103,7 @@ async def list_status_queries(
     responses=_ERRORS,
     summary="Read a Transaction Status query",
 )
-async def get_status_query(
+async def get_transaction_status_query(
     runtime: RuntimeDep, tenant: TenantDep, query_id: str, wait: WaitQuery = 0.0
 ) -> JSONResponse:
     if wait > 0:
