@@ -7,6 +7,8 @@ import re
 from importlib.resources import files
 
 from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.payouts.status import PayoutStatus
+from mpesa_bridge.core.payouts.validation import COMMAND_IDS
 from mpesa_bridge.core.people.entity import Role
 from mpesa_bridge.dashboard import i18n
 
@@ -32,6 +34,7 @@ def labels() -> set[str]:
             text = entry.read_text(encoding="utf-8")
             found |= set(TITLE.findall(text)) | {a or b for a, b in LABEL.findall(text)} | set(SECTION.findall(text))
     found |= {s.value for s in PaymentStatus} | {r.value for r in Role} | {"test mode", "live mode"}
+    found |= {s.value for s in PayoutStatus} | set(COMMAND_IDS)  # the payouts page shows them through t()
     return found
 
 

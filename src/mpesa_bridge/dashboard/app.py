@@ -29,6 +29,7 @@ from mpesa_bridge.dashboard.pages import (
     overview,
     payment_detail,
     payments,
+    payouts,
     people,
     projects,
     settings,
@@ -58,6 +59,7 @@ def create_dashboard(runtime_of: Callable[[], Runtime]) -> FastAPI:
         webhooks,
         attention,
         links,
+        payouts,
     ):
         app.include_router(module.router)
     _install_error_pages(app)
