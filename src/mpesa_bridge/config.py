@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     )
     simulator_callback_delay: float = Field(3.0, ge=0, description="seconds before the simulated customer answers")
     simulator_late_callback_delay: float = Field(120.0, ge=0, description="delay for the 'late callback' number")
+    simulator_result_delay: float = Field(
+        2.0, ge=0, allow_inf_nan=False, description="seconds before the simulator POSTs a B2C/status Result"
+    )
     simulator_consumer_key: str = Field(SIMULATOR_CONSUMER_KEY, description="consumer key the simulator accepts")
     simulator_consumer_secret: SecretStr = Field(
         SecretStr(SIMULATOR_CONSUMER_SECRET), description="consumer secret the simulator accepts"

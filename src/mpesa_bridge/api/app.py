@@ -61,6 +61,7 @@ def simulator_config(settings: Settings) -> SimulatorConfig:
         shortcodes={SANDBOX_SHORTCODE: SANDBOX_PASSKEY},
         callback_delay=settings.simulator_callback_delay,
         late_callback_delay=settings.simulator_late_callback_delay,
+        result_delay=settings.simulator_result_delay,
     )
 
 

@@ -175,6 +175,7 @@ async def reject_payout(
     "/v1/admin/projects/{project_id}/payout_settings/{mode}",
     response_model=PayoutSettingsPublic,
     responses={
+        400: {"model": ErrorResponse, "description": "invalid settings (the `param` names the field)"},
         401: {"model": ErrorResponse, "description": "missing or wrong admin token"},
         404: {"model": ErrorResponse, "description": "no such project"},
         **BODY_REFUSED,
