@@ -8,10 +8,13 @@ from enum import StrEnum
 
 from mpesa_bridge.core.checkout.entity import CheckoutEventType
 from mpesa_bridge.core.payments.entity import EventType, OutboxEvent
+from mpesa_bridge.core.payouts.entity import PayoutEvent
+from mpesa_bridge.core.status_queries.entity import StatusQueryEvent
 
 ENDPOINT_DISABLED = "endpoint.disabled"
 # What `enabled_events` may name; "*" alone means every type, present and future.
 EVENT_TYPES: tuple[str, ...] = (*EventType.ALL, *CheckoutEventType.ALL, ENDPOINT_DISABLED)
+EVENT_TYPES += (*PayoutEvent.ALL, *StatusQueryEvent.ALL)  # core/payouts, core/status_queries
 ALL_EVENTS = "*"
 
 
