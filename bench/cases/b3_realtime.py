@@ -83,6 +83,8 @@ UNSET = dict.fromkeys(
         "completed_at",
         "client_secret",
         "checkout_session_id",
+        "reversal_id",
+        "reversed_at",
     ),
 )
 
