@@ -93,7 +93,10 @@ class Settings(BaseSettings):
     simulator_callback_delay: float = Field(3.0, ge=0, description="seconds before the simulated customer answers")
     simulator_late_callback_delay: float = Field(120.0, ge=0, description="delay for the 'late callback' number")
     simulator_result_delay: float = Field(
-        2.0, ge=0, description="seconds before the simulator posts a payout's, reversal's or query's Result"
+        2.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="seconds before the simulator posts a payout's, reversal's or query's Result",
     )
     simulator_consumer_key: str = Field(SIMULATOR_CONSUMER_KEY, description="consumer key the simulator accepts")
     simulator_consumer_secret: SecretStr = Field(
@@ -144,6 +147,24 @@ class Settings(BaseSettings):
     reconcile_after_expiry_backoff: str = Field(
         "300,900,1800,3600,7200,14400", description="comma-separated seconds between those queries"
     )
+    # --- payouts (B2C) and Transaction Status: docs/payouts.md ---
+    payout_max_amount: int = Field(
+        150_000, ge=10, le=250_000, description="default largest payout (a project's own setting wins)"
+    )
+    payout_daily_limit: int = Field(
+        1_000_000, ge=10, description="default sum of a project's payouts per Africa/Nairobi day"
+    )
+    payout_send_grace: float = Field(
+        120.0, gt=0, allow_inf_nan=False, description="seconds a payout may stay sending/queued before reconciling"
+    )
+    payout_result_wait: float = Field(
+        300.0, gt=0, allow_inf_nan=False, description="seconds to wait for a B2C Result before Transaction Status"
+    )
+    payout_query_backoff: str = Field("5,30,120,600", description="comma-separated seconds between status queries")
+    payout_not_found_limit: int = Field(
+        3, ge=1, description="'no such transaction' answers before an unknown payout is failed"
+    )
+    payout_b2c_version: Literal["v3", "v1"] = Field("v3", description="B2C API version: v3 or legacy v1")
     reconcile_query_rate: float = Field(
         20.0, gt=0, allow_inf_nan=False, description="STK Queries per second one process sends Daraja, evenly spaced"
     )
@@ -365,6 +386,10 @@ class Settings(BaseSettings):
     @property
     def backoff_steps(self) -> tuple[float, ...]:
         return _seconds_steps(self.reconcile_backoff, "MPESA_BRIDGE_RECONCILE_BACKOFF")
+
+    @property
+    def payout_backoff_steps(self) -> tuple[float, ...]:
+        return _seconds_steps(self.payout_query_backoff, "MPESA_BRIDGE_PAYOUT_QUERY_BACKOFF")
 
     @property
     def after_expiry_backoff_steps(self) -> tuple[float, ...]:

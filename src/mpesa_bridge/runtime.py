@@ -35,6 +35,7 @@ from mpesa_bridge.core.callbacks.handlers import (
     C2B_VALIDATION,
     REVERSAL_RESULT,
     REVERSAL_TIMEOUT,
+    register_payout_handlers,
 )
 from mpesa_bridge.core.callbacks.retry import InboxRetryPolicy
 from mpesa_bridge.core.checkout.service import CheckoutService
@@ -46,17 +47,22 @@ from mpesa_bridge.core.payments.policy import GuardPolicy, ReconcilePolicy
 from mpesa_bridge.core.payments.reconcile import Reconciler
 from mpesa_bridge.core.payments.stk import PaymentService
 from mpesa_bridge.core.payments.validation import PaymentLimits
+from mpesa_bridge.core.payouts.policy import PayoutPolicy
+from mpesa_bridge.core.payouts.reconcile import PayoutReconciler
+from mpesa_bridge.core.payouts.service import PayoutService
 from mpesa_bridge.core.people.passwords import PasswordHasher
 from mpesa_bridge.core.people.service import PeoplePolicy, PeopleService
 from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput
 from mpesa_bridge.core.reversals.results import ReversalResultHandler, ReversalTimeoutHandler
 from mpesa_bridge.core.reversals.service import ReversalService
+from mpesa_bridge.core.status_queries.service import StatusQueryService
 from mpesa_bridge.core.webhooks.alerts import FailingEndpointAlerts
 from mpesa_bridge.core.webhooks.endpoints import EndpointService
 from mpesa_bridge.core.webhooks.events import EventService
 from mpesa_bridge.daraja import DarajaValidationError, load_certificate_key
 from mpesa_bridge.daraja.gateway import DarajaGatewayAdapter, read_c2b_body
 from mpesa_bridge.daraja.initiator_results import DarajaResultReader
+from mpesa_bridge.daraja.payouts import PayoutGateway, ResultReader
 from mpesa_bridge.daraja.pool import HttpClient, close_http, open_daraja_http
 from mpesa_bridge.logging import get_logger
 from mpesa_bridge.mail import mailer_for
@@ -75,6 +81,7 @@ from mpesa_bridge.workers.c2b_asker import HttpMerchantAsker
 from mpesa_bridge.workers.delivery import DeliveryLoop, SystemResolver, build_delivery
 from mpesa_bridge.workers.inbox import Inbox
 from mpesa_bridge.workers.maintenance import MaintenanceLoop
+from mpesa_bridge.workers.payouts import PayoutReconcileLoop
 from mpesa_bridge.workers.reconciler import ReconcileLoop
 
 log = get_logger("mpesa_bridge.runtime")
@@ -112,6 +119,9 @@ class Runtime:
     c2b_validator: C2BValidator  # answers Daraja's C2B validation calls synchronously
     reversals: ReversalService  # reversals of succeeded payments (core.reversals)
     balance_queries: BalanceQueryService  # Account Balance queries (core.balances)
+    payouts: PayoutService  # B2C payouts (core/payouts/)
+    status_queries: StatusQueryService  # Transaction Status queries (core/status_queries/)
+    payout_reconciler: PayoutReconciler  # settles sending/unknown payouts by Transaction Status
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
@@ -123,6 +133,7 @@ class Runtime:
         loops: list[_Loop] = [self.inbox]
         if timed:
             loops += [ReconcileLoop(self.reconciler, self.settings.reconcile_interval), self.delivery]
+            loops.append(PayoutReconcileLoop(self.payout_reconciler, self.settings.reconcile_interval))
         tasks: list[Callable[[], Awaitable[int]]] = [
             lambda: idempotency.prune(self.db, self.clock.now()),
             self.people.prune_sessions,
@@ -168,6 +179,18 @@ def simulator_daraja(settings: Settings) -> DarajaSettingsInput:
         passkey=SANDBOX_PASSKEY,
         initiator_name=SANDBOX_INITIATOR,
         initiator_password=SANDBOX_INITIATOR_PASSWORD,
+    )
+
+
+def payout_policy_from(settings: Settings) -> PayoutPolicy:
+    return PayoutPolicy(
+        max_amount=settings.payout_max_amount,
+        daily_limit=settings.payout_daily_limit,
+        send_grace=settings.payout_send_grace,
+        result_wait=settings.payout_result_wait,
+        query_backoff=settings.payout_backoff_steps,
+        not_found_limit=settings.payout_not_found_limit,
+        version=settings.payout_b2c_version,
     )
 
 
@@ -293,7 +316,15 @@ async def build_runtime(
     def initiator_url(kind: str, token: str) -> str:
         return f"{base}{CALLBACKS_PREFIX}{kind}/{token}"
 
-    return Runtime(
+    payout_policy = payout_policy_from(settings)
+    initiator = PayoutGateway(gateway)
+
+    def initiator_callback_url(kind: str, token: str) -> str:
+        return f"{base}{CALLBACKS_PREFIX}{kind}/{token}"
+
+    payouts = PayoutService(db, initiator, projects, clock, initiator_callback_url, payout_policy)
+    status_queries = StatusQueryService(db, initiator, projects, clock, initiator_callback_url)
+    runtime = Runtime(
         settings=settings,
         clock=clock,
         db=db,
@@ -345,9 +376,21 @@ async def build_runtime(
         c2b_validator=C2BValidator(db, read_c2b_body, asker, box, clock, timeout=settings.c2b_validation_timeout),
         reversals=ReversalService(db, gateway, projects, clock, initiator_url),
         balance_queries=BalanceQueryService(db, gateway, projects, clock, initiator_url),
+        payouts=payouts,
+        status_queries=status_queries,
+        payout_reconciler=PayoutReconciler(
+            db,
+            payouts,
+            status_queries,
+            clock,
+            payout_policy,
+            hold=2 * (settings.daraja_connect_timeout + settings.daraja_timeout) + 30.0,
+        ),
         clients=[functools.partial(close_http, http), webhook_sender.aclose, asker.aclose],
         # Emailed only when SMTP is set; the dashboard warns either way.
         webhook_alerts=FailingEndpointAlerts(
             webhooks, PeopleStorage(db), mailer if settings.smtp_url else None, clock, link_base=base
         ),
     )
+    register_payout_handlers(runtime.inbox.handlers, ResultReader(), payout_policy)
+    return runtime

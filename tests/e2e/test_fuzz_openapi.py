@@ -141,6 +141,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         database = f"sqlite:///{tmp / 'bridge.db'}"
     simulator = simulator_process(tmp, callback_delay=0.01, late_delay=0.5)
     simulator.env["MPESA_BRIDGE_SIMULATOR_CALLBACK_DELAY"] = "0.01"
+    simulator.env["MPESA_BRIDGE_SIMULATOR_RESULT_DELAY"] = "0.01"  # a `wait` on a status query is short
     bridge = bridge_process(tmp, database, simulator.url, MPESA_BRIDGE_SIMULATOR_CALLBACK_DELAY="0.01", **NO_LIMITS)
     with httpx.Client(timeout=10) as http:
         try:
@@ -353,6 +354,30 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
                 path_parameters={"kind": "stk", "token": "not-a-token"}, body=body, media_type="application/json"
             )
         ]
+    if label == "POST /v1/payouts":
+        payout = {"phone": "0708374149", "amount": 10, "remarks": "fuzz", "metadata": {"order": 1}}
+        retry = {"Idempotency-Key": "fuzz-payout"}
+        return [operation.Case(body=payout, headers=retry), operation.Case(body=payout, headers=retry)]
+    if "/v1/payouts/{payout_id}" in label:
+        creator = stack.test_key
+        if label.endswith(("/approve", "/reject")):  # a payout pending approval, made with another key
+            approval = {"approval_required": True}
+            stack.admin("PUT", f"/v1/admin/projects/{stack.project_id}/payout_settings/test", json=approval)
+            creator = stack.fresh_key()["secret_key"]
+        headers = {"Authorization": f"Bearer {creator}", "Idempotency-Key": f"fuzz-{time.monotonic_ns()}"}
+        body = {"phone": "0708374149", "amount": 10}
+        made = stack.http.post(f"{stack.bridge.url}/v1/payouts", json=body, headers=headers).json()
+        if label.endswith("/reject"):
+            return [operation.Case(path_parameters={"payout_id": made["id"]}, body={"reason": "fuzz"})]
+        return [operation.Case(path_parameters={"payout_id": made["id"]})]
+    if label == "POST /v1/transaction_status_queries":
+        return [operation.Case(body={"transaction_id": "SG632NMUAB"}, query={"wait": 1})]
+    if "/v1/transaction_status_queries/{query_id}" in label:
+        headers = {"Authorization": f"Bearer {stack.test_key}"}
+        made = stack.http.post(
+            f"{stack.bridge.url}/v1/transaction_status_queries", json={"transaction_id": "SG632NMUAB"}, headers=headers
+        ).json()
+        return [operation.Case(path_parameters={"query_id": made["id"]}, query={"wait": 1})]
     if label == "POST /v1/admin/projects":
         return [operation.Case(body={"name": "Known", "test": SIMULATOR_DARAJA}, media_type="application/json")]
     if "{project_id}" in label or label == "POST /v1/admin/keys/{key_id}/revoke":
@@ -362,6 +387,9 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
             return [operation.Case(path_parameters={"project_id": other, "mode": "live"}, body=till)]
         if label == "POST /v1/admin/projects/{project_id}/keys/{mode}":
             return [operation.Case(path_parameters={"project_id": other, "mode": "live"})]
+        if label == "PUT /v1/admin/projects/{project_id}/payout_settings/{mode}":
+            limits = {"approval_required": False, "max_amount": 1000, "daily_limit": 5000}
+            return [operation.Case(path_parameters={"project_id": other, "mode": "test"}, body=limits)]
         if label == "PATCH /v1/admin/projects/{project_id}":
             change = {"signing_secret": "generate", "confirm_by_query": True}
             return [operation.Case(path_parameters={"project_id": other}, body=change)]

@@ -1,7 +1,8 @@
 """One inbox for every kind of callback: `/v1/callbacks/daraja/{kind}/{token}` → stored raw → the
 handler registered for that kind. On SQLite and PostgreSQL.
 
-The second kind here (`b2c_result`) has a handler registered by the test alone: the route, the
+The second kind here (`test_result`, a kind no feature uses: every reserved one has its handler now) has a
+handler registered by the test alone: the route, the
 group commit, the dispatch, the sweep and the retries it goes through are the bridge's own.
 """
 
@@ -69,7 +70,7 @@ class B2cResults:
 
 
 async def test_a_kind_without_a_handler_is_refused_before_anything_is_stored(bridge: InProcessBridge) -> None:
-    for kind in ("b2c_result", "nonsense", "STK"):
+    for kind in ("test_result", "nonsense", "STK"):
         response = await bridge.client.post(
             f"/v1/callbacks/daraja/{kind}/some-token", content=B2C_RESULT, headers={"Content-Type": "application/json"}
         )
@@ -100,23 +101,23 @@ async def test_the_stk_url_handed_to_safaricom_is_the_stk_kind_of_the_one_route(
 
 async def test_a_second_kind_plugs_in_by_registering_a_handler(bridge: InProcessBridge) -> None:
     handler = B2cResults()
-    bridge.runtime.inbox.handlers.register("b2c_result", handler)
+    bridge.runtime.inbox.handlers.register("test_result", handler)
 
-    assert await post_callback(bridge, "/v1/callbacks/daraja/b2c_result/payout-token", B2C_RESULT) == ACK
+    assert await post_callback(bridge, "/v1/callbacks/daraja/test_result/payout-token", B2C_RESULT) == ACK
     await wait_until(lambda: settled(bridge))
 
     [row] = await stored(bridge)
-    assert (row["kind"], row["state"], row["attempts"]) == ("b2c_result", "applied", 1)
+    assert (row["kind"], row["state"], row["attempts"]) == ("test_result", "applied", 1)
     assert bytes(row["body"]) == B2C_RESULT  # stored raw, byte for byte
     assert handler.applied == [(row["id"], B2C_RESULT, hashlib.sha256(b"payout-token").hexdigest())]
 
 
 async def test_a_second_kind_is_retried_on_failure_like_any_other(bridge: InProcessBridge) -> None:
     handler = B2cResults(failures=1)
-    bridge.runtime.inbox.handlers.register("b2c_result", handler)
+    bridge.runtime.inbox.handlers.register("test_result", handler)
     inbox, start = bridge.runtime.inbox, bridge.clock.now()
 
-    assert await post_callback(bridge, "/v1/callbacks/daraja/b2c_result/payout-token", B2C_RESULT) == ACK
+    assert await post_callback(bridge, "/v1/callbacks/daraja/test_result/payout-token", B2C_RESULT) == ACK
     await wait_until(lambda: _one_row(bridge, attempts=1))
     await inbox.stop()  # from here on, only the sweeps below try it
     [row] = await stored(bridge)
@@ -129,24 +130,24 @@ async def test_a_second_kind_is_retried_on_failure_like_any_other(bridge: InProc
     assert await inbox.sweep() == 1
 
     [row] = await stored(bridge)
-    assert (row["kind"], row["state"], row["attempts"]) == ("b2c_result", "applied", 2)
+    assert (row["kind"], row["state"], row["attempts"]) == ("test_result", "applied", 2)
     assert [applied_id for applied_id, _, _ in handler.applied] == [row["id"]]
 
 
 async def test_kinds_stored_together_are_each_applied_by_their_own_handler(bridge: InProcessBridge) -> None:
     handler = B2cResults()
-    bridge.runtime.inbox.handlers.register("b2c_result", handler)
+    bridge.runtime.inbox.handlers.register("test_result", handler)
     shop = await bridge.create_project()
     payment = await pending_payment(bridge, shop, amount=42)
     await bridge.runtime.inbox.stop()  # stored now, applied below in one transaction
     stk_body = success_body(payment["checkout_request_id"], amount=42.0, phone=254700000902)
-    await post_callback(bridge, "/v1/callbacks/daraja/b2c_result/payout-token", B2C_RESULT)
+    await post_callback(bridge, "/v1/callbacks/daraja/test_result/payout-token", B2C_RESULT)
     await post_callback(bridge, await callback_path(bridge, payment), stk_body)
 
     rows = await stored(bridge)
     assert await bridge.runtime.inbox.process_many([r["id"] for r in rows]) == 2
 
-    assert {r["kind"]: r["state"] for r in await stored(bridge)} == {"b2c_result": "applied", "stk": "applied"}
+    assert {r["kind"]: r["state"] for r in await stored(bridge)} == {"test_result": "applied", "stk": "applied"}
     assert handler.calls == 1 and len(handler.applied) == 1
     assert (await bridge.get(shop, payment["id"]))["status"] == "succeeded"
 

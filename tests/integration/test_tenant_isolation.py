@@ -61,6 +61,8 @@ PREFIX = {
     "c2b_payment": "c2b_",
     "reversal": "rev_",
     "balance_query": "bq_",
+    "payout": "po_",
+    "transaction_status_query": "tsq_",
 }
 
 # Routes that take the id of a tenant's object: its kind, and a valid body where the route takes one
@@ -92,6 +94,10 @@ OBJECT_ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("POST", "/v1/payments/{id}/reversals"): ("payment", {"remarks": "taken over"}),
     ("GET", "/v1/reversals/{id}"): ("reversal", None),
     ("GET", "/v1/balance_queries/{id}"): ("balance_query", None),
+    ("GET", "/v1/payouts/{id}"): ("payout", None),
+    ("POST", "/v1/payouts/{id}/approve"): ("payout", None),
+    ("POST", "/v1/payouts/{id}/reject"): ("payout", {"reason": "taken over"}),
+    ("GET", "/v1/transaction_status_queries/{id}"): ("transaction_status_query", None),
 }
 LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/payments"): "payment",
@@ -104,6 +110,8 @@ LISTING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/c2b/payments"): "c2b_payment",
     ("GET", "/v1/reversals"): "reversal",
     ("GET", "/v1/balance_queries"): "balance_query",
+    ("GET", "/v1/payouts"): "payout",
+    ("GET", "/v1/transaction_status_queries"): "transaction_status_query",
 }
 # Tenant routes with no id to send: they act in the caller's own project and mode.
 CALLER_ROUTES: dict[tuple[str, str], str] = {
@@ -113,6 +121,9 @@ CALLER_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/checkout_sessions"): "test_listings_show_only_the_callers_project_and_mode",
     ("POST", "/v1/payment_links"): "test_listings_show_only_the_callers_project_and_mode",
     ("POST", "/v1/balance_queries"): "test_listings_show_only_the_callers_project_and_mode",
+    ("POST", "/v1/payouts"): "test_listings_show_only_the_callers_project_and_mode",
+    ("GET", "/v1/payouts/settings"): "test_listings_show_only_the_callers_project_and_mode",
+    ("POST", "/v1/transaction_status_queries"): "test_listings_show_only_the_callers_project_and_mode",
     ("GET", "/v1/events/stream"): "test_the_project_event_stream_carries_only_the_callers_events",
     ("GET", "/v1/payments/totals"): "test_daily_totals_count_only_the_callers_payments",
     ("POST", "/v1/qr_codes"): "test_a_qr_code_is_asked_with_the_callers_own_daraja_settings",
@@ -145,6 +156,7 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/v1/admin/projects/{id}/keys/{mode}"): "operator API (admin token)",
     ("PATCH", "/v1/admin/projects/{id}"): "operator API (admin token)",
     ("POST", "/v1/admin/keys/{id}/revoke"): "operator API (admin token)",
+    ("PUT", "/v1/admin/projects/{id}/payout_settings/{mode}"): "operator API (admin token)",
     ("POST", "/v1/checkout_sessions/{id}/pay"): "the session's client secret only (a secret key is refused 401, "
     "whatever the id); a client secret naming another session is 404: tests/integration/test_checkout_sessions.py",
     ("GET", "/l/{slug}"): "a payment link's public page (no key): the unguessable slug names the link; it shows "
@@ -254,6 +266,7 @@ class World:
             v for r in self.objects["reversal"][owner] for v in (r["receipt"], r["remarks"], r["conversation_id"])
         ]
         values += [q["conversation_id"] for q in self.objects["balance_query"][owner]]
+        values += [v for po in self.objects["payout"][owner] for v in (po["remarks"], po["originator_conversation_id"])]
         return [v for v in values if v]
 
 
@@ -302,6 +315,26 @@ async def _setup(bridge: InProcessBridge) -> World:
         objects["c2b_payment"][who] = [(await bridge.client.get(f"/v1/c2b/payments/{c2b_id}", headers=headers)).json()]
         objects["reversal"][who] = [await _reversal(bridge, tenant, mode, objects["payment"][who][0])]
         objects["balance_query"][who] = [await _balance_query(bridge, tenant, mode)]
+        # Approval required: the payouts stay pending (approve/reject probes need one), never sent.
+        put = await bridge.client.put(
+            f"/v1/admin/projects/{tenant.project_id}/payout_settings/{mode}",
+            json={"approval_required": True},
+            headers=ADMIN,
+        )
+        assert put.status_code == 200, put.text
+        payout = {"phone": phones[who], "amount": 50, "remarks": "Payout-of-" + who.replace(":", "-")}
+        keyed = {**headers, "Idempotency-Key": f"payout-{who}"}
+        created_payout = await bridge.client.post("/v1/payouts", json=payout, headers=keyed)
+        assert created_payout.status_code == 201, created_payout.text
+        objects["payout"][who] = [created_payout.json()]
+        receipt = objects["payment"][who][0]["mpesa_receipt_number"]
+        asked = await bridge.client.post(
+            "/v1/transaction_status_queries",
+            json={"transaction_id": receipt},
+            headers={**headers, "Idempotency-Key": f"tsq-{who}"},
+        )
+        assert asked.status_code == 201, asked.text
+        objects["transaction_status_query"][who] = [asked.json()]
     return World(a, b, objects)
 
 
@@ -478,6 +511,8 @@ async def _owner_view(bridge: InProcessBridge, world: World, owner: str, kind: s
         "c2b_payment": ["/v1/c2b/payments/{}"],
         "reversal": ["/v1/reversals/{}"],
         "balance_query": ["/v1/balance_queries/{}"],
+        "payout": ["/v1/payouts/{}"],
+        "transaction_status_query": ["/v1/transaction_status_queries/{}"],
     }[kind]
     out = []
     for object_id in world.ids(kind, owner):

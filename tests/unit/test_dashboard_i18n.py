@@ -7,6 +7,8 @@ import re
 from importlib.resources import files
 
 from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.payouts.status import PayoutStatus
+from mpesa_bridge.core.payouts.validation import COMMAND_IDS
 from mpesa_bridge.core.people.entity import Role
 from mpesa_bridge.dashboard import i18n
 from mpesa_bridge.dashboard.pages.c2b import WORDS as C2B_WORDS
@@ -34,6 +36,7 @@ def labels() -> set[str]:
             found |= set(TITLE.findall(text)) | {a or b for a, b in LABEL.findall(text)} | set(SECTION.findall(text))
     found |= {s.value for s in PaymentStatus} | {r.value for r in Role} | {"test mode", "live mode"}
     found |= set(C2B_WORDS.values())  # the C2B pages' words for codes (statuses, rules, reasons)
+    found |= {s.value for s in PayoutStatus} | set(COMMAND_IDS)  # the payouts page shows them through t()
     return found
 
 

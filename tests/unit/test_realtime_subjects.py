@@ -47,6 +47,8 @@ def test_a_subject_scope_covers_its_subject_only() -> None:
 
 def test_a_subject_is_known_by_its_id_prefix() -> None:
     assert Subject.of_id("pay_01abc") == Subject(PAYMENT, "pay_01abc")
-    assert Subject.of_id("po_1") is None
+    assert Subject.of_id("po_1") == Subject("payout", "po_1")  # core/payouts registered its prefix
+    assert Subject.of_id("tsq_1") == Subject("transaction_status_query", "tsq_1")
+    assert Subject.of_id("zz_1") is None
     assert Subject.of_id("pay") is None
     assert Subject.of_id("") is None

@@ -39,6 +39,10 @@ import {
   type WebhookEndpoint,
   type WebhookEndpointCreateParams,
   type WebhookEndpointUpdateParams,
+  type Payout,
+  type PayoutCreateParams,
+  type PayoutSettings,
+  type TransactionStatusQuery,
 } from "./types.js";
 
 export type MpesaBridgeOptions = ClientOptions & SigningOptions;
@@ -437,6 +441,54 @@ class QrCodes extends Resource {
 }
 
 /** What both clients share: the transport, the health routes and the SSE reader. */
+class Payouts extends Resource {
+  /** Sent with an Idempotency-Key (yours or a new one; the bridge requires one), reused on every retry: never a second payout. */
+  create(params: PayoutCreateParams, options: CallOptions = {}): Promise<Payout> {
+    return this.call({ method: "POST", path: "/v1/payouts", body: params, idempotent: true, createsSomething: true, ...options });
+  }
+  get(id: string, options: CallOptions = {}): Promise<Payout> {
+    return this.call({ method: "GET", path: `/v1/payouts/${enc(id)}`, idempotent: true, ...options });
+  }
+  list(params: ListParams & { status?: string } = {}, options: CallOptions = {}): PageRequest<Payout> {
+    return this.page<Payout>("/v1/payouts", params as Record<string, unknown>, options);
+  }
+  /** Another key than the creator's must approve; the payout is then sent. */
+  approve(id: string, options: CallOptions = {}): Promise<Payout> {
+    return this.call({ method: "POST", path: `/v1/payouts/${enc(id)}/approve`, idempotent: false, ...options });
+  }
+  reject(id: string, params: { reason?: string } = {}, options: CallOptions = {}): Promise<Payout> {
+    return this.call({ method: "POST", path: `/v1/payouts/${enc(id)}/reject`, body: params, idempotent: false, ...options });
+  }
+  settings(options: CallOptions = {}): Promise<PayoutSettings> {
+    return this.call({ method: "GET", path: "/v1/payouts/settings", idempotent: true, ...options });
+  }
+}
+
+class TransactionStatusQueries extends Resource {
+  /** By receipt (`transaction_id`) or a payout's `originator_conversation_id`; `wait` (≤ 30 s) waits for the Result. */
+  create(
+    params: { transaction_id?: string; originator_conversation_id?: string; wait?: number },
+    options: CallOptions = {},
+  ): Promise<TransactionStatusQuery> {
+    const { wait, ...body } = params;
+    return this.call({
+      method: "POST",
+      path: "/v1/transaction_status_queries",
+      body,
+      query: { wait },
+      idempotent: true,
+      createsSomething: true,
+      ...options,
+    });
+  }
+  get(id: string, params: { wait?: number } = {}, options: CallOptions = {}): Promise<TransactionStatusQuery> {
+    return this.call({ method: "GET", path: `/v1/transaction_status_queries/${enc(id)}`, query: { wait: params.wait }, idempotent: true, ...options });
+  }
+  list(params: ListParams = {}, options: CallOptions = {}): PageRequest<TransactionStatusQuery> {
+    return this.page<TransactionStatusQuery>("/v1/transaction_status_queries", params as Record<string, unknown>, options);
+  }
+}
+
 export class BaseClient {
   readonly transport: Transport;
   constructor(bearer: string | undefined, options: ClientOptions = {}, signing: SigningOptions = {}) {
@@ -496,6 +548,8 @@ export class MpesaBridge extends BaseClient {
   readonly c2b: C2B;
   readonly c2bPayments: C2BPayments;
   readonly expectedPayments: ExpectedPayments;
+  readonly payouts: Payouts;
+  readonly transactionStatusQueries: TransactionStatusQueries;
 
   constructor(secretKey: string, options: MpesaBridgeOptions = {}) {
     if (!secretKey) throw new MpesaBridgeError("a secret key is required (sk_test_… or sk_live_…)");
@@ -514,6 +568,8 @@ export class MpesaBridge extends BaseClient {
     this.c2b = new C2B(this);
     this.c2bPayments = new C2BPayments(this);
     this.expectedPayments = new ExpectedPayments(this);
+    this.payouts = new Payouts(this);
+    this.transactionStatusQueries = new TransactionStatusQueries(this);
   }
 }
 
@@ -531,6 +587,10 @@ class AdminProjects extends Resource {
   }
   setDaraja(id: string, mode: "test" | "live", params: Record<string, unknown>, options: CallOptions = {}): Promise<Record<string, unknown>> {
     return this.call({ method: "PUT", path: `/v1/admin/projects/${enc(id)}/daraja/${mode}`, body: params, idempotent: true, ...options });
+  }
+  /** A project mode's payout approval and limits (`approval_required`, `max_amount`, `daily_limit`). */
+  setPayoutSettings(id: string, mode: "test" | "live", params: { approval_required: boolean; max_amount?: number | null; daily_limit?: number | null }, options: CallOptions = {}): Promise<PayoutSettings> {
+    return this.call({ method: "PUT", path: `/v1/admin/projects/${enc(id)}/payout_settings/${mode}`, body: params, idempotent: true, ...options });
   }
   createKey(id: string, mode: "test" | "live", options: CallOptions = {}): Promise<ApiKey> {
     return this.call({ method: "POST", path: `/v1/admin/projects/${enc(id)}/keys/${mode}`, idempotent: true, createsSomething: true, ...options });

@@ -422,3 +422,87 @@ export interface BalanceQuery {
   updated_at: string;
   completed_at: string | null;
 }
+
+export type PayoutStatus =
+  | "pending_approval"
+  | "approved"
+  | "rejected"
+  | "queued"
+  | "sending"
+  | "sent"
+  | "unknown"
+  | "succeeded"
+  | "failed";
+
+/** A B2C payout (`po_…`). `unknown` is settled by Transaction Status, never sent again. */
+export interface Payout {
+  id: string;
+  object: "payout";
+  mode: Mode;
+  status: PayoutStatus;
+  amount: number;
+  currency: "KES";
+  phone: string;
+  command_id: string;
+  remarks: string;
+  occasion: string | null;
+  metadata: Record<string, unknown>;
+  short_code: string;
+  api_version: "v3" | "v1";
+  originator_conversation_id: string;
+  conversation_id: string | null;
+  receipt: string | null;
+  recipient_name: string | null;
+  result_code: string | null;
+  result_desc: string | null;
+  failure_code: string | null;
+  failure_message: string | null;
+  created_by: string;
+  approved_by: string | null;
+  approved_at: string | null;
+  rejected_by: string | null;
+  rejection_reason: string | null;
+  needs_attention: boolean;
+  attention_reason: string | null;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
+}
+
+export interface PayoutCreateParams {
+  phone: string;
+  amount: number;
+  command_id?: "BusinessPayment" | "SalaryPayment" | "PromotionPayment";
+  remarks?: string;
+  occasion?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface PayoutSettings {
+  object: "payout_settings";
+  approval_required: boolean;
+  max_amount: number;
+  daily_limit: number;
+  updated_at: string | null;
+}
+
+/** A Transaction Status query (`tsq_…`): `pending` until Daraja's Result comes. */
+export interface TransactionStatusQuery {
+  id: string;
+  object: "transaction_status_query";
+  mode: Mode;
+  status: "pending" | "completed" | "failed" | "timed_out";
+  transaction_id: string | null;
+  originator_conversation_id: string | null;
+  short_code: string;
+  payout_id: string | null;
+  conversation_id: string | null;
+  result_code: string | null;
+  result_desc: string | null;
+  result: Record<string, unknown> | null;
+  failure_code: string | null;
+  failure_message: string | null;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
+}

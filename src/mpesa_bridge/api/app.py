@@ -30,10 +30,12 @@ from mpesa_bridge.api.v1 import (
     keys,
     payment_links,
     payments,
+    payouts,
     project,
     qr_codes,
     reversals,
     stream,
+    transaction_status_queries,
     webhooks,
 )
 from mpesa_bridge.checkout.app import checkout_router
@@ -159,6 +161,7 @@ def create_app(
     add_routes(app, payment_links.router)
     add_routes(app, c2b.router, expected_payments.router)
     add_routes(app, reversals.router, balance_queries.router)
+    add_routes(app, payouts.router, transaction_status_queries.router)
     app.include_router(
         checkout_router(lambda: app.state.http.rate_limiter)
     )  # the hosted page /pay/{id}, links /l/{slug}

@@ -158,6 +158,16 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
         "shortcode_type": "paybill",
     },
     "admin_update_project": {"confirm_by_query": False},
+    "create_payout": {
+        "phone": "0708374149",
+        "amount": 100,
+        "command_id": "BusinessPayment",
+        "remarks": "Refund order 42",
+        "metadata": {"order_id": "42"},
+    },
+    "reject_payout": {"reason": "wrong phone number"},
+    "admin_put_payout_settings": {"approval_required": True, "max_amount": 50000, "daily_limit": 200000},
+    "create_transaction_status_query": {"transaction_id": "SG632NMUAB"},
     "update_project": {
         "client_side_amounts": True,
         "client_side_amount_max": 5000,

@@ -38,6 +38,7 @@ from mpesa_bridge.core.payments.entity import (
     PaymentEvidence,
 )
 from mpesa_bridge.core.payments.status import PaymentStatus
+from mpesa_bridge.core.payouts.ports import PayoutReader, PayoutRepository, StatusQueryReader, StatusQueryRepository
 from mpesa_bridge.core.projects import ApiKey, DarajaAccount, DarajaConfig, Mode, Project, PublishableKey, Tenant
 from mpesa_bridge.core.reversals.ports import ReversalReader, ReversalRepository
 
@@ -452,6 +453,12 @@ class ReadUnitOfWork(Protocol):
     @property
     def balance_queries(self) -> BalanceQueryReader: ...
 
+    @property
+    def payouts(self) -> PayoutReader: ...
+
+    @property
+    def status_queries(self) -> StatusQueryReader: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -494,6 +501,12 @@ class UnitOfWork(ReadUnitOfWork, Protocol):
 
     @property
     def balance_queries(self) -> BalanceQueryRepository: ...
+
+    @property
+    def payouts(self) -> PayoutRepository: ...
+
+    @property
+    def status_queries(self) -> StatusQueryRepository: ...
 
 
 class UnitOfWorkFactory(Protocol):

@@ -31,6 +31,7 @@ from mpesa_bridge.dashboard.pages import (
     overview,
     payment_detail,
     payments,
+    payouts,
     people,
     projects,
     settings,
@@ -62,6 +63,7 @@ def create_dashboard(runtime_of: Callable[[], Runtime]) -> FastAPI:
         links,
         c2b,
         balances,
+        payouts,
     ):
         app.include_router(module.router)
     _install_error_pages(app)

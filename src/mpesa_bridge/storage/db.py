@@ -49,10 +49,12 @@ from mpesa_bridge.storage.payments import (
     SqlPaymentReader,
     SqlPaymentRepository,
 )
+from mpesa_bridge.storage.payouts import SqlPayoutReader, SqlPayoutRepository
 from mpesa_bridge.storage.pending import PendingRows
 from mpesa_bridge.storage.projects import SqlProjectReader, SqlProjectRepository
 from mpesa_bridge.storage.reversals import SqlReversalReader, SqlReversalRepository
 from mpesa_bridge.storage.sqlite_inline import inline_creator
+from mpesa_bridge.storage.status_queries import SqlStatusQueryReader, SqlStatusQueryRepository
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -258,6 +260,8 @@ class SqlReadUnitOfWork:
     c2b: C2BReader
     reversals: ReversalReader
     balance_queries: BalanceQueryReader
+    payouts: SqlPayoutReader
+    status_queries: SqlStatusQueryReader
 
     def __init__(self, engine: AsyncEngine, *, postgres: bool) -> None:
         self._engine = engine
@@ -275,6 +279,8 @@ class SqlReadUnitOfWork:
         self.c2b = SqlC2BReader(connection)
         self.reversals = SqlReversalReader(connection)
         self.balance_queries = SqlBalanceQueryReader(connection)
+        self.payouts = SqlPayoutReader(connection)
+        self.status_queries = SqlStatusQueryReader(connection)
         return self
 
     async def __aexit__(
@@ -303,6 +309,8 @@ class SqlUnitOfWork:
     c2b: SqlC2BRepository
     reversals: SqlReversalRepository
     balance_queries: SqlBalanceQueryRepository
+    payouts: SqlPayoutRepository
+    status_queries: SqlStatusQueryRepository
 
     def __init__(self, engine: AsyncEngine, *, lock: bool, listeners: Sequence[CommitListener] = ()) -> None:
         self._engine = engine
@@ -324,6 +332,8 @@ class SqlUnitOfWork:
         self.c2b = SqlC2BRepository(connection, lock=self._lock)
         self.reversals = SqlReversalRepository(connection, lock=self._lock)
         self.balance_queries = SqlBalanceQueryRepository(connection, lock=self._lock)
+        self.payouts = SqlPayoutRepository(connection, lock=self._lock)
+        self.status_queries = SqlStatusQueryRepository(connection, lock=self._lock)
         return self
 
     async def __aexit__(

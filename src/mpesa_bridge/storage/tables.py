@@ -15,9 +15,11 @@ from mpesa_bridge.core.c2b.entity import (
 )
 from mpesa_bridge.core.checkout.entity import CheckoutStatus
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.payouts.status import PayoutStatus
 from mpesa_bridge.core.people.entity import Role, TokenKind
 from mpesa_bridge.core.projects import DarajaEnvironment, Mode, ShortcodeType
 from mpesa_bridge.core.reversals.entity import ReversalStatus
+from mpesa_bridge.core.status_queries.entity import StatusQueryStatus
 from mpesa_bridge.storage.types import IntEnumType, JSONType, StrEnumType, UTCDateTime
 
 metadata = sa.MetaData(
@@ -648,3 +650,89 @@ balance_queries = sa.Table(
     sa.Column("completed_at", UTCDateTime(), nullable=True),
 )
 sa.Index("ix_balance_queries_tenant_id", balance_queries.c.project_id, balance_queries.c.mode, balance_queries.c.id)
+
+# B2C payouts (`po_…`, core/payouts/) and their per-project settings; Transaction Status queries
+# (`tsq_…`, core/status_queries/). Migration 0019.
+payouts = sa.Table(
+    "payouts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("status", StrEnumType(PayoutStatus), nullable=False),
+    sa.Column("amount", sa.Integer(), nullable=False),
+    sa.Column("phone", sa.String(16), nullable=False),
+    sa.Column("command_id", sa.String(32), nullable=False),
+    sa.Column("remarks", sa.String(100), nullable=False),
+    sa.Column("occasion", sa.String(100), nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("short_code", sa.String(16), nullable=False),
+    sa.Column("daraja_environment", sa.String(16), nullable=False),
+    sa.Column("api_version", sa.String(4), nullable=False),
+    sa.Column("originator_conversation_id", sa.String(64), nullable=False),
+    sa.Column("callback_token_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("approved_by", sa.String(64), nullable=True),
+    sa.Column("approved_at", UTCDateTime(), nullable=True),
+    sa.Column("rejected_by", sa.String(64), nullable=True),
+    sa.Column("rejection_reason", sa.String(200), nullable=True),
+    sa.Column("conversation_id", sa.String(64), nullable=True),
+    sa.Column("receipt", sa.String(32), nullable=True),
+    sa.Column("recipient_name", sa.String(200), nullable=True),
+    sa.Column("result_code", sa.String(32), nullable=True),
+    sa.Column("result_desc", sa.String(500), nullable=True),
+    sa.Column("failure_code", sa.String(64), nullable=True),
+    sa.Column("failure_message", sa.String(500), nullable=True),
+    sa.Column("sending_at", UTCDateTime(), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Column("needs_attention", sa.Boolean(), nullable=False),
+    sa.Column("attention_reason", sa.String(64), nullable=True),
+    sa.Column("query_attempts", sa.Integer(), nullable=False),
+    sa.Column("next_query_at", UTCDateTime(), nullable=True),
+    sa.Column("not_found_count", sa.Integer(), nullable=False),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+)
+_po = payouts.c
+sa.Index("ix_payouts_tenant_id", _po.project_id, _po.mode, _po.id)
+sa.Index("ix_payouts_tenant_created", _po.project_id, _po.mode, _po.created_at, _po.status, _po.amount)
+sa.Index("ix_payouts_status_updated_at", _po.status, _po.updated_at)
+sa.Index("ix_payouts_next_query_at", _po.next_query_at)
+
+payout_settings = sa.Table(
+    "payout_settings",
+    metadata,
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("mode", sa.String(8), primary_key=True),
+    sa.Column("approval_required", sa.Boolean(), nullable=False),
+    sa.Column("max_amount", sa.Integer(), nullable=True),
+    sa.Column("daily_limit", sa.Integer(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+status_queries = sa.Table(
+    "status_queries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("status", StrEnumType(StatusQueryStatus), nullable=False),
+    sa.Column("transaction_id", sa.String(32), nullable=False),
+    sa.Column("originator_conversation_id", sa.String(64), nullable=False),
+    sa.Column("short_code", sa.String(16), nullable=False),
+    sa.Column("callback_token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("payout_id", sa.String(40), nullable=True),
+    sa.Column("conversation_id", sa.String(64), nullable=True),
+    sa.Column("result_code", sa.String(32), nullable=True),
+    sa.Column("result_desc", sa.String(500), nullable=True),
+    sa.Column("result", JSONType, nullable=True),
+    sa.Column("failure_code", sa.String(64), nullable=True),
+    sa.Column("failure_message", sa.String(500), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+)
+_sq = status_queries.c
+sa.Index("ix_status_queries_tenant_id", _sq.project_id, _sq.mode, _sq.id)
+sa.Index("ix_status_queries_payout_id", _sq.payout_id)

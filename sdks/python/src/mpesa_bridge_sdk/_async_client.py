@@ -41,10 +41,13 @@ from mpesa_bridge_sdk.models import (
     Payment,
     PaymentLink,
     PaymentTotals,
+    Payout,
+    PayoutSettings,
     ProjectSettings,
     PublishableKeyRotation,
     QrCode,
     Reversal,
+    TransactionStatusQuery,
     WebhookEndpoint,
 )
 from mpesa_bridge_sdk.webhooks import Webhooks
@@ -785,6 +788,8 @@ class AsyncClient:
         self.c2b = C2B(self)
         self.c2b_payments = C2BPayments(self)
         self.expected_payments = ExpectedPayments(self)
+        self.payouts = Payouts(self)
+        self.transaction_status_queries = TransactionStatusQueries(self)
         self.webhooks = Webhooks()
 
     async def _send(self, call: Call) -> httpx.Response:
@@ -839,3 +844,85 @@ class AsyncClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+class Payouts(_Resource):
+    """`client.payouts`: B2C payouts to phones, with the project's approval and limits."""
+
+    async def create(
+        self,
+        *,
+        phone: str,
+        amount: int,
+        command_id: str | None = None,
+        remarks: str | None = None,
+        occasion: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Payout:
+        """Send a payout (or hold it for approval). Always sent with an `Idempotency-Key` (yours or a
+        new one), reused by every retry: a retry never pays twice."""
+        fields = {
+            "phone": phone,
+            "amount": amount,
+            "command_id": command_id,
+            "remarks": remarks,
+            "occasion": occasion,
+            "metadata": metadata,
+        }
+        return Payout.from_dict(await self._client._request(_ops.create_payout(fields, idempotency_key)))
+
+    async def retrieve(self, payout_id: str) -> Payout:
+        """Read one payout (`NotFoundError` if it is not this key's)."""
+        return Payout.from_dict(await self._client._request(_ops.get_payout(payout_id)))
+
+    get = retrieve
+
+    async def list(
+        self, *, status: str | None = None, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPage[Payout]:
+        """Payouts newest first; iterate the page to walk them all."""
+        return await self._page(Payout, lambda after: _ops.list_payouts(status, limit, after), starting_after)
+
+    async def approve(self, payout_id: str) -> Payout:
+        """Approve (and send) a payout `pending_approval`: another key than the creator's must."""
+        return Payout.from_dict(await self._client._request(_ops.approve_payout(payout_id)))
+
+    async def reject(self, payout_id: str, *, reason: str | None = None) -> Payout:
+        """Reject a payout `pending_approval`: it is never sent."""
+        return Payout.from_dict(await self._client._request(_ops.reject_payout(payout_id, reason)))
+
+    async def settings(self) -> PayoutSettings:
+        """The approval and limits that apply to this key's project mode."""
+        return PayoutSettings.from_dict(await self._client._request(_ops.payout_settings()))
+
+
+class TransactionStatusQueries(_Resource):
+    """`client.transaction_status_queries`: ask Daraja about a transaction; the Result comes later."""
+
+    async def create(
+        self,
+        *,
+        transaction_id: str | None = None,
+        originator_conversation_id: str | None = None,
+        wait: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> TransactionStatusQuery:
+        """By M-Pesa receipt or a payout's originator_conversation_id; `wait` (≤ 30 s) waits for the Result."""
+        fields = {"transaction_id": transaction_id, "originator_conversation_id": originator_conversation_id}
+        call = _ops.create_transaction_status_query(fields, wait, idempotency_key)
+        return TransactionStatusQuery.from_dict(await self._client._request(call))
+
+    async def retrieve(self, query_id: str, *, wait: float | None = None) -> TransactionStatusQuery:
+        """Read one query; `wait` (≤ 30 s) waits for its Result."""
+        call = _ops.get_transaction_status_query(query_id, wait)
+        return TransactionStatusQuery.from_dict(await self._client._request(call))
+
+    get = retrieve
+
+    async def list(
+        self, *, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPage[TransactionStatusQuery]:
+        """Queries newest first."""
+        call_for = lambda after: _ops.list_transaction_status_queries(limit, after)  # noqa: E731
+        return await self._page(TransactionStatusQuery, call_for, starting_after)

@@ -297,3 +297,40 @@ def get_balance_query(query_id: str) -> Call:
 
 def list_balance_queries(limit: int | None, starting_after: str | None) -> Call:
     return Call("GET", "/v1/balance_queries", params={"limit": limit, "starting_after": starting_after})
+
+
+def create_payout(fields: dict[str, Any], idempotency_key: str | None) -> Call:
+    return keyed_post("/v1/payouts", drop_none(fields), idempotency_key)
+
+
+def get_payout(payout_id: str) -> Call:
+    return Call("GET", f"/v1/payouts/{path_segment(payout_id)}")
+
+
+def list_payouts(status: str | None, limit: int | None, starting_after: str | None) -> Call:
+    return Call("GET", "/v1/payouts", params={"status": status, "limit": limit, "starting_after": starting_after})
+
+
+def approve_payout(payout_id: str) -> Call:
+    return Call("POST", f"/v1/payouts/{path_segment(payout_id)}/approve")
+
+
+def reject_payout(payout_id: str, reason: str | None) -> Call:
+    return Call("POST", f"/v1/payouts/{path_segment(payout_id)}/reject", body=drop_none({"reason": reason}))
+
+
+def payout_settings() -> Call:
+    return Call("GET", "/v1/payouts/settings")
+
+
+def create_transaction_status_query(fields: dict[str, Any], wait: float | None, idempotency_key: str | None) -> Call:
+    call = keyed_post("/v1/transaction_status_queries", drop_none(fields), idempotency_key)
+    return Call(call.method, call.path, body=call.body, params={"wait": wait}, idempotency_key=call.idempotency_key)
+
+
+def get_transaction_status_query(query_id: str, wait: float | None) -> Call:
+    return Call("GET", f"/v1/transaction_status_queries/{path_segment(query_id)}", params={"wait": wait})
+
+
+def list_transaction_status_queries(limit: int | None, starting_after: str | None) -> Call:
+    return Call("GET", "/v1/transaction_status_queries", params={"limit": limit, "starting_after": starting_after})

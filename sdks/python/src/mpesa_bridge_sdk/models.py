@@ -427,6 +427,40 @@ class Reversal(Model):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Payout(Model):
+    """A B2C payout (`po_…`) to a phone: `pending_approval`, `approved`, `rejected`, `queued`, `sending`,
+    `sent`, `unknown` (settled by Transaction Status, never sent again), `succeeded` or `failed`."""
+
+    id: str
+    object: str = "payout"
+    mode: str = "test"
+    status: str = ""
+    amount: int = 0
+    currency: str = "KES"
+    phone: str = ""
+    command_id: str = "BusinessPayment"
+    remarks: str = ""
+    occasion: str | None = None
+    metadata: dict[str, Any] | None = None
+    originator_conversation_id: str = ""
+    conversation_id: str | None = None
+    receipt: str | None = None
+    recipient_name: str | None = None
+    result_code: str | None = None
+    result_desc: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    created_by: str = ""
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    rejected_by: str | None = None
+    rejection_reason: str | None = None
+    needs_attention: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
     completed_at: datetime | None = None
 
 
@@ -449,4 +483,34 @@ class BalanceQuery(Model):
     balances_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PayoutSettings(Model):
+    """The payout rules of the key's project mode: approval and limits (the operator sets them)."""
+
+    object: str = "payout_settings"
+    approval_required: bool = False
+    max_amount: int = 0
+    daily_limit: int = 0
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransactionStatusQuery(Model):
+    """A Transaction Status query (`tsq_…`): `pending` until Daraja's Result, then `completed` with
+    `result` (receipt, transaction_status, amount, parties…); `failed` or `timed_out` otherwise."""
+
+    id: str
+    object: str = "transaction_status_query"
+    mode: str = "test"
+    status: str = "pending"
+    transaction_id: str | None = None
+    originator_conversation_id: str | None = None
+    payout_id: str | None = None
+    result_code: str | None = None
+    result_desc: str | None = None
+    result: dict[str, Any] | None = None
+    failure_code: str | None = None
+    created_at: datetime | None = None
     completed_at: datetime | None = None

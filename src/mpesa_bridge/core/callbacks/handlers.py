@@ -11,11 +11,12 @@ The kinds, one per URL Daraja is given (names ≤ 16 characters: the `kind` colu
 words Daraja refuses in C2B URLs — "mpesa", "query", "exec", "sql", …):
 
     stk               STK Push CallBackURL                        handled (`core.callbacks.stk`)
-    b2c_result        B2C ResultURL                               reserved
-    b2c_timeout       B2C QueueTimeOutURL                         reserved
+    b2c_result        B2C ResultURL                               handled (`core.payouts.callbacks`)
+    b2c_timeout       B2C QueueTimeOutURL                         handled (`core.payouts.callbacks`)
     reversal_result   Reversal ResultURL                          handled (`core.reversals.results`)
     reversal_timeout  Reversal QueueTimeOutURL                    handled (`core.reversals.results`)
-    status_result     Transaction Status ResultURL                reserved
+    status_result     Transaction Status ResultURL                handled (`core.status_queries.callbacks`)
+    status_timeout    Transaction Status QueueTimeOutURL          handled (`core.status_queries.callbacks`)
     balance_result    Account Balance ResultURL                   handled (`core.balances.results`)
     balance_timeout   Account Balance QueueTimeOutURL             handled (`core.balances.results`)
     c2b_validation    C2B ValidationURL                           handled (`core.c2b.validation`, via runtime)
@@ -37,7 +38,11 @@ from typing import Protocol
 from mpesa_bridge.core.callbacks.stk import StkHandler
 from mpesa_bridge.core.payments.entity import InboundCallback
 from mpesa_bridge.core.payments.policy import ReconcilePolicy
+from mpesa_bridge.core.payouts.callbacks import B2cResultHandler, B2cTimeoutHandler
+from mpesa_bridge.core.payouts.policy import PayoutPolicy
+from mpesa_bridge.core.payouts.ports import InitiatorResultReader
 from mpesa_bridge.core.ports import UnitOfWork
+from mpesa_bridge.core.status_queries.callbacks import StatusResultHandler
 
 STK = "stk"
 B2C_RESULT = "b2c_result"
@@ -45,6 +50,7 @@ B2C_TIMEOUT = "b2c_timeout"
 REVERSAL_RESULT = "reversal_result"
 REVERSAL_TIMEOUT = "reversal_timeout"
 STATUS_RESULT = "status_result"
+STATUS_TIMEOUT = "status_timeout"
 BALANCE_RESULT = "balance_result"
 BALANCE_TIMEOUT = "balance_timeout"
 C2B_VALIDATION = "c2b_validation"
@@ -56,6 +62,7 @@ KNOWN_KINDS = (
     REVERSAL_RESULT,
     REVERSAL_TIMEOUT,
     STATUS_RESULT,
+    STATUS_TIMEOUT,
     BALANCE_RESULT,
     BALANCE_TIMEOUT,
     C2B_VALIDATION,
@@ -112,3 +119,11 @@ class CallbackHandlers:
 def standard_handlers(policy: ReconcilePolicy) -> CallbackHandlers:
     """The handlers this version of the bridge ships: STK alone, for now."""
     return CallbackHandlers([(STK, StkHandler(policy))])
+
+
+def register_payout_handlers(handlers: CallbackHandlers, reader: InitiatorResultReader, policy: PayoutPolicy) -> None:
+    """B2C Results and queue timeouts, Transaction Status Results and queue timeouts."""
+    handlers.register(B2C_RESULT, B2cResultHandler(reader))
+    handlers.register(B2C_TIMEOUT, B2cTimeoutHandler(reader, policy))
+    handlers.register(STATUS_RESULT, StatusResultHandler(reader, policy))
+    handlers.register(STATUS_TIMEOUT, StatusResultHandler(reader, policy, timeout=True))

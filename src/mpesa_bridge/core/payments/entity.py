@@ -9,6 +9,8 @@ from typing import Any
 from mpesa_bridge.core.c2b.entity import C2B_PAYMENT
 from mpesa_bridge.core.checkout.entity import CHECKOUT_SESSION
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.payouts.entity import PAYOUT
+from mpesa_bridge.core.status_queries.entity import STATUS_QUERY
 
 
 @dataclass(eq=False)
@@ -83,6 +85,8 @@ SUBJECT_TYPES = {"pay_": PAYMENT, "cs_": CHECKOUT_SESSION}
 SUBJECT_TYPES["c2b_"] = C2B_PAYMENT  # customers' till and paybill payments (docs/c2b.md)
 SUBJECT_TYPES["rev_"] = "reversal"  # core.reversals
 SUBJECT_TYPES["bq_"] = "balance_query"  # core.balances
+SUBJECT_TYPES["po_"] = PAYOUT
+SUBJECT_TYPES["tsq_"] = STATUS_QUERY
 
 
 @dataclass(frozen=True)

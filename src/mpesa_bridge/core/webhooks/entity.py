@@ -10,13 +10,16 @@ from mpesa_bridge.core.balances.entity import BalanceQueryEventType
 from mpesa_bridge.core.c2b.entity import C2BEventType
 from mpesa_bridge.core.checkout.entity import CheckoutEventType
 from mpesa_bridge.core.payments.entity import EventType, OutboxEvent
+from mpesa_bridge.core.payouts.entity import PayoutEvent
 from mpesa_bridge.core.reversals.entity import ReversalEventType
+from mpesa_bridge.core.status_queries.entity import StatusQueryEvent
 
 ENDPOINT_DISABLED = "endpoint.disabled"
 # What `enabled_events` may name; "*" alone means every type, present and future.
 EVENT_TYPES: tuple[str, ...] = (*EventType.ALL, *CheckoutEventType.ALL, ENDPOINT_DISABLED)
 EVENT_TYPES = (*EVENT_TYPES, *C2BEventType.ALL)  # C2B payments (docs/c2b.md)
 EVENT_TYPES += (*ReversalEventType.ALL, *BalanceQueryEventType.ALL)  # core.reversals, core.balances
+EVENT_TYPES += (*PayoutEvent.ALL, *StatusQueryEvent.ALL)  # core/payouts, core/status_queries
 ALL_EVENTS = "*"
 
 
