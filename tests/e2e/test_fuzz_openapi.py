@@ -282,7 +282,7 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
         return [operation.Case(), operation.Case(query={"limit": 1})]
     if label == "POST /v1/balance_queries":
         return [operation.Case(body={}), operation.Case(body={"wait": 0})]
-    if label == "GET /v1/balance_queries/{query_id}":
+    if label == "GET /v1/balance_queries/{balance_query_id}":
         query = stack.tenant("POST", "/v1/balance_queries", json={})
         return [operation.Case(path_parameters={"query_id": query["id"]})]
     if label.startswith(("GET /v1/payments/", "POST /v1/payments/")):
@@ -372,7 +372,7 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
         return [operation.Case(path_parameters={"payout_id": made["id"]})]
     if label == "POST /v1/transaction_status_queries":
         return [operation.Case(body={"transaction_id": "SG632NMUAB"}, query={"wait": 1})]
-    if "/v1/transaction_status_queries/{query_id}" in label:
+    if "/v1/transaction_status_queries/{status_query_id}" in label:
         headers = {"Authorization": f"Bearer {stack.test_key}"}
         made = stack.http.post(
             f"{stack.bridge.url}/v1/transaction_status_queries", json={"transaction_id": "SG632NMUAB"}, headers=headers

@@ -61,11 +61,11 @@ PATH_VALUES = {
     "key_id": "{{keyId}}",
     "expected_id": "{{expectedPaymentId}}",
     "payout_id": "{{payoutId}}",
-    "query_id": "{{statusQueryId}}",
+    "status_query_id": "{{statusQueryId}}",
     "mode": "test",
 }
 PATH_VALUES["reversal_id"] = "{{reversalId}}"  # reversals
-PATH_VALUES["query_id"] = "{{balanceQueryId}}"  # balance queries
+PATH_VALUES["balance_query_id"] = "{{balanceQueryId}}"  # balance queries
 # Collection variables: what a run starts with. The empty ones are filled by the test scripts.
 VARIABLES = {
     "baseUrl": SERVER_URL,

@@ -28,8 +28,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, BinaryIO, TypeVar
 
-import xlsxwriter
-
 from mpesa_bridge.core.clock import NAIROBI
 from mpesa_bridge.core.payments.entity import Payment
 from mpesa_bridge.core.phone import mask_phone
@@ -135,6 +133,8 @@ class _Sheets:
         options: dict[str, Any] = {"constant_memory": True, "strings_to_formulas": False}
         if tmp_dir is not None:
             options["tmpdir"] = tmp_dir
+        import xlsxwriter  # only for an export: ~2 MB a serving bridge need not hold (`make bench` B7)
+
         self.book = xlsxwriter.Workbook(path, options)
         self._date = self.book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
         self._bold = self.book.add_format({"bold": True})

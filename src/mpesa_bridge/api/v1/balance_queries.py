@@ -117,6 +117,6 @@ async def list_balance_queries(
     return list_page(list(rows), limit, balance_query_public)
 
 
-@router.get("/{query_id}", response_model=BalanceQueryPublic, responses=_ERRORS, summary="Read a balance query")
-async def get_balance_query(runtime: RuntimeDep, tenant: TenantDep, query_id: str) -> JSONResponse:
-    return JSONResponse(balance_query_public(await runtime.balance_queries.get(tenant, query_id)))
+@router.get("/{balance_query_id}", response_model=BalanceQueryPublic, responses=_ERRORS, summary="Read a balance query")
+async def get_balance_query(runtime: RuntimeDep, tenant: TenantDep, balance_query_id: str) -> JSONResponse:
+    return JSONResponse(balance_query_public(await runtime.balance_queries.get(tenant, balance_query_id)))

@@ -98,14 +98,14 @@ async def list_transaction_status_queries(
 
 
 @router.get(
-    "/v1/transaction_status_queries/{query_id}",
+    "/v1/transaction_status_queries/{status_query_id}",
     response_model=StatusQueryPublic,
     responses=_ERRORS,
     summary="Read a Transaction Status query",
 )
 async def get_transaction_status_query(
-    runtime: RuntimeDep, tenant: TenantDep, query_id: str, wait: WaitQuery = 0.0
+    runtime: RuntimeDep, tenant: TenantDep, status_query_id: str, wait: WaitQuery = 0.0
 ) -> JSONResponse:
     if wait > 0:
-        return JSONResponse(status_query_public(await runtime.status_queries.wait(tenant, query_id, wait)))
-    return JSONResponse(status_query_public(await runtime.status_queries.get(tenant, query_id)))
+        return JSONResponse(status_query_public(await runtime.status_queries.wait(tenant, status_query_id, wait)))
+    return JSONResponse(status_query_public(await runtime.status_queries.get(tenant, status_query_id)))

@@ -9,10 +9,18 @@
 Everything goes through the service the API uses (`runtime.payouts`) and the API's validation; the
 actor is the person (`person:<id>`), so a payout a person created needs another person — or an API
 key — to approve it. Every change is recorded in the audit trail.
+
+The send form carries a token made when the page was drawn, used as the payout's Idempotency-Key
+(scope `dashboard-payout:<project>:<mode>`, bound in the payout's own transaction): a double click,
+a resent form or a retry after a lost answer shows the payout the first submission made and never
+sends a second.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -20,14 +28,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mpesa_bridge.core.errors import BridgeError, InvalidRequest
+from mpesa_bridge.core.ids import new_token
 from mpesa_bridge.core.payouts.entity import Payout, actor_of_person
 from mpesa_bridge.core.payouts.ports import PayoutFilter
 from mpesa_bridge.core.payouts.status import PayoutStatus
 from mpesa_bridge.core.payouts.validation import COMMAND_IDS, validate_payout_create
 from mpesa_bridge.core.people.entity import Role
+from mpesa_bridge.core.ports import IdempotencyBinding
+from mpesa_bridge.core.sealing import idempotency_context, idempotency_secret_context
 from mpesa_bridge.dashboard.auth import Viewer, page, runtime_of
 from mpesa_bridge.dashboard.i18n import translator
 from mpesa_bridge.dashboard.web import language_of, render
+from mpesa_bridge.storage import idempotency
 
 router = APIRouter()
 ViewerDep = Annotated[Viewer, Depends(page())]
@@ -39,6 +51,10 @@ NOTICES = {
     "approved": "Approved and sent.",
     "rejected": "Rejected: it will not be sent.",
 }
+FORM_SCOPE = "dashboard-payout"
+_SUBMISSION = re.compile(r"[A-Za-z0-9_-]{16,64}")
+STALE_FORM = "This form was already used for another payout, or is out of date: check the list, then send again."
+BEING_SENT = "This payout is being sent already: it appears in the list below."
 FIELD_MESSAGES = {
     "phone": "Enter a Kenyan M-Pesa number, such as 0712 345 678.",
     "amount": "Enter a whole number of shillings, from 10 to 250,000.",
@@ -97,6 +113,7 @@ async def _list_page(
         "notice": NOTICES.get(request.query_params.get("done", "")),
         "problem": problem,
         "can_change": viewer.can(Role.DEVELOPER),
+        "submission": new_token(),  # the send form's Idempotency-Key (module docstring)
     }
     return render(request, "payouts.html", context, status=status)
 
@@ -127,13 +144,56 @@ async def create_payout(request: Request, viewer: DeveloperDep) -> Response:
         field = exc.param if exc.param in FIELD_MESSAGES else "*"
         errors = {exc.param or "phone": t(FIELD_MESSAGES[field])}
         return await _list_page(request, viewer, errors=errors, values=typed, status=400)
+    submission = str(form.get("submission", ""))
+    if not _SUBMISSION.fullmatch(submission):
+        return await _list_page(request, viewer, values=typed, problem=t(STALE_FORM), status=409)
+    scope = f"{FORM_SCOPE}:{viewer.tenant.project_id}:{viewer.tenant.mode.value}"
+    asked_hash = hashlib.sha256(json.dumps([_actor(viewer), typed], sort_keys=True).encode()).hexdigest()
+    now = runtime.clock.now()
+    settings = runtime.settings
+    claim = await idempotency.claim(
+        runtime.db,
+        scope,
+        submission,
+        asked_hash,
+        now,
+        ttl=settings.idempotency_ttl,
+        lock_timeout=settings.idempotency_lock_timeout,
+    )
+    if claim.outcome == "replay":
+        made = runtime.box.open((claim.body or b"").decode(), context=idempotency_context(scope, submission))
+        return RedirectResponse(f"/dashboard/payouts/{made}", status_code=303)
+    if claim.outcome in ("reused", "in_progress"):
+        problem = t(STALE_FORM) if claim.outcome == "reused" else t(BEING_SENT)
+        return await _list_page(request, viewer, values=typed, problem=problem, status=409)
+    owner = claim.owner or ""
+    if claim.outcome == "recover":  # the first submission created it and died before answering
+        return await _answered(runtime, scope, submission, owner, claim.resource_id or "")
+    binding = IdempotencyBinding(
+        scope,
+        submission,
+        owner,
+        seal=lambda text: runtime.box.seal(text, context=idempotency_secret_context(scope, submission)),
+    )
     try:
-        payout = await runtime.payouts.create(viewer.tenant, _actor(viewer), asked)
+        payout = await runtime.payouts.create(viewer.tenant, _actor(viewer), asked, binding)
     except BridgeError as exc:  # a limit, or the mode's Daraja settings
+        await idempotency.release(runtime.db, scope, submission, owner)
         return await _list_page(request, viewer, values=typed, problem=exc.message, status=422)
+    except BaseException:
+        await idempotency.release(runtime.db, scope, submission, owner)
+        raise
     await _record(request, viewer, "payout.created", payout.id, f"{payout.amount}")
     done = "held" if payout.status is PayoutStatus.PENDING_APPROVAL else "sent"
-    return RedirectResponse(f"/dashboard/payouts/{payout.id}?done={done}", status_code=303)
+    return await _answered(runtime, scope, submission, owner, payout.id, done)
+
+
+async def _answered(runtime: Any, scope: str, key: str, owner: str, payout_id: str, done: str = "") -> Response:
+    """Remember the answer under the form's key (sealed, as the API's answers are), then show it."""
+    sealed = runtime.box.seal(payout_id, context=idempotency_context(scope, key)).encode()
+    await idempotency.complete(runtime.db, scope, key, owner, 303, sealed)
+    query = f"?done={done}" if done else ""
+    return RedirectResponse(f"/dashboard/payouts/{payout_id}{query}", status_code=303)
 
 
 @router.get("/payouts/{payout_id}")
