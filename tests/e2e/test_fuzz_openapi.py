@@ -284,7 +284,7 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
         return [operation.Case(body={}), operation.Case(body={"wait": 0})]
     if label == "GET /v1/balance_queries/{balance_query_id}":
         query = stack.tenant("POST", "/v1/balance_queries", json={})
-        return [operation.Case(path_parameters={"query_id": query["id"]})]
+        return [operation.Case(path_parameters={"balance_query_id": query["id"]})]
     if label.startswith(("GET /v1/payments/", "POST /v1/payments/")):
         # Not the schema's example phone (0708374149): the fuzzing before may have just prompted it, and
         # a prompt still open makes the next push to that phone 409 phone_busy.
@@ -377,7 +377,7 @@ def known_cases(stack: Stack, operation: APIOperation) -> list[Case]:
         made = stack.http.post(
             f"{stack.bridge.url}/v1/transaction_status_queries", json={"transaction_id": "SG632NMUAB"}, headers=headers
         ).json()
-        return [operation.Case(path_parameters={"query_id": made["id"]}, query={"wait": 1})]
+        return [operation.Case(path_parameters={"status_query_id": made["id"]}, query={"wait": 1})]
     if label == "POST /v1/admin/projects":
         return [operation.Case(body={"name": "Known", "test": SIMULATOR_DARAJA}, media_type="application/json")]
     if "{project_id}" in label or label == "POST /v1/admin/keys/{key_id}/revoke":

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from mpesa_bridge.storage.db import normalise_url
-from mpesa_bridge.storage.migrate import downgrade, head_revision, upgrade
+from mpesa_bridge.storage.db import Database, normalise_url
+from mpesa_bridge.storage.migrate import at_head, downgrade, file_head, head_revision, upgrade
 from mpesa_bridge.storage.tables import metadata
 from tests.fixtures.database import create_pg_database, drop_pg_database
 
@@ -63,3 +63,21 @@ def test_downgrade_and_upgrade_round_trip(empty_url: str) -> None:
     upgrade(empty_url)
     diff, revision, _ = asyncio.run(_diff_and_revision(empty_url))
     assert diff == [] and revision == head_revision()
+
+
+def test_readiness_reads_the_head_and_the_stamp_as_alembic_does(empty_url: str) -> None:
+    """`/readyz` (`at_head`) reads without Alembic: the same head, the same stamp, behind or not."""
+    assert file_head() == head_revision()
+
+    async def ready() -> bool:
+        db = Database(empty_url)
+        try:
+            return await at_head(db)
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(ready()) is False  # not migrated: no alembic_version table
+    upgrade(empty_url, "0016")
+    assert asyncio.run(ready()) is False  # behind
+    upgrade(empty_url)
+    assert asyncio.run(ready()) is True

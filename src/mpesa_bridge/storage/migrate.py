@@ -1,14 +1,19 @@
 """Alembic, driven from code: `mpesa-bridge db upgrade` and start-up in development call these.
 
 Alembic is imported where it is used: a serving bridge that does not migrate never loads it (~10 MB
-of resident memory, `make bench` B7).
+of resident memory, `make bench` B7). `/readyz` asks `at_head`, which reads the head from the
+migration files' `revision`/`down_revision` lines and the database's from `alembic_version` — the
+same answers as Alembic's (tests/integration/test_migrations.py holds them to it).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from mpesa_bridge.storage.db import Database, ensure_sqlite_dir, normalise_url
@@ -62,4 +67,36 @@ async def current_revision(db: Database) -> str | None:
 
 
 async def at_head(db: Database) -> bool:
-    return await current_revision(db) == head_revision()
+    async with db.read_engine.connect() as conn:
+        current = await conn.run_sync(_stamped)
+    return current == file_head()
+
+
+_REVISION = re.compile(r'^revision: str = "([^"]+)"$', re.MULTILINE)
+_DOWN = re.compile(r'^down_revision: str \| None = (?:"([^"]+)"|None)$', re.MULTILINE)
+
+
+@functools.cache
+def file_head() -> str:
+    """The head revision, read from the migration files without Alembic (one chain, no branches)."""
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(text), _DOWN.search(text)
+        if revision is None or down is None:  # pragma: no cover - every migration declares both
+            raise RuntimeError(f"{path.name}: no revision/down_revision line")
+        revisions.add(revision.group(1))
+        if down.group(1):
+            downs.add(down.group(1))
+    heads = revisions - downs
+    if len(heads) != 1:  # pragma: no cover - a branch: Alembic would refuse it too
+        raise RuntimeError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
+
+
+def _stamped(conn: Connection) -> str | None:
+    """The revision in `alembic_version` (None: not migrated), as Alembic itself would read it."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
