@@ -57,6 +57,7 @@ from mpesa_bridge.daraja import (
     DarajaAuthError,
     DarajaClient,
     DarajaCredentials,
+    DarajaDuplicateRequest,
     DarajaError,
     DarajaRejected,
     DarajaResponseError,
@@ -423,7 +424,7 @@ class DarajaGatewayAdapter:
         fields = {"env": account.environment.value, "short_code": command.short_code}
         log.info("daraja.reversal.sending", amount=command.amount, **fields)
         try:
-            accepted = await self._initiator(account, "reversal", lambda client: client.reversal(request))
+            accepted = await self.send_initiator(account, "reversal", lambda client: client.reversal(request))
         except GatewayError as exc:
             log.warning("daraja.reversal.failed", code=exc.code, **fields)
             raise
@@ -444,24 +445,32 @@ class DarajaGatewayAdapter:
         )
         fields = {"env": account.environment.value, "short_code": command.short_code}
         try:
-            accepted = await self._initiator(account, "account_balance", lambda client: client.account_balance(request))
+            accepted = await self.send_initiator(
+                account, "account_balance", lambda client: client.account_balance(request)
+            )
         except GatewayError as exc:
             log.warning("daraja.account_balance.failed", code=exc.code, **fields)
             raise
         log.info("daraja.account_balance.queued", conversation_id=accepted.conversation_id, **fields)
         return InitiatorQueued(accepted.conversation_id, accepted.originator_conversation_id)
 
-    async def _initiator(
+    async def send_initiator(
         self,
         account: DarajaAccount,
         operation: str,
         send: Callable[[DarajaClient], Awaitable[InitiatorAccepted]],
     ) -> InitiatorAccepted:
-        """One initiator request; the client's errors translated as for the push."""
+        """One initiator request (B2C, status, balance, reversal: `daraja/payouts.py` too); the
+        client's errors translated as for the push. A duplicate OriginatorConversationID means an
+        earlier request with it reached Daraja: its outcome is what counts, so it is unknown."""
         try:
             return await send(self.client(account))
         except DarajaValidationError as exc:
             raise PushRejected(f"refused before sending: {exc}", code="invalid_for_daraja") from exc
+        except DarajaDuplicateRequest as exc:
+            raise PushOutcomeUnknown(
+                "Daraja has seen this OriginatorConversationID", code="duplicate_originator"
+            ) from exc
         except DarajaRejected as exc:
             raise PushRejected(_describe(exc), code=_rejection_code(exc)) from exc
         except DarajaThrottled as exc:

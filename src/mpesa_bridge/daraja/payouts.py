@@ -1,7 +1,8 @@
 """The core's `InitiatorGateway` (B2C, Transaction Status) and `InitiatorResultReader` over the
 Daraja client, beside `gateway.py` whose clients, token cache and initiator credential it uses.
 
-Client errors become the core's gateway errors here, as in `gateway.py`:
+Client errors become the core's gateway errors at the adapter's one choke point for initiator
+requests (`DarajaGatewayAdapter.send_initiator`):
 
     DarajaValidationError, DarajaRejected          -> PushRejected        (nothing happened)
     DarajaDuplicateRequest (500.002.1001)          -> PushOutcomeUnknown  (an earlier request with
@@ -29,15 +30,8 @@ from mpesa_bridge.core.phone import mask_phone
 from mpesa_bridge.core.ports import PushNotSent, PushOutcomeUnknown, PushRejected
 from mpesa_bridge.daraja import (
     B2cPaymentRequest,
-    DarajaAuthError,
     DarajaClient,
-    DarajaDuplicateRequest,
-    DarajaError,
     DarajaMalformedResult,
-    DarajaRejected,
-    DarajaThrottled,
-    DarajaValidationError,
-    InitiatorAccepted,
     InitiatorResult,
     TransactionStatusRequest,
     b2c_details,
@@ -78,9 +72,11 @@ class PayoutGateway:
             occasion=command.occasion,
         )
         log.info("daraja.b2c.sending", amount=command.amount, version=command.version, **fields)
-        client = self._gateway.client(account)
+        version = cast(Any, command.version)
         try:
-            accepted = await _call(client.b2c_payment(request, version=cast(Any, command.version)), money=True)
+            accepted = await self._gateway.send_initiator(
+                account, "b2c_payment", lambda client: client.b2c_payment(request, version=version)
+            )
         except (PushRejected, PushNotSent, PushOutcomeUnknown) as exc:
             log.warning("daraja.b2c.failed", code=exc.code, **fields)
             raise
@@ -100,34 +96,11 @@ class PayoutGateway:
             transaction_id=command.transaction_id,
             original_conversation_id=command.original_conversation_id,
         )
-        accepted = await _call(self._gateway.client(account).transaction_status(request), money=False)
+        accepted = await self._gateway.send_initiator(
+            account, "transaction_status", lambda client: client.transaction_status(request)
+        )
         log.info("daraja.transaction_status.accepted", conversation_id=accepted.conversation_id)
         return InitiatorAck(accepted.conversation_id, accepted.originator_conversation_id)
-
-
-async def _call(pending: Any, *, money: bool) -> InitiatorAccepted:
-    try:
-        return cast(InitiatorAccepted, await pending)
-    except DarajaValidationError as exc:
-        raise PushRejected(f"refused before sending: {exc}", code="invalid_for_daraja") from exc
-    except DarajaDuplicateRequest as exc:
-        # Only possible if a request with this id already left: its outcome is what counts.
-        raise PushOutcomeUnknown("Daraja has seen this OriginatorConversationID", code="duplicate_originator") from exc
-    except DarajaRejected as exc:
-        message = exc.error_message or "Daraja rejected the request"
-        raise PushRejected(
-            f"{message} ({exc.error_code})" if exc.error_code else message, code="daraja_rejected"
-        ) from exc
-    except DarajaThrottled as exc:
-        raise PushNotSent("Daraja is throttling requests; try again shortly", code="daraja_throttled") from exc
-    except DarajaAuthError as exc:
-        raise PushNotSent("Daraja refused this project's credentials", code="daraja_auth_failed") from exc
-    except DarajaError as exc:
-        if exc.outcome_unknown and money:
-            raise PushOutcomeUnknown("Daraja did not answer", code="daraja_no_answer") from exc
-        if exc.outcome_unknown:
-            raise PushOutcomeUnknown("Daraja did not answer the query", code="daraja_no_answer") from exc
-        raise PushNotSent("Daraja could not be reached", code="daraja_unreachable") from exc
 
 
 def _parse(body: bytes) -> InitiatorResult:
