@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -208,6 +209,17 @@ def processes_env(processes: int) -> dict[str, str]:
     """`serve --workers N`: the mounted simulator is one process's (and refused with N > 1), so
     runs compared across process counts all go without it."""
     return {"MPESA_BRIDGE_WORKERS": str(processes), "MPESA_BRIDGE_SIMULATOR_ENABLED": "false"}
+
+
+def requests_in_progress(server: Server) -> float:
+    """The bridge's `mpesa_bridge_http_requests_in_progress` (its own /metrics, open in development):
+    a request whose client has gone is counted until the bridge has finished it."""
+    response = httpx.get(server.url + "/metrics", timeout=5.0)
+    response.raise_for_status()
+    for family in text_string_to_metric_families(response.text):
+        if family.name == "mpesa_bridge_http_requests_in_progress":
+            return sum(sample.value for sample in family.samples)
+    raise AssertionError("the bridge's /metrics has no mpesa_bridge_http_requests_in_progress")
 
 
 def admin_create_project(server: Server, name: str = "bench") -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 from starlette.routing import Mount
 
-from mpesa_bridge.api.metrics import CALLBACK_ROUTE, UNMATCHED, MetricsAccess, route_template
+from mpesa_bridge.api.metrics import CALLBACK_ROUTE, UNMATCHED, MetricsAccess, MetricsMiddleware, route_template
 from mpesa_bridge.config import Settings
-from mpesa_bridge.observability.instruments import COUNTED, status_class
+from mpesa_bridge.observability.instruments import COUNTED, HTTP_REQUESTS_IN_PROGRESS, status_class
 
 PRODUCTION = {
     "env": "production",
@@ -78,3 +79,26 @@ def test_route_templates_never_carry_the_raw_path() -> None:
 def test_status_classes_and_instrument_names() -> None:
     assert [status_class(s) for s in (200, 302, 404, 503)] == ["2xx", "3xx", "4xx", "5xx"]
     assert all(metric._name.startswith("mpesa_bridge_") for metric in COUNTED)
+
+
+async def test_a_request_is_in_progress_until_the_app_has_finished_it() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        started.set()
+        await release.wait()  # still storing a callback after its client left, say
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message: Any) -> None:
+        return None
+
+    middleware = MetricsMiddleware(slow_app, access=access(), runtime=lambda: None)
+    before = HTTP_REQUESTS_IN_PROGRESS.labels("POST")._value.get()
+    request = {"type": "http", "path": "/v1/payments", "method": "POST", "headers": [], "root_path": ""}
+    task = asyncio.create_task(middleware(request, None, send))
+    await asyncio.wait_for(started.wait(), 5)
+    assert HTTP_REQUESTS_IN_PROGRESS.labels("POST")._value.get() == before + 1
+    release.set()
+    await asyncio.wait_for(task, 5)
+    assert HTTP_REQUESTS_IN_PROGRESS.labels("POST")._value.get() == before

@@ -11,7 +11,8 @@ Who may read `/metrics` (docs/operations.md, "Metrics"):
 Requests are timed by route template (`/v1/payments/{payment_id}`, never the raw path, so the
 number of series stays bounded), method and status class. A mounted app without routes of its
 own counts as its mount (`/socket.io/*`); a path no route matched as `unmatched`. The cost on the
-hot path is two clock reads, a dict lookup and one histogram observation (docs/operations.md).
+hot path is two clock reads, a dict lookup, one histogram observation and the in-progress gauge's
+two steps (docs/operations.md). `/metrics` itself is neither timed nor counted in progress.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ from mpesa_bridge.api.callbacks import CALLBACKS_PREFIX
 from mpesa_bridge.api.errors import error_reply
 from mpesa_bridge.config import Settings
 from mpesa_bridge.logging import get_logger
-from mpesa_bridge.observability.instruments import HTTP_REQUEST_SECONDS, PREFIX, status_class
+from mpesa_bridge.observability.instruments import (
+    HTTP_REQUEST_SECONDS,
+    HTTP_REQUESTS_IN_PROGRESS,
+    PREFIX,
+    status_class,
+)
 from mpesa_bridge.observability.multiprocess import render_counted
 from mpesa_bridge.storage.metrics import DatabaseGauges, read_gauges
 
@@ -142,6 +148,7 @@ class MetricsMiddleware:
         # (route, method, status class) -> its histogram child: prometheus-client's own `labels()`
         # validates and locks on every call; this lookup is a dict's. Bounded: templates x methods x 5.
         self._children: dict[tuple[str, str, str], Any] = {}
+        self._in_progress: dict[str, Any] = {}  # method -> its gauge child, the same way
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,11 +169,17 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        method = scope["method"]
+        in_progress = self._in_progress.get(method)
+        if in_progress is None:
+            in_progress = self._in_progress[method] = HTTP_REQUESTS_IN_PROGRESS.labels(method)
+        in_progress.inc()
         try:
             await self.app(scope, receive, send_status)
         finally:
+            in_progress.dec()
             elapsed = time.perf_counter() - started
-            key = (route_template(scope, root_path), scope["method"], status_class(status))
+            key = (route_template(scope, root_path), method, status_class(status))
             child = self._children.get(key)
             if child is None:
                 child = self._children[key] = HTTP_REQUEST_SECONDS.labels(*key)

@@ -21,6 +21,12 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["route", "method", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+HTTP_REQUESTS_IN_PROGRESS = Gauge(
+    f"{PREFIX}_http_requests_in_progress",
+    "HTTP requests being answered (open SSE streams included), by method, summed over the live server processes",
+    ["method"],  # a label, like every instrument: multiprocess mode makes its values when labelled
+    multiprocess_mode="livesum",
+)
 CALLBACKS_RECEIVED = Counter(
     f"{PREFIX}_callbacks_received_total",
     "Daraja callbacks stored by the inbox, by kind and outcome (stored: to be applied; flagged: kept, never applied)",
@@ -64,6 +70,7 @@ REALTIME_CONNECTIONS = Gauge(
 #: The database gauges are listed in `storage/metrics.py` (GAUGES) and added by the scrape.
 COUNTED = (
     HTTP_REQUEST_SECONDS,
+    HTTP_REQUESTS_IN_PROGRESS,
     CALLBACKS_RECEIVED,
     CALLBACKS_APPLIED,
     DARAJA_CALLS,
