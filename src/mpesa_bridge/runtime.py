@@ -4,7 +4,6 @@ replay guard, address lists, SSE tails) is built by the app's lifespan (`api/par
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -72,7 +71,7 @@ from mpesa_bridge.routes import CALLBACK_PATH, CALLBACKS_PREFIX
 from mpesa_bridge.storage import idempotency
 from mpesa_bridge.storage.analytics import analytics_reader
 from mpesa_bridge.storage.db import Database
-from mpesa_bridge.storage.migrate import upgrade
+from mpesa_bridge.storage.migrate import upgrade_at_start
 from mpesa_bridge.storage.people import PeopleStorage
 from mpesa_bridge.storage.sealed import check_master_keys
 from mpesa_bridge.storage.webhooks import WebhookStorage
@@ -228,7 +227,7 @@ def register_initiator_handlers(inbox: Inbox) -> None:
 
 
 async def migrate(settings: Settings) -> None:
-    await asyncio.to_thread(upgrade, settings.resolved_database_url)
+    await upgrade_at_start(settings.resolved_database_url)
 
 
 async def build_runtime(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from mpesa_bridge.storage.db import Database, normalise_url
-from mpesa_bridge.storage.migrate import at_head, downgrade, file_head, head_revision, upgrade
+from mpesa_bridge.storage.migrate import (
+    MigrationFailed,
+    at_head,
+    downgrade,
+    file_head,
+    head_revision,
+    upgrade,
+    upgrade_at_start,
+)
 from mpesa_bridge.storage.tables import metadata
 from tests.fixtures.database import create_pg_database, drop_pg_database
 
@@ -81,3 +91,44 @@ def test_readiness_reads_the_head_and_the_stamp_as_alembic_does(empty_url: str) 
     assert asyncio.run(ready()) is False  # behind
     upgrade(empty_url)
     assert asyncio.run(ready()) is True
+
+
+def test_start_up_migrates_in_a_child_and_never_loads_alembic_here(empty_url: str) -> None:
+    # A fresh interpreter: this test process has imported Alembic long ago.
+    script = (
+        "import asyncio, sys\n"
+        "from mpesa_bridge.storage.migrate import upgrade_at_start\n"
+        "asyncio.run(upgrade_at_start(sys.argv[1]))\n"
+        "print(sorted(m for m in sys.modules if m == 'alembic' or m.startswith('alembic.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, empty_url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    _, revision, _ = asyncio.run(_diff_and_revision(empty_url))
+    assert revision == head_revision()
+
+
+def test_start_up_at_the_head_starts_no_child(empty_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    upgrade(empty_url)
+
+    async def no_child(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a child process was started for a database at the head")
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", no_child)
+    asyncio.run(upgrade_at_start(empty_url))
+
+
+def test_a_failed_start_up_migration_says_why_without_the_password(tmp_path: Path) -> None:
+    url = "postgresql://bridge:s3cret-pass@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    with pytest.raises(Exception) as raised:
+        asyncio.run(upgrade_at_start(url))
+    assert "s3cret-pass" not in str(raised.value)
+
+
+def test_a_child_that_fails_is_a_start_up_error_with_its_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "from-the-future.db"
+    with sa.create_engine(f"sqlite:///{path}").begin() as conn:  # stamped by a newer bridge, say
+        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('9999_from_the_future')"))
+    with pytest.raises(MigrationFailed, match="9999_from_the_future"):
+        asyncio.run(upgrade_at_start(f"sqlite:///{path}"))

@@ -1,20 +1,24 @@
 """Alembic, driven from code: `mpesa-bridge db upgrade` and start-up in development call these.
 
-Alembic is imported where it is used: a serving bridge that does not migrate never loads it (~10 MB
-of resident memory, `make bench` B7). `/readyz` asks `at_head`, which reads the head from the
+Alembic is imported where it is used: a serving bridge never loads it (~10 MB of resident memory,
+`make bench` B7). Start-up in development migrates in a child process (`upgrade_at_start`), and only
+when the database is not at the head already. `/readyz` asks `at_head`, which reads the head from the
 migration files' `revision`/`down_revision` lines and the database's from `alembic_version` — the
 same answers as Alembic's (tests/integration/test_migrations.py holds them to it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
+from sqlalchemy import Connection, make_url
 
 from mpesa_bridge.storage.db import Database, ensure_sqlite_dir, normalise_url
 
@@ -47,6 +51,45 @@ def upgrade(url: str, revision: str = "head") -> None:
 
     ensure_sqlite_dir(normalise_url(url))
     command.upgrade(alembic_config(url), revision)
+
+
+_CHILD_URL = "_MPESA_BRIDGE_MIGRATE_URL"  # the URL reaches the child by environment, never its argv (ps)
+_CHILD = "from mpesa_bridge.storage.migrate import _upgrade_in_child; _upgrade_in_child()"
+
+
+class MigrationFailed(RuntimeError):
+    """The start-up migration's child process failed; the message holds the last line it printed."""
+
+
+async def upgrade_at_start(url: str) -> None:
+    """Bring the database to the head before the server starts: nothing when it is there already
+    (read without Alembic), else `upgrade` in a child process, so that this process never holds
+    Alembic. An in-memory SQLite database lives in this process only: migrated here."""
+    normalised = normalise_url(url)
+    parsed = make_url(normalised)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        await asyncio.to_thread(upgrade, url)
+        return
+    ensure_sqlite_dir(normalised)
+    db = Database(url)
+    try:
+        if await at_head(db):
+            return
+    finally:
+        await db.dispose()
+    env = {**os.environ, _CHILD_URL: url}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CHILD, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await child.communicate()
+    if child.returncode != 0:
+        lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+        last = lines[-1] if lines else "no output"
+        raise MigrationFailed(f"migrating the database at start-up failed (exit {child.returncode}): {last}")
+
+
+def _upgrade_in_child() -> None:
+    upgrade(os.environ[_CHILD_URL])
 
 
 def downgrade(url: str, revision: str) -> None:
