@@ -52,6 +52,7 @@ from mpesa_bridge.core.payouts.service import PayoutService
 from mpesa_bridge.core.people.passwords import PasswordHasher
 from mpesa_bridge.core.people.service import PeoplePolicy, PeopleService
 from mpesa_bridge.core.projects import DarajaEnvironment, DarajaSettingsInput
+from mpesa_bridge.core.reversals.reconcile import ReversalReconciler
 from mpesa_bridge.core.reversals.results import ReversalResultHandler, ReversalTimeoutHandler
 from mpesa_bridge.core.reversals.service import ReversalService
 from mpesa_bridge.core.status_queries.service import StatusQueryService
@@ -121,6 +122,7 @@ class Runtime:
     payouts: PayoutService  # B2C payouts (core/payouts/)
     status_queries: StatusQueryService  # Transaction Status queries (core/status_queries/)
     payout_reconciler: PayoutReconciler  # settles sending/unknown payouts by Transaction Status
+    reversal_reconciler: ReversalReconciler  # asks Transaction Status about unknown reversals
     # The outgoing HTTP clients (Daraja's, the webhook sender's): held only to be closed.
     clients: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     loops: list[_Loop] = field(default_factory=list)
@@ -132,7 +134,11 @@ class Runtime:
         loops: list[_Loop] = [self.inbox]
         if timed:
             loops += [ReconcileLoop(self.reconciler, self.settings.reconcile_interval), self.delivery]
-            loops.append(PayoutReconcileLoop(self.payout_reconciler, self.settings.reconcile_interval))
+            loops.append(
+                PayoutReconcileLoop(
+                    self.payout_reconciler, self.settings.reconcile_interval, reversals=self.reversal_reconciler
+                )
+            )
         tasks: list[Callable[[], Awaitable[int]]] = [
             lambda: idempotency.prune(self.db, self.clock.now()),
             self.people.prune_sessions,
@@ -373,13 +379,20 @@ async def build_runtime(
             max_amount=settings.max_amount,
         ),
         c2b_validator=C2BValidator(db, read_c2b_body, asker, box, clock, timeout=settings.c2b_validation_timeout),
-        reversals=ReversalService(db, gateway, projects, clock, initiator_url),
+        reversals=ReversalService(db, gateway, projects, clock, initiator_url, result_wait=payout_policy.result_wait),
         balance_queries=BalanceQueryService(db, gateway, projects, clock, initiator_url),
         payouts=payouts,
         status_queries=status_queries,
         payout_reconciler=PayoutReconciler(
             db,
             payouts,
+            status_queries,
+            clock,
+            payout_policy,
+            hold=2 * (settings.daraja_connect_timeout + settings.daraja_timeout) + 30.0,
+        ),
+        reversal_reconciler=ReversalReconciler(
+            db,
             status_queries,
             clock,
             payout_policy,

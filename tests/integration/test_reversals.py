@@ -235,3 +235,96 @@ async def test_a_balance_query_without_wait_is_pending_then_completed(bridge: In
     assert (await event_types(bridge, tenant)).count("balance_query.completed") == 1
     bad = await bridge.client.post("/v1/balance_queries", json={"wait": 31}, headers=tenant.headers())
     assert bad.status_code == 400
+
+
+async def apply_stored(bridge: InProcessBridge, kind: str) -> dict[str, Any]:
+    """Apply the one stored callback of `kind` now (the inbox worker is stopped); its row afterwards."""
+    (row,) = [r for r in await stored(bridge) if r["kind"] == kind and r["state"] == "received"]
+    assert await bridge.runtime.inbox.process(row["id"])
+    (after,) = [r for r in await stored(bridge) if r["id"] == row["id"]]
+    return after
+
+
+async def received(bridge: InProcessBridge, kind: str) -> bool:
+    return any(r["kind"] == kind and r["state"] == "received" for r in await stored(bridge))
+
+
+async def test_a_reversal_whose_result_is_late_is_settled_by_transaction_status(bridge: InProcessBridge) -> None:
+    tenant = await bridge.create_project()
+    payment = await paid(bridge, tenant)
+    await bridge.runtime.inbox.stop()  # from here Results are stored, and applied only when the test says
+    reversal = (await reverse(bridge, tenant, payment["id"])).json()
+    assert reversal["status"] == "sent"
+    await wait_until(lambda: received(bridge, "reversal_result"))
+    reconciler = bridge.runtime.reversal_reconciler
+    assert await reconciler.run_once() == 0  # its Result may still come: not asked yet
+
+    bridge.clock.advance(bridge.runtime.settings.payout_result_wait + 1)
+    assert await reconciler.run_once() == 1  # asked by the OriginatorConversationID Daraja gave it
+    assert await reconciler.run_once() == 0  # and not again before its backoff
+    await wait_until(lambda: received(bridge, "status_result"))
+    assert (await apply_stored(bridge, "status_result"))["state"] == "applied"
+    settled = await wait_reversal(bridge, tenant, reversal["id"], "succeeded")
+    assert settled["receipt"] and settled["failure_code"] is None
+    shown = await bridge.get(tenant, payment["id"])
+    assert shown["reversal_id"] == reversal["id"] and shown["reversed_at"]
+
+    # The late Result agrees: a duplicate; one payment.reversed; Daraja saw one reversal request.
+    assert (await apply_stored(bridge, "reversal_result"))["state"] == "duplicate"
+    assert (await event_types(bridge, tenant)).count("payment.reversed") == 1
+    assert len(result_posts(bridge, "reversal_result")) == 1
+    queries = (await bridge.client.get("/v1/transaction_status_queries", headers=tenant.headers())).json()["data"]
+    assert [(q["reversal_id"], q["status"]) for q in queries] == [(reversal["id"], "completed")]
+    assert await reconciler.run_once() == 0  # settled: nothing left to ask
+
+
+async def test_a_queue_timeout_is_followed_by_transaction_status_at_once(bridge: InProcessBridge) -> None:
+    tenant = await bridge.create_project()
+    payment = await paid(bridge, tenant)
+    await bridge.runtime.inbox.stop()
+    reversal = (await reverse(bridge, tenant, payment["id"])).json()
+    await wait_until(lambda: received(bridge, "reversal_result"))
+    (posted,) = result_posts(bridge, "reversal_result")
+    timeout_path = httpx.URL(posted.delivery.url).path.replace("/reversal_result/", "/reversal_timeout/")
+    notice = {"Result": {"ResultType": 0, "ResultCode": 1037, "ResultDesc": "The service request timed out."}}
+    assert (await bridge.client.post(timeout_path, json=notice)).status_code == 200
+    assert (await apply_stored(bridge, "reversal_timeout"))["state"] == "applied"
+    assert (await wait_reversal(bridge, tenant, reversal["id"], "unknown"))["failure_code"] == "queue_timeout"
+
+    assert await bridge.runtime.reversal_reconciler.run_once() == 1  # no wait: a timeout is no verdict
+    await wait_until(lambda: received(bridge, "status_result"))
+    await apply_stored(bridge, "status_result")
+    assert (await wait_reversal(bridge, tenant, reversal["id"], "succeeded"))["receipt"]
+    assert len(result_posts(bridge, "reversal_result")) == 1  # never re-sent
+
+
+async def test_a_reversal_daraja_never_received_fails_after_repeated_not_found(bridge: InProcessBridge) -> None:
+    tenant = await bridge.create_project()
+    payment = await paid(bridge, tenant)
+    await bridge.runtime.inbox.stop()
+    reversal = (await reverse(bridge, tenant, payment["id"])).json()
+    # As if Daraja had queued it under another id and lost it: Transaction Status knows no such id.
+    async with bridge.db.write_engine.begin() as conn:
+        await conn.execute(
+            sa.update(tables.reversals)
+            .where(tables.reversals.c.id == reversal["id"])
+            .values(status=ReversalStatus.UNKNOWN, originator_conversation_id="lost-1234", next_query_at=None)
+        )
+    reconciler = bridge.runtime.reversal_reconciler
+    assert await reconciler.run_once() == 0  # nothing due: next_query_at unset
+    async with bridge.db.write_engine.begin() as conn:
+        await conn.execute(
+            sa.update(tables.reversals)
+            .where(tables.reversals.c.id == reversal["id"])
+            .values(next_query_at=bridge.clock.now())
+        )
+    limit = bridge.runtime.settings.payout_not_found_limit
+    for attempt in range(limit):
+        assert await reconciler.run_once() == 1
+        await wait_until(lambda: received(bridge, "status_result"))
+        await apply_stored(bridge, "status_result")
+        got = await wait_reversal(bridge, tenant, reversal["id"], "unknown", "failed")
+        assert got["status"] == ("failed" if attempt == limit - 1 else "unknown")
+        bridge.clock.advance(3600)
+    assert got["failure_code"] == "not_found_at_daraja"
+    assert "reversal.failed" in await event_types(bridge, tenant)

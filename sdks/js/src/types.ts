@@ -496,6 +496,7 @@ export interface TransactionStatusQuery {
   originator_conversation_id: string | null;
   short_code: string;
   payout_id: string | null;
+  reversal_id: string | null;
   conversation_id: string | null;
   result_code: string | null;
   result_desc: string | null;

@@ -128,7 +128,8 @@ class StatusQueryPublic(BaseModel):
     transaction_id: str | None
     originator_conversation_id: str | None
     short_code: str
-    payout_id: str | None
+    payout_id: str | None = Field(description="the payout the bridge asked about, to settle it")
+    reversal_id: str | None = Field(description="the reversal the bridge asked about, to settle it")
     conversation_id: str | None
     result_code: str | None = Field(description="0: found (see result.transaction_status); 25: no such transaction")
     result_desc: str | None

@@ -19,6 +19,7 @@ REVERSALS = EntityRows(tables.reversals, Reversal)
 _c = tables.reversals.c
 _BY_ID = REVERSALS.select().where(_c.id == sa.bindparam("id"))
 _BY_TENANT_ID = _BY_ID.where(_c.project_id == sa.bindparam("project_id"), _c.mode == sa.bindparam("mode"))
+_QUERYABLE = [ReversalStatus.SENT, ReversalStatus.UNKNOWN]
 _FOR_PAYMENT = REVERSALS.select().where(_c.payment_id == sa.bindparam("payment_id")).order_by(_c.id)
 
 
@@ -44,6 +45,11 @@ class SqlReversalReader:
 
     async def for_payment(self, payment_id: str) -> Sequence[Reversal]:
         return [REVERSALS.build(row) for row in await self._c.execute(_FOR_PAYMENT, {"payment_id": payment_id})]
+
+    async def find(self, reversal_id: str) -> Reversal | None:
+        """Any tenant's reversal by id (the reconciler's read)."""
+        row = (await self._c.execute(_BY_ID, {"id": reversal_id})).first()
+        return REVERSALS.build(row) if row is not None else None
 
 
 class SqlReversalRepository(SqlReversalReader):
@@ -74,6 +80,26 @@ class SqlReversalRepository(SqlReversalReader):
         stmt = REVERSALS.select().where(_c.callback_token_hash.in_(sorted(set(token_hashes)))).order_by(_c.id)
         found = self._loaded.build(await self._c.execute(self._locked(stmt)))
         return {r.callback_token_hash: r for r in found}
+
+    async def claim_due_for_query(self, now: datetime, limit: int, hold_until: datetime) -> Sequence[str]:
+        """Reversals to ask Transaction Status about now, their `next_query_at` moved to `hold_until`."""
+        stmt = (
+            sa.select(_c.id)
+            .where(
+                _c.status.in_(_QUERYABLE),
+                _c.originator_conversation_id.is_not(None),
+                _c.next_query_at.is_not(None),
+                _c.next_query_at <= now,
+            )
+            .order_by(_c.next_query_at)
+            .limit(limit)
+        )
+        if self._lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        ids = [row[0] for row in await self._c.execute(stmt)]
+        if ids:
+            await self._c.execute(sa.update(tables.reversals).where(_c.id.in_(ids)).values(next_query_at=hold_until))
+        return ids
 
     async def stranded(self, before: datetime, limit: int) -> Sequence[str]:
         stmt = (

@@ -621,10 +621,14 @@ reversals = sa.Table(
     sa.Column("failure_message", sa.String(500), nullable=True),
     sa.Column("sent_at", UTCDateTime(), nullable=True),
     sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Column("next_query_at", UTCDateTime(), nullable=True),
+    sa.Column("query_attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("not_found_count", sa.Integer(), nullable=False, server_default="0"),
     sa.CheckConstraint("amount > 0", name="amount_positive"),
 )
 sa.Index("ix_reversals_tenant_id", reversals.c.project_id, reversals.c.mode, reversals.c.id)
 sa.Index("ix_reversals_status_created", reversals.c.status, reversals.c.created_at)
+sa.Index("ix_reversals_next_query_at", reversals.c.next_query_at)
 
 # Account Balance queries (migration 0020, core.balances): accounts in whole shillings, as JSON.
 balance_queries = sa.Table(
@@ -732,7 +736,9 @@ status_queries = sa.Table(
     sa.Column("failure_code", sa.String(64), nullable=True),
     sa.Column("failure_message", sa.String(500), nullable=True),
     sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Column("reversal_id", sa.String(40), nullable=True),
 )
 _sq = status_queries.c
 sa.Index("ix_status_queries_tenant_id", _sq.project_id, _sq.mode, _sq.id)
 sa.Index("ix_status_queries_payout_id", _sq.payout_id)
+sa.Index("ix_status_queries_reversal_id", _sq.reversal_id)

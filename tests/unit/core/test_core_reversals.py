@@ -21,12 +21,16 @@ from mpesa_bridge.core.clock import ManualClock
 from mpesa_bridge.core.errors import Conflict, InvalidRequest, NotFound
 from mpesa_bridge.core.payments.entity import InboundCallback, Payment
 from mpesa_bridge.core.payments.status import Evidence, PaymentStatus
+from mpesa_bridge.core.payouts.policy import PayoutPolicy
+from mpesa_bridge.core.payouts.ports import StatusResult
 from mpesa_bridge.core.ports import InitiatorUnavailable, PushOutcomeUnknown, PushRejected
 from mpesa_bridge.core.projects import DarajaAccount, DarajaEnvironment, Mode, Tenant
-from mpesa_bridge.core.reversals.entity import ReversalStatus
+from mpesa_bridge.core.reversals.entity import Reversal, ReversalStatus
 from mpesa_bridge.core.reversals.ports import InitiatorQueued, ReversalCommand
+from mpesa_bridge.core.reversals.reconcile import ReversalReconciler
 from mpesa_bridge.core.reversals.results import ReversalResultHandler, ReversalTimeoutHandler
 from mpesa_bridge.core.reversals.service import ReversalService
+from mpesa_bridge.core.reversals.settle import settle_by_status
 from mpesa_bridge.daraja.initiator_results import DarajaResultReader
 from tests.fixtures.memory import MemoryDatabase
 
@@ -364,3 +368,115 @@ async def test_a_balance_query_times_out_in_the_queue() -> None:
     failed = await queries.get(SHOP, query.id)
     assert (failed.status, failed.failure_code) == (BalanceQueryStatus.FAILED, "queue_timeout")
     assert [e.type for e in db.events] == ["balance_query.failed"]
+
+
+# Settlement by Transaction Status (core.reversals.reconcile, core.reversals.settle.settle_by_status)
+
+
+class Asker:
+    """The Transaction Status port of the reconciler: records whom it was asked about."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def ask_for_reversal(self, reversal: Reversal) -> None:
+        self.asked.append(reversal.id)
+
+
+def status(code: str = "0", state: str | None = "Completed", amount: int | None = 100, **kw: Any) -> StatusResult:
+    return StatusResult(
+        result_code=code,
+        result_desc="ok",
+        originator_conversation_id="TSQ_1",
+        conversation_id="AG_TSQ",
+        receipt=kw.get("receipt", "UL7REVERSE1"),
+        transaction_status=state,
+        amount=amount,
+        looked_up_originator_id=kw.get("looked_up", "ORIG_1"),
+    )
+
+
+async def unknown_reversal(db: MemoryDatabase, clock: ManualClock) -> str:
+    reversal = await service(db, Gateway(), clock).create(SHOP, "pay_1")
+    token = token_of("reversal_timeout")
+    notice = json.dumps({"Result": {"ResultCode": 1037, "ResultDesc": "timed out", "ConversationID": "AG_1"}}).encode()
+    await apply(db, ReversalTimeoutHandler(DarajaResultReader()), callback("reversal_timeout", token, notice))
+    return reversal.id
+
+
+async def settle_with(db: MemoryDatabase, reversal_id: str, result: StatusResult) -> str:
+    async with db.write() as uow:
+        reversal = await uow.reversals.lock(reversal_id)
+        assert reversal is not None
+        done = await settle_by_status(uow, reversal, result, T0, PayoutPolicy(not_found_limit=2))
+        await uow.reversals.save(reversal)
+    return done
+
+
+async def test_a_sent_reversal_is_asked_about_after_the_result_wait_then_on_the_backoff() -> None:
+    db, clock, asker = MemoryDatabase([paid()]), ManualClock(T0), Asker()
+    policy = PayoutPolicy(result_wait=300, query_backoff=(5.0, 30.0))
+    reversal = await ReversalService(
+        db, Gateway(), cast(ProjectService, Projects()), clock, url, result_wait=300
+    ).create(SHOP, "pay_1")
+    assert reversal.status is ReversalStatus.SENT
+    reconciler = ReversalReconciler(db, asker, clock, policy)
+    assert await reconciler.run_once() == 0  # its Result may still come
+    clock.advance(300)
+    assert await reconciler.run_once() == 1 and asker.asked == [reversal.id]
+    assert await reconciler.run_once() == 0  # not again before the backoff
+    clock.advance(30)
+    assert await reconciler.run_once() == 1
+    assert db.committed.reversals[reversal.id].query_attempts == 2
+
+
+async def test_a_queue_timeout_is_asked_about_at_once_and_a_lost_answer_never() -> None:
+    db, clock, asker = MemoryDatabase([paid(), paid("pay_2")]), ManualClock(T0), Asker()
+    timed_out = await unknown_reversal(db, clock)
+    lost = await service(db, Gateway(PushOutcomeUnknown("no answer", code="daraja_no_answer")), clock).create(
+        SHOP, "pay_2"
+    )
+    assert lost.status is ReversalStatus.UNKNOWN and lost.next_query_at is None  # no id to name it by
+    reconciler = ReversalReconciler(db, asker, clock, PayoutPolicy())
+    assert await reconciler.run_once() == 1 and asker.asked == [timed_out]
+    clock.advance(86_400)
+    await reconciler.run_once()
+    assert lost.id not in asker.asked
+
+
+async def test_completed_settles_it_with_the_receipt_and_the_payment_shows_it() -> None:
+    db, clock = MemoryDatabase([paid()]), ManualClock(T0)
+    reversal_id = await unknown_reversal(db, clock)
+    assert await settle_with(db, reversal_id, status()) == "succeeded"
+    settled = db.committed.reversals[reversal_id]
+    assert (settled.status, settled.receipt, settled.next_query_at) == (ReversalStatus.SUCCEEDED, "UL7REVERSE1", None)
+    assert db.committed.payments["pay_1"].reversed_at is not None
+    assert await settle_with(db, reversal_id, status(state="Declined")) == "already_settled"
+
+
+@pytest.mark.parametrize(
+    ("result", "done"),
+    [
+        (status(state="Authorised"), "in_progress"),  # not final yet: asked again later
+        (status(looked_up="ORIG_OTHER"), "mismatch"),
+        (status(amount=99), "amount_mismatch"),
+        (status(code="2001", state=None), "unchanged"),
+    ],
+)
+async def test_what_does_not_settle_it_leaves_it_unknown(result: StatusResult, done: str) -> None:
+    db, clock = MemoryDatabase([paid()]), ManualClock(T0)
+    reversal_id = await unknown_reversal(db, clock)
+    assert await settle_with(db, reversal_id, result) == done
+    assert db.committed.reversals[reversal_id].status is ReversalStatus.UNKNOWN
+
+
+async def test_declined_fails_it_and_not_found_fails_it_only_after_the_limit() -> None:
+    db, clock = MemoryDatabase([paid(), paid("pay_2")]), ManualClock(T0)
+    declined = await unknown_reversal(db, clock)
+    assert await settle_with(db, declined, status(state="Declined")) == "failed"
+    assert db.committed.reversals[declined].failure_code == "declined"
+    missing = (await service(db, Gateway(InitiatorQueued("AG_2", "ORIG_2")), clock).create(SHOP, "pay_2")).id
+    assert await settle_with(db, missing, status(code="25", state=None)) == "not_found"
+    assert db.committed.reversals[missing].status is ReversalStatus.SENT
+    assert await settle_with(db, missing, status(code="25", state=None)) == "failed_not_found"
+    assert db.committed.reversals[missing].failure_code == "not_found_at_daraja"

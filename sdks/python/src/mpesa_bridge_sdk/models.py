@@ -508,6 +508,7 @@ class TransactionStatusQuery(Model):
     transaction_id: str | None = None
     originator_conversation_id: str | None = None
     payout_id: str | None = None
+    reversal_id: str | None = None
     result_code: str | None = None
     result_desc: str | None = None
     result: dict[str, Any] | None = None

@@ -2,14 +2,15 @@
 
     sending ──► sent ──► succeeded | failed
        │          │
-       │          └──► unknown ──► succeeded | failed      (only by a Result, or a person)
+       │          └──► unknown ──► succeeded | failed      (a Result, Transaction Status, or a person)
        ├──► failed       (Daraja refused it, or it was never sent: nothing moved)
        └──► unknown      (sent, but Daraja's answer was lost; or stranded by a crash while sending)
 
 A reversal moves money, and Daraja has no idempotency key for it: `sending` is committed before
 the request goes out, and a read timeout, a crash while sending or a queue timeout makes it
-`unknown` — never sent again. Only Daraja's Result (or a settlement by Transaction Status, through
-`core.reversals.settle.settle_reversal`) moves an `unknown` reversal on. A payment has at most one
+`unknown` — never sent again. Only Daraja's Result, a settlement by Transaction Status
+(`core.reversals.reconcile`: asked by the OriginatorConversationID Daraja gave us, so only for a
+reversal whose synchronous answer we recorded) or a person moves an `unknown` reversal on. A payment has at most one
 reversal that is open or succeeded: a second is refused while one is in flight or done.
 """
 
@@ -74,6 +75,11 @@ class Reversal:
     failure_message: str | None = None
     sent_at: datetime | None = None
     completed_at: datetime | None = None
+    # Settlement by Transaction Status (core.reversals.reconcile), possible once the
+    # OriginatorConversationID is known: when to ask next, how often we asked, "no such transaction" answers.
+    next_query_at: datetime | None = None
+    query_attempts: int = 0
+    not_found_count: int = 0
 
 
 # Reversal ResultCodes (daraja.md §11) -> our failure codes.

@@ -88,6 +88,10 @@ class ReversalReader(Protocol):
         """Every reversal of a payment, oldest first."""
         ...
 
+    async def find(self, reversal_id: str) -> Reversal | None:
+        """Any tenant's reversal by id (for the reconciler, never for a caller)."""
+        ...
+
 
 class ReversalRepository(ReversalReader, Protocol):
     async def add(self, reversal: Reversal) -> None: ...
@@ -102,4 +106,10 @@ class ReversalRepository(ReversalReader, Protocol):
 
     async def stranded(self, before: datetime, limit: int) -> Sequence[str]:
         """Reversals still `sending` since before `before` (a crash between recording and sending)."""
+        ...
+
+    async def claim_due_for_query(self, now: datetime, limit: int, hold_until: datetime) -> Sequence[str]:
+        """`sent`/`unknown` reversals with an OriginatorConversationID whose `next_query_at` has come,
+        oldest due first (skipping rows another process has locked); their `next_query_at` becomes
+        `hold_until`, so that no other pass takes them meanwhile."""
         ...

@@ -3,7 +3,8 @@
 Sending happens outside any transaction. A crash after the first commit leaves the reversal
 `sending`; `sweep_stranded` makes it `unknown` once it is older than the grace period. A read
 timeout makes it `unknown` at once. An unknown reversal is never sent again: its Result, a
-Transaction Status settlement (`core.reversals.settle`) or a person settles it.
+Transaction Status settlement (`core.reversals.reconcile`, when Daraja's answer gave us its
+OriginatorConversationID) or a person settles it; so is a `sent` one whose Result is late.
 """
 
 from __future__ import annotations
@@ -68,12 +69,15 @@ class ReversalService:
         projects: ProjectService,
         clock: Clock,
         callback_url: CallbackUrl,
+        *,
+        result_wait: float = 300.0,
     ) -> None:
         self._db = db
         self._gateway = gateway
         self._projects = projects
         self._clock = clock
         self._callback_url = callback_url
+        self._result_wait = result_wait  # seconds a `sent` reversal waits for its Result before Transaction Status
 
     async def create(
         self,
@@ -142,6 +146,7 @@ class ReversalService:
                 reversal.sent_at = reversal.sent_at or now
                 if reversal.status is ReversalStatus.SENDING:  # a fast Result may have settled it already
                     reversal.status = ReversalStatus.SENT
+                    reversal.next_query_at = now + timedelta(seconds=self._result_wait)
                 reversal.updated_at = now
             elif refused is not None:
                 code, message = refused

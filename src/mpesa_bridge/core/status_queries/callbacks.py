@@ -3,7 +3,8 @@
 The same defences as every callback: the token in the path names one query (we keep its SHA-256);
 a Result for a query already completed is a `duplicate`; the ConversationID, once known, must be
 the query's. A query asked to settle a payout (`payout_id`) hands the Result to
-`core.payouts.settle`, in the same transaction.
+`core.payouts.settle`, one asked to settle a reversal (`reversal_id`) to `core.reversals.settle`,
+in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from mpesa_bridge.core.payouts.policy import PayoutPolicy
 from mpesa_bridge.core.payouts.ports import InitiatorResultReader, MalformedResult, StatusResult
 from mpesa_bridge.core.payouts.settle import settle_by_status
 from mpesa_bridge.core.ports import UnitOfWork
+from mpesa_bridge.core.reversals.settle import settle_by_status as settle_reversal_by_status
 from mpesa_bridge.core.status_queries.entity import StatusQuery, StatusQueryEvent, StatusQueryStatus
 from mpesa_bridge.core.status_queries.service import write_query_event
 
@@ -81,3 +83,8 @@ class StatusResultHandler:
             if payout is not None:
                 await settle_by_status(uow, payout, result, at, self._policy)
                 await uow.payouts.save(payout)
+        if query.reversal_id is not None:
+            reversal = await uow.reversals.lock(query.reversal_id)
+            if reversal is not None:
+                await settle_reversal_by_status(uow, reversal, result, at, self._policy)
+                await uow.reversals.save(reversal)

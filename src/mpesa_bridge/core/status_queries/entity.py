@@ -32,7 +32,8 @@ class StatusQueryEvent:
 @dataclass(eq=False)
 class StatusQuery:
     """`transaction_id` (an M-Pesa receipt) or `originator_conversation_id` (a B2C v3 id) names the
-    transaction asked about. `payout_id` is set when the bridge asked to settle one of its payouts."""
+        transaction asked about. `payout_id` (`reversal_id`) is set when the bridge asked to settle one of
+    its payouts (reversals)."""
 
     id: str
     project_id: str
@@ -52,3 +53,4 @@ class StatusQuery:
     failure_code: str | None = None
     failure_message: str | None = None
     completed_at: datetime | None = None
+    reversal_id: str | None = None  # set when the bridge asked to settle one of its reversals

@@ -18,6 +18,7 @@ def status_query_public(q: StatusQuery) -> dict[str, Any]:
         "originator_conversation_id": q.originator_conversation_id or None,
         "short_code": q.short_code,
         "payout_id": q.payout_id,
+        "reversal_id": q.reversal_id,
         "conversation_id": q.conversation_id,
         "result_code": q.result_code,
         "result_desc": q.result_desc,

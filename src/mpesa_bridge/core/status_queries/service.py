@@ -20,6 +20,7 @@ from mpesa_bridge.core.payouts.entity import Payout
 from mpesa_bridge.core.payouts.ports import InitiatorAck, InitiatorGateway, StatusQueryCommand
 from mpesa_bridge.core.ports import IdempotencyBinding, PushOutcomeUnknown, UnitOfWork, UnitOfWorkFactory
 from mpesa_bridge.core.projects import DarajaAccount, Mode, Tenant
+from mpesa_bridge.core.reversals.entity import Reversal
 from mpesa_bridge.core.status_queries.entity import (
     STATUS_QUERY,
     STATUS_QUERY_ID_PREFIX,
@@ -76,14 +77,21 @@ class StatusQueryService:
     ) -> StatusQuery:
         account = await self._projects.account(tenant)
         return await self._ask(
-            tenant, account, request.transaction_id, request.originator_conversation_id, None, idempotency
+            tenant, account, request.transaction_id, request.originator_conversation_id, idempotency=idempotency
         )
 
     async def ask_for_payout(self, payout: Payout) -> StatusQuery:
         """Ask about a payout by its OriginatorConversationID (the reconciler settles it with the Result)."""
         tenant = Tenant(payout.project_id, Mode(payout.mode))
         account = await self._projects.account(tenant)
-        return await self._ask(tenant, account, "", payout.originator_conversation_id, payout.id, None)
+        return await self._ask(tenant, account, "", payout.originator_conversation_id, payout_id=payout.id)
+
+    async def ask_for_reversal(self, reversal: Reversal) -> StatusQuery:
+        """Ask about a reversal by the OriginatorConversationID Daraja gave it (`core.reversals.reconcile`)."""
+        tenant = Tenant(reversal.project_id, Mode(reversal.mode))
+        account = await self._projects.account(tenant)
+        originator = reversal.originator_conversation_id or ""
+        return await self._ask(tenant, account, "", originator, reversal_id=reversal.id)
 
     async def _ask(
         self,
@@ -91,8 +99,10 @@ class StatusQueryService:
         account: DarajaAccount,
         transaction_id: str,
         originator: str,
-        payout_id: str | None,
-        idempotency: IdempotencyBinding | None,
+        *,
+        payout_id: str | None = None,
+        reversal_id: str | None = None,
+        idempotency: IdempotencyBinding | None = None,
     ) -> StatusQuery:
         now = self._clock.now()
         token = new_token()
@@ -108,6 +118,7 @@ class StatusQueryService:
             created_at=now,
             updated_at=now,
             payout_id=payout_id,
+            reversal_id=reversal_id,
         )
         async with self._db.write() as uow:
             await uow.status_queries.add(query)
