@@ -165,6 +165,12 @@ class Settings(BaseSettings):
         3, ge=1, description="'no such transaction' answers before an unknown payout is failed"
     )
     payout_b2c_version: Literal["v3", "v1"] = Field("v3", description="B2C API version: v3 or legacy v1")
+    query_result_deadline: float = Field(
+        600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds a Transaction Status or balance query waits for its Result before it fails (no_result)",
+    )
     reconcile_query_rate: float = Field(
         20.0, gt=0, allow_inf_nan=False, description="STK Queries per second one process sends Daraja, evenly spaced"
     )

@@ -146,6 +146,8 @@ class Runtime:
         ]
         if timed:
             tasks.append(self.checkout.expire_due)  # checkout sessions past their expiry
+            tasks.append(lambda: self.status_queries.give_up_unanswered(self.settings.query_result_deadline))
+            tasks.append(lambda: self.balance_queries.give_up_unanswered(self.settings.query_result_deadline))
         if timed and self.webhook_alerts is not None:
             tasks.append(self.webhook_alerts.run)
         loops.append(MaintenanceLoop(tasks))

@@ -4,11 +4,12 @@ and mode, the inbox's look-up by the SHA-256 of the callback token."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mpesa_bridge.core.balances.entity import BalanceQuery
+from mpesa_bridge.core.balances.entity import BalanceQuery, BalanceQueryStatus
 from mpesa_bridge.core.projects import Tenant
 from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.rows import EntityRows, Loaded
@@ -61,3 +62,14 @@ class SqlBalanceQueryRepository(SqlBalanceQueryReader):
         if self._lock:
             stmt = stmt.with_for_update()
         return {q.callback_token_hash: q for q in self._loaded.build(await self._c.execute(stmt))}
+
+    async def stale_pending(self, before: datetime, limit: int) -> Sequence[str]:
+        # No index on status (none is worth a migration yet): the maintenance loop reads this once a
+        # pass (10 minutes), a scan of the table. A partial index on the pending rows would make it free.
+        stmt = (
+            sa.select(_c.id)
+            .where(_c.status == BalanceQueryStatus.PENDING, _c.created_at < before)
+            .order_by(_c.created_at, _c.id)
+            .limit(limit)
+        )
+        return [row[0] for row in await self._c.execute(stmt)]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mpesa_bridge.core.projects import Tenant
-from mpesa_bridge.core.status_queries.entity import StatusQuery
+from mpesa_bridge.core.status_queries.entity import StatusQuery, StatusQueryStatus
 from mpesa_bridge.storage import tables
 from mpesa_bridge.storage.rows import EntityRows, Loaded
 
@@ -65,3 +66,14 @@ class SqlStatusQueryRepository(SqlStatusQueryReader):
         if self._lock:
             stmt = stmt.with_for_update()
         return {q.callback_token_hash: q for q in self._loaded.build(await self._c.execute(stmt))}
+
+    async def stale_pending(self, before: datetime, limit: int) -> Sequence[str]:
+        # No index on status (none is worth a migration yet): the maintenance loop reads this once a
+        # pass (10 minutes), a scan of the table. A partial index on the pending rows would make it free.
+        stmt = (
+            sa.select(_c.id)
+            .where(_c.status == StatusQueryStatus.PENDING, _c.created_at < before)
+            .order_by(_c.created_at, _c.id)
+            .limit(limit)
+        )
+        return [row[0] for row in await self._c.execute(stmt)]

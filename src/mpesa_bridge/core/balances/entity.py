@@ -1,11 +1,12 @@
 """The balance query entity: one Account Balance request of a project's short code and its answer.
 
     pending ──► completed   (the Result came: accounts and amounts)
-       └──────► failed      (Daraja refused it, it was never sent, the Result said no, or the
-                             request timed out in Daraja's queue)
+       └──────► failed      (Daraja refused it, it was never sent, the Result said no, the
+                             request timed out in Daraja's queue, or no Result came within the
+                             deadline: `no_result`, `core.result_deadline`)
 
-A balance query moves no money: a lost answer leaves it `pending` (a Result may still come), and
-asking again is always safe — a new query, never a re-send of this one.
+A balance query moves no money: a lost answer leaves it `pending` (a Result may still come) until
+the deadline gives it up, and asking again is always safe — a new query, never a re-send of this one.
 
 Amounts are whole shillings, like every amount of the bridge. Daraja gives balances with cents
 ("228037.50"); the cents are dropped, rounding down (228037.50 -> 228037; -1540.50 -> -1541), so a

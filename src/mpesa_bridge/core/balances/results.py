@@ -2,7 +2,9 @@
 (`balance_timeout`), with the defences of `core.reversals.results`: the path token names the query
 (SHA-256 kept), the ConversationID must be the one Daraja gave us, a Result for a final query is a
 `duplicate` (or `flagged` when it disagrees), and an unreadable body is `flagged`. A queue timeout
-fails the query (`queue_timeout`): it moved nothing, and asking again is a new query.
+fails the query (`queue_timeout`): it moved nothing, and asking again is a new query. A Result or
+notice for a query given up (`no_result`, `core.result_deadline`) is kept as `recorded`, reason
+`late_result`, and changes nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from mpesa_bridge.core.balances.ports import BalanceResultReader
 from mpesa_bridge.core.balances.service import BalanceOutcome, settle_balance_query
 from mpesa_bridge.core.payments.entity import InboundCallback
 from mpesa_bridge.core.ports import UnitOfWork
+from mpesa_bridge.core.result_deadline import LATE_RESULT, NO_RESULT
 from mpesa_bridge.core.reversals.ports import MalformedResult
 
 
@@ -47,6 +50,9 @@ class BalanceResultHandler:
             _mark(callback, "flagged", "conversation_id_mismatch")
             return
         completed = result.result_code == "0"
+        if query.failure_code == NO_RESULT:
+            _mark(callback, "recorded", LATE_RESULT)
+            return
         if query.status.is_final:
             agrees = completed == (query.status is BalanceQueryStatus.COMPLETED)
             _mark(callback, "duplicate" if agrees else "flagged", None if agrees else "contradicts_settled_state")
@@ -97,7 +103,7 @@ class BalanceTimeoutHandler:
                 _mark(callback, "applied", None)
                 await uow.balance_queries.save(query)
             else:
-                _mark(callback, "recorded", None)
+                _mark(callback, "recorded", LATE_RESULT if query.failure_code == NO_RESULT else None)
 
 
 _FAILURES = {"2001": "initiator_invalid", "21": "initiator_not_allowed", "18": "initiator_invalid"}

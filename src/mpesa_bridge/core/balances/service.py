@@ -3,6 +3,8 @@
 The request goes out after the query's row is committed and outside any transaction; the Result
 comes through the inbox (`core.balances.results`). With `wait`, `create` re-reads the query until it
 is final or the wait is over, and answers with what it then is (`pending` when the Result is late).
+A query whose Result has not come within the deadline is given up (`give_up_unanswered`: `failed`,
+`no_result`, `core.result_deadline`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.balances.entity import BALANCE_QUERY, BalanceQuery, BalanceQueryEventType, BalanceQueryStatus
@@ -24,6 +26,7 @@ from mpesa_bridge.core.payments.entity import OutboxEvent
 from mpesa_bridge.core.payments.stk import token_hash
 from mpesa_bridge.core.ports import GatewayError, IdempotencyBinding, PushOutcomeUnknown, UnitOfWork, UnitOfWorkFactory
 from mpesa_bridge.core.projects import Tenant
+from mpesa_bridge.core.result_deadline import NO_RESULT, PendingQueries, give_up_unanswered, no_result_message
 from mpesa_bridge.core.reversals.ports import InitiatorQueued
 from mpesa_bridge.core.reversals.service import require_initiator
 
@@ -42,6 +45,7 @@ class BalanceOutcome:
     failure_code: str | None = None
     accounts: list[dict[str, object]] | None = None
     balances_at: datetime | None = None
+    message: str | None = None  # the failure message when it is not Daraja's ResultDesc
 
 
 async def settle_balance_query(uow: UnitOfWork, query: BalanceQuery, outcome: BalanceOutcome, at: datetime) -> bool:
@@ -58,7 +62,7 @@ async def settle_balance_query(uow: UnitOfWork, query: BalanceQuery, outcome: Ba
     else:
         query.status = BalanceQueryStatus.FAILED
         query.failure_code = outcome.failure_code or "balance_query_failed"
-        query.failure_message = outcome.result_desc or query.failure_code
+        query.failure_message = outcome.message or outcome.result_desc or query.failure_code
         event_type = BalanceQueryEventType.FAILED
     await uow.events.add(
         OutboxEvent(
@@ -73,6 +77,10 @@ async def settle_balance_query(uow: UnitOfWork, query: BalanceQuery, outcome: Ba
         )
     )
     return True
+
+
+def _repository(uow: UnitOfWork) -> PendingQueries[BalanceQuery]:
+    return uow.balance_queries
 
 
 def check_wait(wait: float | None) -> float:
@@ -155,6 +163,17 @@ class BalanceQueryService:
                 code, message = refused
                 await settle_balance_query(uow, query, BalanceOutcome(False, None, message, failure_code=code), now)
             await uow.balance_queries.save(query)
+
+    async def give_up_unanswered(self, deadline: float) -> int:
+        """The maintenance pass: the queries still pending `deadline` seconds after they were asked
+        become `failed` (`no_result`), each with its `balance_query.failed` event; how many."""
+        now = self._clock.now()
+        outcome = BalanceOutcome(False, None, None, failure_code=NO_RESULT, message=no_result_message(deadline))
+
+        async def fail(uow: UnitOfWork, query: BalanceQuery) -> bool:
+            return await settle_balance_query(uow, query, outcome, now)
+
+        return await give_up_unanswered(self._db, _repository, fail, now - timedelta(seconds=deadline))
 
     async def _wait(self, tenant: Tenant, query_id: str, seconds: float) -> BalanceQuery:
         loop = asyncio.get_running_loop()

@@ -7,6 +7,9 @@
 3. A payout `unknown` (or `sent` with no Result after `result_wait`) whose query is due is asked
    about by Transaction Status (by its OriginatorConversationID); the Result settles it
    asynchronously (`core.payouts.settle`), and another query follows on the backoff if none comes.
+   A query whose Result never comes is given up later (`failed`, `no_result`,
+   `core.result_deadline`) without touching the payout: this pass reads the payout's
+   `next_query_at`, never a query's status, so the payout is asked about again all the same.
 """
 
 from __future__ import annotations

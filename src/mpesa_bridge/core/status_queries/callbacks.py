@@ -4,7 +4,10 @@ The same defences as every callback: the token in the path names one query (we k
 a Result for a query already completed is a `duplicate`; the ConversationID, once known, must be
 the query's. A query asked to settle a payout (`payout_id`) hands the Result to
 `core.payouts.settle`, one asked to settle a reversal (`reversal_id`) to `core.reversals.settle`,
-in the same transaction.
+in the same transaction. A Result (or timeout notice) for a query given up (`no_result`,
+`core.result_deadline`) is kept as `recorded`, reason `late_result`, and changes nothing: not the
+query, whose `failed` event is out, nor its payout or reversal, which the reconcilers ask about
+again on their backoff.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from mpesa_bridge.core.payouts.policy import PayoutPolicy
 from mpesa_bridge.core.payouts.ports import InitiatorResultReader, MalformedResult, StatusResult
 from mpesa_bridge.core.payouts.settle import settle_by_status
 from mpesa_bridge.core.ports import UnitOfWork
+from mpesa_bridge.core.result_deadline import LATE_RESULT, NO_RESULT
 from mpesa_bridge.core.reversals.settle import settle_by_status as settle_reversal_by_status
 from mpesa_bridge.core.status_queries.entity import StatusQuery, StatusQueryEvent, StatusQueryStatus
 from mpesa_bridge.core.status_queries.service import write_query_event
@@ -63,7 +67,10 @@ class StatusResultHandler:
             _mark(callback, "flagged", problem)
             return
         if query.status is not StatusQueryStatus.PENDING:
-            _mark(callback, "duplicate")
+            if query.failure_code == NO_RESULT:
+                _mark(callback, "recorded", LATE_RESULT)
+            else:
+                _mark(callback, "duplicate")
             return
         query.conversation_id = query.conversation_id or result.conversation_id or None
         query.result_code, query.result_desc = result.result_code, result.result_desc

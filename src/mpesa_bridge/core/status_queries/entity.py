@@ -14,7 +14,7 @@ STATUS_QUERY_ID_PREFIX = "tsq"
 class StatusQueryStatus(StrEnum):
     PENDING = "pending"  # asked; the Result has not come yet
     COMPLETED = "completed"  # a Result came (whatever its ResultCode: `result_code` says)
-    FAILED = "failed"  # Daraja refused the query, or it never left
+    FAILED = "failed"  # Daraja refused the query, it never left, or its Result never came (`no_result`)
     TIMED_OUT = "timed_out"  # Daraja's queue timeout notice came instead of a Result
 
     @property

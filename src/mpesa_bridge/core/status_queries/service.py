@@ -2,12 +2,15 @@
 and for the payout reconciler (`ask_for_payout`). The Result arrives later at the `status_result`
 callback (`core.status_queries.callbacks`); `wait` lets a caller wait for it a little.
 
-A query moves no money: a lost answer is harmless (the Result may still come, or ask again)."""
+A query moves no money: a lost answer is harmless (the Result may still come, or ask again). A
+query whose Result has not come within the deadline is given up (`give_up_unanswered`: `failed`,
+`no_result`, `core.result_deadline`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 
 from mpesa_bridge.core.accounts import ProjectService
 from mpesa_bridge.core.clock import Clock
@@ -20,6 +23,7 @@ from mpesa_bridge.core.payouts.entity import Payout
 from mpesa_bridge.core.payouts.ports import InitiatorAck, InitiatorGateway, StatusQueryCommand
 from mpesa_bridge.core.ports import IdempotencyBinding, PushOutcomeUnknown, UnitOfWork, UnitOfWorkFactory
 from mpesa_bridge.core.projects import DarajaAccount, Mode, Tenant
+from mpesa_bridge.core.result_deadline import NO_RESULT, PendingQueries, give_up_unanswered, no_result_message
 from mpesa_bridge.core.reversals.entity import Reversal
 from mpesa_bridge.core.status_queries.entity import (
     STATUS_QUERY,
@@ -52,6 +56,21 @@ async def write_query_event(uow: UnitOfWork, query: StatusQuery, event_type: str
             created_at=query.updated_at,
         )
     )
+
+
+async def fail_query(uow: UnitOfWork, query: StatusQuery, code: str, message: str, at: datetime) -> bool:
+    """pending -> failed, with its event; False when it was final already."""
+    if query.status is not StatusQueryStatus.PENDING:
+        return False
+    query.status = StatusQueryStatus.FAILED
+    query.failure_code, query.failure_message = code, message
+    query.updated_at = query.completed_at = at
+    await write_query_event(uow, query, StatusQueryEvent.FAILED)
+    return True
+
+
+def _repository(uow: UnitOfWork) -> PendingQueries[StatusQuery]:
+    return uow.status_queries
 
 
 class StatusQueryService:
@@ -150,13 +169,27 @@ class StatusQueryService:
             if ack is not None:
                 query.conversation_id = query.conversation_id or ack.conversation_id or None
                 query.updated_at = now
-            elif failed is not None and query.status is StatusQueryStatus.PENDING:
-                query.status = StatusQueryStatus.FAILED
-                query.failure_code, query.failure_message = failed
-                query.updated_at = query.completed_at = now
-                await write_query_event(uow, query, StatusQueryEvent.FAILED)
+            elif failed is not None:
+                await fail_query(uow, query, *failed, now)
             await uow.status_queries.save(query)
             return query
+
+    async def give_up_unanswered(self, deadline: float) -> int:
+        """The maintenance pass: the queries still pending `deadline` seconds after they were asked
+        become `failed` (`no_result`), each with its `transaction_status_query.failed` event; how many.
+
+        Safe for the payout reconciler: it never reads a query's status. A payout it asked about
+        keeps its own `next_query_at` (set when the query was sent, `core.payouts.reconcile`), so it
+        is asked again on its backoff whatever became of this query; a Result that comes after the
+        give-up is kept but settles nothing (`core.status_queries.callbacks`), and the next query's
+        Result settles the payout."""
+        now = self._clock.now()
+        message = no_result_message(deadline)
+
+        async def fail(uow: UnitOfWork, query: StatusQuery) -> bool:
+            return await fail_query(uow, query, NO_RESULT, message, now)
+
+        return await give_up_unanswered(self._db, _repository, fail, now - timedelta(seconds=deadline))
 
     async def get(self, tenant: Tenant, query_id: str) -> StatusQuery:
         async with self._db.read() as uow:
