@@ -173,6 +173,13 @@ def simulator(
             help="seconds before the Result of a payout, reversal, status or balance query is posted",
         ),
     ] = 2.0,
+    initiator_answer_delay: Annotated[
+        float,
+        typer.Option(
+            envvar="MPESA_BRIDGE_SIMULATOR_INITIATOR_ANSWER_DELAY",
+            help="seconds an accepted payout's or reversal's answer is held back (the money moves at once)",
+        ),
+    ] = 0.0,
     initiator_key: Annotated[
         Path | None,
         typer.Option(
@@ -200,6 +207,7 @@ def simulator(
         push_answer_delay=push_answer_delay,
         c2b_validation_timeout=c2b_validation_timeout,
         result_delay=result_delay,
+        initiator_answer_delay=initiator_answer_delay,
         initiator_key_pem=initiator_key.read_bytes() if initiator_key is not None else None,
     )
     typer.echo(f"Daraja simulator on http://{host}:{port} (consumer key {settings.simulator_consumer_key})")

@@ -25,6 +25,20 @@ from .errors import (
 )
 from .gateway import DarajaGateway
 from .initiator import InitiatorGateway
+from .inspection import (
+    ACCOUNT_BALANCE,
+    B2C_V1,
+    B2C_V3,
+    DYNAMIC_QR,
+    OAUTH,
+    REVERSAL,
+    STK_PUSH,
+    STK_QUERY,
+    TRANSACTION_STATUS,
+    Inspection,
+    RequestTally,
+    inspection_routes,
+)
 
 OAUTH_PATH = "/oauth/v1/generate"
 STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
@@ -40,16 +54,24 @@ CERTIFICATE_PATH = "/simulator-certificate.pem"
 
 
 def build_app(
-    gateway: DarajaGateway, lifespan: Lifespan[Starlette] | None = None, *, initiator: InitiatorGateway | None = None
+    gateway: DarajaGateway,
+    lifespan: Lifespan[Starlette] | None = None,
+    *,
+    initiator: InitiatorGateway | None = None,
+    inspection: Inspection | None = None,
 ) -> Starlette:
     """An ASGI app serving `gateway` (and the initiator APIs when `initiator` is given); mount it
-    anywhere (e.g. under `/simulator`)."""
+    anywhere (e.g. under `/simulator`). With `inspection`, requests are counted in its tally and
+    the read-only inspection routes (`inspection.py`) are served too."""
+    tally = inspection.received if inspection is not None else RequestTally()
 
     async def generate_token(request: Request) -> Response:
+        tally.count(OAUTH)
         authorization = request.headers.get("authorization")
         return JSONResponse(gateway.generate_token(authorization, request.query_params.get("grant_type")))
 
     async def stk_push(request: Request) -> Response:
+        tally.count(STK_PUSH)
         gateway.authorize(request.headers.get("authorization"))
         accepted = gateway.stk_push(await _json_body(request))
         if gateway.config.push_answer_delay > 0:
@@ -57,10 +79,12 @@ def build_app(
         return JSONResponse(accepted)
 
     async def stk_query(request: Request) -> Response:
+        tally.count(STK_QUERY)
         gateway.authorize(request.headers.get("authorization"))
         return JSONResponse(gateway.stk_query(await _json_body(request)))
 
     async def dynamic_qr(request: Request) -> Response:
+        tally.count(DYNAMIC_QR)
         gateway.authorize(request.headers.get("authorization"))
         body = await _json_body(request, first_field="MerchantName")
         # Drawing a 2000-pixel PNG takes a while: off the event loop, which serves the callbacks too.
@@ -72,8 +96,9 @@ def build_app(
             Route(STK_PUSH_PATH, stk_push, methods=["POST"]),
             Route(STK_QUERY_PATH, stk_query, methods=["POST"]),
             Route(DYNAMIC_QR_PATH, dynamic_qr, methods=["POST"]),
-            *c2b_routes(gateway.c2b, gateway.authorize, _json_body),
-            *([] if initiator is None else _initiator_routes(gateway, initiator)),
+            *c2b_routes(gateway.c2b, gateway.authorize, _json_body, count=tally.count),
+            *([] if initiator is None else _initiator_routes(gateway, initiator, tally)),
+            *([] if inspection is None else inspection_routes(inspection)),
         ],
         exception_handlers={
             GatewayError: _gateway_error,
@@ -87,8 +112,16 @@ def build_app(
     return app
 
 
-def _initiator_routes(gateway: DarajaGateway, initiator: InitiatorGateway) -> list[Route]:
+def _initiator_routes(gateway: DarajaGateway, initiator: InitiatorGateway, tally: RequestTally) -> list[Route]:
     """B2C (v3 and v1), Transaction Status, Account Balance, Reversal and the certificate."""
+
+    async def answer_money_moved(accepted: dict[str, str]) -> Response:
+        # The payout or reversal is already made and its Result scheduled; only the answer waits —
+        # so a test can stop the caller while it is in flight, as a crash or a cut connection loses
+        # Daraja's answer. Queries move nothing (and are how such a caller recovers): never held.
+        if initiator.config.initiator_answer_delay > 0:
+            await asyncio.sleep(initiator.config.initiator_answer_delay)
+        return JSONResponse(accepted)
 
     async def ready_key() -> None:
         # Made on first use: a 2048-bit key takes a moment, off the event loop (which also sends
@@ -97,34 +130,39 @@ def _initiator_routes(gateway: DarajaGateway, initiator: InitiatorGateway) -> li
             await asyncio.to_thread(initiator.key.load)
 
     async def b2c_v3(request: Request) -> Response:
+        tally.count(B2C_V3)
         gateway.authorize(request.headers.get("authorization"))
         body = await _json_body(request, first_field="OriginatorConversationID")
         await ready_key()
-        return JSONResponse(initiator.b2c_payment(body, v3=True))
+        return await answer_money_moved(initiator.b2c_payment(body, v3=True))
 
     async def b2c_v1(request: Request) -> Response:
+        tally.count(B2C_V1)
         gateway.authorize(request.headers.get("authorization"))
         body = await _json_body(request, first_field="InitiatorName")
         await ready_key()
-        return JSONResponse(initiator.b2c_payment(body, v3=False))
+        return await answer_money_moved(initiator.b2c_payment(body, v3=False))
 
     async def transaction_status(request: Request) -> Response:
+        tally.count(TRANSACTION_STATUS)
         gateway.authorize(request.headers.get("authorization"))
         body = await _json_body(request, first_field="Initiator")
         await ready_key()
         return JSONResponse(initiator.transaction_status(body))
 
     async def account_balance(request: Request) -> Response:
+        tally.count(ACCOUNT_BALANCE)
         gateway.authorize(request.headers.get("authorization"))
         body = await _json_body(request, first_field="Initiator")
         await ready_key()
         return JSONResponse(initiator.account_balance(body))
 
     async def reversal(request: Request) -> Response:
+        tally.count(REVERSAL)
         gateway.authorize(request.headers.get("authorization"))
         body = await _json_body(request, first_field="Initiator")
         await ready_key()
-        return JSONResponse(initiator.reversal(body))
+        return await answer_money_moved(initiator.reversal(body))
 
     async def certificate(request: Request) -> Response:
         await ready_key()

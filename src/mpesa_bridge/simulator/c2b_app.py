@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .c2b import C2BDesk, OrderError, parse_order
+from .inspection import C2B_REGISTER, C2B_SIMULATE
 
 C2B_REGISTER_V1_PATH = "/mpesa/c2b/v1/registerurl"
 C2B_REGISTER_V2_PATH = "/mpesa/c2b/v2/registerurl"
@@ -25,17 +26,25 @@ C2B_PAYMENTS_MOUNTED_PATH = "/c2b/payments"
 JsonBody = Callable[..., Awaitable[Mapping[str, Any]]]
 
 
-def c2b_routes(desk: C2BDesk, authorize: Callable[[str | None], None], json_body: JsonBody) -> list[Route]:
-    """The C2B routes over `desk`; `authorize` checks a bearer token, `json_body` reads a body as Daraja does."""
+def c2b_routes(
+    desk: C2BDesk,
+    authorize: Callable[[str | None], None],
+    json_body: JsonBody,
+    count: Callable[[str], None] = lambda api: None,
+) -> list[Route]:
+    """The C2B routes over `desk`; `authorize` checks a bearer token, `json_body` reads a body as
+    Daraja does, `count` hears of each request to Daraja's paths (by API name, `inspection.py`)."""
 
     def register(version: int) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
+            count(C2B_REGISTER)
             authorize(request.headers.get("authorization"))
             return JSONResponse(desk.register(await json_body(request, first_field="ShortCode"), version))
 
         return handler
 
     async def simulate(request: Request) -> Response:
+        count(C2B_SIMULATE)
         authorize(request.headers.get("authorization"))
         return JSONResponse(desk.simulate(await json_body(request, first_field="ShortCode")))
 

@@ -95,6 +95,10 @@ class SimulatorConfig:
       and reversals reduce it. Another PartyA / ReceiverParty gets ResultCode 21.
     - `result_delay`: seconds between the synchronous ack and the Result POSTed to ResultURL (or
       the timeout notice to QueueTimeOutURL).
+    - `initiator_answer_delay`: seconds the HTTP answer to a B2C (v1 or v3) or Reversal request is
+      held back. The money moves and the Result is scheduled at once; only the answer waits (the
+      twin of `push_answer_delay`). Transaction Status and Account Balance move nothing and are
+      answered at once.
     - `initiator_key_pem`: the RSA private key (PEM, unencrypted) whose certificate the simulator
       publishes; None (the default) makes a new key pair on first use.
     """
@@ -117,4 +121,5 @@ class SimulatorConfig:
     initiators: Mapping[str, str] = field(default_factory=_default_initiators)
     organisations: Mapping[str, int] = field(default_factory=_default_organisations)
     result_delay: float = 2.0
+    initiator_answer_delay: float = 0.0
     initiator_key_pem: bytes | None = field(default=None, repr=False)

@@ -16,6 +16,7 @@ from .callbacks import CallbackSender
 from .config import SimulatorConfig
 from .gateway import DarajaGateway
 from .initiator import InitiatorGateway, ResultDelivery, stk_receipt_lookup
+from .inspection import Inspection, RequestTally
 from .results import ResultAttempt, ResultSender
 from .state import PushRecord
 
@@ -39,7 +40,8 @@ class Simulator:
         self._initiator = InitiatorGateway(
             self.config, on_result=self._on_result, stk_receipt=stk_receipt_lookup(self._gateway.pushes)
         )
-        self._app = build_app(self._gateway, initiator=self._initiator)
+        self._inspection = Inspection(RequestTally(), self.results, self.balances)
+        self._app = build_app(self._gateway, initiator=self._initiator, inspection=self._inspection)
 
     @property
     def app(self) -> Starlette:
@@ -102,9 +104,17 @@ class Simulator:
         """An organisation's Utility Account balance in whole shillings; KeyError for an unknown one."""
         return self._initiator.ledger.balances[shortcode]
 
+    def balances(self) -> dict[str, int]:
+        """Every organisation's Utility Account balance in whole shillings, by short code."""
+        return dict(self._initiator.ledger.balances)
+
     def results(self) -> list[ResultAttempt]:
         """Every Result POST made so far (to ResultURL or QueueTimeOutURL), oldest first."""
         return list(self._results.attempts)
+
+    def received(self) -> dict[str, int]:
+        """How many requests reached each Daraja API (`inspection.APIS`), refused ones included."""
+        return self._inspection.received.snapshot()
 
     def _on_result(self, delivery: ResultDelivery) -> None:
         self._results.schedule(delivery)
@@ -119,7 +129,9 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         async with simulator:
             yield
 
-    app = build_app(simulator._gateway, lifespan=lifespan, initiator=simulator._initiator)
+    app = build_app(
+        simulator._gateway, lifespan=lifespan, initiator=simulator._initiator, inspection=simulator._inspection
+    )
     app.state.simulator = simulator
     return app
 
