@@ -153,3 +153,22 @@ async def test_a_metrics_port_serves_metrics_alone(database: object, db_url: str
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BRIDGE_URL) as client:
             assert (await client.get("/metrics")).status_code == 404  # the main port: neither open nor a token
             assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_the_initiator_apis_are_counted_at_their_choke_point(bridge: InProcessBridge) -> None:
+    shop = await bridge.create_project()
+    before = await scrape(bridge.client)
+    balance = await bridge.client.post("/v1/balance_queries", json={}, headers=shop.headers())
+    assert balance.status_code == 201, balance.text
+    status = await bridge.client.post(
+        "/v1/transaction_status_queries", json={"transaction_id": "SG632NMUAB"}, headers=shop.headers()
+    )
+    assert status.status_code == 201, status.text
+    after = await scrape(bridge.client)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("mpesa_bridge_daraja_calls_total", api="account_balance") == 1
+    assert delta("mpesa_bridge_daraja_calls_total", api="transaction_status") == 1
+    assert delta("mpesa_bridge_daraja_errors_total", api="account_balance", code="daraja_no_answer") == 0

@@ -375,6 +375,18 @@ class DarajaGatewayAdapter:
             validation_url=command.validation_url,
         )
         fields = {"env": command.account.environment.value, "short_code": command.short_code}
+        DARAJA_CALLS.labels("c2b_register").inc()
+        try:
+            ack = await self._c2b_register(command, request, fields)
+        except (C2BRegisterRefused, C2BRegisterUnavailable) as exc:
+            DARAJA_ERRORS.labels("c2b_register", exc.code).inc()
+            raise
+        log.info("daraja.c2b_register.registered", **fields)
+        return ack
+
+    async def _c2b_register(
+        self, command: C2BRegisterCommand, request: C2BRegisterRequest, fields: dict[str, str]
+    ) -> str:
         try:
             ack = await self.client(command.account).c2b_register_urls(
                 request, version=1 if command.version == 1 else 2
@@ -402,7 +414,6 @@ class DarajaGatewayAdapter:
             raise C2BRegisterUnavailable(
                 f"Daraja could not register the URLs ({exc.code})", code="daraja_error"
             ) from exc
-        log.info("daraja.c2b_register.registered", **fields)
         return ack.originator_conversation_id
 
     # Reversal and Account Balance (core.reversals, core.balances) ------------------------------
@@ -462,7 +473,21 @@ class DarajaGatewayAdapter:
     ) -> InitiatorAccepted:
         """One initiator request (B2C, status, balance, reversal: `daraja/payouts.py` too); the
         client's errors translated as for the push. A duplicate OriginatorConversationID means an
-        earlier request with it reached Daraja: its outcome is what counts, so it is unknown."""
+        earlier request with it reached Daraja: its outcome is what counts, so it is unknown.
+        Counted in `mpesa_bridge_daraja_calls_total` / `_errors_total` by `operation`."""
+        DARAJA_CALLS.labels(operation).inc()
+        try:
+            return await self._send_initiator(account, operation, send)
+        except GatewayError as exc:
+            DARAJA_ERRORS.labels(operation, exc.code).inc()
+            raise
+
+    async def _send_initiator(
+        self,
+        account: DarajaAccount,
+        operation: str,
+        send: Callable[[DarajaClient], Awaitable[InitiatorAccepted]],
+    ) -> InitiatorAccepted:
         try:
             return await send(self.client(account))
         except DarajaValidationError as exc:

@@ -40,7 +40,8 @@ CALLBACKS_APPLIED = Counter(
 )
 DARAJA_CALLS = Counter(
     f"{PREFIX}_daraja_calls_total",
-    "Calls to Daraja by API (stk_push, stk_query, dynamic_qr, oauth)",
+    "Calls to Daraja by API (stk_push, stk_query, dynamic_qr, oauth, b2c_payment, transaction_status, reversal, "
+    "account_balance, c2b_register)",
     ["api"],
 )
 DARAJA_ERRORS = Counter(
