@@ -52,6 +52,7 @@ async def test_a_paybill_payment_with_the_sessions_reference_completes_it_once(b
     page = await bridge.client.get(session["url"].replace("http://bridge.test", ""), params={
         "client_secret": session["client_secret"]})  # fmt: skip
     assert page.status_code == 200 and 'data-state="paid"' in page.text
+    assert '<strong id="receipt">CARTPAY001</strong>' in page.text  # the C2B TransID is the M-Pesa receipt
     pay_again = await bridge.client.post(
         f"/v1/checkout_sessions/{session['id']}/pay",
         params={"client_secret": session["client_secret"]},
