@@ -2,13 +2,22 @@
 SQLite and PostgreSQL: a paybill payment with a session's reference completes the session as an STK
 success does (its API read and hosted page, `checkout_session.completed` on the outbox), once; a
 wrong amount does not; the review queue's match by hand completes it too; a link counts a C2B
-payment among its payments (totals, `max_payments`)."""
+payment among its payments (totals, `max_payments`); the session's live stream (what its hosted page
+and the widget follow) sees the completion."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import pytest
+
+from mpesa_bridge.storage.db import Database
 from tests.fixtures.bridge import InProcessBridge, Tenant, wait_until
+from tests.fixtures.realtime import LiveBridge, live_bridge
 from tests.integration.test_c2b import c2b_body, payments, post, register, wait_payments
 from tests.integration.test_payment_links import create_link, pay_through, read_link, visit
 
@@ -145,3 +154,29 @@ async def test_a_link_counts_a_c2b_payment_among_its_payments(bridge: InProcessB
 
     assert (await wait_until(third))["status"] == "unmatched"
     assert (await read_link(bridge, shop, link["id"]))["payments_succeeded"] == 2
+
+
+@pytest.fixture
+async def live(database: Database, db_url: str, tmp_path: Path) -> AsyncIterator[LiveBridge]:
+    async with live_bridge(db_url, tmp_path) as bridge:
+        yield bridge
+
+
+async def test_the_sessions_stream_sees_a_paybill_payment_complete_it(live: LiveBridge) -> None:
+    shop = await live.create_project()
+    registered = await live.http.post("/v1/c2b/registrations", json={"short_code": "600984"}, headers=shop.headers())
+    assert registered.status_code == 201, registered.text
+    confirm = urlsplit(registered.json()["confirmation_url"]).path
+    opened = await live.http.post(
+        "/v1/checkout_sessions", json={"amount": 450, "reference": "LIVE-4"}, headers=shop.headers()
+    )
+    assert opened.status_code == 201, opened.text
+    session = opened.json()
+    path = f"/v1/checkout_sessions/{session['id']}/events"
+    async with live.stream(path, params={"client_secret": session["client_secret"]}) as stream:
+        sent = await live.http.post(confirm, content=json.dumps(c2b_body(450, "live4", trans_id="LIVEPAY001")))
+        assert sent.status_code == 200, sent.text
+        completed = await stream.next_event()
+    assert completed.event == "checkout_session.completed"
+    shown = json.loads(completed.data or "")["data"]["object"]
+    assert shown["id"] == session["id"] and shown["status"] == "complete" and shown["paid_c2b_payment_id"]
