@@ -113,6 +113,8 @@ export interface CheckoutSession {
   cancel_url: string | null;
   payment_in_flight: boolean;
   paid_payment_id: string | null;
+  /** The C2B payment (paybill or till) that completed the session instead of a payment. */
+  paid_c2b_payment_id?: string | null;
   payment_link_id: string | null;
   /** The latest payment (client-secret reads and the pay answer). */
   payment?: CheckoutPaymentSummary | null;

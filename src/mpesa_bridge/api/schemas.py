@@ -401,6 +401,9 @@ class CheckoutSessionPublic(BaseModel):
     cancel_url: str | None
     payment_in_flight: bool = Field(description="a payment was started and has no outcome yet")
     paid_payment_id: str | None = Field(description="the payment that completed the session")
+    paid_c2b_payment_id: str | None = Field(
+        None, description="the C2B payment (paybill or till, with the session's reference) that completed it instead"
+    )
     payment_link_id: str | None = Field(None, description="the payment link that opened the session, if one did")
     payment: CheckoutPaymentSummary | None = Field(description="the latest payment started for the session")
     expires_at: str

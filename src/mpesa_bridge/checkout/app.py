@@ -103,6 +103,7 @@ def checkout_router(limiter_of: Callable[[], PhoneLimiter]) -> APIRouter:
         runtime = runtime_of(request)
         now, payment = await runtime.checkout.with_latest_payment(session)
         context = page_context(runtime, now, payment, request.query_params["client_secret"], language)
+        context["receipt"] = await _receipt(runtime, now, payment)
         return page_response("pay.html", language, context)
 
     @router.post("/pay/{session_id}")
@@ -167,6 +168,7 @@ async def _push_then_page(
     except BridgeError as refused:
         now, payment = await runtime.checkout.with_latest_payment(session)
         context = page_context(runtime, now, payment, secret, language)
+        context["receipt"] = await _receipt(runtime, now, payment)
         context.update(error=refusal_words(refused, session, language), phone=phone or "", amount_entered=amount or "")
         return page_response("pay.html", language, context, status=400 if refused.code != "rate_limited" else 429)
     return RedirectResponse(page_url(session.id, secret, language), status_code=303)
@@ -292,6 +294,16 @@ def language_of(request: Request, asked: str | None) -> str:
 
 def page_url(session_id: str, secret: str, language: str) -> str:
     return f"/pay/{session_id}?" + urlencode({"client_secret": secret, "lang": language})
+
+
+async def _receipt(runtime: Runtime, session: CheckoutSession, payment: Payment | None) -> str:
+    """The M-Pesa receipt a paid page shows: the succeeded STK payment's, or the TransID of the C2B
+    payment (paybill or till) that completed the session."""
+    if session.status is not CheckoutStatus.COMPLETE:
+        return ""
+    if session.paid_c2b_payment_id is not None:
+        return await runtime.checkout.c2b_receipt(session) or ""
+    return (payment.mpesa_receipt_number or "") if payment is not None else ""
 
 
 def state_of(session: CheckoutSession, payment: Payment | None, runtime: Runtime) -> str:

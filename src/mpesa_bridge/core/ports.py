@@ -262,6 +262,12 @@ class CheckoutSessionRepository(CheckoutSessionReader, Protocol):
         """open -> complete, paid by `payment_id`; None (nothing changed) unless the session was open."""
         ...
 
+    async def complete_by_c2b(self, session_id: str, c2b_payment_id: str, at: datetime) -> CheckoutSession | None:
+        """open and unexpired -> complete, paid by the C2B payment `c2b_payment_id` (a payment in
+        flight loses its claim: its success, if it comes, is flagged paid twice); None (nothing
+        changed) otherwise."""
+        ...
+
     async def expire(self, session_id: str, now: datetime, *, due_only: bool) -> CheckoutSession | None:
         """open -> expired when no payment is in flight (and, with `due_only`, its time has come);
         None (nothing changed) otherwise."""

@@ -3,8 +3,9 @@ incoming payments and expected payments. Tenant queries are scoped by project an
 registration is found by its URL token's hash alone (the callback route knows no tenant).
 
 `candidates` reads what a payment may pay from three tables — open expected payments (and those
-already paid, to spot a second payment of one reference), open checkout sessions by reference,
-active payment links by slug — read-only, for the matching engine (`core.c2b.matching`)."""
+already paid, to spot a second payment of one reference), open checkout sessions by reference (and
+those a C2B payment completed, likewise; never a link's sessions), active payment links by slug —
+read-only, for the matching engine (`core.c2b.matching`)."""
 
 from __future__ import annotations
 
@@ -151,12 +152,24 @@ class SqlC2BReader:
         ]
 
     async def _session_candidates(self, tenant: Tenant, key: str | None, at: datetime) -> list[Candidate]:
-        stmt = sa.select(_cs.id, _cs.reference, _cs.amount, _cs.amount_min, _cs.amount_max, _cs.created_at).where(
-            _tenant(_cs, tenant), _cs.status == CheckoutStatus.OPEN.value, _cs.expires_at > at
-        )
+        # A link's sessions all carry the link's slug as reference: a payment of that slug pays the
+        # link, not whichever visitor's session happens to be open.
+        open_now = sa.and_(_cs.status == CheckoutStatus.OPEN.value, _cs.expires_at > at)
+        stmt = sa.select(
+            _cs.id, _cs.reference, _cs.amount, _cs.amount_min, _cs.amount_max, _cs.created_at, _cs.paid_c2b_payment_id
+        ).where(_tenant(_cs, tenant), _cs.payment_link_id.is_(None))
         if key is not None:
             # Normalised in SQL as `normalise_reference` does in Python (case, spaces, - _ . / #).
-            stmt = stmt.where(_normalised(_cs.reference) == key)
+            # Sessions a C2B payment completed come too, to spot a second payment of one reference.
+            stmt = stmt.where(
+                _normalised(_cs.reference) == key,
+                sa.or_(
+                    open_now,
+                    sa.and_(_cs.status == CheckoutStatus.COMPLETE.value, _cs.paid_c2b_payment_id.is_not(None)),
+                ),
+            )
+        else:
+            stmt = stmt.where(open_now)
         stmt = stmt.order_by(_cs.id.desc()).limit(CANDIDATES_MAX)
         return [
             Candidate(
@@ -166,6 +179,7 @@ class SqlC2BReader:
                 row.amount,
                 row.amount_min,
                 row.amount_max,
+                paid_by=row.paid_c2b_payment_id,
                 created_at=row.created_at,
             )
             for row in await self._c.execute(stmt)

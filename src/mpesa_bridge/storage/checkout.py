@@ -1,7 +1,7 @@
 """The checkout session aggregate's repositories (SQLAlchemy Core).
 
 Every change to a session after its insert is one conditional UPDATE decided by the database —
-`claim`, `release`, `complete`, `expire` — so that two transactions racing cannot both win: on
+`claim`, `release`, `complete`, `complete_by_c2b`, `expire` — so that two transactions racing cannot both win: on
 PostgreSQL the second waits for the first's row lock and then re-checks its WHERE clause against
 the committed row (READ COMMITTED); SQLite has one writer. Tenant queries are scoped by project
 and mode."""
@@ -45,6 +45,20 @@ _COMPLETE = (
         status=CheckoutStatus.COMPLETE,
         active_payment_id=None,
         paid_payment_id=sa.bindparam("payment_id"),
+        completed_at=_AT,
+        updated_at=_AT,
+    )
+    .returning(*SESSIONS.columns)
+)
+# A C2B payment completes only a session still open and unexpired; a payment in flight loses its
+# claim (its success, if it comes, finds the session complete and is flagged paid twice).
+_COMPLETE_BY_C2B = (
+    sa.update(tables.checkout_sessions)
+    .where(_c.id == sa.bindparam("session_id"), _c.status == CheckoutStatus.OPEN, _c.expires_at > _AT)
+    .values(
+        status=CheckoutStatus.COMPLETE,
+        active_payment_id=None,
+        paid_c2b_payment_id=sa.bindparam("c2b_payment_id"),
         completed_at=_AT,
         updated_at=_AT,
     )
@@ -114,6 +128,10 @@ class SqlCheckoutSessionRepository(SqlCheckoutSessionReader):
     async def complete(self, session_id: str, payment_id: str, at: datetime) -> CheckoutSession | None:
         params = {"session_id": session_id, "payment_id": payment_id, "at": at}
         return await self._first(_COMPLETE, params)
+
+    async def complete_by_c2b(self, session_id: str, c2b_payment_id: str, at: datetime) -> CheckoutSession | None:
+        params = {"session_id": session_id, "c2b_payment_id": c2b_payment_id, "at": at}
+        return await self._first(_COMPLETE_BY_C2B, params)
 
     async def expire(self, session_id: str, now: datetime, *, due_only: bool) -> CheckoutSession | None:
         return await self._first(_EXPIRE_DUE if due_only else _EXPIRE, {"session_id": session_id, "now": now})

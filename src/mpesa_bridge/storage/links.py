@@ -1,7 +1,7 @@
 """The payment link aggregate's repositories (SQLAlchemy Core).
 
 A link is read by tenant (the API), by slug (the public page) and summed up with its sessions'
-payments (`totals`). Tenant queries are scoped by project and mode."""
+payments and the C2B payments matched to it (`totals`). Tenant queries are scoped by project and mode."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mpesa_bridge.core.c2b.entity import C2BStatus, MatchTarget
 from mpesa_bridge.core.links.entity import LinkTotals, PaymentLink, SlugTaken
 from mpesa_bridge.core.payments.status import PaymentStatus
 from mpesa_bridge.core.projects import Tenant
@@ -33,6 +34,14 @@ _TOTALS = (
     sa.select(sa.func.count(_pay.id), sa.func.coalesce(sa.func.sum(_pay.amount), 0))
     .select_from(tables.payments.join(tables.checkout_sessions, _pay.checkout_session_id == _cs.id))
     .where(_cs.payment_link_id == sa.bindparam("link_id"), _pay.status == PaymentStatus.SUCCEEDED)
+)
+# And the C2B payments (paybill/till, with the link's slug as account number) matched to the link
+# (ix_c2b_payments_matched_id): a matched C2B payment is terminal money, never unmatched again.
+_c2b = tables.c2b_payments.c
+_C2B_TOTALS = sa.select(sa.func.count(_c2b.id), sa.func.coalesce(sa.func.sum(_c2b.amount), 0)).where(
+    _c2b.matched_id == sa.bindparam("link_id"),
+    _c2b.matched_type == MatchTarget.PAYMENT_LINK,
+    _c2b.status == C2BStatus.MATCHED,
 )
 
 
@@ -62,7 +71,8 @@ class SqlPaymentLinkReader:
 
     async def totals(self, link_id: str) -> LinkTotals:
         count, amount = (await self._c.execute(_TOTALS, {"link_id": link_id})).one()
-        return LinkTotals(payments=int(count), amount=int(amount))
+        c2b_count, c2b_amount = (await self._c.execute(_C2B_TOTALS, {"link_id": link_id})).one()
+        return LinkTotals(payments=int(count) + int(c2b_count), amount=int(amount) + int(c2b_amount))
 
 
 class SqlPaymentLinkRepository(SqlPaymentLinkReader):

@@ -190,6 +190,8 @@ checkout_sessions = sa.Table(
     sa.Column("payment_link_id", sa.String(40), nullable=True),
     # Opened with a publishable key for an amount the browser chose (migration 0016).
     sa.Column("client_side", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # The C2B payment (paybill/till) that completed it instead of an STK payment (migration 0023).
+    sa.Column("paid_c2b_payment_id", sa.String(40), nullable=True),
     sa.CheckConstraint(
         "(amount IS NOT NULL AND amount > 0 AND amount_min IS NULL AND amount_max IS NULL) OR "
         "(amount IS NULL AND amount_min > 0 AND amount_max >= amount_min)",
@@ -570,6 +572,8 @@ c2b_payments = sa.Table(
 _c2b = c2b_payments.c
 sa.Index("ix_c2b_payments_tenant_id", _c2b.project_id, _c2b.mode, _c2b.id)
 sa.Index("ix_c2b_payments_tenant_reference_key", _c2b.project_id, _c2b.mode, _c2b.reference_key)
+# What a payment link or checkout session was paid by over C2B (migration 0023: a link's totals).
+sa.Index("ix_c2b_payments_matched_id", _c2b.matched_id)
 
 expected_payments = sa.Table(
     "expected_payments",

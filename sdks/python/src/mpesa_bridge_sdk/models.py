@@ -160,6 +160,7 @@ class CheckoutSession(Model):
     cancel_url: str | None = None
     payment_in_flight: bool = False
     paid_payment_id: str | None = None
+    paid_c2b_payment_id: str | None = None
     payment_link_id: str | None = None
     payment: CheckoutPayment | None = None
     expires_at: datetime | None = None

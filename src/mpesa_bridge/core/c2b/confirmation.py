@@ -3,7 +3,9 @@
 A confirmation is terminal money: M-Pesa has moved it and will not send it again. It is stored raw
 first (the inbox); then, in the inbox's transaction, it becomes a `C2BPayment` — once per TransID
 (a replay or a duplicate delivery is recorded `duplicate` and changes nothing) — and the matching
-engine (`core.c2b.matching`) ties it to what it pays. The same defences as STK callbacks hold:
+engine (`core.c2b.matching`) ties it to what it pays, in that same transaction: an expected payment
+becomes paid, a checkout session complete (`checkout_session.completed`, as an STK success does),
+a payment link counts it (`apply_match`). The same defences as STK callbacks hold:
 - the token in its URL must be one we registered (we keep only its SHA-256): else `unknown_token`;
 - the short code in the body must be the registration's: else `shortcode_mismatch`;
 - a body we cannot read is `malformed`; one from an address off the allow-list is kept `flagged`
@@ -29,6 +31,8 @@ from mpesa_bridge.core.c2b.entity import (
 from mpesa_bridge.core.c2b.matching import PaymentFacts, find_match, normalise_reference
 from mpesa_bridge.core.c2b.ports import C2BBodyReader, IncomingC2B, MalformedC2B
 from mpesa_bridge.core.c2b.public import payment_public
+from mpesa_bridge.core.checkout.entity import CheckoutEventType
+from mpesa_bridge.core.checkout.payments import session_event
 from mpesa_bridge.core.ids import new_id
 from mpesa_bridge.core.payments.entity import InboundCallback, OutboxEvent
 from mpesa_bridge.core.ports import UnitOfWork
@@ -120,26 +124,40 @@ def facts(payment: C2BPayment) -> PaymentFacts:
 
 
 async def auto_match(uow: UnitOfWork, payment: C2BPayment, at: datetime) -> None:
-    """Run the matching engine on a new payment (saved here either way)."""
+    """Run the matching engine on a new payment (saved here either way). A candidate that stopped
+    taking payments since it was read (a session completed or expired meanwhile, a link that took
+    its last payment) leaves the payment unmatched, for a person to see."""
     candidates = await uow.c2b.candidates(tenant_of(payment), payment.reference_key, at)
     result = find_match(facts(payment), candidates)
-    if result.candidate is not None:
-        await apply_match(uow, payment, result.candidate, "auto", at)
+    if result.candidate is not None and await apply_match(uow, payment, result.candidate, "auto", at):
         return
     payment.duplicate_of = result.duplicate_of
     await uow.c2b.save_payment(payment)
 
 
 async def apply_match(uow: UnitOfWork, payment: C2BPayment, candidate: Candidate, by: str, at: datetime) -> bool:
-    """Tie `payment` to `candidate` (an expected payment becomes `paid`), with its event; False when
-    the expected payment is no longer open."""
+    """Tie `payment` to `candidate`, with its events, in the caller's transaction: an expected
+    payment becomes `paid`; a checkout session is completed as an STK success completes it
+    (`checkout_session.completed`); a payment link counts it among its payments. False (nothing
+    written) when the candidate no longer takes it: the expected payment or session is no longer
+    open, or the link is inactive, expired or has all its `max_payments`."""
+    tenant = tenant_of(payment)
     if candidate.type is MatchTarget.EXPECTED_PAYMENT:
-        expected = await uow.c2b.lock_expected(tenant_of(payment), candidate.id)
+        expected = await uow.c2b.lock_expected(tenant, candidate.id)
         if expected is None or expected.status is not ExpectedStatus.OPEN:
             return False
         expected.status, expected.c2b_payment_id = ExpectedStatus.PAID, payment.id
         expected.paid_at = expected.updated_at = at
         await uow.c2b.save_expected(expected)
+    elif candidate.type is MatchTarget.CHECKOUT_SESSION:
+        # One conditional UPDATE: a session completed (by STK or another C2B payment) or expired
+        # since the candidates were read is not completed twice.
+        session = await uow.checkout_sessions.complete_by_c2b(candidate.id, payment.id, at)
+        if session is None:
+            return False
+        await uow.events.add(session_event(session, CheckoutEventType.COMPLETED, at))
+    elif not await _link_takes_one_more(uow, tenant, candidate.id, at):
+        return False
     payment.status = C2BStatus.MATCHED
     payment.matched_type, payment.matched_id, payment.matched_by, payment.matched_at = (
         candidate.type,
@@ -151,6 +169,17 @@ async def apply_match(uow: UnitOfWork, payment: C2BPayment, candidate: Candidate
     await uow.c2b.save_payment(payment)
     await uow.events.add(event(payment, C2BEventType.MATCHED, at))
     return True
+
+
+async def _link_takes_one_more(uow: UnitOfWork, tenant: Tenant, link_id: str, at: datetime) -> bool:
+    """The rules a link's page applies before it opens a session (`PaymentLinkService`), read under
+    the link's row lock so that two C2B payments racing for its last payment match one."""
+    link = await uow.payment_links.lock(tenant, link_id)
+    if link is None or not link.active or link.expired(at):
+        return False
+    if link.max_payments is None:
+        return True
+    return (await uow.payment_links.totals(link.id)).payments < link.max_payments
 
 
 def event(payment: C2BPayment, event_type: str, at: datetime) -> OutboxEvent:

@@ -199,7 +199,7 @@ class Candidate:
     amount_min: int | None = None
     amount_max: int | None = None
     phone: str | None = None
-    paid_by: str | None = None  # an expected payment already paid: the C2B payment that paid it
+    paid_by: str | None = None  # an expected payment or session already paid: the C2B payment that did
     created_at: datetime | None = None
 
     def takes(self, amount: int) -> bool:

@@ -9,8 +9,9 @@ Rules (docs/c2b.md, "Matching"):
   number, only a masked one (v2, `2547 ***** 126`: its first and last digits must agree) or its
   SHA-256 (v1: the hash must be the phone's).
 - Expected payments come first (oldest first), then checkout sessions, then payment links.
-- No match, and the reference was already paid (an expected payment of the same reference already
-  matched): the payment is a duplicate of that earlier one, left unmatched for a person to see.
+- No match, and the reference was already paid (an expected payment or checkout session of the same
+  reference already paid by a C2B payment): the payment is a duplicate of that earlier one, left
+  unmatched for a person to see.
 - The unmatched go to the review queue, with suggestions: candidates that agree on the reference
   but not the amount or phone, or on the amount with a reference a typo away.
 """

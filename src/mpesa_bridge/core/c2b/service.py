@@ -278,7 +278,9 @@ class C2BService:
         return payment, suggestions, validations, same
 
     async def match(self, tenant: Tenant, payment_id: str, target_type: str, target_id: str) -> C2BPayment:
-        """Match an unmatched payment by hand to an open expected payment, checkout session or link."""
+        """Match an unmatched payment by hand to an open expected payment, checkout session or link:
+        the session is completed and the link counts it, as an automatic match does
+        (`apply_match`). A session or link must take the payment's amount."""
         kind = _enum(MatchTarget, target_type, "type")
         if kind is None:
             raise InvalidRequest("type is required.", param="type")
@@ -294,6 +296,14 @@ class C2BService:
             if candidate is None or candidate.paid_by is not None:
                 raise InvalidRequest(
                     f"No open {kind.value} '{target_id}' to match.", code="match_target_missing", param="id"
+                )
+            if kind is not MatchTarget.EXPECTED_PAYMENT and not candidate.takes(payment.amount):
+                # A person may settle an expected payment for another amount; a session or link
+                # completed for an amount it does not take would show a sale that did not happen.
+                raise InvalidRequest(
+                    f"The {kind.value} '{target_id}' does not take {payment.amount} shillings.",
+                    code="match_amount_mismatch",
+                    param="id",
                 )
             if not await apply_match(uow, payment, candidate, "manual", at):
                 raise C2BStateConflict(f"The {kind.value} '{target_id}' is no longer open.")

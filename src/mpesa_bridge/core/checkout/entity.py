@@ -1,6 +1,7 @@
 """The checkout session entity: one payment a browser may take, with a client secret.
 
-    open ──► complete   (a payment of the session succeeded: at most one, by construction)
+    open ──► complete   (a payment of the session succeeded: at most one, by construction; or a C2B
+      │                 payment to the paybill/till with its reference was matched to it)
       │
       └──► expired      (its time ran out, or the merchant expired it, with no payment in flight)
 
@@ -59,6 +60,8 @@ class CheckoutSession:
     completed_at: datetime | None = None
     payment_link_id: str | None = None  # the payment link that opened it (migration 0015)
     client_side: bool = False  # opened with a publishable key, for an amount the browser chose (0016)
+    # The C2B payment (`c2b_…`, paybill or till) that completed it instead of a payment (0023).
+    paid_c2b_payment_id: str | None = None
     # In clear only on the answer that creates the session: never stored, never loaded.
     client_secret: str | None = field(default=None, repr=False, compare=False)
 

@@ -53,6 +53,7 @@ def _client_fields(s: CheckoutSession, payment: Payment | None) -> dict[str, Any
         "cancel_url": s.cancel_url,
         "payment_in_flight": s.active_payment_id is not None,
         "paid_payment_id": s.paid_payment_id,
+        "paid_c2b_payment_id": s.paid_c2b_payment_id,
         "payment_link_id": s.payment_link_id,
         "payment": payment_summary(payment) if payment is not None else None,
         "expires_at": iso(s.expires_at),

@@ -130,6 +130,14 @@ class CheckoutService:
             payment = None if found.last_payment_id is None else await uow.payments.find(found.last_payment_id)
         return found, payment
 
+    async def c2b_receipt(self, session: CheckoutSession) -> str | None:
+        """The M-Pesa receipt (TransID) of the C2B payment that completed `session`, if one did."""
+        if session.paid_c2b_payment_id is None:
+            return None
+        async with self._db.read() as uow:
+            paid = await uow.c2b.payment(Tenant(session.project_id, Mode(session.mode)), session.paid_c2b_payment_id)
+        return paid.trans_id if paid is not None else None
+
     async def expire(self, tenant: Tenant, session_id: str) -> CheckoutSession:
         """open -> expired now, at the merchant's word; refused while a payment is in flight."""
         now = self._clock.now()

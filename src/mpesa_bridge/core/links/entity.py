@@ -48,7 +48,8 @@ class PaymentLink:
 
 @dataclass(frozen=True)
 class LinkTotals:
-    """What a link has collected: its checkout sessions' succeeded payments."""
+    """What a link has collected: its checkout sessions' succeeded payments, and the C2B payments
+    (paybill/till, the link's slug as account number) matched to it."""
 
     payments: int
     amount: int
