@@ -9,6 +9,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ from mpesa_bridge.core.payments.review import AlreadyReviewed, ReviewService
 from mpesa_bridge.core.projects import Mode
 from mpesa_bridge.core.projects import Tenant as CoreTenant
 from mpesa_bridge.storage.people import PeopleStorage
-from tests.fixtures.bridge import InProcessBridge, Tenant
+from tests.fixtures.bridge import InProcessBridge, Tenant, wait_until
 from tests.fixtures.dashboard import add_account, browser_client, csrf_in, post_form_async, sign_in_async
 
 
@@ -207,3 +208,45 @@ async def test_a_flagged_callback_is_reviewed_and_another_project_sees_nothing_o
     assert row.callback_id == callback.id and row.note is not None and row.note.endswith("duplicate")
     with pytest.raises(BridgeError):
         await ReviewService(bridge.db, bridge.clock).review_callback(a.core, callback.id, "again", "x@example.com")
+
+
+async def test_a_flagged_payout_result_is_in_its_projects_queue_only(bridge: InProcessBridge) -> None:
+    a, b = await shop(bridge, "Alpha"), await shop(bridge, "Beta")
+    headers = {**a.tenant.headers(), "Idempotency-Key": "attention-payout"}
+    made = await bridge.client.post("/v1/payouts", json={"phone": "0708374149", "amount": 100}, headers=headers)
+    assert made.status_code == 201, made.text
+
+    async def delivered() -> list[object] | None:
+        found = [r for r in bridge.simulator.results() if "/b2c_result/" in r.delivery.url and r.delivered]
+        return found or None
+
+    (result,) = await bridge_wait(delivered)
+    # Daraja's Result for that payout, its amount changed on the way: kept, flagged, changes nothing.
+    body = json.loads(json.dumps(result.delivery.body))
+    for parameter in body["Result"]["ResultParameters"]["ResultParameter"]:
+        if parameter["Key"] == "TransactionAmount":
+            parameter["Value"] = 99_999
+    path = httpx.URL(result.delivery.url).path
+    assert (await bridge.client.post(path, json=body)).status_code == 200
+
+    async def flagged() -> InboundCallback | None:
+        found = await ReviewService(bridge.db, bridge.clock).flagged_callbacks(a.core)
+        return found[0] if found else None
+
+    callback = await bridge_wait(flagged)
+    assert callback.kind == "b2c_result" and callback.flag_reason == "amount_mismatch"
+    assert not await ReviewService(bridge.db, bridge.clock).flagged_callbacks(b.core)
+    async with person(bridge, b.emails["developer"]) as dev_b:
+        assert callback.id not in (await dev_b.get("/dashboard/attention")).text
+        refused = await post_form_async(dev_b, f"/dashboard/attention/callbacks/{callback.id}/review", {"note": "?"})
+        assert refused.status_code == 404
+    async with person(bridge, a.emails["developer"]) as dev:
+        assert f'data-attention-callback="{callback.id}"' in (await dev.get("/dashboard/attention")).text
+        done = await post_form_async(dev, f"/dashboard/attention/callbacks/{callback.id}/review", {"note": "forged"})
+        assert done.status_code == 303
+    # Out of the queue, with no evidence row: the callback's subject is a payout, not a payment.
+    assert not await ReviewService(bridge.db, bridge.clock).flagged_callbacks(a.core)
+
+
+async def bridge_wait(predicate: Any) -> Any:
+    return await wait_until(predicate, timeout=10)

@@ -21,10 +21,31 @@ _p = tables.payments.c
 NEEDS_REVIEW = ("flagged", "failed")  # states a person should look at (the attention queue)
 
 
+# Callback kinds whose token names a row of these tables (the token's SHA-256 in the column given):
+# a callback about a payout, a reversal, a status or balance query, or a C2B registration belongs
+# to that row's tenant, whatever its handler made of it (a flagged one is shown in that attention queue).
+_TOKEN_OWNERS = (
+    (tables.payouts, tables.payouts.c.callback_token_hash),
+    (tables.reversals, tables.reversals.c.callback_token_hash),
+    (tables.status_queries, tables.status_queries.c.callback_token_hash),
+    (tables.balance_queries, tables.balance_queries.c.callback_token_hash),
+    (tables.c2b_registrations, tables.c2b_registrations.c.token_hash),
+)
+
+
 def _of_tenant(tenant: Tenant) -> sa.ColumnElement[bool]:
-    """Tied to a payment of the tenant: by the payment the handler found, or by the callback token."""
+    """Tied to something of the tenant: a payment (the one the handler found, or by the callback
+    token), or the payout, reversal, query or C2B registration whose callback token it carries. A
+    token nobody issued (a spoofed callback) belongs to no tenant."""
     payment = sa.or_(_p.id == _c.payment_id, _p.callback_token_hash == _c.token_hash)
-    return sa.exists().where(payment, _p.project_id == tenant.project_id, _p.mode == tenant.mode.value)
+    owners = [sa.exists().where(payment, _p.project_id == tenant.project_id, _p.mode == tenant.mode.value)]
+    for table, token in _TOKEN_OWNERS:
+        owners.append(
+            sa.exists().where(
+                token == _c.token_hash, table.c.project_id == tenant.project_id, table.c.mode == tenant.mode.value
+            )
+        )
+    return sa.or_(*owners)
 
 
 class SqlCallbackReader:

@@ -103,7 +103,9 @@ class ReviewService:
             reason = f"callback {callback.state}: {callback.flag_reason or callback.last_error or '?'}"
             callback.state = REVIEWED
             await uow.callbacks.save_many([callback])
-            if callback.payment_id is not None:
+            # The review is evidence on the payment it concerns; a payout's or a query's callback
+            # (its `payment_id` names that subject, not a payment) is taken out of the queue only.
+            if callback.payment_id is not None and await uow.payments.lock(callback.payment_id) is not None:
                 await self._evidence(uow, callback.payment_id, reason, note, reviewer, callback.id)
         return callback
 
