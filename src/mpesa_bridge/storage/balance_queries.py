@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mpesa_bridge.core.balances.entity import BalanceQuery, BalanceQueryStatus
 from mpesa_bridge.core.projects import Tenant
 from mpesa_bridge.storage import tables
+from mpesa_bridge.storage.due import created_before
 from mpesa_bridge.storage.rows import EntityRows, Loaded
 
 QUERIES = EntityRows(tables.balance_queries, BalanceQuery)
@@ -64,12 +65,4 @@ class SqlBalanceQueryRepository(SqlBalanceQueryReader):
         return {q.callback_token_hash: q for q in self._loaded.build(await self._c.execute(stmt))}
 
     async def stale_pending(self, before: datetime, limit: int) -> Sequence[str]:
-        # No index on status (none is worth a migration yet): the maintenance loop reads this once a
-        # pass (10 minutes), a scan of the table. A partial index on the pending rows would make it free.
-        stmt = (
-            sa.select(_c.id)
-            .where(_c.status == BalanceQueryStatus.PENDING, _c.created_at < before)
-            .order_by(_c.created_at, _c.id)
-            .limit(limit)
-        )
-        return [row[0] for row in await self._c.execute(stmt)]
+        return await created_before(self._c, tables.balance_queries, BalanceQueryStatus.PENDING, before, limit)

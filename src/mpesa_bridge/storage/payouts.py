@@ -18,6 +18,7 @@ from mpesa_bridge.core.payouts.ports import PayoutFilter
 from mpesa_bridge.core.payouts.status import COMMITTED, PayoutStatus
 from mpesa_bridge.core.projects import Tenant
 from mpesa_bridge.storage import tables
+from mpesa_bridge.storage.due import claim_due
 from mpesa_bridge.storage.rows import EntityRows, Loaded
 
 PAYOUTS = EntityRows(tables.payouts, Payout)
@@ -121,18 +122,8 @@ class SqlPayoutRepository(SqlPayoutReader):
             await self._c.execute(_LOCK_TENANT, {"key": key})
 
     async def claim_due_for_query(self, now: datetime, limit: int, hold_until: datetime) -> Sequence[str]:
-        stmt = (
-            sa.select(_c.id)
-            .where(_c.status.in_(_QUERYABLE), _c.next_query_at.is_not(None), _c.next_query_at <= now)
-            .order_by(_c.next_query_at)
-            .limit(limit)
-        )
-        if self._lock:
-            stmt = stmt.with_for_update(skip_locked=True)
-        ids = [row[0] for row in await self._c.execute(stmt)]
-        if ids:
-            await self._c.execute(sa.update(tables.payouts).where(_c.id.in_(ids)).values(next_query_at=hold_until))
-        return ids
+        conditions = [_c.status.in_(_QUERYABLE)]
+        return await claim_due(self._c, tables.payouts, conditions, now, limit, hold_until, lock=self._lock)
 
     async def put_settings(self, settings: PayoutSettings) -> None:
         values = SETTINGS.values(settings)

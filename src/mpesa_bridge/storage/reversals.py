@@ -13,6 +13,7 @@ from mpesa_bridge.core.projects import Tenant
 from mpesa_bridge.core.reversals.entity import Reversal, ReversalStatus
 from mpesa_bridge.core.reversals.ports import ReversalFilter
 from mpesa_bridge.storage import tables
+from mpesa_bridge.storage.due import claim_due
 from mpesa_bridge.storage.rows import EntityRows, Loaded
 
 REVERSALS = EntityRows(tables.reversals, Reversal)
@@ -83,23 +84,8 @@ class SqlReversalRepository(SqlReversalReader):
 
     async def claim_due_for_query(self, now: datetime, limit: int, hold_until: datetime) -> Sequence[str]:
         """Reversals to ask Transaction Status about now, their `next_query_at` moved to `hold_until`."""
-        stmt = (
-            sa.select(_c.id)
-            .where(
-                _c.status.in_(_QUERYABLE),
-                _c.originator_conversation_id.is_not(None),
-                _c.next_query_at.is_not(None),
-                _c.next_query_at <= now,
-            )
-            .order_by(_c.next_query_at)
-            .limit(limit)
-        )
-        if self._lock:
-            stmt = stmt.with_for_update(skip_locked=True)
-        ids = [row[0] for row in await self._c.execute(stmt)]
-        if ids:
-            await self._c.execute(sa.update(tables.reversals).where(_c.id.in_(ids)).values(next_query_at=hold_until))
-        return ids
+        conditions = [_c.status.in_(_QUERYABLE), _c.originator_conversation_id.is_not(None)]
+        return await claim_due(self._c, tables.reversals, conditions, now, limit, hold_until, lock=self._lock)
 
     async def stranded(self, before: datetime, limit: int) -> Sequence[str]:
         stmt = (

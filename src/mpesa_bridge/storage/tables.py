@@ -658,6 +658,7 @@ balance_queries = sa.Table(
     sa.Column("completed_at", UTCDateTime(), nullable=True),
 )
 sa.Index("ix_balance_queries_tenant_id", balance_queries.c.project_id, balance_queries.c.mode, balance_queries.c.id)
+sa.Index("ix_balance_queries_status_created", balance_queries.c.status, balance_queries.c.created_at)
 
 # B2C payouts (`po_…`, core/payouts/) and their per-project settings; Transaction Status queries
 # (`tsq_…`, core/status_queries/). Migration 0019.
@@ -746,3 +747,4 @@ _sq = status_queries.c
 sa.Index("ix_status_queries_tenant_id", _sq.project_id, _sq.mode, _sq.id)
 sa.Index("ix_status_queries_payout_id", _sq.payout_id)
 sa.Index("ix_status_queries_reversal_id", _sq.reversal_id)
+sa.Index("ix_status_queries_status_created", _sq.status, _sq.created_at)
