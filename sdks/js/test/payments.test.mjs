@@ -5,10 +5,13 @@ import assert from "node:assert/strict";
 import { MpesaBridge, NotFoundError, InvalidRequestError, ApiError, ConnectionError } from "../dist/esm/index.js";
 import { startBridge, freshPhone } from "./helpers/bridge.mjs";
 
+const LATE_SECONDS = 4;
 let bridge;
 let client;
 before(async () => {
-  bridge = await startBridge();
+  // The "late" number (254700000902) pays, but its callback comes only after this delay: long
+  // enough that waitUntilFinal's first poll always finds the payment pending.
+  bridge = await startBridge({ MPESA_BRIDGE_SIMULATOR_LATE_CALLBACK_DELAY: String(LATE_SECONDS) });
   client = new MpesaBridge(bridge.secretKey, { baseUrl: bridge.url });
 });
 after(async () => {
@@ -70,7 +73,9 @@ test("list walks every page by itself", async () => {
 });
 
 test("waitUntilFinal follows the payment's event stream", async () => {
-  const payment = await client.payments.create({ phone: freshPhone(), amount: 30, account_reference: "SDKSSE" });
+  // Not freshPhone(): its callback comes 0.3 s after the push, and under load the first poll came later
+  // still and found the payment settled (poll:succeeded), so nothing came by the stream.
+  const payment = await client.payments.create({ phone: "0700000902", amount: 30, account_reference: "SDKSSE" });
   const via = [];
   const final = await client.payments.waitUntilFinal(payment.id, {
     timeoutMs: 20000,
@@ -80,6 +85,7 @@ test("waitUntilFinal follows the payment's event stream", async () => {
   assert.equal(final.status, "succeeded");
   assert.ok(final.mpesa_receipt_number);
   assert.ok(via.includes("stream:succeeded"), via.join(","));
+  assert.equal(via[0], "poll:pending", via.join(","));
 });
 
 test("waitUntilFinal polls when asked not to stream, and when the stream cannot be opened", async () => {
